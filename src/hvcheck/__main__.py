@@ -1,0 +1,6 @@
+"""``python -m hvcheck``."""
+
+from hvcheck.cli import main
+
+if __name__ == "__main__":
+    main()

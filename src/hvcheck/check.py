@@ -1,0 +1,81 @@
+"""The check interface and the per-run context that memoises shared facts.
+
+A check declares what it reads (``reads``, fed to ``hvcheck checks`` and the JSON) and returns
+one ``Result``. Facts several checks need (the parsed cpuinfo, the loaded modules, the KVM
+judgement) are computed once per run through ``Context.fact`` — thread-safe, since checks run
+in parallel under one deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, ClassVar, Optional, TypeVar
+
+from hvcheck.host import Host
+from hvcheck.model import Result, Status
+
+T = TypeVar("T")
+
+
+class Context:
+    """One run: the host, and facts computed at most once."""
+
+    def __init__(self, host: Host, options: Optional[dict[str, Any]] = None) -> None:
+        self.host = host
+        self.options: dict[str, Any] = options or {}
+        self._facts: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def fact(self, name: str, compute: Callable[[Context], T]) -> T:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._facts:
+                try:
+                    self._facts[name] = compute(self)
+                except BaseException as e:  # remembered: every caller sees the same failure
+                    self._facts[name] = _Failed(e)
+            v = self._facts[name]
+        if isinstance(v, _Failed):
+            raise v.error
+        return v  # type: ignore[no-any-return]
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Check:
+    """Base class for built-in and third-party checks."""
+
+    id: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    reads: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, ctx: Context) -> Result:
+        raise NotImplementedError
+
+    # helpers so a check reads as its judgement
+    def result(
+        self,
+        status: Status,
+        summary: str,
+        *,
+        hint: Optional[str] = None,
+        code: str = "",
+        evidence: tuple[str, ...] | list[str] = (),
+        details: Optional[dict[str, Any]] = None,
+        **more: Any,
+    ) -> Result:
+        return Result(
+            id=self.id,
+            status=status,
+            summary=summary,
+            hint=hint,
+            code=code,
+            evidence=tuple(evidence),
+            details={**(details or {}), **more},
+            title=self.title,
+        )

@@ -1,0 +1,11 @@
+"""Built-in checks, in the order they are reported.
+
+They are registered like any third-party check, through the ``hvcheck.checks`` entry-point
+group (see pyproject.toml: ``builtin = "hvcheck.checks:BUILTIN"``).
+"""
+
+from __future__ import annotations
+
+from hvcheck.checks.hostchecks import BUILTIN_HOST_CHECKS
+
+BUILTIN = (*BUILTIN_HOST_CHECKS,)

@@ -1,0 +1,234 @@
+"""Command line: options and the choice of renderer; no judgement happens here.
+
+Exit status is the Verdict's (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Usage errors and
+internal failures exit 3, never click's default 1/2, which Nagios would read as WARNING and
+CRITICAL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Optional
+
+import click
+
+from hvcheck import __version__
+
+FORMATS = ("table", "json", "nagios")
+UNKNOWN_EXIT = 3
+
+
+def _fail(fmt: str, message: str) -> None:
+    """Report a failure that prevented a verdict, in the requested format, and exit 3."""
+    msg = message.replace("\n", " ")
+    if fmt == "nagios":
+        click.echo(f"HVCHECK UNKNOWN - {msg.replace('|', '¦')}")
+    elif fmt == "json":
+        import json
+
+        click.echo(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "tool": {"name": "hvcheck", "version": __version__},
+                    "status": "UNKNOWN",
+                    "exit_code": 3,
+                    "error": msg,
+                    "verdict": {
+                        "kvm_usable": None,
+                        "acceleration": "unknown",
+                        "virt_type": None,
+                        "summary": msg,
+                    },
+                    "checks": [],
+                    "instances": [],
+                },
+                ensure_ascii=True,
+            )
+        )
+    else:
+        click.echo(f"hvcheck: {msg}", err=True)
+    sys.exit(UNKNOWN_EXIT)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default: table).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
+@click.option(
+    "--root",
+    type=click.Path(),
+    default=None,
+    help="Read a snapshot (directory or .tar.gz from `hvcheck collect`) instead of the live host.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="ID",
+    help="Run only this check id or dotted prefix (repeatable).",
+)
+@click.option(
+    "--skip", multiple=True, metavar="ID", help="Skip this check id or prefix (repeatable)."
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="The whole run ends within this many seconds; unfinished checks are UNKNOWN.",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="More detail (nagios: one line per non-OK check)."
+)
+@click.version_option(__version__, "-V", "--version", prog_name="hvcheck")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    fmt: Optional[str],
+    as_json: bool,
+    root: Optional[str],
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    timeout: float,
+    verbose: bool,
+) -> None:
+    """Can this host run KVM guests, and do its QEMU instances really get KVM?
+
+    Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    """
+    fmt = "json" if as_json else (fmt or "table")
+    ctx.obj = {"fmt": fmt, "root": root, "timeout": timeout}
+    if ctx.invoked_subcommand is not None:
+        return
+    from hvcheck import engine
+    from hvcheck.host import SnapshotError, open_host
+
+    try:
+        host = open_host(root)
+    except SnapshotError as e:
+        _fail(fmt, str(e))
+        return
+    verdict = engine.run(host, engine.load_checks(), timeout=timeout, only=only, skip=skip)
+    _emit(verdict, fmt, verbose)
+    sys.exit(verdict.exit_code)
+
+
+def _emit(verdict: Any, fmt: str, verbose: bool) -> None:
+    if fmt == "json":
+        from hvcheck.report import json as rjson
+
+        sys.stdout.write(rjson.render(verdict, verbose))
+    elif fmt == "nagios":
+        from hvcheck.report import nagios
+
+        sys.stdout.write(nagios.render(verdict, verbose))
+    else:
+        from hvcheck.report import table
+
+        table.render_to(verdict, sys.stdout, verbose)
+    sys.stdout.flush()
+
+
+@cli.command("checks")
+@click.pass_context
+def list_checks(ctx: click.Context) -> None:
+    """List the checks: id, title and what each reads."""
+    from hvcheck import engine
+
+    loaded = engine.load_checks()
+    if ctx.obj["fmt"] == "json":
+        import json
+
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": lc.id,
+                        "title": lc.title,
+                        "reads": list(lc.reads),
+                        "source": lc.source,
+                        "error": lc.error,
+                    }
+                    for lc in loaded
+                ],
+                indent=2,
+            )
+        )
+        return
+    for lc in loaded:
+        click.echo(f"{lc.id:<18} {lc.title}")
+        if lc.error:
+            click.echo(f"{'':<18} ! {lc.error}")
+        for r in lc.reads:
+            click.echo(f"{'':<18}   reads {r}")
+
+
+@cli.command("collect")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
+)
+@click.pass_context
+def collect(ctx: click.Context, output: Optional[str]) -> None:
+    """Write a snapshot of everything the checks read (replay it with --root)."""
+    from hvcheck import engine
+    from hvcheck.host import RecordingHost
+
+    if ctx.obj["root"]:
+        _fail("table", "collect reads the live host; --root makes no sense here")
+    host = RecordingHost()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    verdict = engine.run(host, engine.load_checks(), timeout=ctx.obj["timeout"])
+    out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
+    try:
+        host.write_snapshot(out, stamp)
+    except OSError as e:
+        _fail("table", f"cannot write {out}: {e}")
+    click.echo(
+        f"wrote {out} ({os.path.getsize(out)} bytes); live verdict: "
+        f"{verdict.status.label} - {verdict.summary}",
+        err=True,
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: click in non-standalone mode so every exit status is ours."""
+    args = sys.argv[1:] if argv is None else argv
+    fmt = (
+        "nagios"
+        if any(a in ("nagios", "--format=nagios") for a in args)
+        else ("json" if "--json" in args or "--format=json" in args else "table")
+    )
+    try:
+        cli.main(args=args, prog_name="hvcheck", standalone_mode=False)
+    except click.exceptions.Exit as e:  # --help / --version
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        _fail(fmt, "aborted")
+    except click.ClickException as e:
+        if fmt == "table":
+            e.show()
+            sys.exit(UNKNOWN_EXIT)
+        _fail(fmt, f"usage error: {e.format_message()}")
+    except BrokenPipeError:
+        os._exit(UNKNOWN_EXIT)
+    except KeyboardInterrupt:
+        _fail(fmt, "interrupted")
+    except SystemExit:
+        raise
+    except BaseException as e:
+        if os.environ.get("HVCHECK_DEBUG"):
+            raise
+        _fail(fmt, f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)")
+    sys.exit(0)

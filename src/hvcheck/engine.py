@@ -1,0 +1,330 @@
+"""Run the checks under one deadline and assemble the ``Verdict``.
+
+Checks come from the ``hvcheck.checks`` entry-point group (the built-ins are registered there
+too). A plugin that fails to import, raises, or hangs becomes one UNKNOWN result and never hides
+the other checks (nagiosplugin's rule). Every check runs in a daemon thread; whatever has not
+finished at the deadline is reported UNKNOWN and abandoned, so the run ends within ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from hvcheck import facts
+from hvcheck.check import Check, Context
+from hvcheck.host import Host, ProcessGone
+from hvcheck.model import HostFacts, Instance, Result, Status, Verdict
+
+GROUP = "hvcheck.checks"
+
+
+@dataclass(frozen=True)
+class LoadedCheck:
+    check: Optional[Check]
+    id: str
+    title: str
+    reads: tuple[str, ...]
+    source: str  # entry point "name = value"
+    error: Optional[str] = None  # why it could not be loaded
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    if hasattr(eps, "select"):
+        return list(eps.select(group=GROUP))
+    return list(eps.get(GROUP, []))  # Python 3.9: a dict of groups
+
+
+def _as_checks(obj: Any) -> list[Check]:
+    items = obj if isinstance(obj, (list, tuple)) else [obj]
+    out: list[Check] = []
+    for it in items:
+        inst = it() if isinstance(it, type) else it
+        if not isinstance(inst, Check) and not (hasattr(inst, "run") and hasattr(inst, "id")):
+            raise TypeError(f"{it!r} is not an hvcheck Check")
+        if not isinstance(getattr(inst, "id", None), str) or not inst.id:
+            raise TypeError(f"{it!r} has no check id")
+        out.append(inst)
+    return out
+
+
+def load_checks() -> list[LoadedCheck]:
+    """Built-ins first (in their declared order), then plugins sorted by entry-point name."""
+    eps = sorted(_entry_points(), key=lambda e: (e.name != "builtin", e.name))
+    loaded: list[LoadedCheck] = []
+    seen: set[str] = set()
+    for ep in eps:
+        source = f"{ep.name} = {ep.value}"
+        try:
+            checks = _as_checks(ep.load())
+        except BaseException as e:
+            if isinstance(e, (KeyboardInterrupt, SystemExit)) and not isinstance(e, SystemExit):
+                raise
+            loaded.append(
+                LoadedCheck(
+                    None,
+                    f"plugin.{ep.name}",
+                    f"plugin {ep.name}",
+                    (),
+                    source,
+                    f"failed to load {source}: {type(e).__name__}: {e}",
+                )
+            )
+            continue
+        for c in checks:
+            if c.id in seen:
+                continue
+            seen.add(c.id)
+            loaded.append(
+                LoadedCheck(
+                    c,
+                    c.id,
+                    getattr(c, "title", "") or c.id,
+                    tuple(getattr(c, "reads", ()) or ()),
+                    source,
+                )
+            )
+    if not any(lc.source.startswith("builtin ") for lc in loaded):
+        # Running from a source tree without installed metadata: fall back to the tuple itself.
+        from hvcheck.checks import BUILTIN
+
+        for c in _as_checks(BUILTIN):
+            if c.id not in seen:
+                loaded.insert(0, LoadedCheck(c, c.id, c.title, c.reads, "builtin (direct)"))
+    return loaded
+
+
+def selected(check_id: str, only: Sequence[str], skip: Sequence[str]) -> bool:
+    def match(pat: str) -> bool:
+        return check_id == pat or check_id.startswith(pat.rstrip(".") + ".")
+
+    if only and not any(match(p) for p in only):
+        return False
+    return not any(match(p) for p in skip)
+
+
+def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
+    if isinstance(e, PermissionError):
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        return Result(
+            lc.id,
+            Status.UNKNOWN,
+            f"permission denied reading{where}: this check needs more privileges",
+            hint="re-run with sudo",
+            code="permission-denied",
+            title=lc.title,
+        )
+    if isinstance(e, ProcessGone):
+        return Result(
+            lc.id,
+            Status.UNKNOWN,
+            f"process {e} exited while being read; run again",
+            code="process-gone",
+            title=lc.title,
+        )
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    return Result(
+        lc.id,
+        Status.UNKNOWN,
+        f"check failed: {type(e).__name__}: {e}{where}",
+        hint="please report this with `hvcheck collect` output",
+        code="check-error",
+        title=lc.title,
+    )
+
+
+class _Runner:
+    """Runs callables in daemon threads; collects what finished by the deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.threads: list[tuple[str, threading.Thread, list[Any]]] = []
+
+    def submit(self, key: str, fn: Callable[[], Any]) -> None:
+        box: list[Any] = []
+
+        def target() -> None:
+            try:
+                box.append(("ok", fn()))
+            except BaseException as e:
+                box.append(("err", e))
+
+        t = threading.Thread(target=target, name=f"hvcheck-{key}", daemon=True)
+        t.start()
+        self.threads.append((key, t, box))
+
+    def collect(self) -> dict[str, tuple[str, Any]]:
+        out: dict[str, tuple[str, Any]] = {}
+        for key, t, box in self.threads:
+            t.join(max(0.0, self.deadline - time.monotonic()))
+            if box:
+                out[key] = box[0]
+        return out
+
+
+def _call(fn: Callable[[], Any], deadline: float, default: Any) -> Any:
+    r = _Runner(deadline)
+    r.submit("fact", fn)
+    got = r.collect().get("fact")
+    if got is None or got[0] != "ok":
+        return default
+    return got[1]
+
+
+def run(
+    host: Host,
+    checks: Sequence[LoadedCheck],
+    *,
+    timeout: float = 10.0,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    options: Optional[dict[str, Any]] = None,
+    extra_facts: Iterable[Callable[[Context], None]] = (),
+) -> Verdict:
+    start = time.monotonic()
+    # Leave a margin for assembling and printing the report within the caller's timeout.
+    deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
+    ctx = Context(host, options)
+    runner = _Runner(deadline)
+    chosen = [lc for lc in checks if selected(lc.id, only, skip)]
+    for lc in chosen:
+        if lc.check is not None:
+            check = lc.check
+            runner.submit(lc.id, lambda check=check: check.run(ctx))  # type: ignore[misc]
+    # The verdict's own facts run alongside the checks, under the same deadline.
+    runner.submit("_verdict", lambda: _verdict_facts(ctx))
+    done = runner.collect()
+    results: list[Result] = []
+    for lc in chosen:
+        if lc.error is not None:
+            results.append(
+                Result(
+                    lc.id,
+                    Status.UNKNOWN,
+                    lc.error,
+                    hint="reinstall or remove the plugin",
+                    code="plugin-load-error",
+                    title=lc.title,
+                )
+            )
+            continue
+        got = done.get(lc.id)
+        if got is None:
+            results.append(
+                Result(
+                    lc.id,
+                    Status.UNKNOWN,
+                    f"did not finish within the {timeout:g} s timeout",
+                    hint="raise -t/--timeout, or find what hangs "
+                    "(a hung mount, libvirt socket or plugin)",
+                    code="timeout",
+                    title=lc.title,
+                )
+            )
+        elif got[0] == "err":
+            results.append(_error_result(lc, got[1]))
+        elif not isinstance(got[1], Result):
+            results.append(
+                Result(
+                    lc.id,
+                    Status.UNKNOWN,
+                    f"check returned {type(got[1]).__name__}, not a Result",
+                    code="check-error",
+                    title=lc.title,
+                )
+            )
+        else:
+            r: Result = got[1]
+            results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
+    vf = done.get("_verdict")
+    vfacts: dict[str, Any] = vf[1] if vf and vf[0] == "ok" else {}
+    return _assemble(ctx, results, vfacts, deadline)
+
+
+def _verdict_facts(ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        out["kvm"] = facts.kvm_state(ctx)
+    except Exception as e:
+        out["kvm_error"] = f"{type(e).__name__}: {e}"
+    try:
+        out["virtual"] = facts.virt_env(ctx).virtual
+    except Exception:
+        out["virtual"] = None
+    try:
+        i = facts.os_info(ctx)
+        out["os"] = i.name or i.id
+    except Exception:
+        out["os"] = ""
+    extra = ctx.options.get("verdict_facts")
+    if callable(extra):
+        out.update(extra(ctx))
+    return out
+
+
+def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline: float) -> Verdict:
+    host = ctx.host
+    u = _call(host.uname, deadline, None)
+    hf = HostFacts(
+        hostname=u.hostname if u else "",
+        arch=u.arch if u else "",
+        kernel=u.kernel if u else "",
+        os=str(vf.get("os", "")),
+        virtual=vf.get("virtual"),
+    )
+    kvm = vf.get("kvm")
+    if kvm is None:
+        usable, reason = None, vf.get("kvm_error") or "not decided within the timeout"
+    else:
+        usable, reason = kvm.usable, kvm.reason
+    instances: tuple[Instance, ...] = tuple(vf.get("instances", ()))
+    acceleration = str(vf.get("acceleration", "none" if not instances else "unknown"))
+    virt_type = vf.get("virt_type")
+    status = Status.worst([r.status for r in results])
+    summary = _summary(usable, reason, status, results, instances, acceleration)
+    return Verdict(
+        host=hf,
+        kvm_usable=usable,
+        kvm_usable_reason=reason,
+        acceleration=acceleration,
+        virt_type=virt_type,
+        summary=summary,
+        results=tuple(results),
+        instances=instances,
+        snapshot=None if host.live else host.label,
+    )
+
+
+def _summary(
+    usable: Optional[bool],
+    reason: str,
+    status: Status,
+    results: list[Result],
+    instances: tuple[Instance, ...],
+    acceleration: str,
+) -> str:
+    if usable is True:
+        head = "KVM usable"
+    elif usable is False:
+        head = f"KVM NOT usable: {reason}"
+    else:
+        head = f"KVM usability unknown: {reason}"
+    worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
+    parts = [head]
+    if instances:
+        c = sum(1 for i in instances if i.accel == "kvm")
+        t = sum(1 for i in instances if i.accel == "tcg")
+        parts.append(f"{len(instances)} instance(s): {c} KVM, {t} TCG")
+    if worst and not (usable is False and worst[0].id == "kvm.device"):
+        parts.append(f"{worst[0].id}: {worst[0].summary}")
+        if len(worst) > 1:
+            parts.append(f"+{len(worst) - 1} more {status.label}")
+    return "; ".join(parts)

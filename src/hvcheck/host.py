@@ -1,0 +1,986 @@
+"""The host layer: every byte hvcheck reads comes through here.
+
+``LiveHost`` reads the running system (files, psutil for the process table, ``os.stat`` of
+device nodes, the KVM ioctl probe, MSRs, ``/dev/kmsg``). ``SnapshotHost`` reads a snapshot made
+by ``hvcheck collect`` — a directory or a ``.tar.gz`` — and never touches the live system: it
+spawns nothing, makes no ioctl, follows no symlink out of the snapshot, and caps every read.
+``RecordingHost`` wraps a ``LiveHost`` and remembers every answer, which is what ``collect``
+writes out, so a snapshot holds exactly what the checks read.
+
+Checks never import ``os``, ``psutil`` or ``pyudev`` themselves: that keeps ``--root`` honest.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fcntl
+import fnmatch
+import json
+import os
+import posixpath
+import stat
+import struct
+import tarfile
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+MAX_READ = 8 * 1024 * 1024  # cpuinfo of a 448-CPU host is ~1.5 MiB; nothing we read is larger
+MAX_SNAPSHOT_TOTAL = 512 * 1024 * 1024
+MARKER = "hvcheck-snapshot.json"
+
+# include/uapi/linux/kvm.h: KVMIO 0xAE;
+# KVM_GET_API_VERSION _IO(KVMIO, 0x00); KVM_CREATE_VM _IO(KVMIO, 0x01)
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_API_VERSION = 12  # stable since Linux 2.6.22 (include/uapi/linux/kvm.h)
+
+
+class SnapshotError(Exception):
+    """The path given to --root is not a usable snapshot."""
+
+
+class ProcessGone(Exception):
+    """The process exited between listing and reading."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """``stat`` of a device node, as the marker stores it."""
+
+    type: str  # char | block | file | dir | other
+    major: int
+    minor: int
+    mode: str  # octal permission bits, e.g. "0660"
+    uid: int
+    gid: int
+    owner: Optional[str] = None
+    group: Optional[str] = None
+
+    @property
+    def perm(self) -> int:
+        return int(self.mode, 8)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Outcome of the functional /dev/kvm probe (open, KVM_GET_API_VERSION, KVM_CREATE_VM)."""
+
+    ok: bool
+    stage: str  # open | api_version | create_vm | done
+    errno: Optional[str] = None  # symbolic, e.g. "EACCES"
+    error: Optional[str] = None
+    api_version: Optional[int] = None
+    uid: Optional[int] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[ProbeResult]:
+        if not isinstance(d, dict) or not isinstance(d.get("ok"), bool):
+            return None
+        api = d.get("api_version")
+        uid = d.get("uid")
+        return cls(
+            ok=d["ok"],
+            stage=str(d.get("stage", "done")),
+            errno=str(d["errno"]) if d.get("errno") is not None else None,
+            error=str(d["error"]) if d.get("error") is not None else None,
+            api_version=api if isinstance(api, int) else None,
+            uid=uid if isinstance(uid, int) else None,
+        )
+
+
+@dataclass(frozen=True)
+class MsrResult:
+    value: Optional[int]
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class KernelLog:
+    lines: tuple[str, ...]
+    source: str  # "/dev/kmsg" or "snapshot dev/kmsg"
+    error: Optional[str] = None  # why it could not be read (lines is empty then)
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    comm: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Uname:
+    hostname: str
+    arch: str
+    kernel: str
+
+
+@dataclass(frozen=True)
+class OsInfo:
+    id: str
+    like: str
+    name: str
+    version: str
+    codename: str
+
+
+def _errno_name(e: OSError) -> str:
+    return errno_mod.errorcode.get(e.errno or 0, str(e.errno))
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class Host(ABC):
+    """What checks may ask of a host. Paths are absolute host paths ("/proc/cpuinfo")."""
+
+    live: bool = False
+    label: str = ""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _memo(self, kind: str, key: str, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            if (kind, key) in self._cache:
+                hit = self._cache[(kind, key)]
+                if isinstance(hit, BaseException):
+                    raise hit
+                return hit
+        try:
+            value = fn()
+        except (OSError, ProcessGone) as e:
+            with self._lock:
+                self._cache[(kind, key)] = e
+            raise
+        with self._lock:
+            self._cache[(kind, key)] = value
+        return value
+
+    # ---- files -------------------------------------------------------------------------
+    def read_bytes(self, path: str, limit: int = MAX_READ) -> bytes:
+        """Content of a regular file. Raises FileNotFoundError, PermissionError or OSError."""
+        data: bytes = self._memo("read", path, lambda: self._read_bytes(path, limit))
+        return data
+
+    def read_text(self, path: str, limit: int = MAX_READ) -> str:
+        return _decode(self.read_bytes(path, limit))
+
+    def read_opt(self, path: str) -> Optional[str]:
+        """Text of ``path``, or None when it does not exist. Other errors propagate."""
+        try:
+            return self.read_text(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        ok: bool = self._memo("exists", path, lambda: self._exists(path))
+        return ok
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entries of a directory; [] when it does not exist."""
+        try:
+            names: list[str] = self._memo("listdir", path, lambda: sorted(self._listdir(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return names
+
+    def glob(self, pattern: str) -> list[str]:
+        """Absolute paths matching a shell pattern (wildcards in the last component only)."""
+        directory, base = posixpath.split(pattern)
+        if not any(c in base for c in "*?["):
+            return [pattern] if self.exists(pattern) else []
+        return [
+            posixpath.join(directory, n)
+            for n in self.listdir(directory)
+            if fnmatch.fnmatchcase(n, base)
+        ]
+
+    def readlink(self, path: str) -> Optional[str]:
+        try:
+            target: str = self._memo("readlink", path, lambda: self._readlink(path))
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return None
+        return target
+
+    # ---- processes ---------------------------------------------------------------------
+    def processes(self, predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
+        """Processes for which ``predicate`` holds, sorted by pid (vanished ones are dropped)."""
+        return sorted((p for p in self._all_processes() if predicate(p)), key=lambda p: p.pid)
+
+    def proc_fd_targets(self, pid: int) -> list[str]:
+        """Where each /proc/PID/fd/N points. Raises ProcessGone or PermissionError."""
+        base = f"/proc/{pid}/fd"
+        try:
+            names = self._listdir(base)
+        except FileNotFoundError as e:
+            raise ProcessGone(pid) from e
+        out: list[str] = []
+        for n in sorted(names, key=lambda s: (len(s), s)):
+            t = self._readlink_raw(f"{base}/{n}")
+            if t is not None:
+                out.append(t)
+        return out
+
+    def proc_thread_names(self, pid: int) -> list[str]:
+        base = f"/proc/{pid}/task"
+        try:
+            tids = self._listdir(base)
+        except FileNotFoundError as e:
+            raise ProcessGone(pid) from e
+        names: list[str] = []
+        for tid in sorted(tids, key=lambda s: (len(s), s)):
+            try:
+                names.append(_decode(self._read_bytes(f"{base}/{tid}/comm", 4096)).rstrip("\n"))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # the thread ended meanwhile
+        return names
+
+    # ---- device, probes, kernel --------------------------------------------------------
+    @abstractmethod
+    def stat_device(self, path: str) -> Optional[DeviceInfo]: ...
+
+    @abstractmethod
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        """The functional probe; None where it cannot be run (a snapshot without it)."""
+
+    @abstractmethod
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]: ...
+
+    @abstractmethod
+    def kernel_log(self) -> KernelLog: ...
+
+    @abstractmethod
+    def uname(self) -> Uname: ...
+
+    @abstractmethod
+    def euid(self) -> int: ...
+
+    @abstractmethod
+    def os_info(self) -> OsInfo: ...
+
+    # ---- backend primitives -------------------------------------------------------------
+    @abstractmethod
+    def _read_bytes(self, path: str, limit: int) -> bytes: ...
+
+    @abstractmethod
+    def _exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def _listdir(self, path: str) -> list[str]: ...
+
+    @abstractmethod
+    def _readlink(self, path: str) -> str: ...
+
+    def _readlink_raw(self, path: str) -> Optional[str]:
+        try:
+            return self._readlink(path)
+        except OSError:
+            return None
+
+    @abstractmethod
+    def _all_processes(self) -> Iterable[ProcInfo]: ...
+
+
+def _os_info_from_distro(dist: Any) -> OsInfo:
+    return OsInfo(
+        id=str(dist.id() or ""),
+        like=str(dist.like() or ""),
+        name=str(dist.name(pretty=True) or ""),
+        version=str(dist.version() or ""),
+        codename=str(dist.codename() or ""),
+    )
+
+
+# ============================================================================================
+# Live host
+# ============================================================================================
+class LiveHost(Host):
+    live = True
+    label = "live host"
+
+    def __init__(self, root: str = "/") -> None:
+        super().__init__()
+        self._root = root
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        # O_NONBLOCK: a FIFO planted where a config file should be must not hang the run.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno_mod.EINVAL, "not a regular file", path)
+            chunks: list[bytes] = []
+            size = 0
+            while size < limit:
+                chunk = os.read(fd, min(65536, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def _listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def _readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def _all_processes(self) -> Iterator[ProcInfo]:
+        import psutil
+
+        for p in psutil.process_iter(["name", "cmdline"]):
+            try:
+                info = p.info
+                argv = info.get("cmdline") or []
+                yield ProcInfo(
+                    pid=p.pid, comm=str(info.get("name") or ""), argv=tuple(str(a) for a in argv)
+                )
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+
+    def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return _device_info(st)
+
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        result: ProbeResult = self._memo("probe", "kvm", _probe_kvm)
+        return result
+
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
+        path = f"/dev/cpu/{cpu}/msr"
+        if not os.path.exists(path):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            return MsrResult(None, f"{path}: {_errno_name(e)} ({e.strerror})")
+        try:
+            data = os.pread(fd, 8, register)
+            return (
+                MsrResult(struct.unpack("<Q", data)[0])
+                if len(data) == 8
+                else MsrResult(None, "short read")
+            )
+        except OSError as e:
+            return MsrResult(None, f"rdmsr {register:#x}: {_errno_name(e)} ({e.strerror})")
+        finally:
+            os.close(fd)
+
+    def kernel_log(self) -> KernelLog:
+        log: KernelLog = self._memo("kmsg", "", _read_kmsg)
+        return log
+
+    def uname(self) -> Uname:
+        u = os.uname()
+        return Uname(hostname=u.nodename, arch=u.machine, kernel=u.release)
+
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def os_info(self) -> OsInfo:
+        import distro
+
+        return _os_info_from_distro(distro.LinuxDistribution(include_lsb=False))
+
+
+def _device_info(st: os.stat_result) -> DeviceInfo:
+    import grp
+    import pwd
+
+    if stat.S_ISCHR(st.st_mode):
+        kind = "char"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "block"
+    elif stat.S_ISREG(st.st_mode):
+        kind = "file"
+    elif stat.S_ISDIR(st.st_mode):
+        kind = "dir"
+    else:
+        kind = "other"
+    try:
+        owner: Optional[str] = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = None
+    try:
+        group: Optional[str] = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = None
+    dev = st.st_rdev if kind in ("char", "block") else 0
+    return DeviceInfo(
+        type=kind,
+        major=os.major(dev),
+        minor=os.minor(dev),
+        mode=f"{stat.S_IMODE(st.st_mode):04o}",
+        uid=st.st_uid,
+        gid=st.st_gid,
+        owner=owner,
+        group=group,
+    )
+
+
+def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
+    """Open /dev/kvm, check KVM_GET_API_VERSION == 12, create a VM, close every fd.
+
+    This is what QEMU's kvm_init() does first (accel/kvm/kvm-all.c), so success here means a
+    process with this uid can get KVM. It creates no vCPU and touches no memory.
+    """
+    uid = os.geteuid()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return ProbeResult(False, "open", _errno_name(e), f"open {path}: {e.strerror}", uid=uid)
+    try:
+        try:
+            api = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+        except OSError as e:
+            return ProbeResult(
+                False, "api_version", _errno_name(e), f"KVM_GET_API_VERSION: {e.strerror}", uid=uid
+            )
+        if api != KVM_API_VERSION:
+            return ProbeResult(
+                False,
+                "api_version",
+                None,
+                f"KVM_GET_API_VERSION returned {api}, expected 12",
+                api,
+                uid,
+            )
+        try:
+            vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        except OSError as e:
+            return ProbeResult(
+                False, "create_vm", _errno_name(e), f"KVM_CREATE_VM: {e.strerror}", api, uid
+            )
+        os.close(vm)
+        return ProbeResult(True, "done", None, None, api, uid)
+    finally:
+        os.close(fd)
+
+
+def _read_kmsg() -> KernelLog:
+    """Read the kernel ring buffer through /dev/kmsg without blocking.
+
+    Each read() returns one record ("PRI,SEQ,TS,FLAGS;text"); EAGAIN marks the end
+    (Documentation/ABI/testing/dev-kmsg). EPIPE means a record was overwritten: keep going.
+    """
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        return KernelLog((), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})")
+    lines: list[str] = []
+    total = 0
+    try:
+        while total < MAX_READ:
+            try:
+                rec = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno_mod.EPIPE:
+                    continue
+                return KernelLog(
+                    tuple(lines), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})"
+                )
+            if not rec:
+                break
+            total += len(rec)
+            # continuation lines (" KEY=value") are dictionary properties: keep the record only
+            lines.append(_decode(rec).split("\n", 1)[0])
+    finally:
+        os.close(fd)
+    return KernelLog(tuple(lines), "/dev/kmsg")
+
+
+# ============================================================================================
+# Snapshots
+# ============================================================================================
+@dataclass
+class _Node:
+    kind: str  # file | dir | symlink | other
+    data: bytes = b""
+    target: str = ""
+    truncated: bool = False
+    children: set[str] = field(default_factory=set)
+
+
+def _norm(rel: str) -> Optional[str]:
+    """Normalise a member name to a relative path inside the snapshot; None if it escapes."""
+    rel = rel.replace("\\", "/")
+    if rel.startswith("/"):
+        return None
+    parts: list[str] = []
+    for p in rel.split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            return None
+        parts.append(p)
+    return "/".join(parts)
+
+
+class _Tree(ABC):
+    """A snapshot's files, addressed by relative path."""
+
+    @abstractmethod
+    def read(self, rel: str, limit: int) -> bytes: ...
+
+    @abstractmethod
+    def exists(self, rel: str) -> bool: ...
+
+    @abstractmethod
+    def listdir(self, rel: str) -> list[str]: ...
+
+    @abstractmethod
+    def readlink(self, rel: str) -> str: ...
+
+
+class _DirTree(_Tree):
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+
+    def _inside(self, rel: str, follow_last: bool) -> str:
+        n = _norm(rel)
+        if n is None:
+            raise PermissionError(errno_mod.EACCES, "path escapes the snapshot", rel)
+        full = os.path.join(self.root, n)
+        parent = os.path.realpath(os.path.dirname(full))
+        real = (
+            os.path.realpath(full) if follow_last else os.path.join(parent, os.path.basename(full))
+        )
+        if os.path.commonpath([self.root, real]) != self.root or (
+            os.path.commonpath([self.root, parent]) != self.root
+        ):
+            # a symlink pointing outside the snapshot: never followed for content
+            raise PermissionError(
+                errno_mod.EACCES, "symlink leaves the snapshot; not followed", "/" + n
+            )
+        return real
+
+    def read(self, rel: str, limit: int) -> bytes:
+        real = self._inside(rel, follow_last=True)
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)
+            out = b""
+            while len(out) < limit:
+                chunk = os.read(fd, min(65536, limit - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        finally:
+            os.close(fd)
+
+    def exists(self, rel: str) -> bool:
+        try:
+            return os.path.lexists(self._inside(rel, follow_last=False))
+        except PermissionError:
+            return False
+
+    def listdir(self, rel: str) -> list[str]:
+        real = self._inside(rel, follow_last=True)
+        return os.listdir(real)
+
+    def readlink(self, rel: str) -> str:
+        return os.readlink(self._inside(rel, follow_last=False))
+
+
+class _TarTree(_Tree):
+    """A .tar.gz snapshot read into memory once: nothing is ever extracted to disk.
+
+    Members with absolute or ``..`` names are ignored; device files, FIFOs and hard links are
+    kept as unreadable nodes; symlinks are kept as links and never followed for content.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.nodes: dict[str, _Node] = {"": _Node("dir")}
+        total = 0
+        try:
+            with tarfile.open(path, "r:gz") as tf:
+                for m in tf:
+                    rel = _norm(m.name)
+                    if rel is None or rel == "":
+                        continue
+                    if m.isreg():
+                        f = tf.extractfile(m)
+                        data = f.read(min(MAX_READ, MAX_SNAPSHOT_TOTAL - total) + 1) if f else b""
+                        truncated = len(data) > MAX_READ
+                        data = data[:MAX_READ]
+                        total += len(data)
+                        if total >= MAX_SNAPSHOT_TOTAL:
+                            raise SnapshotError(
+                                f"{path}: snapshot larger than {MAX_SNAPSHOT_TOTAL // 2**20} MiB"
+                            )
+                        node = _Node("file", data=data, truncated=truncated)
+                    elif m.isdir():
+                        node = self.nodes.get(rel) or _Node("dir")
+                        node.kind = "dir"
+                    elif m.issym():
+                        node = _Node("symlink", target=m.linkname)
+                    else:
+                        node = _Node("other")
+                    self._add(rel, node)
+        except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+            raise SnapshotError(f"{path}: not a readable .tar.gz snapshot ({e})") from e
+
+    def _add(self, rel: str, node: _Node) -> None:
+        old = self.nodes.get(rel)
+        if old is not None and old.kind == "dir":
+            node.children = old.children
+        self.nodes[rel] = node
+        parent, _, name = rel.rpartition("/")
+        while True:
+            p = self.nodes.get(parent)
+            if p is None:
+                p = _Node("dir")
+                self.nodes[parent] = p
+            p.children.add(name)
+            if parent == "":
+                break
+            parent, _, name = parent.rpartition("/")
+
+    def _get(self, rel: str) -> _Node:
+        n = _norm(rel)
+        node = self.nodes.get(n) if n is not None else None
+        if node is None:
+            raise FileNotFoundError(errno_mod.ENOENT, "not in snapshot", "/" + rel)
+        return node
+
+    def read(self, rel: str, limit: int) -> bytes:
+        node = self._get(rel)
+        if node.kind == "symlink":
+            raise PermissionError(errno_mod.EACCES, "symlink in snapshot; not followed", "/" + rel)
+        if node.kind != "file":
+            raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)
+        return node.data[:limit]
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self._get(rel)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def listdir(self, rel: str) -> list[str]:
+        node = self._get(rel)
+        if node.kind != "dir":
+            raise NotADirectoryError(errno_mod.ENOTDIR, "not a directory", "/" + rel)
+        return list(node.children)
+
+    def readlink(self, rel: str) -> str:
+        node = self._get(rel)
+        if node.kind != "symlink":
+            raise OSError(errno_mod.EINVAL, "not a symlink", "/" + rel)
+        return node.target
+
+
+class SnapshotHost(Host):
+    """A snapshot made by ``hvcheck collect``: a directory or a .tar.gz mirroring ``/``."""
+
+    live = False
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.label = path
+        if os.path.isdir(path):
+            self._tree: _Tree = _DirTree(path)
+        elif os.path.isfile(path):
+            self._tree = _TarTree(path)
+        else:
+            raise SnapshotError(f"{path}: no such snapshot directory or .tar.gz file")
+        try:
+            raw = self._tree.read(MARKER, 1024 * 1024)
+        except OSError as e:
+            raise SnapshotError(
+                f"{path}: not an hvcheck snapshot (no {MARKER} marker at its top)"
+            ) from e
+        try:
+            marker = json.loads(raw)
+        except ValueError as e:
+            raise SnapshotError(f"{path}: {MARKER} is not valid JSON ({e})") from e
+        if not isinstance(marker, dict) or marker.get("format") != 1:
+            raise SnapshotError(f'{path}: {MARKER} must be a JSON object with "format": 1')
+        self.marker: dict[str, Any] = marker
+
+    @staticmethod
+    def _rel(path: str) -> str:
+        return path.lstrip("/")
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        return self._tree.read(self._rel(path), limit)
+
+    def _exists(self, path: str) -> bool:
+        return self._tree.exists(self._rel(path))
+
+    def _listdir(self, path: str) -> list[str]:
+        return self._tree.listdir(self._rel(path))
+
+    def _readlink(self, path: str) -> str:
+        return self._tree.readlink(self._rel(path))
+
+    def _all_processes(self) -> Iterator[ProcInfo]:
+        for name in self.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                raw = self._read_bytes(f"/proc/{pid}/cmdline", MAX_READ)
+            except OSError:
+                raw = b""
+            try:
+                comm = _decode(self._read_bytes(f"/proc/{pid}/comm", 4096)).rstrip("\n")
+            except OSError:
+                comm = ""
+            argv = (
+                tuple(_decode(a) for a in raw.split(b"\0")[:-1])
+                if raw.endswith(b"\0")
+                else tuple(_decode(a) for a in raw.split(b"\0") if a)
+            )
+            if not argv and not comm:
+                continue
+            yield ProcInfo(pid=pid, comm=comm, argv=argv)
+
+    def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        devices = self.marker.get("devices")
+        d = devices.get(path) if isinstance(devices, dict) else None
+        if not isinstance(d, dict):
+            return None
+        try:
+            return DeviceInfo(
+                type=str(d.get("type", "char")),
+                major=int(d.get("major", 0)),
+                minor=int(d.get("minor", 0)),
+                mode=str(d.get("mode", "0000")),
+                uid=int(d.get("uid", 0)),
+                gid=int(d.get("gid", 0)),
+                owner=str(d["owner"]) if d.get("owner") is not None else None,
+                group=str(d["group"]) if d.get("group") is not None else None,
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def _probes(self) -> dict[str, Any]:
+        p = self.marker.get("probes")
+        return p if isinstance(p, dict) else {}
+
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        return ProbeResult.from_json(self._probes().get("kvm"))
+
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
+        msrs = self._probes().get("msr")
+        if not isinstance(msrs, dict):
+            return None
+        v = msrs.get(f"{cpu}:{register:#x}")
+        if isinstance(v, int):
+            return MsrResult(v)
+        if isinstance(v, str):
+            return MsrResult(None, v)
+        return None
+
+    def kernel_log(self) -> KernelLog:
+        try:
+            text = self.read_text("/dev/kmsg")
+        except FileNotFoundError:
+            err = self._probes().get("kmsg_error")
+            return KernelLog(
+                (), "snapshot dev/kmsg", str(err) if err else "no kernel log in the snapshot"
+            )
+        except OSError as e:
+            return KernelLog((), "snapshot dev/kmsg", str(e))
+        return KernelLog(tuple(text.splitlines()), "snapshot dev/kmsg")
+
+    def uname(self) -> Uname:
+        def m(key: str, fallback_path: str) -> str:
+            v = self.marker.get(key)
+            if isinstance(v, str) and v:
+                return v
+            try:
+                return self.read_text(fallback_path).strip()
+            except OSError:
+                return ""
+
+        return Uname(
+            hostname=m("hostname", "/proc/sys/kernel/hostname"),
+            arch=m("arch", "/proc/sys/kernel/arch"),
+            kernel=m("kernel", "/proc/sys/kernel/osrelease"),
+        )
+
+    def euid(self) -> int:
+        v = self.marker.get("taken_as_uid", 0)
+        return v if isinstance(v, int) else 0
+
+    def os_info(self) -> OsInfo:
+        """distro's own parser, pointed at a private copy of the snapshot's release files.
+
+        distro with ``root_dir`` never runs lsb_release/uname; the copy keeps it from following
+        a release-file symlink out of the snapshot.
+        """
+        import distro
+
+        with tempfile.TemporaryDirectory(prefix="hvcheck-os-") as tmp:
+            etc = os.path.join(tmp, "etc")
+            os.makedirs(etc)
+            os.makedirs(os.path.join(tmp, "usr", "lib"))
+            for p in [
+                "/etc/os-release",
+                "/usr/lib/os-release",
+                *self.glob("/etc/*-release"),
+                *self.glob("/etc/*_version"),
+            ]:
+                try:
+                    data = self.read_bytes(p, 65536)
+                except OSError:
+                    continue
+                with open(os.path.join(tmp, p.lstrip("/")), "wb") as f:
+                    f.write(data)
+            return _os_info_from_distro(
+                distro.LinuxDistribution(root_dir=tmp, include_lsb=False, include_uname=False)
+            )
+
+
+def open_host(root: Optional[str]) -> Host:
+    return LiveHost() if root is None else SnapshotHost(root)
+
+
+# ============================================================================================
+# Recording (for `hvcheck collect`)
+# ============================================================================================
+class RecordingHost(LiveHost):
+    """A live host that remembers every answer it gave, to be written out as a snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, bytes] = {}
+        self.dirs: dict[str, list[str]] = {}
+        self.links: dict[str, str] = {}
+        self.devices: dict[str, DeviceInfo] = {}
+        self.procs: dict[int, ProcInfo] = {}
+        self.msrs: dict[str, Any] = {}
+        self.rec_lock = threading.Lock()
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        data = super()._read_bytes(path, limit)
+        with self.rec_lock:
+            self.files[path] = data
+        return data
+
+    def _listdir(self, path: str) -> list[str]:
+        names = super()._listdir(path)
+        with self.rec_lock:
+            self.dirs[path] = list(names)
+        return names
+
+    def _readlink(self, path: str) -> str:
+        t = super()._readlink(path)
+        with self.rec_lock:
+            self.links[path] = t
+        return t
+
+    def processes(self, predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
+        found = super().processes(predicate)
+        with self.rec_lock:
+            for p in found:
+                self.procs[p.pid] = p
+        return found
+
+    def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        d = super().stat_device(path)
+        if d is not None:
+            with self.rec_lock:
+                self.devices[path] = d
+        return d
+
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
+        r = super().read_msr(cpu, register)
+        if r is not None:
+            with self.rec_lock:
+                self.msrs[f"{cpu}:{register:#x}"] = r.value if r.value is not None else r.error
+        return r
+
+    def write_snapshot(self, out: str, taken_at: str) -> None:
+        """Write everything recorded as a .tar.gz snapshot (the contract's layout)."""
+        import io
+
+        u = self.uname()
+        probe = self.probe_kvm()
+        kmsg = self.kernel_log()
+        marker: dict[str, Any] = {
+            "format": 1,
+            "taken_as_uid": self.euid(),
+            "hostname": u.hostname,
+            "arch": u.arch,
+            "kernel": u.kernel,
+            "taken_at": taken_at,
+            "devices": {k: asdict(v) for k, v in sorted(self.devices.items())},
+            "probes": {},
+        }
+        if probe is not None:
+            marker["probes"]["kvm"] = probe.to_json()
+        if self.msrs:
+            marker["probes"]["msr"] = self.msrs
+        if kmsg.error:
+            marker["probes"]["kmsg_error"] = kmsg.error
+        files = dict(self.files)
+        if not kmsg.error:
+            files["/dev/kmsg"] = ("\n".join(kmsg.lines) + "\n").encode()
+        for pid, p in self.procs.items():
+            files.setdefault(
+                f"/proc/{pid}/cmdline",
+                b"".join(a.encode("utf-8", "replace") + b"\0" for a in p.argv),
+            )
+            files.setdefault(f"/proc/{pid}/comm", (p.comm + "\n").encode("utf-8", "replace"))
+        files[f"/{MARKER}"] = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
+
+        def add_dir(tf: tarfile.TarFile, name: str) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o755
+            tf.addfile(ti)
+
+        # A listed directory's sub-directories are kept (empty) so that listings such as
+        # /sys/module read the same from the snapshot; files are kept only when read.
+        dirs = {d for d in self.dirs if d.lstrip("/")}
+        for d, names in self.dirs.items():
+            for n in names:
+                child = posixpath.join(d, n)
+                if child in files or child in self.links or child in dirs:
+                    continue
+                try:
+                    if stat.S_ISDIR(os.lstat(child).st_mode):
+                        dirs.add(child)
+                except OSError:
+                    continue
+        tmp = out + ".tmp"
+        with tarfile.open(tmp, "w:gz") as tf:
+            for d in sorted(dirs):
+                add_dir(tf, d.lstrip("/"))
+            for path, target in sorted(self.links.items()):
+                ti = tarfile.TarInfo(path.lstrip("/"))
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = target
+                tf.addfile(ti)
+            for path, data in sorted(files.items()):
+                ti = tarfile.TarInfo(path.lstrip("/"))
+                ti.size = len(data)
+                ti.mode = 0o644
+                tf.addfile(ti, io.BytesIO(data))
+        os.replace(tmp, out)

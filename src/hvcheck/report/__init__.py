@@ -1,0 +1,1 @@
+"""Renderers: they read a Verdict and print it; they never judge."""

@@ -1,0 +1,64 @@
+"""The JSON document (contract schema_version 1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hvcheck import __version__
+from hvcheck.model import Result, Verdict
+
+
+def _result(r: Result) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "title": r.title,
+        "status": r.status.label,
+        "summary": r.summary,
+        "hint": r.hint,
+        "code": r.code,
+        "evidence": list(r.evidence),
+        "details": r.details,
+    }
+
+
+def document(v: Verdict) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "tool": {"name": "hvcheck", "version": __version__},
+        "status": v.status.label,
+        "exit_code": v.exit_code,
+        "host": {
+            "hostname": v.host.hostname,
+            "arch": v.host.arch,
+            "kernel": v.host.kernel,
+            "os": v.host.os,
+            "virtual": v.host.virtual,
+        },
+        "verdict": {
+            "kvm_usable": v.kvm_usable,
+            "kvm_usable_reason": v.kvm_usable_reason,
+            "acceleration": v.acceleration,
+            "virt_type": v.virt_type,
+            "summary": v.summary,
+        },
+        "checks": [_result(r) for r in v.results],
+        "instances": [
+            {
+                "pid": i.pid,
+                "name": i.name,
+                "uuid": i.uuid,
+                "accel": i.accel,
+                "evidence": list(i.evidence),
+                **i.details,
+            }
+            for i in v.instances
+        ],
+        "counts": v.counts(),
+        "source": {"live": v.snapshot is None, "snapshot": v.snapshot},
+    }
+
+
+def render(v: Verdict, verbose: bool = False) -> str:
+    # ensure_ascii: control characters and non-ASCII tenant strings are \u-escaped
+    return json.dumps(document(v), indent=2, ensure_ascii=True, default=str) + "\n"
