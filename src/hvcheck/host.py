@@ -909,6 +909,15 @@ class RecordingHost(LiveHost):
                 self.devices[path] = d
         return d
 
+    def os_info(self) -> OsInfo:
+        # distro reads these itself; read them through the recorder too so --root sees them
+        for p in ["/etc/os-release", "/usr/lib/os-release", *self.glob("/etc/*-release")]:
+            try:
+                self.read_bytes(p, 65536)
+            except OSError:
+                continue
+        return super().os_info()
+
     def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
         r = super().read_msr(cpu, register)
         if r is not None:
