@@ -317,14 +317,19 @@ def _summary(
         head = f"KVM NOT usable: {reason}"
     else:
         head = f"KVM usability unknown: {reason}"
-    worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
     parts = [head]
     if instances:
         c = sum(1 for i in instances if i.accel == "kvm")
         t = sum(1 for i in instances if i.accel == "tcg")
         parts.append(f"{len(instances)} instance(s): {c} KVM, {t} TCG")
-    if worst and not (usable is False and worst[0].id == "kvm.device"):
-        parts.append(f"{worst[0].id}: {worst[0].summary}")
-        if len(worst) > 1:
-            parts.append(f"+{len(worst) - 1} more {status.label}")
+    worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
+    if worst:
+        # name the first problem in full unless it only repeats the KVM reason
+        first = worst[0]
+        said = first.summary if reason not in first.summary else ""
+        ids = ", ".join(r.id for r in worst[1:4]) + (" ..." if len(worst) > 4 else "")
+        text = f"{status.label}: {first.id}" + (f" ({said})" if said else "")
+        if ids:
+            text += f"; also {ids}"
+        parts.append(text)
     return "; ".join(parts)

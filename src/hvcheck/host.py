@@ -398,7 +398,10 @@ class LiveHost(Host):
     def os_info(self) -> OsInfo:
         import distro
 
-        return _os_info_from_distro(distro.LinuxDistribution(include_lsb=False))
+        # include_uname/include_lsb off: distro would otherwise spawn `uname` / `lsb_release`
+        return _os_info_from_distro(
+            distro.LinuxDistribution(include_lsb=False, include_uname=False)
+        )
 
 
 def _device_info(st: os.stat_result) -> DeviceInfo:

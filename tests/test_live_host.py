@@ -1,0 +1,133 @@
+"""The live host: this machine (kvm_pvm, no vmx/svm, working /dev/kvm), as root and as a user,
+and `collect` → `--root` giving the same verdict as the live run it came from."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pwd
+import sys
+from pathlib import Path
+
+import pytest
+from snap import run_hvcheck, run_json
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+needs_kvm = pytest.mark.skipif(not os.path.exists("/dev/kvm") and not os.environ.get("CI"),
+                               reason="no /dev/kvm on this machine")
+
+
+@needs_root
+@needs_kvm
+def test_root_live_run_says_kvm_usable_from_the_probe() -> None:
+    rc, doc = run_json()
+    assert doc["verdict"]["kvm_usable"] is True, doc["verdict"]
+    dev = next(c for c in doc["checks"] if c["id"] == "kvm.device")
+    assert dev["status"] == "OK"
+    assert any("KVM_CREATE_VM ok" in e for e in dev["evidence"])
+    assert dev["details"]["probe"]["ok"] is True
+    assert dev["details"]["probe"]["api_version"] == 12
+    if os.path.isdir("/sys/module/kvm_pvm"):
+        # this project's machines: no vmx/svm in cpuinfo, KVM through kvm_pvm
+        ext = next(c for c in doc["checks"] if c["id"] == "cpu.virt_ext")
+        assert ext["status"] == "OK" and "kvm_pvm" in ext["summary"]
+        mods = next(c for c in doc["checks"] if c["id"] == "kvm.modules")
+        assert "kvm_pvm" in mods["summary"]
+        assert any("kvm_pvm" in e for e in dev["evidence"])
+    assert rc == doc["exit_code"]
+
+
+def _dummy_verdict() -> object:
+    from hvcheck.model import HostFacts, Verdict
+
+    return Verdict(HostFacts("h", "x86_64", "k", "os", None), None, "r", "none", None, "s", ())
+
+
+def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
+    """Fork, drop to the 'nobody' user, and run the CLI in the child.
+
+    Everything is imported before privileges drop: the interpreter lives under /root here,
+    which 'nobody' cannot read; what runs unprivileged is the real CLI code against the host.
+    """
+    import hvcheck.cli
+    import hvcheck.engine
+    import hvcheck.report.json
+    import hvcheck.report.nagios
+    import hvcheck.report.table
+    from hvcheck.engine import load_checks
+
+    load_checks()
+    # warm rich's lazily imported modules (unicode tables) while they are still readable
+    hvcheck.report.table.render_to(_dummy_verdict(), io.StringIO())
+    import distro  # noqa: F401
+    import psutil  # noqa: F401
+    import rich.console  # noqa: F401
+    import rich.table  # noqa: F401
+
+    nobody = pwd.getpwnam("nobody")
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(r_out)
+            os.close(r_err)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.dup2(w_out, 1)
+            os.dup2(w_err, 2)
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", 0), write_through=True)
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", 0), write_through=True)
+            hvcheck.cli.main(args)
+        except SystemExit as e:
+            os._exit(e.code if isinstance(e.code, int) else 3)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            os._exit(99)
+        os._exit(0)
+    os.close(w_out)
+    os.close(w_err)
+    with os.fdopen(r_out) as fo, os.fdopen(r_err) as fe:
+        out, err = fo.read(), fe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out, err
+
+
+@needs_root
+@needs_kvm
+def test_unprivileged_run_cannot_tell_and_says_how_to_find_out() -> None:
+    st = os.stat("/dev/kvm")
+    if st.st_mode & 0o006:
+        pytest.skip("/dev/kvm is world-accessible here; nothing is denied")
+    rc, out, err = _run_as_nobody(["--json"])
+    assert "Traceback" not in out + err, err
+    doc = json.loads(out)
+    assert doc["verdict"]["kvm_usable"] is None
+    assert "sudo" in doc["verdict"]["kvm_usable_reason"]
+    dev = next(c for c in doc["checks"] if c["id"] == "kvm.device")
+    assert dev["status"] == "UNKNOWN" and "sudo" in dev["hint"]
+    assert not [c for c in doc["checks"] if c["status"] == "CRITICAL"], "CRITICAL from EACCES"
+    assert rc == 3 == doc["exit_code"]
+    rc, out, err = _run_as_nobody(["--format", "table"])
+    assert "Traceback" not in out + err and "cannot tell" in out and rc == 3
+
+
+@needs_root
+@needs_kvm
+def test_collect_then_root_gives_the_live_verdict(tmp_path: Path) -> None:
+    out = tmp_path / "snap.tar.gz"
+    p = run_hvcheck("collect", "-o", str(out))
+    assert p.returncode == 0 and out.is_file(), p.stderr
+    rc_live, live = run_json()
+    rc_snap, snap = run_json("--root", str(out))
+    assert rc_live == rc_snap
+    assert snap["verdict"]["kvm_usable"] == live["verdict"]["kvm_usable"]
+    assert snap["status"] == live["status"]
+    assert {c["id"]: c["status"] for c in snap["checks"]} == {
+        c["id"]: c["status"] for c in live["checks"]}
+    assert snap["host"] == live["host"]
+    assert snap["source"]["snapshot"] == str(out)
