@@ -117,6 +117,17 @@ _ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # shlex (posix) whitespace; used for the fast path and the unbalanced-quote fallback.
 _SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")
 
+# shlex builds each token one character at a time (quadratic in a token's length), so texts
+# larger than this are split by _posix_split, which gives the same words in linear time.
+_SHLEX_MAX_CHARS = 64 * 1024
+
+# One shell word as shlex (posix, whitespace_split) reads it: runs of plain characters,
+# '...' (no escapes inside), "..." (backslash escapes), and backslash-escaped characters.
+# Each alternative starts with a different character, so matching never backtracks.
+_SHELL_WORD = re.compile(r"""(?:[^ \t\r\n'"\\]|'[^']*'|"(?:[^"\\]|\\[\s\S])*"|\\[\s\S])+""")
+_SHELL_PIECE = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\[\s\S])*)"|\\([\s\S])|([^'"\\]+)""")
+_DQUOTE_ESCAPE = re.compile(r"\\([\s\S])")
+
 
 @dataclass(frozen=True)
 class AccelRequest:
@@ -173,6 +184,41 @@ class QemuArgv:
 # ---------------------------------------------------------------------------------------------
 
 
+def _dquote_unescape(m: re.Match[str]) -> str:
+    # Inside "...", shlex (posix) drops the backslash only before '"' and '\\'.
+    c = m.group(1)
+    return c if c in '"\\' else "\\" + c
+
+
+def _posix_split(text: str) -> list[str]:
+    """``shlex.split(text, posix=True)`` in linear time; ValueError on unbalanced quotes or a
+    trailing backslash, as shlex does."""
+    words: list[str] = []
+    pos, n = 0, len(text)
+    while True:
+        gap = _SHELL_WHITESPACE.match(text, pos)
+        if gap:
+            pos = gap.end()
+        if pos >= n:
+            return words
+        word = _SHELL_WORD.match(text, pos)
+        if not word:
+            raise ValueError("No closing quotation")
+        pos = word.end()
+        out: list[str] = []
+        for piece in _SHELL_PIECE.finditer(word.group()):
+            single, double, escaped, plain = piece.groups()
+            if single is not None:
+                out.append(single)
+            elif double is not None:
+                out.append(_DQUOTE_ESCAPE.sub(_dquote_unescape, double))
+            elif escaped is not None:
+                out.append(escaped)
+            else:
+                out.append(plain)
+        words.append("".join(out))
+
+
 def split_cmdline_text(text: str) -> list[str]:
     """Split a shell-quoted command line (libvirt ``.args`` style) into argv.
 
@@ -196,7 +242,10 @@ def split_cmdline_text(text: str) -> list[str]:
             words = [w for w in _SHELL_WHITESPACE.split(joined) if w]
         else:
             try:
-                words = shlex.split(joined, comments=False, posix=True)
+                if len(joined) <= _SHLEX_MAX_CHARS:
+                    words = shlex.split(joined, comments=False, posix=True)
+                else:
+                    words = _posix_split(joined)
             except ValueError:  # "No closing quotation" / "No escaped character"
                 words = [w for w in _SHELL_WHITESPACE.split(joined) if w]
         start = 0

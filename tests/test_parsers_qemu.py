@@ -1,0 +1,501 @@
+"""hvcheck.parsers.qemu against real command lines (../shared/corpus) and QEMU's own rules."""
+
+from __future__ import annotations
+
+import doctest
+import shlex
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus import CORPUS, manifest, require_corpus
+from hvcheck.parsers import qemu
+from hvcheck.parsers.qemu import (
+    AccelRequest,
+    _posix_split,
+    from_proc_cmdline,
+    is_qemu_binary,
+    parse_qemu_argv,
+    split_cmdline_text,
+)
+
+# --------------------------------------------------------------------------------------------
+# Corpus: every qemu-cmdline row of MANIFEST.tsv
+# --------------------------------------------------------------------------------------------
+
+
+def _corpus_params() -> list[Any]:
+    rows = manifest("qemu-cmdline")
+    if not rows:
+        # Keep the test collected (and skipped by require_corpus) on a fresh clone.
+        return [pytest.param(None, {}, id="corpus-absent")]
+    return [pytest.param(f, facts, id=f.rsplit("/", 1)[-1]) for f, facts, _ in rows]
+
+
+def argv_from_ps_aux(text: str) -> list[str]:
+    """The argv of the first QEMU process in a ``ps aux`` table (COMMAND is the 11th column)."""
+    for line in text.splitlines():
+        cols = line.split(None, 10)
+        if len(cols) < 11 or cols[10] == "COMMAND":
+            continue
+        argv = split_cmdline_text(cols[10])
+        if argv and is_qemu_binary(argv[0]):
+            return argv
+    return []
+
+
+def _corpus_argv(file: str, facts: dict[str, str]) -> list[str]:
+    text = (CORPUS / file).read_text(encoding="utf-8")
+    if facts.get("format") == "ps-aux":
+        return argv_from_ps_aux(text)
+    return split_cmdline_text(text)
+
+
+# argv_accel= in the manifest names the option the source says decided it.
+_SOURCE_OF_ARGV_ACCEL = {
+    "-accel": "-accel",
+    "-machine": "-machine accel=",
+    "-enable-kvm": "-enable-kvm",
+    "none": "binary default",
+}
+
+
+@pytest.mark.parametrize(("file", "facts"), _corpus_params())
+def test_corpus_cmdline_accel(file: str | None, facts: dict[str, str]) -> None:
+    require_corpus()
+    assert file is not None
+    argv = _corpus_argv(file, facts)
+    assert argv, "no argv found"
+    q = parse_qemu_argv(argv)
+
+    assert q.binary == facts["binary"]
+    assert is_qemu_binary(q.binary)
+
+    argv_accel = facts.get("argv_accel", "")
+    expected_source = _SOURCE_OF_ARGV_ACCEL[argv_accel.split(":", 1)[0]]
+    assert q.accel.source == expected_source
+    if argv_accel.startswith("-accel:"):
+        assert q.accel.tokens[1] == argv_accel.split(":", 1)[1]
+
+    accel = facts["accel"]
+    if facts.get("no_accel_option_but_kvm") == "yes":
+        # The source ran these under a binary with KVM on by default; the command line
+        # itself leaves the choice to QEMU's default for that binary name.
+        assert q.accel.source == "binary default"
+        assert q.accel.tokens == (q.binary,)
+        if q.binary.endswith("kvm"):
+            assert q.accel.decided == "kvm:tcg"
+            assert q.accel.wants_kvm
+        else:
+            assert q.accel.decided == "tcg"
+    elif accel == "kvm":
+        assert q.accel.decided in ("kvm", "kvm:tcg")
+        assert q.accel.accels[0] == "kvm"
+        assert q.accel.wants_kvm
+    elif accel == "tcg":
+        assert q.accel.decided == "tcg"
+        assert not q.accel.wants_kvm
+    elif accel == "hvf":
+        assert q.accel.decided == "hvf"
+    else:  # pragma: no cover - a manifest row this test does not know
+        pytest.fail(f"unexpected accel={accel}")
+
+
+@pytest.mark.parametrize(("file", "facts"), _corpus_params())
+def test_corpus_kvm_named_tokens_are_not_accelerators(
+    file: str | None, facts: dict[str, str]
+) -> None:
+    """Rows listing tokens_containing_kvm_that_are_not_accel: the decision does not use them."""
+    require_corpus()
+    assert file is not None
+    q = parse_qemu_argv(_corpus_argv(file, facts))
+    for token in q.accel.tokens:
+        assert "kvm=off" not in token
+        assert "kvm_pv_eoi" not in token
+        assert "kvmclock" not in token
+        assert "kvm-pit" not in token
+
+
+def test_ps_aux_helper_picks_qemu_line() -> None:
+    table = (
+        "USER   PID %CPU %MEM   VSZ  RSS TTY  STAT START TIME COMMAND\n"
+        "root     1  0.0  0.0 19356 1544 ?    Ss   May31 0:01 /sbin/init\n"
+        "qemu 22673  0.8 10.2 16185 8056 ?    Sl   11:38 1:07 /usr/libexec/qemu-kvm -name rhel7 "
+        "-S -M rhel6.5.0 -enable-kvm -m 1024\n"
+    )
+    argv = argv_from_ps_aux(table)
+    assert argv[:3] == ["/usr/libexec/qemu-kvm", "-name", "rhel7"]
+    q = parse_qemu_argv(argv)
+    assert (q.name, q.machine, q.paused, q.accel.decided) == ("rhel7", "rhel6.5.0", True, "kvm")
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-written argv: QEMU's accelerator rules (system/vl.c)
+# --------------------------------------------------------------------------------------------
+
+QSYS = "/usr/bin/qemu-system-x86_64"
+
+
+@pytest.mark.parametrize(
+    ("args", "accels", "source"),
+    [
+        (["-accel", "kvm"], ("kvm",), "-accel"),
+        (["-accel", "kvm", "-accel", "tcg"], ("kvm", "tcg"), "-accel"),
+        (["-accel", "tcg", "-accel", "kvm"], ("tcg", "kvm"), "-accel"),
+        (["--accel", "kvm"], ("kvm",), "-accel"),
+        (["-accel", "kvm,dirty-ring-size=4096"], ("kvm",), "-accel"),
+        (["-accel", "accel=kvm"], ("kvm",), "-accel"),
+        (["-accel", "kvm,accel=tcg"], ("tcg",), "-accel"),  # last "accel" key wins
+        (["-accel", "help", "-accel", "kvm"], ("kvm",), "-accel"),
+        (["-machine", "pc,accel=kvm:tcg"], ("kvm", "tcg"), "-machine accel="),
+        (["-machine", "type=pc,accel=kvm"], ("kvm",), "-machine accel="),
+        (["-M", "q35,accel=tcg"], ("tcg",), "-machine accel="),
+        (["-machine", "accel=hvf"], ("hvf",), "-machine accel="),
+        (["-machine", "pc,accel=kvm", "-machine", "accel=tcg"], ("tcg",), "-machine accel="),
+        (["-enable-kvm"], ("kvm",), "-enable-kvm"),
+        (["--enable-kvm"], ("kvm",), "-enable-kvm"),
+        (["-no-kvm"], ("tcg",), "-no-kvm"),
+        (["-enable-hax"], ("hax",), "-enable-hax"),
+        # -enable-kvm and -machine accel= write the same key: the last one wins.
+        (["-enable-kvm", "-machine", "accel=tcg"], ("tcg",), "-machine accel="),
+        (["-machine", "accel=tcg", "-enable-kvm"], ("kvm",), "-enable-kvm"),
+        (["-machine", "pc"], ("tcg",), "binary default"),
+        ([], ("tcg",), "binary default"),
+    ],
+)
+def test_accel_rules(args: list[str], accels: tuple[str, ...], source: str) -> None:
+    a = parse_qemu_argv([QSYS, *args]).accel
+    assert (a.accels, a.source) == (accels, source)
+    assert a.decided == ":".join(accels)
+    assert a.wants_kvm == ("kvm" in accels)
+    assert not a.conflict
+
+
+def test_accel_tokens_are_evidence() -> None:
+    a = parse_qemu_argv([QSYS, "-machine", "pc,accel=kvm:tcg", "-m", "512"]).accel
+    assert a.tokens == ("-machine", "pc,accel=kvm:tcg")
+    a = parse_qemu_argv([QSYS, "--accel", "kvm", "-accel", "tcg"]).accel
+    assert a.tokens == ("--accel", "kvm", "-accel", "tcg")
+    a = parse_qemu_argv(["/usr/libexec/qemu-kvm", "-enable-kvm"]).accel
+    assert a.tokens == ("-enable-kvm",)
+
+
+def test_accel_and_machine_accel_conflict_prefers_accel() -> None:
+    # Current QEMU refuses: 'The -accel and "-machine accel=" options are incompatible'.
+    a = parse_qemu_argv([QSYS, "-machine", "pc,accel=tcg", "-accel", "kvm"]).accel
+    assert (a.decided, a.source, a.conflict) == ("kvm", "-accel", True)
+    a = parse_qemu_argv([QSYS, "-enable-kvm", "-accel", "tcg"]).accel
+    assert (a.decided, a.source, a.conflict) == ("tcg", "-accel", True)
+
+
+@pytest.mark.parametrize(
+    ("binary", "decided"),
+    [
+        ("/usr/bin/kvm", "kvm:tcg"),
+        ("/usr/libexec/qemu-kvm", "kvm:tcg"),
+        ("qemu-kvm", "kvm:tcg"),
+        ("/usr/bin/qemu-system-x86_64", "tcg"),
+        ("/usr/bin/qemu-system-aarch64", "tcg"),
+        ("/usr/bin/qemu", "tcg"),
+    ],
+)
+def test_binary_default(binary: str, decided: str) -> None:
+    a = parse_qemu_argv([binary, "-m", "1024", "-nographic"]).accel
+    assert (a.decided, a.source, a.tokens) == (decided, "binary default", (binary,))
+    assert a.primary == decided.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-cpu", "host,kvm=off"],
+        ["-cpu", "qemu32,+kvm_pv_eoi"],
+        ["-cpu", "qemu64,-kvmclock"],
+        ["-cpu", "host,migratable=off,kvm=off,kvm-hint-dedicated=on,kvm-poll-control=on"],
+        ["-global", "kvm-pit.lost_tick_policy=delay"],
+        ["-no-kvm-pit-reinjection"],
+        ["-no-kvm-irqchip", "-no-kvm-pit"],
+        ["-machine", "pc,kernel_irqchip=on,kvm_shadow_mem=1024"],
+        ["-name", "kvm"],
+        ["-name", "-enable-kvm"],
+        ["-append", "-accel kvm"],
+        ["-drive", "file=/var/lib/kvm.img,if=none"],
+        ["disk-kvm.img"],
+    ],
+)
+def test_kvm_lookalikes_do_not_select_an_accelerator(args: list[str]) -> None:
+    a = parse_qemu_argv([QSYS, *args]).accel
+    assert (a.decided, a.source) == ("tcg", "binary default")
+
+
+def test_name_forms() -> None:
+    q = parse_qemu_argv([QSYS, "-name", "guest=a,,b,debug-threads=on"])
+    assert (q.name, q.debug_threads) == ("a,b", True)
+    q = parse_qemu_argv([QSYS, "-name", "QEMUGuest1"])
+    assert (q.name, q.debug_threads) == ("QEMUGuest1", False)
+    q = parse_qemu_argv([QSYS, "-name", "web01,process=qemu-web01"])
+    assert q.name == "web01"
+    q = parse_qemu_argv([QSYS, "-name", "guest=x,debug-threads=off"])
+    assert (q.name, q.debug_threads) == ("x", False)
+    q = parse_qemu_argv([QSYS, "-name", "debug-threads=on"])
+    assert (q.name, q.debug_threads) == (None, True)
+    # -name merges (merge_lists): the last guest= wins.
+    q = parse_qemu_argv([QSYS, "-name", "old", "-name", "guest=new"])
+    assert q.name == "new"
+
+
+def test_option_value_is_never_an_option() -> None:
+    q = parse_qemu_argv([QSYS, "-name", "-accel", "-m", "512"])
+    assert q.name == "-accel"
+    assert (q.accel.decided, q.accel.source) == ("tcg", "binary default")
+    q = parse_qemu_argv(["/usr/bin/kvm", "-name", "-accel", "tcg"])
+    # "-name" eats "-accel"; "tcg" is then a positional (a disk image for QEMU).
+    assert q.name == "-accel"
+    assert q.accel.decided == "kvm:tcg"
+
+
+def test_kvm_binary_without_options() -> None:
+    a = parse_qemu_argv(["/usr/bin/kvm"]).accel
+    assert (a.decided, a.source, a.wants_kvm) == ("kvm:tcg", "binary default", True)
+
+
+def test_other_fields() -> None:
+    q = parse_qemu_argv(
+        [
+            "/usr/bin/qemu-system-x86_64",
+            "-uuid",
+            "c7a5fdbd-edaf-9455-926a-d65c16db1809",
+            "-S",
+            "-machine",
+            "pc-q35-8.2,usb=off",
+            "-accel",
+            "kvm",
+        ]
+    )
+    assert q.uuid == "c7a5fdbd-edaf-9455-926a-d65c16db1809"
+    assert q.paused
+    assert q.machine == "pc-q35-8.2"
+    assert parse_qemu_argv([QSYS, "-machine", "type=virt,gic-version=3"]).machine == "virt"
+    assert parse_qemu_argv([QSYS, "-M", "pc", "-machine", "accel=kvm"]).machine == "pc"
+    assert parse_qemu_argv([QSYS, "-s"]).paused is False  # -s is the gdb stub, not -S
+    assert parse_qemu_argv([QSYS, "-name", "-S"]).paused is False
+
+
+def test_comma_escaping_in_machine_accel() -> None:
+    # QEMU: "invalid accelerator tcg,thread=single" -- the ",," is part of the value.
+    a = parse_qemu_argv([QSYS, "-machine", "pc,accel=tcg,,thread=single"]).accel
+    assert a.accels == ("tcg,thread=single",)
+    assert not a.wants_kvm
+
+
+def test_unknown_option_takes_a_following_value() -> None:
+    q = parse_qemu_argv([QSYS, "-some-future-option", "value", "-enable-kvm"])
+    assert q.accel.decided == "kvm"
+    q = parse_qemu_argv([QSYS, "-some-future-flag", "-enable-kvm"])
+    assert q.accel.decided == "kvm"
+
+
+def test_empty_and_odd_argv() -> None:
+    q = parse_qemu_argv([])
+    assert (q.binary, q.accel.decided, q.accel.source) == ("", "unknown", "unknown")
+    assert q.accel.primary == "unknown"
+    q = parse_qemu_argv([QSYS, "-accel"])  # missing value: QEMU "requires an argument"
+    assert q.accel.source == "binary default"
+    q = parse_qemu_argv([QSYS, "-name"])
+    assert q.name is None
+    q = parse_qemu_argv((QSYS, "-accel", "kvm"))  # any Sequence
+    assert q.accel.decided == "kvm"
+
+
+def test_accel_request_properties() -> None:
+    a = AccelRequest(accels=("kvm", "tcg"), source="-accel", tokens=())
+    assert (a.wants_kvm, a.decided, a.primary) == (True, "kvm:tcg", "kvm")
+    assert AccelRequest(accels=(), source="unknown", tokens=()).decided == "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# Text helpers
+# --------------------------------------------------------------------------------------------
+
+
+def test_split_cmdline_text_drops_env_and_unquotes() -> None:
+    text = (
+        "LC_ALL=C PATH=/bin HOME=/var/lib/libvirt/qemu/domain--1-QEMUGuest1 USER=test "
+        "/usr/bin/qemu-system-x86_64 -name guest=QEMUGuest1,debug-threads=on -S "
+        '-object \'{"qom-type":"secret","id":"masterKey0"}\' -accel tcg'
+    )
+    assert split_cmdline_text(text) == [
+        "/usr/bin/qemu-system-x86_64",
+        "-name",
+        "guest=QEMUGuest1,debug-threads=on",
+        "-S",
+        "-object",
+        '{"qom-type":"secret","id":"masterKey0"}',
+        "-accel",
+        "tcg",
+    ]
+
+
+def test_split_cmdline_text_continuations_and_fallback() -> None:
+    assert split_cmdline_text("LC_ALL=C \\\n/usr/bin/qemu \\\n-S \\\n-m 214\n") == [
+        "/usr/bin/qemu",
+        "-S",
+        "-m",
+        "214",
+    ]
+    # unbalanced quote: plain whitespace split
+    assert split_cmdline_text("qemu-kvm -name 'x -S") == ["qemu-kvm", "-name", "'x", "-S"]
+    assert split_cmdline_text("") == []
+    assert split_cmdline_text("A=1 B=2") == []
+    # an assignment after the command is an argument, not environment
+    assert split_cmdline_text("qemu-kvm X=1") == ["qemu-kvm", "X=1"]
+
+
+def test_from_proc_cmdline() -> None:
+    raw = b"/usr/libexec/qemu-kvm\x00-name\x00guest=vm1,debug-threads=on\x00-S\x00"
+    assert from_proc_cmdline(raw) == [
+        "/usr/libexec/qemu-kvm",
+        "-name",
+        "guest=vm1,debug-threads=on",
+        "-S",
+    ]
+    assert from_proc_cmdline(b"") == []
+    assert from_proc_cmdline(b"qemu\x00-append\x00\x00-S\x00") == ["qemu", "-append", "", "-S"]
+    assert from_proc_cmdline(b"kvm\x00\xff\xfe\x00") == ["kvm", "\ufffd\ufffd"]
+    assert from_proc_cmdline(b"no-trailing-nul") == ["no-trailing-nul"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/usr/bin/qemu-system-x86_64",
+        "qemu-system-aarch64",
+        "qemu-system-x86",  # comm, truncated to 15 characters
+        "/usr/bin/qemu-system-x86_64 (deleted)",
+        "/usr/libexec/qemu-kvm",
+        "qemu-kvm",
+        "/usr/bin/kvm",
+        "kvm",
+        "/usr/bin/qemu",
+    ],
+)
+def test_is_qemu_binary_true(path: str) -> None:
+    assert is_qemu_binary(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "qemu-img",
+        "/usr/bin/qemu-nbd",
+        "qemu-ga",
+        "/usr/bin/qemu-storage-daemon",
+        "qemu-io",
+        "/usr/libexec/qemu-pr-helper",
+        "qemu-x86_64",
+        "qemu-arm-static",
+        "kvm-ok",
+        "kvm-pit/1234",
+        "qemu-system-",
+        "libvirtd",
+        "",
+    ],
+)
+def test_is_qemu_binary_false(path: str) -> None:
+    assert not is_qemu_binary(path)
+
+
+def test_module_doctests() -> None:
+    result = doctest.testmod(qemu)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Garbage never raises
+# --------------------------------------------------------------------------------------------
+
+_OPTION_TOKENS = st.sampled_from(
+    [
+        "-accel",
+        "--accel",
+        "-machine",
+        "-M",
+        "-enable-kvm",
+        "-no-kvm",
+        "-name",
+        "-uuid",
+        "-S",
+        "-cpu",
+        "kvm",
+        "tcg",
+        "accel=kvm:tcg",
+        "guest=a,,b,debug-threads=on",
+        ",,",
+        "=",
+        ",",
+        "-",
+        "--",
+        "",
+    ]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.text(), _OPTION_TOKENS), max_size=30))
+def test_parse_qemu_argv_never_raises(argv: list[str]) -> None:
+    q = parse_qemu_argv(argv)
+    assert isinstance(q.accel.decided, str)
+    assert isinstance(q.accel.source, str)
+    assert isinstance(q.accel.wants_kvm, bool)
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_text_helpers_never_raise(text: str) -> None:
+    argv = split_cmdline_text(text)
+    assert all(isinstance(a, str) for a in argv)
+    assert isinstance(is_qemu_binary(text), bool)
+    assert isinstance(parse_qemu_argv(argv).accel.decided, str)
+
+
+@settings(max_examples=300)
+@given(st.binary())
+def test_from_proc_cmdline_never_raises(raw: bytes) -> None:
+    argv = from_proc_cmdline(raw)
+    assert all(isinstance(a, str) for a in argv)
+    assert isinstance(parse_qemu_argv(argv).accel.decided, str)
+
+
+_SHELLISH = st.text(alphabet=st.sampled_from(list(" \t\r\n'\"\\ab$#\x00é-=,")), max_size=40)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_SHELLISH, st.text(max_size=40)))
+def test_linear_splitter_matches_shlex(text: str) -> None:
+    """Texts over 64 KiB go through _posix_split instead of shlex: same words, same errors."""
+    try:
+        expected: object = shlex.split(text, comments=False, posix=True)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = _posix_split(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+def test_huge_and_control_inputs() -> None:
+    huge = "-accel " * 200_000 + "kvm"
+    assert isinstance(parse_qemu_argv(split_cmdline_text(huge)).accel.decided, str)
+    assert split_cmdline_text("'" + "x" * 1_000_000) == ["'" + "x" * 1_000_000]
+    big = "LC_ALL=C /usr/bin/qemu-kvm -name 'guest=" + "y" * 500_000 + '\' -accel "kvm"'
+    q = parse_qemu_argv(split_cmdline_text(big))
+    assert (q.binary, q.name, q.accel.decided) == ("/usr/bin/qemu-kvm", "y" * 500_000, "kvm")
+    assert parse_qemu_argv(["\x00", "-accel", "\x00kvm\x1b"]).accel.decided == "\x00kvm\x1b"
+    assert split_cmdline_text(None) == []  # type: ignore[arg-type]
+    assert from_proc_cmdline(None) == []  # type: ignore[arg-type]
+    assert parse_qemu_argv(None).accel.decided == "unknown"  # type: ignore[arg-type]
+    assert is_qemu_binary(None) is False  # type: ignore[arg-type]
