@@ -12,9 +12,12 @@ from typing import Any, Optional
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def make_snapshot(root: Path, files: Optional[dict[str, str | bytes]] = None,
-                  marker: Optional[dict[str, Any]] = None,
-                  links: Optional[dict[str, str]] = None) -> Path:
+def make_snapshot(
+    root: Path,
+    files: Optional[dict[str, str | bytes]] = None,
+    marker: Optional[dict[str, Any]] = None,
+    links: Optional[dict[str, str]] = None,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "hvcheck-snapshot.json").write_text(json.dumps({"format": 1, **(marker or {})}))
     for path, content in (files or {}).items():
@@ -31,13 +34,20 @@ def make_snapshot(root: Path, files: Optional[dict[str, str | bytes]] = None,
     return root
 
 
-def run_hvcheck(*args: str, env: Optional[dict[str, str]] = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_hvcheck(
+    *args: str, env: Optional[dict[str, str]] = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (python -m hvcheck) as a subprocess."""
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "hvcheck", *args], capture_output=True,
-                          text=True, timeout=timeout, env=e, cwd=PROJECT)
+    return subprocess.run(
+        [sys.executable, "-m", "hvcheck", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=e,
+        cwd=PROJECT,
+    )
 
 
 def run_json(*args: str, env: Optional[dict[str, str]] = None) -> tuple[int, dict[str, Any]]:
@@ -46,12 +56,20 @@ def run_json(*args: str, env: Optional[dict[str, str]] = None) -> tuple[int, dic
     return p.returncode, json.loads(p.stdout)
 
 
-HEALTHY_CPUINFO = """processor\t: 0
+FLAGS = (
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr "
+    "pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 "
+    "ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc vmx smx "
+    "est tm2 ssse3 fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic "
+    "movbe popcnt aes xsave avx f16c rdrand lahf_lm abm ept vpid fsgsbase "
+    "bmi1 avx2 smep bmi2 erms invpcid"
+)
+HEALTHY_CPUINFO = f"""processor\t: 0
 vendor_id\t: GenuineIntel
 cpu family\t: 6
 model\t\t: 63
 model name\t: Intel(R) Xeon(R) CPU E5-2680 v3 @ 2.50GHz
-flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc vmx smx est tm2 ssse3 fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand lahf_lm abm ept vpid fsgsbase bmi1 avx2 smep bmi2 erms invpcid
+flags\t\t: {FLAGS}
 
 """
 
@@ -59,28 +77,59 @@ flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse
 def healthy_host(root: Path, **marker: Any) -> Path:
     """A bare-metal Intel KVM host with a working probe."""
     m: dict[str, Any] = {
-        "hostname": "compute-1", "arch": "x86_64", "kernel": "5.15.0-91-generic",
+        "hostname": "compute-1",
+        "arch": "x86_64",
+        "kernel": "5.15.0-91-generic",
         "taken_as_uid": 0,
         "devices": {
-            "/dev/kvm": {"type": "char", "major": 10, "minor": 232, "mode": "0660", "uid": 0,
-                         "gid": 108, "owner": "root", "group": "kvm"},
-            "/dev/vhost-net": {"type": "char", "major": 10, "minor": 238, "mode": "0660",
-                               "uid": 0, "gid": 108, "owner": "root", "group": "kvm"},
-            "/dev/net/tun": {"type": "char", "major": 10, "minor": 200, "mode": "0666",
-                             "uid": 0, "gid": 0, "owner": "root", "group": "root"}},
+            "/dev/kvm": {
+                "type": "char",
+                "major": 10,
+                "minor": 232,
+                "mode": "0660",
+                "uid": 0,
+                "gid": 108,
+                "owner": "root",
+                "group": "kvm",
+            },
+            "/dev/vhost-net": {
+                "type": "char",
+                "major": 10,
+                "minor": 238,
+                "mode": "0660",
+                "uid": 0,
+                "gid": 108,
+                "owner": "root",
+                "group": "kvm",
+            },
+            "/dev/net/tun": {
+                "type": "char",
+                "major": 10,
+                "minor": 200,
+                "mode": "0666",
+                "uid": 0,
+                "gid": 0,
+                "owner": "root",
+                "group": "root",
+            },
+        },
         "probes": {"kvm": {"ok": True, "stage": "done", "api_version": 12, "uid": 0}},
     }
     m.update(marker)
-    return make_snapshot(root, {
-        "proc/cpuinfo": HEALTHY_CPUINFO,
-        "proc/modules": "kvm_intel 380928 0 - Live 0x0000000000000000\n"
-                        "kvm 1146880 1 kvm_intel, Live 0x0000000000000000\n"
-                        "vhost_net 32768 0 - Live 0x0000000000000000\n"
-                        "tun 61440 1 vhost_net, Live 0x0000000000000000\n",
-        "sys/module/kvm_intel/parameters/nested": "Y\n",
-        "proc/cmdline": "BOOT_IMAGE=/vmlinuz-5.15.0-91-generic root=/dev/sda1 ro quiet\n",
-        "dev/kmsg": "6,1,0,-;Linux version 5.15.0-91-generic\n",
-        "etc/os-release": 'NAME="Ubuntu"\nVERSION="22.04.3 LTS (Jammy Jellyfish)"\nID=ubuntu\n'
-                          'ID_LIKE=debian\nPRETTY_NAME="Ubuntu 22.04.3 LTS"\nVERSION_ID="22.04"\n'
-                          "VERSION_CODENAME=jammy\n",
-    }, m)
+    return make_snapshot(
+        root,
+        {
+            "proc/cpuinfo": HEALTHY_CPUINFO,
+            "proc/modules": "kvm_intel 380928 0 - Live 0x0000000000000000\n"
+            "kvm 1146880 1 kvm_intel, Live 0x0000000000000000\n"
+            "vhost_net 32768 0 - Live 0x0000000000000000\n"
+            "tun 61440 1 vhost_net, Live 0x0000000000000000\n",
+            "sys/module/kvm_intel/parameters/nested": "Y\n",
+            "proc/cmdline": "BOOT_IMAGE=/vmlinuz-5.15.0-91-generic root=/dev/sda1 ro quiet\n",
+            "dev/kmsg": "6,1,0,-;Linux version 5.15.0-91-generic\n",
+            "etc/os-release": 'NAME="Ubuntu"\nVERSION="22.04.3 LTS (Jammy Jellyfish)"\nID=ubuntu\n'
+            'ID_LIKE=debian\nPRETTY_NAME="Ubuntu 22.04.3 LTS"\nVERSION_ID="22.04"\n'
+            "VERSION_CODENAME=jammy\n",
+        },
+        m,
+    )

@@ -14,8 +14,10 @@ import pytest
 from snap import run_hvcheck, run_json
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-needs_kvm = pytest.mark.skipif(not os.path.exists("/dev/kvm") and not os.environ.get("CI"),
-                               reason="no /dev/kvm on this machine")
+needs_kvm = pytest.mark.skipif(
+    not os.path.exists("/dev/kvm") and not os.environ.get("CI"),
+    reason="no /dev/kvm on this machine",
+)
 
 
 @needs_root
@@ -128,6 +130,7 @@ def test_collect_then_root_gives_the_live_verdict(tmp_path: Path) -> None:
     assert snap["verdict"]["kvm_usable"] == live["verdict"]["kvm_usable"]
     assert snap["status"] == live["status"]
     assert {c["id"]: c["status"] for c in snap["checks"]} == {
-        c["id"]: c["status"] for c in live["checks"]}
+        c["id"]: c["status"] for c in live["checks"]
+    }
     assert snap["host"] == live["host"]
     assert snap["source"]["snapshot"] == str(out)

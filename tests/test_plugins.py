@@ -9,7 +9,7 @@ from pathlib import Path
 
 from snap import healthy_host, run_json
 
-PLUGIN = '''
+PLUGIN = """
 import time
 from hvcheck.check import Check
 from hvcheck.model import Status
@@ -40,7 +40,7 @@ class Hang(Check):
 
     def run(self, ctx):
         time.sleep(3600)
-'''
+"""
 
 
 def _install_plugin(site: Path) -> None:
@@ -49,13 +49,15 @@ def _install_plugin(site: Path) -> None:
     dist = site / "acme_hvcheck-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-hvcheck\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [hvcheck.checks]
         good = acme_hvcheck:Good
         boom = acme_hvcheck:Boom
         hang = acme_hvcheck:Hang
         missing = acme_hvcheck_not_installed:Check
-    """))
+    """)
+    )
 
 
 def test_plugins_run_and_failures_are_contained(tmp_path: Path) -> None:

@@ -28,26 +28,24 @@ def _fail(fmt: str, message: str) -> None:
     elif fmt == "json":
         import json
 
-        click.echo(
-            json.dumps(
-                {
-                    "schema_version": 1,
-                    "tool": {"name": "hvcheck", "version": __version__},
-                    "status": "UNKNOWN",
-                    "exit_code": 3,
-                    "error": msg,
-                    "verdict": {
-                        "kvm_usable": None,
-                        "acceleration": "unknown",
-                        "virt_type": None,
-                        "summary": msg,
-                    },
-                    "checks": [],
-                    "instances": [],
-                },
-                ensure_ascii=True,
-            )
-        )
+        doc = {
+            "schema_version": 1,
+            "tool": {"name": "hvcheck", "version": __version__},
+            "status": "UNKNOWN",
+            "exit_code": UNKNOWN_EXIT,
+            "error": msg,
+            "host": {"hostname": "", "arch": "", "kernel": "", "os": "", "virtual": None},
+            "verdict": {
+                "kvm_usable": None,
+                "kvm_usable_reason": msg,
+                "acceleration": "unknown",
+                "virt_type": None,
+                "summary": msg,
+            },
+            "checks": [],
+            "instances": [],
+        }
+        click.echo(json.dumps(doc, ensure_ascii=True))
     else:
         click.echo(f"hvcheck: {msg}", err=True)
     sys.exit(UNKNOWN_EXIT)
@@ -169,6 +167,18 @@ def list_checks(ctx: click.Context) -> None:
             click.echo(f"{'':<18} ! {lc.error}")
         for r in lc.reads:
             click.echo(f"{'':<18}   reads {r}")
+
+
+@cli.command("schema")
+def schema() -> None:
+    """Print the JSON Schema (draft 2020-12) of --format json."""
+    click.echo(schema_text(), nl=False)
+
+
+def schema_text() -> str:
+    from importlib.resources import files
+
+    return files("hvcheck").joinpath("schema.json").read_text(encoding="utf-8")
 
 
 @cli.command("collect")

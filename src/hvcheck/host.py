@@ -742,7 +742,7 @@ class SnapshotHost(Host):
 
     def _all_processes(self) -> Iterator[ProcInfo]:
         for name in self.listdir("/proc"):
-            if not name.isdigit():
+            if not (name.isascii() and name.isdigit()):
                 continue
             pid = int(name)
             try:

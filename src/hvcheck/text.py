@@ -27,7 +27,7 @@ def inert(s: object) -> str:
     for ch in text:
         if ch == "\\":
             out.append("\\\\")
-        elif ch == " " or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+        elif ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Co", "Cn"):
             out.append(ch)
         else:
             out.append(_escape(ch))

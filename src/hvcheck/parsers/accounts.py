@@ -37,18 +37,18 @@ class Accounts:
         """A user by name, or by ``+UID`` / numeric id as libvirt's qemu.conf allows."""
         key = name_or_id.lstrip("+")
         for u in self.users:
-            if u.name == name_or_id or (key.isdigit() and u.uid == int(key)):
+            if u.name == name_or_id or ((key.isascii() and key.isdigit()) and u.uid == int(key)):
                 return u
-        if name_or_id.startswith("+") and key.isdigit():
+        if name_or_id.startswith("+") and (key.isascii() and key.isdigit()):
             return User(name_or_id, int(key), int(key))
         return None
 
     def group(self, name_or_id: str) -> Optional[Group]:
         key = name_or_id.lstrip("+")
         for g in self.groups:
-            if g.name == name_or_id or (key.isdigit() and g.gid == int(key)):
+            if g.name == name_or_id or ((key.isascii() and key.isdigit()) and g.gid == int(key)):
                 return g
-        if name_or_id.startswith("+") and key.isdigit():
+        if name_or_id.startswith("+") and (key.isascii() and key.isdigit()):
             return Group(name_or_id, int(key), ())
         return None
 
@@ -82,7 +82,11 @@ def parse_accounts(passwd: str, group: str) -> Accounts:
         if not line.strip() or line.startswith(("#", "+", "-")):
             continue
         f = line.split(":")
-        if len(f) < 4 or not f[2].isdigit() or not f[3].isdigit():
+        if (
+            len(f) < 4
+            or not (f[2].isascii() and f[2].isdigit())
+            or not (f[3].isascii() and f[3].isdigit())
+        ):
             errors.append(f"/etc/passwd line {n}: malformed")
             continue
         users.append(User(f[0], int(f[2]), int(f[3])))
@@ -90,7 +94,7 @@ def parse_accounts(passwd: str, group: str) -> Accounts:
         if not line.strip() or line.startswith(("#", "+", "-")):
             continue
         f = line.split(":")
-        if len(f) < 3 or not f[2].isdigit():
+        if len(f) < 3 or not (f[2].isascii() and f[2].isdigit()):
             errors.append(f"/etc/group line {n}: malformed")
             continue
         members = tuple(m for m in (f[3].split(",") if len(f) > 3 else []) if m)

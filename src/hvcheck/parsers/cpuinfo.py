@@ -75,7 +75,7 @@ def parse_cpuinfo(text: str) -> CpuInfo:
         kl = k.lower()
         if kl == "processor":
             processors += 1
-        if kl == "# processors" and v.isdigit():
+        if kl == "# processors" and (v.isascii() and v.isdigit()):
             processors = max(processors, int(v))
         first.setdefault(kl, v)
     vendor = first.get("vendor_id")
@@ -101,7 +101,7 @@ def parse_cpuinfo(text: str) -> CpuInfo:
             "aarch64"
             if cpu_arch in ("8", "AArch64")
             or "asimd" in flags
-            or (cpu_arch.isdigit() and int(cpu_arch) >= 8)
+            or ((cpu_arch.isascii() and cpu_arch.isdigit()) and int(cpu_arch) >= 8)
             else "arm"
         )
     elif platform or first.get("cpu", "").upper().startswith(("POWER", "PPC")):

@@ -28,7 +28,7 @@ def parse_proc_modules(text: str) -> set[str]:
         parts = line.split()
         if len(parts) < 2 or parts[0] in ("Module", "lsmod") or parts[0].startswith(("$", "#")):
             continue
-        if not parts[1].isdigit():
+        if not (parts[1].isascii() and parts[1].isdigit()):
             continue
         names.add(modname(parts[0]))
     return names
@@ -102,7 +102,7 @@ def param_enabled(value: Optional[str]) -> Optional[bool]:
         return True
     if v in ("n", "no", "0", "off", "false"):
         return False
-    if v.isdigit():
+    if v.isascii() and v.isdigit():
         return int(v) != 0
     return None
 
