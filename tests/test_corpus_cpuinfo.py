@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from corpus import CORPUS, manifest, require_corpus
 
+from corpus import CORPUS, manifest, require_corpus
 from hvcheck.parsers.cpuinfo import arch_family, parse_cpuinfo
 
 ROWS = manifest("cpuinfo") or [("(corpus absent)", {}, "")]

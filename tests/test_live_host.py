@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from snap import run_hvcheck, run_json
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -64,7 +65,7 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     hvcheck.report.table.render_to(_dummy_verdict(), io.StringIO())
     import distro  # noqa: F401
     import psutil  # noqa: F401
-    import rich.console  # noqa: F401
+    import rich.console
     import rich.table  # noqa: F401
 
     nobody = pwd.getpwnam("nobody")

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, manifest, require_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corpus import CORPUS, manifest, require_corpus
 from hvcheck.host import SnapshotError, SnapshotHost
 from hvcheck.parsers.accounts import parse_accounts
 from hvcheck.parsers.cpuinfo import parse_cpuinfo
