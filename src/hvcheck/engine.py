@@ -264,9 +264,31 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
         out["os"] = i.name or i.id
     except Exception:
         out["os"] = ""
-    extra = ctx.options.get("verdict_facts")
-    if callable(extra):
-        out.update(extra(ctx))
+    try:
+        from hvcheck.instances import acceleration, qemu_processes
+
+        procs = qemu_processes(ctx)
+        out["instances"] = tuple(
+            Instance(
+                pid=q.pid,
+                name=q.name,
+                uuid=q.uuid,
+                accel=q.decision.accel,
+                evidence=q.decision.kinds,
+                details=q.to_json(),
+            )
+            for q in procs
+        )
+        out["acceleration"] = acceleration(procs)
+    except Exception:  # the instances check reports the failure itself
+        out["acceleration"] = "unknown"
+    try:
+        from hvcheck.novaconfig import nova_conf
+
+        conf = nova_conf(ctx)
+        out["virt_type"] = (conf.virt_type.value or "kvm") if conf is not None else None
+    except Exception:  # nova.virt_type reports it
+        out["virt_type"] = None
     return out
 
 

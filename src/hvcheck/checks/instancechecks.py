@@ -1,0 +1,132 @@
+"""Running instances: does every QEMU process really run with KVM?
+
+Reads: the process table, /proc/<pid>/{cmdline,fd/*,task/*/comm,status},
+/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.instances), and the nova config
+(see hvcheck.novaconfig) to know what was intended.
+"""
+
+from __future__ import annotations
+
+from hvcheck import facts, novaconfig
+from hvcheck.check import Check, Context
+from hvcheck.instances import QemuProcess, qemu_processes
+from hvcheck.model import Result, Status
+from hvcheck.text import inert
+
+FALLBACK_HINT = (
+    "the QEMU user could not open /dev/kvm, so QEMU fell back to TCG: make /dev/kvm 0660 "
+    'root:kvm with the QEMU user in group kvm (udev rule KERNEL=="kvm", GROUP="kvm", '
+    'MODE="0660"), then cold-migrate or stop/start the instances (a reboot of the guest '
+    "is not enough: the QEMU process must be restarted)"
+)
+
+
+def _label(q: QemuProcess) -> str:
+    name = q.name or "?"
+    nova = q.domain.nova if q.domain else None
+    disp = f" '{nova.name}'" if nova and nova.name else ""
+    return inert(f"{name}{disp} (pid {q.pid})")
+
+
+def _names(qs: list[QemuProcess], limit: int = 5) -> str:
+    s = ", ".join(_label(q) for q in qs[:limit])
+    return s + (f" and {len(qs) - limit} more" if len(qs) > limit else "")
+
+
+class InstancesAccel(Check):
+    id = "instances.accel"
+    title = "Instances really run with KVM"
+    reads = (
+        "process table (psutil)",
+        "/proc/<pid>/cmdline",
+        "/proc/<pid>/fd/*",
+        "/proc/<pid>/task/*/comm",
+        "/proc/<pid>/status",
+        "/run/libvirt/qemu/<name>.xml",
+        "/etc/libvirt/qemu/<name>.xml",
+    )
+
+    def run(self, ctx: Context) -> Result:
+        procs = qemu_processes(ctx)
+        if not procs:
+            return self.result(Status.OK, "no QEMU instances running", code="none", count=0)
+        nova = novaconfig.nova_conf(ctx)
+        virt_type = nova.virt_type.value if nova is not None else None
+        kvm = [q for q in procs if q.decision.accel == "kvm"]
+        tcg = [q for q in procs if q.decision.accel == "tcg"]
+        unknown = [q for q in procs if q.decision.accel == "unknown"]
+        fallback = [q for q in tcg if q.decision.silent_fallback]
+        ev = [
+            f"{_label(q)}: {q.decision.accel} by {', '.join(q.decision.kinds) or 'nothing'}"
+            for q in procs[:20]
+        ]
+        d = {
+            "count": len(procs),
+            "kvm": len(kvm),
+            "tcg": len(tcg),
+            "unknown": len(unknown),
+            "silent_fallback": [q.pid for q in fallback],
+            "virt_type": virt_type,
+        }
+        counts = f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG" + (
+            f", {len(unknown)} unknown" if unknown else ""
+        )
+        if fallback:
+            return self.result(
+                Status.CRITICAL,
+                f"{counts}; silent fallback to TCG: {_names(fallback)} asked for KVM "
+                f"({fallback[0].decision.requested}) but hold no KVM fd",
+                hint=FALLBACK_HINT,
+                code="silent-fallback",
+                evidence=ev,
+                details=d,
+            )
+        if tcg and virt_type in (None, "kvm"):
+            intended = "nova virt_type=kvm" if virt_type else "KVM is expected on this host"
+            usable = facts.kvm_state(ctx).usable
+            if virt_type is None and not usable:
+                # no nova, KVM not usable here: TCG is all this host can do
+                return self.result(
+                    Status.WARNING,
+                    f"{counts}: {_names(tcg)} run under TCG "
+                    "(10-50x slower); KVM is not usable on this host",
+                    hint="see kvm.device / cpu.virt_ext",
+                    code="tcg-no-kvm",
+                    evidence=ev,
+                    details=d,
+                )
+            status = Status.CRITICAL if virt_type == "kvm" else Status.WARNING
+            return self.result(
+                status,
+                f"{counts}; emulated (TCG, 10-50x slower) although {intended}: {_names(tcg)}",
+                hint="restart these instances with KVM (nova: stop/start or cold-migrate "
+                "them; plain QEMU: -accel kvm); check why they did not get it (kvm.device, "
+                "libvirt.qemu_user)",
+                code="tcg-instances",
+                evidence=ev,
+                details=d,
+            )
+        if unknown:
+            why = "; ".join(u for q in unknown for u in q.unreadable)[:200]
+            others = [q.decision.other_accel for q in unknown if q.decision.other_accel]
+            detail = f" (other accelerator: {', '.join(sorted(set(others)))})" if others else ""
+            return self.result(
+                Status.UNKNOWN,
+                f"{counts}; cannot prove the accelerator of {_names(unknown)}"
+                f"{detail}" + (f": {why}" if why else ""),
+                hint="re-run with sudo to read /proc/<pid>/fd of QEMU processes",
+                code="unknown",
+                evidence=ev,
+                details=d,
+            )
+        if tcg:  # virt_type == qemu (or another non-kvm type): TCG was intended
+            return self.result(
+                Status.OK,
+                f"{counts}; TCG as configured (virt_type={virt_type})",
+                code="tcg-as-configured",
+                evidence=ev,
+                details=d,
+            )
+        return self.result(
+            Status.OK, f"{counts}: every instance holds KVM", code="all-kvm", evidence=ev, details=d
+        )

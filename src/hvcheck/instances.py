@@ -1,0 +1,181 @@
+"""Find every QEMU process and prove, per process, which accelerator it runs with.
+
+Reads through the host layer: the process table (psutil live, ``proc/<pid>/`` in snapshots),
+``/proc/<pid>/cmdline``, ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
+``/proc/<pid>/status``, libvirt's status XML ``/run/libvirt/qemu/<name>.xml`` and config XML
+``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a
+container sharing the host's pid namespace (kolla's nova_libvirt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from hvcheck.accel import Decision, decide
+from hvcheck.check import Context
+from hvcheck.host import ProcessGone, ProcInfo
+from hvcheck.parsers.libvirt_xml import DomainXml, parse_domain_xml
+from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
+
+
+@dataclass(frozen=True)
+class QemuProcess:
+    pid: int
+    argv: QemuArgv
+    name: Optional[str]
+    uuid: Optional[str]
+    uid: Optional[int]
+    decision: Decision
+    domain: Optional[DomainXml]
+    domain_source: Optional[str]
+    unreadable: tuple[str, ...]  # evidence that could not be read, and why
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.decision
+        nova = self.domain.nova if self.domain else None
+        out: dict[str, Any] = {
+            "binary": self.argv.binary,
+            "requested": d.requested,
+            "evidence_detail": list(d.details),
+            "conflict": d.conflict,
+            "silent_fallback": d.silent_fallback,
+            "other_accel": d.other_accel,
+            "process_uid": self.uid,
+            "libvirt_xml": self.domain_source,
+            "domain_type": self.domain.domain_type if self.domain else None,
+            "unreadable": list(self.unreadable),
+        }
+        if nova is not None:
+            out["nova"] = {
+                "instance_uuid": self.domain.uuid if self.domain else None,
+                "display_name": nova.name,
+                "flavor": nova.flavor,
+                "project": nova.project,
+                "project_uuid": nova.project_uuid,
+                "user": nova.user,
+            }
+        return out
+
+
+def is_qemu_process(p: ProcInfo) -> bool:
+    if p.argv:
+        return is_qemu_binary(p.argv[0])
+    return bool(p.comm) and is_qemu_binary(p.comm)
+
+
+def _safe_name(name: Optional[str]) -> bool:
+    """A libvirt domain name usable as a file name: no path tricks from a hostile -name."""
+    if not name:
+        return False
+    return "/" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _domain_xml(
+    ctx: Context, pid: int, name: Optional[str]
+) -> tuple[Optional[DomainXml], Optional[str]]:
+    if not _safe_name(name):
+        return None, None
+    host = ctx.host
+    status_dirs = [
+        "/run/libvirt/qemu",
+        "/var/run/libvirt/qemu",
+        f"/proc/{pid}/root/run/libvirt/qemu",
+    ]
+    config_dirs = ["/etc/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
+    for d in status_dirs + config_dirs:
+        path = f"{d}/{name}.xml"
+        try:
+            text = host.read_opt(path)
+        except OSError:
+            continue
+        if text is None:
+            continue
+        dom = parse_domain_xml(text)
+        if dom is None:
+            continue
+        if dom.pid is not None and dom.pid != pid:
+            continue  # a stale status file of an earlier run of the same domain
+        return dom, path
+    return None, None
+
+
+def _uid(ctx: Context, pid: int) -> Optional[int]:
+    try:
+        text = ctx.host.read_opt(f"/proc/{pid}/status")
+    except OSError:
+        return None
+    for line in (text or "").splitlines():
+        if line.startswith("Uid:"):
+            parts = line.split()
+            if len(parts) > 2 and (parts[2].isascii() and parts[2].isdigit()):
+                return int(parts[2])  # effective uid
+    return None
+
+
+def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
+    """Evidence for one process; None when it vanished meanwhile (never a phantom instance)."""
+    host = ctx.host
+    argv = parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
+    unreadable: list[str] = []
+    fds: Optional[list[str]]
+    threads: Optional[list[str]]
+    try:
+        fds = host.proc_fd_targets(p.pid)
+    except ProcessGone:
+        return None
+    except OSError as e:
+        fds = None
+        unreadable.append(f"/proc/{p.pid}/fd: {e.strerror or e}")
+    try:
+        threads = host.proc_thread_names(p.pid)
+    except ProcessGone:
+        return None
+    except OSError as e:
+        threads = None
+        unreadable.append(f"/proc/{p.pid}/task: {e.strerror or e}")
+    if fds == [] and not host.live and not host.exists(f"/proc/{p.pid}/fd"):
+        fds = None  # a snapshot that holds no fd entries for this process says nothing
+    if threads == [] and not host.exists(f"/proc/{p.pid}/task"):
+        threads = None
+    dom, src = _domain_xml(ctx, p.pid, argv.name)
+    decision = decide(fds, threads, dom.domain_type if dom else None, argv)
+    if host.live and not host.exists(f"/proc/{p.pid}"):
+        return None  # exited while we read it: what we saw may be half a process
+    return QemuProcess(
+        pid=p.pid,
+        argv=argv,
+        name=argv.name or (dom.name if dom else None),
+        uuid=argv.uuid or (dom.uuid if dom else None),
+        uid=_uid(ctx, p.pid),
+        decision=decision,
+        domain=dom,
+        domain_source=src,
+        unreadable=tuple(unreadable),
+    )
+
+
+def qemu_processes(ctx: Context) -> list[QemuProcess]:
+    def compute(c: Context) -> list[QemuProcess]:
+        out = []
+        for p in c.host.processes(is_qemu_process):
+            q = scan_process(c, p)
+            if q is not None:
+                out.append(q)
+        return out
+
+    return ctx.fact("qemu_processes", compute)
+
+
+def acceleration(procs: list[QemuProcess]) -> str:
+    """verdict.acceleration: kvm | tcg | mixed | none | unknown."""
+    if not procs:
+        return "none"
+    kinds = {q.decision.accel for q in procs}
+    if kinds == {"kvm"}:
+        return "kvm"
+    if kinds == {"tcg"}:
+        return "tcg"
+    if {"kvm", "tcg"} <= kinds:
+        return "mixed"
+    return "unknown"
