@@ -9,9 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from snap import PROJECT, run_hvcheck
 
 from hvcheck.cli import schema_text
+from snap import PROJECT, run_hvcheck
 
 FIXTURES = sorted(p.parent for p in (PROJECT / "fixtures").glob("*/expected.json"))
 SCHEMA = json.loads(schema_text())
