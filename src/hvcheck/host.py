@@ -870,6 +870,10 @@ def open_host(root: Optional[str]) -> Host:
 class RecordingHost(LiveHost):
     """A live host that remembers every answer it gave, to be written out as a snapshot."""
 
+    # listings whose sub-directories are facts in themselves (a module is present when its
+    # directory is); elsewhere only what was read is kept
+    CHILD_DIRS_MATTER = ("/sys/module",)
+
     def __init__(self) -> None:
         super().__init__()
         self.files: dict[str, bytes] = {}
@@ -972,6 +976,8 @@ class RecordingHost(LiveHost):
         # /sys/module read the same from the snapshot; files are kept only when read.
         dirs = {d for d in self.dirs if d.lstrip("/")}
         for d, names in self.dirs.items():
+            if d not in self.CHILD_DIRS_MATTER:
+                continue
             for n in names:
                 child = posixpath.join(d, n)
                 if child in files or child in self.links or child in dirs:

@@ -59,6 +59,51 @@ def _vendor_for_cpu(ctx: Context) -> Optional[str]:
     return None
 
 
+def nova_wants_qemu(ctx: Context) -> bool:
+    """nova [libvirt] virt_type = qemu: this host is meant to emulate, KVM is not needed."""
+    from hvcheck import novaconfig
+
+    try:
+        conf = novaconfig.nova_conf(ctx)
+    except Exception:
+        return False
+    return conf is not None and conf.virt_type.value == "qemu"
+
+
+def compute_node(ctx: Context) -> bool:
+    """A nova config exists or QEMU instances run: guest networking matters here."""
+    from hvcheck import novaconfig
+    from hvcheck.instances import qemu_processes
+
+    try:
+        return novaconfig.nova_conf(ctx) is not None or bool(qemu_processes(ctx))
+    except Exception:
+        return True
+
+
+class KvmNeed(Check):
+    """A check whose CRITICAL means "no KVM": not a problem where nova is set to emulate."""
+
+    def judge(self, ctx: Context) -> Result:
+        raise NotImplementedError
+
+    def run(self, ctx: Context) -> Result:
+        r = self.judge(ctx)
+        if r.status is CRITICAL and nova_wants_qemu(ctx):
+            return Result(
+                r.id,
+                OK,
+                r.summary + " — expected: nova [libvirt] virt_type = qemu "
+                "does not need KVM (a nested or emulation-only host)",
+                hint=None,
+                code=r.code + "-but-virt-type-qemu",
+                evidence=r.evidence,
+                details={**r.details, "relaxed_from": "CRITICAL"},
+                title=r.title,
+            )
+        return r
+
+
 class CpuArch(Check):
     id = "cpu.arch"
     title = "CPU architecture"
@@ -105,12 +150,12 @@ class CpuArch(Check):
         )
 
 
-class CpuVirtExt(Check):
+class CpuVirtExt(KvmNeed):
     id = "cpu.virt_ext"
     title = "CPU virtualization extensions"
     reads = ("/proc/cpuinfo", "/dev/kvm", "/dev/kmsg")
 
-    def run(self, ctx: Context) -> Result:
+    def judge(self, ctx: Context) -> Result:
         ci = facts.cpuinfo(ctx)
         if ci is None:
             return self.result(
@@ -365,12 +410,12 @@ MSR_IA32_FEATURE_CONTROL = 0x3A
 MSR_VM_CR = 0xC0010114
 
 
-class FirmwareVirt(Check):
+class FirmwareVirt(KvmNeed):
     id = "firmware.virt"
     title = "Virtualization enabled in firmware"
     reads = ("/dev/kmsg", "/dev/cpu/0/msr")
 
-    def run(self, ctx: Context) -> Result:
+    def judge(self, ctx: Context) -> Result:
         fam = facts.arch(ctx).family
         if fam != "x86":
             return self.result(SKIP, "firmware VT-x/AMD-V switch applies to x86 only", code="n/a")
@@ -441,7 +486,7 @@ class FirmwareVirt(Check):
         )
 
 
-class KvmModules(Check):
+class KvmModules(KvmNeed):
     id = "kvm.modules"
     title = "KVM kernel modules"
     reads = (
@@ -455,7 +500,7 @@ class KvmModules(Check):
         "/lib/modules/$(uname -r)/modules.builtin",
     )
 
-    def run(self, ctx: Context) -> Result:
+    def judge(self, ctx: Context) -> Result:
         mods = facts.modules(ctx)
         fam = facts.arch(ctx).family or ""
         vendors = [m for m in facts.VENDOR_MODULES.get(fam, ()) if mods.has(m)]
@@ -524,12 +569,12 @@ class KvmModules(Check):
         )
 
 
-class KvmDevice(Check):
+class KvmDevice(KvmNeed):
     id = "kvm.device"
     title = "/dev/kvm"
     reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)",)
 
-    def run(self, ctx: Context) -> Result:
+    def judge(self, ctx: Context) -> Result:
         dev = facts.kvm_device(ctx)
         state = facts.kvm_state(ctx)
         probe = facts.kvm_probe(ctx)
@@ -631,6 +676,16 @@ class NetDevices(Check):
                 "/dev/net/tun is missing: libvirt cannot create tap interfaces for guests",
                 hint="modprobe tun",
                 code="no-tun",
+                evidence=ev,
+                details=d,
+            )
+        if vhost is None and not compute_node(ctx):
+            return self.result(
+                OK,
+                "/dev/vhost-net is missing; it matters once guests run "
+                "here (no nova config, no QEMU instances now)",
+                hint="modprobe vhost_net",
+                code="no-vhost-net-idle",
                 evidence=ev,
                 details=d,
             )
