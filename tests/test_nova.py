@@ -1,0 +1,152 @@
+"""Nova's effective [libvirt] virt_type, found the way nova-compute found it, and held against
+the host: the verdicts of the instances issue, on composed snapshots in the real formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from snap import healthy_host, run_json
+
+NO_KVM = {"devices": {}, "probes": {"kvm": {"ok": False, "stage": "open", "errno": "ENOENT"}}}
+
+
+def _cmdline(*argv: str) -> bytes:
+    return b"".join(a.encode() + b"\0" for a in argv)
+
+
+def _write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for path, content in files.items():
+        p = root / path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return root
+
+
+def _nova(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in doc["checks"] if c["id"] == "nova.virt_type")
+
+
+def test_running_nova_compute_config_files_later_wins(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {
+            "proc/4242/cmdline": _cmdline(
+                "/usr/bin/python3",
+                "/usr/bin/nova-compute",
+                "--config-file=/etc/nova/nova.conf",
+                "--config-file",
+                "/etc/nova/nova-compute.conf",
+                "--log-file=/var/log/nova/nova-compute.log",
+            ),
+            "proc/4242/comm": "nova-compute\n",
+            "etc/nova/nova.conf": "[DEFAULT]\ndebug = False\n[libvirt]\nvirt_type = kvm\n",
+            "etc/nova/nova-compute.conf": "[DEFAULT]\ncompute_driver=libvirt.LibvirtDriver\n"
+            "[libvirt]\nvirt_type=qemu\n",
+        },
+    )
+    rc, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert doc["verdict"]["virt_type"] == "qemu"
+    assert c["details"]["source"]["file"] == "/etc/nova/nova-compute.conf"
+    assert c["details"]["source"]["line"] == 4
+    assert c["details"]["nova_compute_pid"] == 4242
+    assert c["status"] == "WARNING" and c["code"] == "capable-but-unused"
+    assert "virt_type = kvm" in c["hint"]
+    assert rc == 1
+
+
+def test_kolla_container_config_read_through_proc_root(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {
+            "proc/777/cmdline": _cmdline(
+                "/var/lib/kolla/venv/bin/python3", "/var/lib/kolla/venv/bin/nova-compute"
+            ),
+            "proc/777/root/etc/nova/nova.conf": (
+                "[libvirt]\nvirt_type = kvm\ncpu_mode = host-model\n"
+            ),
+            # a stale host-side file that nova-compute does not read
+            "etc/kolla/nova-compute/nova.conf": "[libvirt]\nvirt_type = qemu\n",
+        },
+    )
+    _, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert doc["verdict"]["virt_type"] == "kvm"
+    assert c["details"]["source"]["file"] == "/proc/777/root/etc/nova/nova.conf"
+    assert c["details"]["cpu_mode"]["value"] == "host-model"
+    assert c["status"] == "OK"
+
+
+def test_known_locations_when_nova_compute_is_not_running(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {
+            "var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf": (
+                "[DEFAULT]\n[libvirt]\nvirt_type=kvm\n"
+            ),
+        },
+    )
+    _, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert c["details"]["source"]["file"].startswith("/var/lib/config-data/puppet-generated")
+    assert c["status"] == "OK" and "known locations" in c["details"]["found_by"]
+
+
+def test_old_option_name_is_recognised_and_named(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"), {"etc/nova/nova.conf": "[DEFAULT]\nlibvirt_type = qemu\n"}
+    )
+    _, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert doc["verdict"]["virt_type"] == "qemu"
+    assert "libvirt_type" in c["details"]["source"]["spelling"]
+    assert "deprecated" in c["summary"]
+
+
+def test_unset_means_kvm(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {"etc/nova/nova.conf": "[DEFAULT]\nmy_ip = 192.0.2.1\n[libvirt]\n"},
+    )
+    _, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert doc["verdict"]["virt_type"] == "kvm"
+    assert c["details"]["source"]["default"] is True and c["status"] == "OK"
+
+
+def test_garbage_config_is_unknown_with_the_parse_error(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {"etc/nova/nova.conf": b"[libvirt]\nvirt_type = kvm\nthis is not ini\n\xff\x00"},
+    )
+    rc, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert c["status"] == "UNKNOWN" and "line 3" in c["summary"]
+    assert rc == 3
+
+
+def test_virt_type_kvm_without_usable_kvm_is_critical(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s", **NO_KVM),
+        {"etc/nova/nova.conf": "[libvirt]\nvirt_type = kvm\n"},
+    )
+    rc, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert c["status"] == "CRITICAL" and "cannot start" in c["summary"]
+    assert doc["verdict"]["kvm_usable"] is False and rc == 2
+
+
+def test_virt_type_qemu_without_kvm_is_a_nested_lab_not_a_failure(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s", **NO_KVM),
+        {"etc/nova/nova.conf": "[libvirt]\nvirt_type = qemu\n"},
+    )
+    rc, doc = run_json("--root", str(root))
+    states = {c["id"]: c["status"] for c in doc["checks"]}
+    assert states["nova.virt_type"] == "OK"
+    assert states["kvm.device"] == "OK"
+    dev = next(c for c in doc["checks"] if c["id"] == "kvm.device")
+    assert "virt_type = qemu" in dev["summary"]
+    assert doc["verdict"]["kvm_usable"] is False
+    assert "CRITICAL" not in states.values() and rc in (0, 1)
