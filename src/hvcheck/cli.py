@@ -16,7 +16,7 @@ import click
 
 from hvcheck import __version__
 
-FORMATS = ("table", "json", "nagios")
+FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
 UNKNOWN_EXIT = 3
 
 
@@ -49,6 +49,17 @@ def _fail(fmt: str, message: str) -> None:
     else:
         click.echo(f"hvcheck: {msg}", err=True)
     sys.exit(UNKNOWN_EXIT)
+
+
+def _range(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Any:
+    if value is None:
+        return None
+    from hvcheck.nagrange import Range
+
+    try:
+        return Range.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,12 +95,33 @@ def _fail(fmt: str, message: str) -> None:
     help="The whole run ends within this many seconds; unfinished checks are UNKNOWN.",
 )
 @click.option(
+    "-w",
+    "--warning",
+    "warn_range",
+    metavar="RANGE",
+    default=None,
+    callback=_range,
+    help="Nagios range for the number of TCG instances (10, 10:, ~:10, 10:20, @10:20).",
+)
+@click.option(
+    "-c",
+    "--critical",
+    "crit_range",
+    metavar="RANGE",
+    default=None,
+    callback=_range,
+    help="Nagios range for the number of TCG instances; default: CRITICAL on any TCG "
+    "instance when nova virt_type=kvm.",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="More detail (nagios: one line per non-OK check)."
 )
 @click.version_option(__version__, "-V", "--version", prog_name="hvcheck")
 @click.pass_context
 def cli(
     ctx: click.Context,
+    warn_range: Any,
+    crit_range: Any,
     fmt: Optional[str],
     as_json: bool,
     root: Optional[str],
@@ -114,7 +146,10 @@ def cli(
     except SnapshotError as e:
         _fail(fmt, str(e))
         return
-    verdict = engine.run(host, engine.load_checks(), timeout=timeout, only=only, skip=skip)
+    options = {"tcg_warning": warn_range, "tcg_critical": crit_range}
+    verdict = engine.run(
+        host, engine.load_checks(), timeout=timeout, only=only, skip=skip, options=options
+    )
     _emit(verdict, fmt, verbose)
     sys.exit(verdict.exit_code)
 
@@ -128,6 +163,14 @@ def _emit(verdict: Any, fmt: str, verbose: bool) -> None:
         from hvcheck.report import nagios
 
         sys.stdout.write(nagios.render(verdict, verbose))
+    elif fmt == "prometheus":
+        from hvcheck.report import prometheus
+
+        sys.stdout.write(prometheus.render(verdict, verbose))
+    elif fmt == "zabbix-discovery":
+        from hvcheck.report import zabbix
+
+        sys.stdout.write(zabbix.discovery(verdict, verbose))
     else:
         from hvcheck.report import table
 
@@ -167,6 +210,66 @@ def list_checks(ctx: click.Context) -> None:
             click.echo(f"{'':<18} ! {lc.error}")
         for r in lc.reads:
             click.echo(f"{'':<18}   reads {r}")
+
+
+def _live_or_root_verdict(ctx: click.Context) -> Any:
+    from hvcheck import engine
+    from hvcheck.host import SnapshotError, open_host
+
+    try:
+        host = open_host(ctx.obj["root"])
+    except SnapshotError as e:
+        _fail("table", str(e))
+    return engine.run(host, engine.load_checks(), timeout=ctx.obj["timeout"])
+
+
+@cli.command("value")
+@click.argument(
+    "item",
+    type=click.Choice(
+        [
+            "status",
+            "kvm_usable",
+            "instances",
+            "kvm_instances",
+            "tcg_instances",
+            "unknown_instances",
+            "instance_accel",
+            "acceleration",
+            "virt_type",
+        ]
+    ),
+)
+@click.argument("arg", required=False)
+@click.pass_context
+def value(ctx: click.Context, item: str, arg: Optional[str]) -> None:
+    """Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1),
+    instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent)."""
+    from hvcheck.report import zabbix
+
+    if item == "instance_accel" and not arg:
+        raise click.UsageError("instance_accel needs an instance name, uuid or pid")
+    click.echo(zabbix.value(_live_or_root_verdict(ctx), item, arg))
+
+
+@cli.command("report")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.pass_context
+def report(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json)."""
+    from hvcheck import fleet
+    from hvcheck.report import fleet as rfleet
+
+    def read(path: str) -> str:
+        with open(path, encoding="utf-8") as f:
+            return f.read(16 * 1024 * 1024)
+
+    rows = fleet.load(list(files), read)
+    if ctx.obj["fmt"] == "json":
+        sys.stdout.write(rfleet.render_json(rows))
+    else:
+        rfleet.render_table(rows, sys.stdout)
+    sys.exit(fleet.worst(rows).exit_code)
 
 
 @cli.command("schema")

@@ -340,11 +340,11 @@ def _summary(
     else:
         head = f"KVM usability unknown: {reason}"
     parts = [head]
-    if instances:
+    worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
+    if instances and not (worst and worst[0].id == "instances.accel"):
         c = sum(1 for i in instances if i.accel == "kvm")
         t = sum(1 for i in instances if i.accel == "tcg")
         parts.append(f"{len(instances)} instance(s): {c} KVM, {t} TCG")
-    worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
     if worst:
         # name the first problem in full unless it only repeats the KVM reason
         first = worst[0]

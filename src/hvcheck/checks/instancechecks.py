@@ -7,6 +7,8 @@ Reads: the process table, /proc/<pid>/{cmdline,fd/*,task/*/comm,status},
 
 from __future__ import annotations
 
+from typing import Any
+
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.instances import QemuProcess, qemu_processes
@@ -71,6 +73,9 @@ class InstancesAccel(Check):
         counts = f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG" + (
             f", {len(unknown)} unknown" if unknown else ""
         )
+        warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
+        if warn is not None or crit is not None:
+            return self._thresholds(len(tcg), warn, crit, counts, tcg, fallback, unknown, ev, d)
         if fallback:
             return self.result(
                 Status.CRITICAL,
@@ -129,4 +134,59 @@ class InstancesAccel(Check):
             )
         return self.result(
             Status.OK, f"{counts}: every instance holds KVM", code="all-kvm", evidence=ev, details=d
+        )
+
+    def _thresholds(
+        self,
+        n: int,
+        warn: Any,
+        crit: Any,
+        counts: str,
+        tcg: list[QemuProcess],
+        fallback: list[QemuProcess],
+        unknown: list[QemuProcess],
+        ev: list[str],
+        d: dict[str, Any],
+    ) -> Result:
+        """-w/-c given: the operator's ranges decide on the TCG count (fallbacks included)."""
+        d = {
+            **d,
+            "warning_range": warn.text if warn else None,
+            "critical_range": crit.text if crit else None,
+        }
+        names = f": {_names(tcg)}" if tcg else ""
+        extra = f" ({len(fallback)} silent fallback)" if fallback else ""
+        if crit is not None and crit.alerts(n):
+            return self.result(
+                Status.CRITICAL,
+                f"{counts}{extra}; TCG count {n} outside critical range {crit.text}{names}",
+                hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
+                code="tcg-threshold",
+                evidence=ev,
+                details=d,
+            )
+        if warn is not None and warn.alerts(n):
+            return self.result(
+                Status.WARNING,
+                f"{counts}{extra}; TCG count {n} outside warning range {warn.text}{names}",
+                hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
+                code="tcg-threshold",
+                evidence=ev,
+                details=d,
+            )
+        if unknown:
+            return self.result(
+                Status.UNKNOWN,
+                f"{counts}; cannot prove the accelerator of {_names(unknown)}",
+                hint="re-run with sudo",
+                code="unknown",
+                evidence=ev,
+                details=d,
+            )
+        return self.result(
+            Status.OK,
+            f"{counts}; TCG count {n} within thresholds{extra}",
+            code="tcg-within-thresholds",
+            evidence=ev,
+            details=d,
         )

@@ -19,10 +19,14 @@ def clean(s: str) -> str:
 def perfdata(v: Verdict) -> str:
     c = v.counts()
     usable = {True: 1, False: 0}.get(v.kvm_usable)  # type: ignore[arg-type]
+    inst = next((r for r in v.results if r.id == "instances.accel"), None)
+    det = inst.details if inst else {}
+    tw = det.get("warning_range") or ""
+    tc = det.get("critical_range") or ("0" if det.get("virt_type") == "kvm" else "")
     items = [
         ("instances", c["instances"], "", ""),
         ("kvm_instances", c["kvm_instances"], "", ""),
-        ("tcg_instances", c["tcg_instances"], "", ""),
+        ("tcg_instances", c["tcg_instances"], tw, tc),
         ("unknown_instances", c["unknown_instances"], "", ""),
     ]
     parts = [f"'{k}'={val};{w};{cr};0;" for k, val, w, cr in items]

@@ -1,0 +1,50 @@
+"""Print the fleet view (table or JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from hvcheck.fleet import HostRow, document
+from hvcheck.model import Status
+from hvcheck.report.table import STYLE
+from hvcheck.text import inert
+
+
+def render_json(rows: list[HostRow]) -> str:
+    return json.dumps(document(rows), indent=2, ensure_ascii=True) + "\n"
+
+
+def render_table(rows: list[HostRow], out: IO[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    doc = document(rows)
+    console = Console(file=out, highlight=False, emoji=False, markup=False)
+    c = doc["counts"]
+    console.print(
+        Text(
+            f"Fleet: {doc['hosts_total']} host(s); status "
+            + ", ".join(f"{k} {v}" for k, v in sorted(c["status"].items()))
+            + f"; KVM usable: {c['kvm_usable'].get('yes', 0)} yes, "
+            f"{c['kvm_usable'].get('no', 0)} no, "
+            f"{c['kvm_usable'].get('cannot_tell', 0)} cannot tell; "
+            f"{c['tcg_instances']} TCG of {c['instances']} instances"
+        )
+    )
+    t = Table()
+    for col in ("Host", "Status", "KVM usable", "Accel", "virt_type", "TCG", "Summary"):
+        t.add_column(col)
+    for r in rows:
+        usable = {True: "yes", False: "NO", None: "?"}[r.kvm_usable]
+        t.add_row(
+            Text(inert(r.hostname)),
+            Text(r.status, style=STYLE[Status[r.status]]),
+            usable,
+            inert(r.acceleration),
+            inert(r.virt_type or "-"),
+            Text(str(r.tcg_instances), style="bold red" if r.tcg_instances else ""),
+            Text(inert(r.summary)),
+        )
+    console.print(t)

@@ -1,0 +1,73 @@
+"""node_exporter textfile-collector format (Prometheus text exposition format 0.0.4).
+
+Label values are escaped as the format requires (backslash, double quote, newline); tenant
+strings are made inert first so no control character reaches a scrape.
+"""
+
+from __future__ import annotations
+
+import time
+
+from hvcheck.model import Status, Verdict
+from hvcheck.text import inert
+
+
+def _label(value: object) -> str:
+    s = inert("" if value is None else value)
+    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
+    out: list[str] = []
+
+    def metric(name: str, help_: str, kind: str, samples: list[tuple[str, float]]) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            out.append(f"{name}{labels} {value:g}")
+
+    metric(
+        "hvcheck_status",
+        "Overall state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        "gauge",
+        [("", v.exit_code)],
+    )
+    metric(
+        "hvcheck_check_status",
+        "State of each check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, -1 SKIP.",
+        "gauge",
+        [
+            (f'{{check="{_label(r.id)}"}}', -1 if r.status is Status.SKIP else r.status.exit_code)
+            for r in v.results
+        ],
+    )
+    usable = {True: 1, False: 0, None: -1}[v.kvm_usable]
+    metric(
+        "hvcheck_kvm_usable",
+        "Can a guest get KVM on this host: 1 yes, 0 no, -1 cannot tell.",
+        "gauge",
+        [("", usable)],
+    )
+    c = v.counts()
+    metric(
+        "hvcheck_instances",
+        "QEMU instances by proven accelerator.",
+        "gauge",
+        [(f'{{accel="{a}"}}', c[f"{a}_instances"]) for a in ("kvm", "tcg", "unknown")],
+    )
+    metric(
+        "hvcheck_instance_accel",
+        "One series per QEMU instance; the accel label is what it runs with (value always 1).",
+        "gauge",
+        [
+            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{i.accel}"}}', 1)
+            for i in v.instances
+        ],
+    )
+    metric(
+        "hvcheck_last_run_timestamp_seconds",
+        "When this hvcheck run finished.",
+        "gauge",
+        [("", round(time.time() if now is None else now, 3))],
+    )
+    return "\n".join(out) + "\n"
