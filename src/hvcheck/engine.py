@@ -113,6 +113,16 @@ def selected(check_id: str, only: Sequence[str], skip: Sequence[str]) -> bool:
 def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
     if isinstance(e, PermissionError):
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        why = e.strerror or "permission denied"
+        if "snapshot" in why:  # the snapshot host refused a path (symlink escaping it, ...)
+            return Result(
+                lc.id,
+                Status.UNKNOWN,
+                f"refused to read{where}: {why}",
+                hint="re-collect the snapshot with `hvcheck collect`",
+                code="snapshot-refused",
+                title=lc.title,
+            )
         return Result(
             lc.id,
             Status.UNKNOWN,

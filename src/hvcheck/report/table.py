@@ -36,7 +36,7 @@ def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[i
         Text(
             f"Instances: {c['instances']} ({c['kvm_instances']} KVM, "
             f"{c['tcg_instances']} TCG, {c['unknown_instances']} unknown); "
-            f"acceleration: {v.acceleration}; nova virt_type: {v.virt_type or '-'}"
+            f"acceleration: {v.acceleration}; nova virt_type: {inert(v.virt_type or '-')}"
         )
     )
     table = Table(show_lines=False, expand=False)

@@ -6,6 +6,7 @@ import json
 from typing import Optional
 
 from hvcheck.model import Verdict
+from hvcheck.text import inert
 
 
 def discovery(v: Verdict, verbose: bool = False) -> str:
@@ -47,7 +48,7 @@ def value(v: Verdict, item: str, arg: Optional[str]) -> str:
     if item == "acceleration":
         return v.acceleration
     if item == "virt_type":
-        return v.virt_type or ""
+        return inert(v.virt_type or "")
     if item == "instance_accel":
         for i in v.instances:
             nova = i.details.get("nova") or {}
