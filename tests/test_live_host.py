@@ -63,6 +63,8 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     load_checks()
     # warm rich's lazily imported modules (unicode tables) while they are still readable
     hvcheck.report.table.render_to(_dummy_verdict(), io.StringIO())
+    import encodings.ascii  # noqa: F401 - distro opens files with it, lazily
+
     import distro  # noqa: F401
     import psutil  # noqa: F401
     import rich.console
@@ -135,3 +137,32 @@ def test_collect_then_root_gives_the_live_verdict(tmp_path: Path) -> None:
     }
     assert snap["host"] == live["host"]
     assert snap["source"]["snapshot"] == str(out)
+
+
+@needs_root
+@needs_kvm
+def test_unprivileged_run_with_root_owned_qemu_is_unknown_not_critical() -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("needs qemu-system-x86_64")
+    from qemu_harness import start_guest
+
+    g = start_guest("instance-priv-0001", ["-accel", "kvm"])
+    try:
+        rc, out, err = _run_as_nobody(["--json"])
+        assert "Traceback" not in out + err, err
+        doc = json.loads(out)
+        inst = {i["pid"]: i for i in doc["instances"]}
+        assert inst[g.pid]["accel"] in ("unknown", "kvm")
+        acc = next(c for c in doc["checks"] if c["id"] == "instances.accel")
+        assert acc["status"] != "CRITICAL", acc
+        critical = [c for c in doc["checks"] if c["status"] == "CRITICAL"]
+        assert not critical, critical
+        assert rc == 3 and doc["status"] == "UNKNOWN"
+        if inst[g.pid]["accel"] == "unknown":
+            assert "sudo" in (acc["hint"] or "")
+    finally:
+        g.stop()
+        subprocess.run(["true"], check=True)
