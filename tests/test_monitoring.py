@@ -137,21 +137,24 @@ def test_ranges(text: str, alerting: list[int], quiet: list[int]) -> None:
 
 
 def test_thresholds_on_tcg_instances() -> None:
-    base = ["--root", str(FALLBACK), "--format", "nagios"]
-    p = run_hvcheck(*base)
-    assert p.returncode == 2  # default: a silent fallback is CRITICAL
-    p = run_hvcheck(*base, "-w", "1", "-c", "5")  # 2 TCG: warn (outside 0:1), not crit
-    assert "instances.accel" in p.stdout or p.returncode == 1
-    assert "'tcg_instances'=2;1;5;0;" in p.stdout
-    _, doc = run_json("--root", str(FALLBACK), "-w", "1", "-c", "5")
-    acc = next(c for c in doc["checks"] if c["id"] == "instances.accel")
-    assert acc["status"] == "WARNING"
-    _, doc = run_json("--root", str(FALLBACK), "-c", "2")
-    acc = next(c for c in doc["checks"] if c["id"] == "instances.accel")
-    assert acc["status"] == "OK"
-    _, doc = run_json("--root", str(FALLBACK), "-c", "@1:")
-    acc = next(c for c in doc["checks"] if c["id"] == "instances.accel")
-    assert acc["status"] == "CRITICAL"
+    one_tcg = PROJECT / "fixtures" / "nova-kvm-tcg-instance"  # virt_type=kvm, 1 TCG domain
+    base = ["--root", str(one_tcg), "--format", "nagios"]
+    assert run_hvcheck(*base).returncode == 2  # default: any TCG instance with virt_type=kvm
+    p = run_hvcheck(*base, "-w", "0", "-c", "5")  # 1 TCG: outside 0:0 → WARNING
+    assert "'tcg_instances'=1;0;5;0;" in p.stdout
+
+    def acc(*args: str) -> str:
+        _, doc = run_json("--root", str(one_tcg), *args)
+        return next(c for c in doc["checks"] if c["id"] == "instances.accel")["status"]
+
+    assert acc("-w", "0", "-c", "5") == "WARNING"
+    assert acc("-c", "1") == "OK"
+    assert acc("-c", "@1:") == "CRITICAL"
+    assert acc("-w", "~:0") == "WARNING"
+    # a silent fallback stays CRITICAL whatever the thresholds
+    _, doc = run_json("--root", str(FALLBACK), "-w", "5", "-c", "10")
+    fb = next(c for c in doc["checks"] if c["id"] == "instances.accel")
+    assert fb["status"] == "CRITICAL" and fb["code"] == "silent-fallback"
 
 
 def test_prometheus_textfile_parses() -> None:

@@ -295,6 +295,15 @@ def _virt_env(ctx: Context) -> VirtEnv:
                 virtual, hv = True, line.split(":", 1)[1].strip()
                 ev.append(f"/proc/sysinfo {line.strip()}")
                 break
+    if (
+        ci is not None
+        and ci.arch_family == "arm"
+        and virtual is None
+        and any("All CPU(s) started at EL2" in line for line in kernel_log(ctx).lines)
+    ):
+        # arch/arm64/kernel/smp.c: the kernel owns EL2 — bare metal, or a VM given nested EL2
+        virtual = False
+        ev.append("kernel log: CPU: All CPU(s) started at EL2")
     for line in kernel_log(ctx).lines:
         if "Hypervisor detected:" in line:
             virtual = True

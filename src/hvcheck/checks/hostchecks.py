@@ -37,6 +37,34 @@ NESTED_HINT = (
 )
 
 
+# How to give a VM virtualization extensions, by the hypervisor below it (vendor docs).
+_NESTED_BY_HYPERVISOR = (
+    ("VirtualBox", "VBoxManage modifyvm <vm> --nested-hw-virt on (VirtualBox >= 6.1)"),
+    (
+        "VMware",
+        'set vhv.enable = "TRUE" in the VM\'s .vmx ("Expose hardware assisted '
+        'virtualization to the guest OS")',
+    ),
+    ("Hyper-V", "Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"),
+    ("Microsoft", "Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"),
+    ("AWS", "use an EC2 .metal instance type or one that supports nested virtualization"),
+    ("Amazon", "use an EC2 .metal instance type or one that supports nested virtualization"),
+    ("Google", "create the VM with --enable-nested-virtualization (GCE)"),
+)
+
+
+def nested_hint(ctx: Context) -> str:
+    env = facts.virt_env(ctx)
+    below = f"{env.hypervisor or ''} {' '.join(env.evidence)}"
+    for needle, how in _NESTED_BY_HYPERVISOR:
+        if needle.lower() in below.lower():
+            return (
+                f"use [libvirt] virt_type = qemu in nova.conf, or enable nested "
+                f"virtualization on the host below: {how}"
+            )
+    return NESTED_HINT
+
+
 def _install_hint(ctx: Context) -> str:
     fam = facts.os_family(ctx)
     if fam == "debian":
@@ -53,6 +81,14 @@ def _vendor_for_cpu(ctx: Context) -> Optional[str]:
     if ci.vmx:
         return "kvm_intel"
     if ci.svm:
+        return "kvm_amd"
+    # feat_ctl.c clears the vmx flag when firmware disabled VT-x: the vendor still tells
+    # (on bare metal; in a VM a missing flag means the hypervisor below hides it)
+    if ci.hypervisor:
+        return None
+    if ci.vendor == "GenuineIntel":
+        return "kvm_intel"
+    if ci.vendor in ("AuthenticAMD", "HygonGenuine"):
         return "kvm_amd"
     if ci.arch_family == "ppc":
         return "kvm_hv" if ci.platform == "PowerNV" else "kvm_pr"
@@ -71,12 +107,17 @@ def nova_wants_qemu(ctx: Context) -> bool:
 
 
 def compute_node(ctx: Context) -> bool:
-    """A nova config exists or QEMU instances run: guest networking matters here."""
+    """A nova config, QEMU instances or a libvirt daemon: guest networking matters here."""
     from hvcheck import novaconfig
+    from hvcheck.checks.novachecks import libvirt_daemons
     from hvcheck.instances import qemu_processes
 
     try:
-        return novaconfig.nova_conf(ctx) is not None or bool(qemu_processes(ctx))
+        return (
+            novaconfig.nova_conf(ctx) is not None
+            or bool(qemu_processes(ctx))
+            or bool(libvirt_daemons(ctx))
+        )
     except Exception:
         return True
 
@@ -220,7 +261,7 @@ class CpuVirtExt(KvmNeed):
                     CRITICAL,
                     "no vmx/svm: this host is a VM whose CPU model does "
                     "not expose virtualization extensions",
-                    hint=NESTED_HINT,
+                    hint=nested_hint(ctx),
                     code="absent-in-vm",
                     evidence=[*ev, *env.evidence],
                     details=details,
@@ -254,7 +295,7 @@ class CpuVirtExt(KvmNeed):
                 CRITICAL,
                 "no sie feature: this image cannot run KVM guests "
                 "(z/VM guests and LPARs without SIE)",
-                hint=NESTED_HINT,
+                hint=nested_hint(ctx),
                 code="absent",
                 evidence=["/proc/cpuinfo features"],
                 details=details,
@@ -318,7 +359,7 @@ class CpuVirtExt(KvmNeed):
             return self.result(
                 UNKNOWN if state.usable is None else CRITICAL,
                 f"arm64 has no cpuinfo flag; {state.reason}",
-                hint=None if state.usable is None else NESTED_HINT,
+                hint=None if state.usable is None else nested_hint(ctx),
                 code="arm-undecided",
                 evidence=state.evidence,
                 details=details,
@@ -469,6 +510,18 @@ class FirmwareVirt(KvmNeed):
                 code="enabled",
                 evidence=[*state.evidence[:1], *ev],
             )
+        mods = facts.modules(ctx)
+        loaded = [m for m in ("kvm_intel", "kvm_amd") if m in mods.loaded or m in mods.present]
+        if loaded:
+            # vmx_init()/svm_init() refuse to load when firmware disabled VT-x/AMD-V
+            # (arch/x86/kvm/vmx/vmx.c, svm/svm.c): a loaded vendor module proves it is on
+            return self.result(
+                OK,
+                f"{loaded[0]} is loaded, which it cannot be with VT-x/AMD-V "
+                "disabled in firmware" + msr_note,
+                code="vendor-module-loaded",
+                evidence=[f"module {loaded[0]} {mods.how(loaded[0])}", *ev],
+            )
         if log.error:
             return self.result(
                 UNKNOWN,
@@ -539,6 +592,16 @@ class KvmModules(KvmNeed):
                 evidence=ev,
                 details=d,
             )
+        fw = facts.firmware_disabled(ctx)
+        if fw and fam == "x86":
+            return self.result(
+                CRITICAL,
+                f"the vendor module cannot load: {fw[0].text}",
+                hint=FIRMWARE_HINT,
+                code="firmware",
+                evidence=[*ev, "kernel log"],
+                details=d,
+            )
         if have_kvm and needs_vendor:
             hint = f"modprobe {want}" if want else "modprobe kvm_intel (Intel) or kvm_amd (AMD)"
             return self.result(
@@ -556,7 +619,7 @@ class KvmModules(KvmNeed):
                 f"if missing: {_install_hint(ctx)}"
             )
         elif fam == "x86":
-            hint = "no vmx/svm: the module cannot load here; " + NESTED_HINT
+            hint = "no vmx/svm: the module cannot load here; " + nested_hint(ctx)
         else:
             hint = "modprobe kvm"
         return self.result(
@@ -601,15 +664,18 @@ class KvmDevice(KvmNeed):
         )
         if dev is None or state.code == "no-device":
             fw = facts.firmware_disabled(ctx)
-            hint = (
-                FIRMWARE_HINT
-                if fw
-                else (f"load the KVM modules (see kvm.modules); {_install_hint(ctx)}")
-            )
+            mods = facts.modules(ctx)
+            want = _vendor_for_cpu(ctx)
+            if fw:
+                hint = FIRMWARE_HINT
+            elif mods.has("kvm") and want and not mods.has(want):
+                hint = f"modprobe {want} (kvm is loaded, {want} is not)"
+            else:
+                hint = f"load the KVM modules (see kvm.modules); {_install_hint(ctx)}"
             env = facts.virt_env(ctx)
             ci = facts.cpuinfo(ctx)
             if not fw and env.virtual and ci is not None and not (ci.vmx or ci.svm or ci.sie):
-                hint = NESTED_HINT
+                hint = nested_hint(ctx)
             return self.result(
                 CRITICAL,
                 "/dev/kvm does not exist: guests cannot get KVM",
@@ -683,7 +749,7 @@ class NetDevices(Check):
             return self.result(
                 OK,
                 "/dev/vhost-net is missing; it matters once guests run "
-                "here (no nova config, no QEMU instances now)",
+                "here (no nova config, no libvirtd, no QEMU instances now)",
                 hint="modprobe vhost_net",
                 code="no-vhost-net-idle",
                 evidence=ev,

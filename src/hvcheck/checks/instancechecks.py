@@ -74,7 +74,9 @@ class InstancesAccel(Check):
             f", {len(unknown)} unknown" if unknown else ""
         )
         warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
-        if warn is not None or crit is not None:
+        # -w/-c judge the number of deliberate TCG instances; a silent fallback (asked for
+        # KVM, runs TCG) is a broken host, CRITICAL whatever the thresholds say
+        if (warn is not None or crit is not None) and not fallback:
             return self._thresholds(len(tcg), warn, crit, counts, tcg, fallback, unknown, ev, d)
         if fallback:
             return self.result(

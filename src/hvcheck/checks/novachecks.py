@@ -194,12 +194,16 @@ def _libvirtd(p: ProcInfo) -> bool:
     )
 
 
+def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
+    return ctx.fact("libvirt_daemons", lambda c: c.host.processes(_libvirtd))
+
+
 def qemu_user(ctx: Context) -> Optional[QemuUser]:
     """Who libvirt runs QEMU as; None when libvirt is not on this host."""
 
     def compute(c: Context) -> Optional[QemuUser]:
         h = c.host
-        daemons = h.processes(_libvirtd)
+        daemons = libvirt_daemons(c)
         paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
         paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
         for path in paths:

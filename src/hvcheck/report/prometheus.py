@@ -24,7 +24,8 @@ def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
         out.append(f"# HELP {name} {help_}")
         out.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
-            out.append(f"{name}{labels} {value:g}")
+            text = str(int(value)) if float(value).is_integer() else repr(float(value))
+            out.append(f"{name}{labels} {text}")
 
     metric(
         "hvcheck_status",
