@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -122,7 +123,7 @@ def test_hostile_tarball_members_are_ignored_and_nothing_is_written(
     )
     before = sorted(p.name for p in tmp_path.iterdir())
     p = subprocess.run(
-        ["python3", "-m", "hvcheck", "--root", str(tar), "--json", "-v"],
+        [sys.executable, "-m", "hvcheck", "--root", str(tar), "--json", "-v"],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from libvirt_harness import defined_domain, dev_kvm_mode, domain_xml, libvirtd, virsh
+from libvirt_harness import defined_domain, dev_kvm_mode, domain_xml, libvirtd, start_paused
 from snap import run_json
 
 __all__ = ["libvirtd"]  # the module-scoped fixture
@@ -29,7 +29,7 @@ def test_dev_kvm_0600_is_detected_before_a_kvm_domain_fails(libvirtd: None, tmp_
         with defined_domain(
             name, domain_xml(name, "kvm", str(uuid.uuid4()), "web-1"), str(tmp_path)
         ):
-            r = virsh("start", "--paused", name)
+            r = start_paused(name)
             assert r.returncode != 0, "the prediction was wrong: the kvm domain started"
             assert "Permission denied" in r.stderr or "kvm" in r.stderr.lower(), r.stderr
 
@@ -45,7 +45,7 @@ def test_kvm_and_qemu_domains_are_classified(libvirtd: None, tmp_path: Path) -> 
             defined_domain(q, domain_xml(q, "qemu", qu, "web-tcg"), str(tmp_path)),
         ):
             for n in (k, q):
-                r = virsh("start", "--paused", n)
+                r = start_paused(n)
                 assert r.returncode == 0, r.stderr
             _, doc = run_json("--only", "instances")
             inst = {i["name"]: i for i in doc["instances"]}
