@@ -123,14 +123,18 @@ def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
     try:
         fds = host.proc_fd_targets(p.pid)
     except ProcessGone:
-        return None
+        if host.live:
+            return None
+        fds = None  # a snapshot may hold only some entries of a process (contract)
     except OSError as e:
         fds = None
         unreadable.append(f"/proc/{p.pid}/fd: {e.strerror or e}")
     try:
         threads = host.proc_thread_names(p.pid)
     except ProcessGone:
-        return None
+        if host.live:
+            return None
+        threads = None
     except OSError as e:
         threads = None
         unreadable.append(f"/proc/{p.pid}/task: {e.strerror or e}")
@@ -160,7 +164,10 @@ def qemu_processes(ctx: Context) -> list[QemuProcess]:
         out = []
         for p in c.host.processes(is_qemu_process):
             q = scan_process(c, p)
-            if q is not None:
+            # "-machine none" runs no guest: it is libvirt probing QEMU's capabilities
+            # (src/qemu/qemu_process.c qemuProcessQMPLaunch: "-machine none,accel=kvm:tcg"),
+            # which it does on every capabilities request while /dev/kvm is unusable
+            if q is not None and q.argv.machine != "none":
                 out.append(q)
         return out
 
