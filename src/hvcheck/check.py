@@ -9,6 +9,7 @@ in parallel under one deadline.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 from hvcheck.host import Host
@@ -26,6 +27,18 @@ class Context:
         self._facts: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # time.monotonic() by which the run must end (set by the engine); None = unbounded
+        self.deadline: Optional[float] = None
+
+    def remaining(self, default: float = 10.0) -> float:
+        """Seconds left before the run's deadline (``default`` when the run is unbounded).
+
+        Checks that wait on something outside hvcheck (a daemon, the network) bound the wait
+        by this, so they can report their own UNKNOWN before the engine gives up on them.
+        """
+        if self.deadline is None:
+            return default
+        return self.deadline - time.monotonic()
 
     def fact(self, name: str, compute: Callable[[Context], T]) -> T:
         with self._guard:

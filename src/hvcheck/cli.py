@@ -116,6 +116,24 @@ def _range(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> 
 @click.option(
     "-v", "--verbose", is_flag=True, help="More detail (nagios: one line per non-OK check)."
 )
+@click.option(
+    "--no-api",
+    is_flag=True,
+    help="Do not contact the OpenStack APIs (nova.api is SKIPped).",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Nova API: do not verify the server's TLS certificate (verification is on by default).",
+)
+@click.option(
+    "--os-cacert",
+    "os_cacert",
+    metavar="PATH",
+    envvar="OS_CACERT",
+    default=None,
+    help="Nova API: CA bundle that verifies the server's TLS certificate [env OS_CACERT].",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="hvcheck")
 @click.pass_context
 def cli(
@@ -129,13 +147,17 @@ def cli(
     skip: tuple[str, ...],
     timeout: float,
     verbose: bool,
+    no_api: bool,
+    insecure: bool,
+    os_cacert: Optional[str],
 ) -> None:
     """Can this host run KVM guests, and do its QEMU instances really get KVM?
 
     Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     """
     fmt = "json" if as_json else (fmt or "table")
-    ctx.obj = {"fmt": fmt, "root": root, "timeout": timeout}
+    api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
+    ctx.obj = {"fmt": fmt, "root": root, "timeout": timeout, "api": api}
     if ctx.invoked_subcommand is not None:
         return
     from hvcheck import engine
@@ -146,7 +168,7 @@ def cli(
     except SnapshotError as e:
         _fail(fmt, str(e))
         return
-    options = {"tcg_warning": warn_range, "tcg_critical": crit_range}
+    options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
     verdict = engine.run(
         host, engine.load_checks(), timeout=timeout, only=only, skip=skip, options=options
     )
@@ -220,7 +242,9 @@ def _live_or_root_verdict(ctx: click.Context) -> Any:
         host = open_host(ctx.obj["root"])
     except SnapshotError as e:
         _fail("table", str(e))
-    return engine.run(host, engine.load_checks(), timeout=ctx.obj["timeout"])
+    return engine.run(
+        host, engine.load_checks(), timeout=ctx.obj["timeout"], options=dict(ctx.obj["api"])
+    )
 
 
 @cli.command("value")
@@ -302,7 +326,9 @@ def collect(ctx: click.Context, output: Optional[str]) -> None:
         _fail("table", "collect reads the live host; --root makes no sense here")
     host = RecordingHost()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    verdict = engine.run(host, engine.load_checks(), timeout=ctx.obj["timeout"])
+    verdict = engine.run(
+        host, engine.load_checks(), timeout=ctx.obj["timeout"], options=dict(ctx.obj["api"])
+    )
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         host.write_snapshot(out, stamp)

@@ -203,6 +203,7 @@ def run(
     # Leave a margin for assembling and printing the report within the caller's timeout.
     deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
     ctx = Context(host, options)
+    ctx.deadline = deadline
     runner = _Runner(deadline)
     chosen = [lc for lc in checks if selected(lc.id, only, skip)]
     for lc in chosen:

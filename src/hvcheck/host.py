@@ -26,7 +26,10 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from hvcheck.openstack import NovaAnswer, NovaQuery
 
 MAX_READ = 8 * 1024 * 1024  # cpuinfo of a 448-CPU host is ~1.5 MiB; nothing we read is larger
 MAX_SNAPSHOT_TOTAL = 512 * 1024 * 1024
@@ -129,6 +132,56 @@ class OsInfo:
     name: str
     version: str
     codename: str
+
+
+@dataclass(frozen=True)
+class CapsResult:
+    """libvirt's capabilities and kvm domain capabilities, as libvirt gave them (raw XML).
+
+    ``status``: ``ok`` (``capabilities`` holds the XML; ``domcapabilities`` too unless libvirt
+    refused, then ``domcaps_error`` says why), ``unavailable`` (libvirt not installed or not
+    running: the check does not apply), ``timeout`` (no answer within the bound), ``error``.
+    """
+
+    status: str
+    via: str  # libvirt-python | virsh | none
+    uri: str = "qemu:///system"
+    capabilities: Optional[str] = None
+    domcapabilities: Optional[str] = None
+    domcaps_error: Optional[str] = None
+    error: Optional[str] = None
+    elapsed: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["elapsed"] = round(self.elapsed, 3)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[CapsResult]:
+        if not isinstance(d, dict) or d.get("status") not in (
+            "ok",
+            "unavailable",
+            "timeout",
+            "error",
+        ):
+            return None
+
+        def s(k: str) -> Optional[str]:
+            v = d.get(k)
+            return v if isinstance(v, str) else None
+
+        el = d.get("elapsed")
+        return cls(
+            status=str(d["status"]),
+            via=s("via") or "snapshot",
+            uri=s("uri") or "qemu:///system",
+            capabilities=s("capabilities"),
+            domcapabilities=s("domcapabilities"),
+            domcaps_error=s("domcaps_error"),
+            error=s("error"),
+            elapsed=float(el) if isinstance(el, (int, float)) and not isinstance(el, bool) else 0.0,
+        )
 
 
 def _errno_name(e: OSError) -> str:
@@ -268,6 +321,15 @@ class Host(ABC):
     @abstractmethod
     def os_info(self) -> OsInfo: ...
 
+    # ---- live-only probes of outside services (snapshots replay what collect recorded) ----
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        """libvirt's capabilities within ``timeout`` s; None where none can be had."""
+        return None
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        """Nova's record(s) of this hypervisor; None where none can be had."""
+        return None
+
     # ---- backend primitives -------------------------------------------------------------
     @abstractmethod
     def _read_bytes(self, path: str, limit: int) -> bytes: ...
@@ -403,6 +465,14 @@ class LiveHost(Host):
             distro.LinuxDistribution(include_lsb=False, include_uname=False)
         )
 
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        return _libvirt_caps(timeout, os.uname().machine, os.geteuid())
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        from hvcheck.openstack import nova_hypervisors
+
+        return nova_hypervisors(query)
+
 
 def _device_info(st: os.stat_result) -> DeviceInfo:
     import grp
@@ -510,6 +580,193 @@ def _read_kmsg() -> KernelLog:
     finally:
         os.close(fd)
     return KernelLog(tuple(lines), "/dev/kmsg")
+
+
+# ============================================================================================
+# libvirt capabilities (virConnectGetCapabilities / virConnectGetDomainCapabilities)
+# ============================================================================================
+LIBVIRT_URI = "qemu:///system"
+# The monolithic daemon's and the modular QEMU daemon's sockets (libvirt's docs/daemons.rst).
+LIBVIRT_RO_SOCKETS = (
+    "/run/libvirt/libvirt-sock-ro",
+    "/run/libvirt/virtqemud-sock-ro",
+    "/var/run/libvirt/libvirt-sock-ro",
+    "/var/run/libvirt/virtqemud-sock-ro",
+)
+
+
+def _libvirt_caps(timeout: float, arch: str, euid: int) -> CapsResult:
+    """Ask libvirt for its capabilities and its kvm domain capabilities, within ``timeout``.
+
+    Through libvirt-python when it is importable, else ``virsh``. Capabilities come over a
+    read-only connection; domain capabilities need a read-write one (libvirt's ACL makes
+    ``virConnectGetDomainCapabilities`` a ``connect:write`` operation, since it may probe QEMU:
+    "read only access prevents virConnectGetDomainCapabilities"), so they are asked only as
+    root. libvirt answers from its capability cache, but re-probes QEMU whenever /dev/kvm's
+    ctime changes (``virQEMUCapsIsValid``) and on every call while the QEMU user cannot use
+    /dev/kvm, and that probe takes seconds (4-30 s seen): past ``timeout`` it is abandoned
+    (virsh killed), never waited for.
+    """
+    import time
+
+    start = time.monotonic()
+    if not any(os.path.exists(p) for p in LIBVIRT_RO_SOCKETS):
+        return CapsResult(
+            "unavailable",
+            "none",
+            error="libvirt is not running (no libvirtd or virtqemud socket in /run/libvirt)",
+        )
+    import importlib.util
+
+    try:
+        have_api = importlib.util.find_spec("libvirt") is not None
+    except (ImportError, ValueError):
+        have_api = False
+    if have_api:
+        return _libvirt_caps_api(timeout, arch, euid, start)
+    return _libvirt_caps_virsh(timeout, arch, euid, start)
+
+
+def _libvirt_caps_virsh(timeout: float, arch: str, euid: int, start: float) -> CapsResult:
+    import shutil
+    import subprocess
+    import time
+
+    virsh = shutil.which("virsh")
+    if virsh is None:
+        return CapsResult(
+            "unavailable",
+            "none",
+            error="libvirt runs but neither libvirt-python nor virsh is installed "
+            "(libvirt-clients / libvirt-client package)",
+        )
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        left = timeout - (time.monotonic() - start)
+        if left <= 0.05:
+            raise subprocess.TimeoutExpired(args, max(0.0, left))
+        return subprocess.run(
+            [virsh, *args],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=left,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    def err(p: subprocess.CompletedProcess[str]) -> str:
+        lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()]
+        lines = [ln[7:] if ln.startswith("error: ") else ln for ln in lines]
+        return "; ".join(lines[:3]) or f"virsh exited with status {p.returncode}"
+
+    try:
+        p = run(["-r", "-c", LIBVIRT_URI, "capabilities"])
+        if p.returncode != 0:
+            e = err(p)
+            status = "unavailable" if "failed to connect" in e.lower() else "error"
+            return CapsResult(status, "virsh", error=e, elapsed=time.monotonic() - start)
+        caps = p.stdout
+        domcaps: Optional[str] = None
+        dc_err: Optional[str] = None
+        if euid == 0:
+            args = ["-c", LIBVIRT_URI, "domcapabilities", "--virttype", "kvm"]
+            if arch:
+                args += ["--arch", arch]
+            q = run(args)
+            if q.returncode == 0:
+                domcaps = q.stdout
+            else:
+                dc_err = err(q)
+        else:
+            dc_err = "domain capabilities need a read-write libvirt connection (run as root)"
+        return CapsResult(
+            "ok",
+            "virsh",
+            capabilities=caps,
+            domcapabilities=domcaps,
+            domcaps_error=dc_err,
+            elapsed=time.monotonic() - start,
+        )
+    except subprocess.TimeoutExpired as e:
+        what = " ".join(str(a) for a in e.cmd[-3:]) if isinstance(e.cmd, list) else "virsh"
+        return CapsResult(
+            "timeout",
+            "virsh",
+            error=f"libvirt did not answer `virsh {what}` within {timeout:.1f} s",
+            elapsed=time.monotonic() - start,
+        )
+    except OSError as e:
+        return CapsResult(
+            "error", "virsh", error=f"cannot run virsh: {e}", elapsed=time.monotonic() - start
+        )
+
+
+def _libvirt_caps_api(timeout: float, arch: str, euid: int, start: float) -> CapsResult:
+    """The same through libvirt-python, in a daemon thread abandoned past ``timeout``."""
+    import time
+
+    box: list[CapsResult] = []
+    step = ["connecting"]
+
+    def work() -> None:
+        try:
+            import libvirt
+
+            # libvirt's default error handler prints every error to stderr
+            libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+            try:
+                conn = libvirt.openReadOnly(LIBVIRT_URI)
+            except libvirt.libvirtError as e:
+                box.append(
+                    CapsResult("unavailable", "libvirt-python", error=str(e).strip() or "failed")
+                )
+                return
+            try:
+                step[0] = "capabilities"
+                caps = conn.getCapabilities()
+            finally:
+                conn.close()
+            domcaps: Optional[str] = None
+            dc_err: Optional[str] = None
+            if euid == 0:
+                step[0] = "domcapabilities --virttype kvm"
+                try:
+                    rw = libvirt.open(LIBVIRT_URI)
+                    try:
+                        domcaps = rw.getDomainCapabilities(None, arch or None, None, "kvm", 0)
+                    finally:
+                        rw.close()
+                except libvirt.libvirtError as e:
+                    dc_err = str(e).strip()
+            else:
+                dc_err = "domain capabilities need a read-write libvirt connection (run as root)"
+            box.append(
+                CapsResult(
+                    "ok",
+                    "libvirt-python",
+                    capabilities=caps,
+                    domcapabilities=domcaps,
+                    domcaps_error=dc_err,
+                    elapsed=time.monotonic() - start,
+                )
+            )
+        except Exception as e:
+            box.append(CapsResult("error", "libvirt-python", error=f"{type(e).__name__}: {e}"))
+
+    t = threading.Thread(target=work, name="hvcheck-libvirt-caps", daemon=True)
+    t.start()
+    t.join(max(0.0, timeout - (time.monotonic() - start)))
+    if box:
+        return box[0]
+    return CapsResult(
+        "timeout",
+        "libvirt-python",
+        error=f"libvirt did not answer {step[0]} within {timeout:.1f} s",
+        elapsed=time.monotonic() - start,
+    )
 
 
 # ============================================================================================
@@ -811,6 +1068,14 @@ class SnapshotHost(Host):
             return KernelLog((), "snapshot dev/kmsg", str(e))
         return KernelLog(tuple(text.splitlines()), "snapshot dev/kmsg")
 
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        return CapsResult.from_json(self._probes().get("libvirt_caps"))
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        from hvcheck.openstack import NovaAnswer
+
+        return NovaAnswer.from_json(self._probes().get("nova_api"))
+
     def uname(self) -> Uname:
         def m(key: str, fallback_path: str) -> str:
             v = self.marker.get(key)
@@ -882,6 +1147,8 @@ class RecordingHost(LiveHost):
         self.devices: dict[str, DeviceInfo] = {}
         self.procs: dict[int, ProcInfo] = {}
         self.msrs: dict[str, Any] = {}
+        self.libvirt_caps: Optional[CapsResult] = None
+        self.nova_api: Optional[NovaAnswer] = None
         self.rec_lock = threading.Lock()
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
@@ -932,6 +1199,16 @@ class RecordingHost(LiveHost):
                 self.msrs[f"{cpu}:{register:#x}"] = r.value if r.value is not None else r.error
         return r
 
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        r = super().libvirt_capabilities(timeout)
+        self.libvirt_caps = r
+        return r
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        a = super().nova_hypervisors(query)  # holds no secret (see hvcheck.openstack)
+        self.nova_api = a
+        return a
+
     def write_snapshot(self, out: str, taken_at: str) -> None:
         """Write everything recorded as a .tar.gz snapshot (the contract's layout)."""
         import io
@@ -955,6 +1232,10 @@ class RecordingHost(LiveHost):
             marker["probes"]["msr"] = self.msrs
         if kmsg.error:
             marker["probes"]["kmsg_error"] = kmsg.error
+        if self.libvirt_caps is not None:
+            marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
+        if self.nova_api is not None:
+            marker["probes"]["nova_api"] = self.nova_api.to_json()
         files = dict(self.files)
         if not kmsg.error:
             files["/dev/kmsg"] = ("\n".join(kmsg.lines) + "\n").encode()

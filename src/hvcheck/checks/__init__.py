@@ -6,8 +6,16 @@ group (see pyproject.toml: ``builtin = "hvcheck.checks:BUILTIN"``).
 
 from __future__ import annotations
 
+from hvcheck.checks.apichecks import LibvirtCaps, NovaApi
 from hvcheck.checks.hostchecks import BUILTIN_HOST_CHECKS
 from hvcheck.checks.instancechecks import InstancesAccel
 from hvcheck.checks.novachecks import NovaVirtType, QemuUserAccess
 
-BUILTIN = (*BUILTIN_HOST_CHECKS, NovaVirtType, QemuUserAccess, InstancesAccel)
+BUILTIN = (
+    *BUILTIN_HOST_CHECKS,
+    NovaVirtType,
+    QemuUserAccess,
+    LibvirtCaps,
+    InstancesAccel,
+    NovaApi,
+)

@@ -1,0 +1,556 @@
+"""What the APIs say — Nova's os-hypervisors and libvirt's capabilities — set against the
+local evidence.
+
+Operators run ``openstack hypervisor show`` on a KVM cloud, read ``hypervisor_type: QEMU`` and
+doubt everything. That field is libvirt's ``virConnectGetType()``, ``"QEMU"`` for the QEMU
+driver whether guests get KVM or TCG; libvirt's capabilities, likewise, say what libvirt
+*offers*, which can disagree with what the QEMU user can actually open. So both checks explain
+what the API says and let the local evidence (the /dev/kvm probe, the QEMU user's access, each
+QEMU process's file descriptors) decide.
+
+Reads: the Nova API through :mod:`hvcheck.openstack` (credentials from ``OS_CLOUD`` /
+``clouds.yaml`` / ``OS_*``; live only, replayed from ``probes.nova_api`` in snapshots); libvirt's
+capabilities through ``LiveHost.libvirt_capabilities`` (``probes.libvirt_caps``); nova.conf's
+``[DEFAULT] host``; ``/etc/libvirt/qemu/*.xml`` (Nova domains defined but not running); the
+QEMU processes (:mod:`hvcheck.instances`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from hvcheck import facts, novaconfig
+from hvcheck.check import Check, Context
+from hvcheck.checks.novachecks import UDEV_HINT, can_open, qemu_user
+from hvcheck.instances import acceleration, qemu_processes
+from hvcheck.model import Result, Status
+from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
+from hvcheck.parsers.libvirt_xml import parse_domain_xml
+from hvcheck.parsers.nova_api import HostNames, Hypervisor
+from hvcheck.parsers.novaconf import parse_oslo_ini
+from hvcheck.text import inert
+
+OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
+    Status.OK,
+    Status.WARNING,
+    Status.CRITICAL,
+    Status.UNKNOWN,
+    Status.SKIP,
+)
+# Leave this much of the run's time for the check to report its own UNKNOWN
+MARGIN = 0.3
+
+QEMU_MEANS = (
+    "hypervisor_type 'QEMU' is what Nova's libvirt driver reports for KVM and TCG alike "
+    "(libvirt's virConnectGetType), so acceleration is judged from local evidence"
+)
+_ERROR_HINTS = {
+    "tls": None,  # the reason already names --os-cacert / --insecure
+    "auth": "check the credentials (`openstack token issue` with the same OS_CLOUD / OS_* "
+    "settings); listing hypervisors needs an admin role",
+    "config": "fix the OpenStack client configuration, or pass --no-api to skip this check",
+    "connect": "check that the auth URL and the compute endpoint are reachable from this host, "
+    "or pass --no-api",
+    "timeout": "raise -t/--timeout, or pass --no-api where the API is slow or unreachable",
+    "endpoint": "set OS_REGION_NAME / OS_INTERFACE (region_name / interface in clouds.yaml) "
+    "to where the compute endpoint is",
+    "http": "see the API's message; `openstack hypervisor list --long` with the same "
+    "credentials shows the same answer",
+}
+
+
+def nova_host_option(ctx: Context) -> Optional[str]:
+    """nova.conf's ``[DEFAULT] host`` (the service's host name) when set, newest file first."""
+    conf = novaconfig.nova_conf(ctx)
+    if conf is None:
+        return None
+    for path in reversed(conf.resolved.files):
+        try:
+            text = ctx.host.read_opt(path)
+        except OSError:
+            continue
+        if text is None:
+            continue
+        value: Optional[str] = None
+        for e in parse_oslo_ini(text, path).entries:
+            if e.section == "DEFAULT" and e.key == "host":
+                value = e.value.strip() or None
+        if value:
+            return value
+    return None
+
+
+def _libvirt_host(ctx: Context) -> bool:
+    """Nova here drives libvirt (or libvirt is all there is): 'QEMU' is the expected type."""
+    conf = novaconfig.nova_conf(ctx)
+    if conf is not None:
+        drv = (conf.resolved.compute_driver.value or "libvirt.LibvirtDriver").lower()
+        return "libvirt" in drv
+    return qemu_user(ctx) is not None
+
+
+def _stopped_nova_domains(ctx: Context, running: set[str]) -> list[str]:
+    """Nova guests libvirt has defined but not running (SHUTOFF instances keep their domain)."""
+    out = []
+    for path in ctx.host.glob("/etc/libvirt/qemu/*.xml"):
+        try:
+            text = ctx.host.read_opt(path)
+        except OSError:
+            continue
+        dom = parse_domain_xml(text) if text else None
+        if dom is None or dom.nova is None or not dom.name or dom.name in running:
+            continue
+        out.append(dom.name)
+    return out
+
+
+def _local_evidence(ctx: Context, accel: str, count: int) -> str:
+    state = facts.kvm_state(ctx)
+    kvm = {True: "KVM usable", False: "KVM NOT usable", None: "KVM usability unknown"}[state.usable]
+    inst = {
+        "none": "no instance running",
+        "kvm": f"{count} instance(s), all with KVM",
+        "tcg": f"{count} instance(s), all emulated (TCG, see instances.accel)",
+        "mixed": f"{count} instance(s), some emulated (TCG, see instances.accel)",
+    }.get(accel, f"{count} instance(s), accelerator not proven (see instances.accel)")
+    return f"{kvm}, {inst}"
+
+
+class NovaApi(Check):
+    id = "nova.api"
+    title = "Nova API: this host's hypervisor record"
+    reads = (
+        "OS_CLOUD / OS_* environment, clouds.yaml (./, ~/.config/openstack/, /etc/openstack/)",
+        "Keystone: POST /v3/auth/tokens; Nova: GET /os-hypervisors/detail",
+        "nova.conf [DEFAULT] host",
+        "/etc/libvirt/qemu/*.xml",
+        "QEMU processes (see instances.accel)",
+    )
+
+    def run(self, ctx: Context) -> Result:
+        if ctx.options.get("no_api"):
+            return self.result(SKIP, "--no-api: the Nova API was not asked", code="no-api")
+        names = HostNames(
+            nodename=ctx.host.uname().hostname, fqdn=None, nova_host=nova_host_option(ctx)
+        )
+        from hvcheck.openstack import NovaQuery
+
+        budget = ctx.remaining() - MARGIN
+        if budget <= 0.1:
+            return self.result(
+                UNKNOWN, "no time left in the run to ask the Nova API", code="timeout"
+            )
+        query = NovaQuery(
+            names=names,
+            insecure=bool(ctx.options.get("insecure")),
+            cacert=ctx.options.get("os_cacert") or None,
+            timeout=budget,
+        )
+        ans = ctx.host.nova_hypervisors(query)
+        if ans is None:
+            return self.result(
+                SKIP,
+                "the snapshot holds no Nova API answer (probes.nova_api)",
+                code="not-recorded",
+            )
+        d: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "cloud": ans.cloud,
+                "auth_url": ans.auth_url,
+                "compute_endpoint": ans.endpoint,
+                "region": ans.region,
+                "interface": ans.interface,
+                "tls_verify": ans.verify,
+                "microversion": ans.microversion,
+                "max_microversion": ans.max_microversion,
+                "elapsed_s": round(ans.elapsed, 3),
+            }.items()
+            if v is not None
+        }
+        if ans.outcome == "skip":
+            return self.result(SKIP, ans.reason, code="no-credentials", details=d)
+        if ans.outcome != "ok":
+            kind = ans.error_kind or "error"
+            return self.result(
+                UNKNOWN,
+                f"Nova API: {ans.reason}",
+                hint=_ERROR_HINTS.get(kind, "pass --no-api to skip this check"),
+                code=f"api-{kind}",
+                details=d,
+            )
+        full = ans.names or names
+        d["looked_for"] = full.describe()
+        d["records_scanned"] = ans.scanned
+        if ans.pattern:
+            d["hypervisor_hostname_pattern"] = ans.pattern
+        ev = [
+            f"{ans.cloud}: GET {ans.endpoint}/os-hypervisors/detail"
+            + (f" (microversion {ans.microversion})" if ans.microversion else "")
+        ]
+        if not ans.records:
+            where = (
+                f"hypervisor_hostname_pattern '{ans.pattern}'"
+                if ans.pattern
+                else f"{ans.scanned} record(s)"
+            )
+            msg = f"no Nova hypervisor record matches this host ({full.describe()}; {where})"
+            if novaconfig.nova_conf(ctx) is None and qemu_user(ctx) is None:
+                return self.result(
+                    OK,
+                    msg + "; no nova-compute or libvirt here either: not a compute node",
+                    code="not-a-hypervisor",
+                    evidence=ev,
+                    details=d,
+                )
+            return self.result(
+                WARNING,
+                inert(msg),
+                hint="nova-compute registers the node under libvirt's hostname (usually the "
+                "FQDN) and the service under nova.conf's [DEFAULT] host: compare with "
+                "`openstack hypervisor list`; a renamed host leaves its old record behind",
+                code="not-found",
+                evidence=ev,
+                details=d,
+            )
+        d["records"] = [r.to_json() for r in ans.records]
+        d["matched_by"] = list(ans.matched_how)
+        if len(ans.records) > 1:
+            listed = ", ".join(
+                f"{r.hypervisor_hostname} (id {r.id}, {r.state}/{r.status})"
+                for r in ans.records[:4]
+            )
+            return self.result(
+                WARNING,
+                inert(f"{len(ans.records)} Nova hypervisor records match this host: {listed}"),
+                hint="a renamed host or a changed [DEFAULT] host leaves a stale compute node "
+                "and service: remove the stale one (`openstack compute service delete ID`)",
+                code="duplicate",
+                evidence=ev,
+                details=d,
+            )
+        return self._judge(ctx, ans.records[0], ans.matched_how[0], ans.microversion, ev, d)
+
+    def _judge(
+        self,
+        ctx: Context,
+        r: Hypervisor,
+        how: str,
+        microversion: Optional[str],
+        ev: list[str],
+        d: dict[str, Any],
+    ) -> Result:
+        procs = qemu_processes(ctx)
+        accel = acceleration(procs)
+        name = inert(r.hypervisor_hostname or r.service_host or "?")
+        htype = r.hypervisor_type or "?"
+        version = f" {r.version_text}" if r.version_text and htype == "QEMU" else ""
+        ev.append(f"record {name} (id {inert(r.id or '?')}) matched by {how}")
+        d["local_acceleration"] = accel
+        problems: list[tuple[Status, str, str, str]] = []  # status, text, hint, code
+        if htype != "QEMU" and _libvirt_host(ctx):
+            what = " (Nova's fake test driver)" if htype.lower() == "fake" else ""
+            problems.append(
+                (
+                    WARNING,
+                    f"hypervisor_type is '{inert(htype)}'{what}, not 'QEMU' as Nova's libvirt "
+                    "driver reports on a libvirt host",
+                    "this record was not written by a libvirt nova-compute on this host: "
+                    "check [DEFAULT] compute_driver in nova.conf and whether another node "
+                    "shares this name (`openstack hypervisor show`)",
+                    "type-mismatch",
+                )
+            )
+        if (r.state or "").lower() == "down":
+            problems.append(
+                (
+                    CRITICAL,
+                    "Nova sees this host's nova-compute as down (it has not reported "
+                    "within service_down_time)",
+                    "check nova-compute here (its log, the message queue connection) and "
+                    f"`openstack compute service list --host {r.service_host or name}`",
+                    "down",
+                )
+            )
+        if (r.status or "").lower() == "disabled":
+            reason = inert(r.disabled_reason) if r.disabled_reason else "no reason given"
+            problems.append(
+                (
+                    WARNING,
+                    f"the nova-compute service is disabled ({reason}): the scheduler "
+                    "places no new instances here",
+                    "when the maintenance is over: `openstack compute service set --enable "
+                    f"{r.service_host or name} nova-compute`",
+                    "disabled",
+                )
+            )
+        local = len(procs)
+        with_meta = [q for q in procs if q.domain is not None and q.domain.nova is not None]
+        running_names = {q.name for q in procs if q.name}
+        count_text: str
+        if r.running_vms is None:
+            count_text = (
+                f"no running_vms at microversion {microversion or '?'} (Nova dropped it in "
+                f"2.88); {local} QEMU process(es) here"
+            )
+        else:
+            stopped = _stopped_nova_domains(ctx, running_names)
+            d["local_qemu_processes"] = local
+            d["local_with_nova_metadata"] = len(with_meta)
+            d["nova_domains_defined_not_running"] = len(stopped)
+            rv = r.running_vms
+            # running_vms counts every instance Nova placed here, stopped (SHUTOFF) ones too
+            # (nova/compute/resource_tracker.py: cn.running_vms = stats.num_instances), and
+            # a stopped Nova instance keeps its libvirt definition: those explain a surplus
+            explained = rv == local or (local < rv <= local + len(stopped))
+            extra = f" + {rv - local} stopped Nova domain(s)" if rv > local else ""
+            count_text = f"running_vms {rv} = {local} local QEMU process(es){extra}"
+            if not explained:
+                no_meta = len([q for q in procs if q.domain is not None and q.domain.nova is None])
+                meta = f", {no_meta} without Nova metadata" if no_meta else ""
+                stop = f", {len(stopped)} Nova domain(s) defined but not running" if stopped else ""
+                count_text = f"running_vms {rv} but {local} local QEMU process(es){meta}{stop}"
+                if rv > local:
+                    hint = (
+                        "Nova counts instances here that do not run: stopped (SHUTOFF) "
+                        "instances count in running_vms, others may have been evacuated or "
+                        "crashed; compare `openstack server list --all-projects --host "
+                        f"{r.service_host or name} --long` with `virsh list --all`"
+                    )
+                else:
+                    hint = (
+                        "QEMU processes run here that Nova does not count: guests started "
+                        "outside Nova, or orphans of a failed migration or delete; see "
+                        "`virsh list --all` and nova-compute's log"
+                    )
+                problems.append(
+                    (
+                        WARNING,
+                        f"Nova counts {rv} VM(s) on this hypervisor, but {local} QEMU "
+                        f"process(es) run here{meta}{stop}",
+                        hint,
+                        "count-mismatch",
+                    )
+                )
+        d["explanation"] = QEMU_MEANS
+        local_ev = _local_evidence(ctx, accel, local)
+        head = (
+            f"Nova hypervisor {name}: {inert(htype)}{version}, "
+            f"{inert(r.state or '?')}/{inert(r.status or '?')}, {count_text}"
+        )
+        if not problems:
+            return self.result(
+                OK,
+                f"{head}. {QEMU_MEANS}: {local_ev}",
+                code="ok",
+                evidence=ev,
+                details=d,
+            )
+        problems.sort(key=lambda p: -p[0].rank)
+        worst = problems[0]
+        text = "; ".join(p[1] for p in problems)
+        hint = " | ".join(p[2] for p in problems)
+        d["problems"] = [p[3] for p in problems]
+        return self.result(
+            worst[0],
+            f"{text} — {head}. {QEMU_MEANS}: {local_ev}",
+            hint=hint,
+            code=worst[3],
+            evidence=ev,
+            details=d,
+        )
+
+
+# ============================================================================================
+# libvirt capabilities
+# ============================================================================================
+CACHE_HINT = (
+    "libvirt answers from its capability cache: restart libvirtd (or virtqemud) to make it "
+    "probe QEMU again (or remove /var/cache/libvirt/qemu/capabilities/*.xml first)"
+)
+
+
+def _qemu_user_access(ctx: Context) -> tuple[Optional[bool], str]:
+    """Can libvirt's QEMU user open /dev/kvm? (None: cannot tell), and a description."""
+    qu = qemu_user(ctx)
+    dev = facts.kvm_device(ctx)
+    if qu is None or dev is None:
+        return None, ""
+    acc = facts.accounts(ctx)
+    user = acc.user(qu.user)
+    if user is None:
+        return None, f"QEMU user {qu.user} is unknown"
+    gids = acc.groups_of(user.name)
+    if qu.group:
+        g = acc.group(qu.group)
+        if g is not None:
+            gids.add(g.gid)
+    mode = f"/dev/kvm mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
+    ok = can_open(dev, user.uid, gids)
+    return ok, f"{qu.user} {'can' if ok else 'cannot'} open {mode}"
+
+
+class LibvirtCaps(Check):
+    id = "libvirt.caps"
+    title = "libvirt's capabilities: does it offer KVM guests?"
+    reads = (
+        "virsh -r capabilities (or virConnectGetCapabilities)",
+        "virsh domcapabilities --virttype kvm (root)",
+        "/dev/kvm (stat), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+    )
+
+    def run(self, ctx: Context) -> Result:
+        budget = ctx.remaining() - MARGIN
+        if budget <= 0.1:
+            return self.result(UNKNOWN, "no time left in the run to ask libvirt", code="timeout")
+        cr = ctx.host.libvirt_capabilities(budget)
+        if cr is None:
+            return self.result(
+                SKIP,
+                "the snapshot holds no libvirt capabilities (probes.libvirt_caps)",
+                code="not-recorded",
+            )
+        d: dict[str, Any] = {"via": cr.via, "uri": cr.uri, "elapsed_s": round(cr.elapsed, 3)}
+        if cr.status == "unavailable":
+            return self.result(
+                SKIP, inert(cr.error or "libvirt is not available"), code="no-libvirt", details=d
+            )
+        if cr.status == "timeout":
+            access, access_text = _qemu_user_access(ctx)
+            why = (
+                f"{access_text}, and while libvirt's cached capabilities say KVM but its QEMU "
+                "user cannot use /dev/kvm, libvirt re-probes QEMU on every request "
+                '("KVM was enabled when probing ..., but it is not available now"; 4-30 s '
+                "each): fix /dev/kvm's access (see libvirt.qemu_user), or raise -t/--timeout"
+                if access is False
+                else "libvirt re-probes QEMU when /dev/kvm's ctime changes (seconds per QEMU "
+                "binary): run again, or raise -t/--timeout"
+            )
+            d["qemu_user_can_open"] = access
+            return self.result(
+                UNKNOWN, inert(cr.error or "libvirt did not answer in time"), hint=why,
+                code="timeout", details=d,
+            )  # fmt: skip
+        caps = parse_capabilities(cr.capabilities or "") if cr.status == "ok" else None
+        if caps is None:
+            return self.result(
+                UNKNOWN,
+                inert(
+                    f"libvirt's capabilities could not be read: {cr.error}"
+                    if cr.error
+                    else "libvirt's capabilities XML does not parse"
+                ),
+                code="error",
+                details=d,
+            )
+        arch = facts.arch(ctx).machine or caps.host_arch or ""
+        guest = caps.guest_for(arch)
+        offers = caps.offers_kvm(arch)
+        dc = parse_domain_capabilities(cr.domcapabilities) if cr.domcapabilities else None
+        d.update(
+            arch=arch,
+            host_arch=caps.host_arch,
+            offers_kvm=offers,
+            domain_types=list(guest.domain_types) if guest else [],
+            emulator=guest.emulator if guest else None,
+        )
+        if dc is not None:
+            d["domcaps"] = {
+                "emulator": dc.emulator,
+                "domain": dc.domain,
+                "machine": dc.machine,
+                "vcpu_max": dc.vcpu_max,
+                "host_passthrough": dc.host_passthrough,
+            }
+        if cr.domcaps_error:
+            d["domcaps_error"] = cr.domcaps_error
+        ev = [f"{cr.via} {cr.uri}: capabilities" + (", domcapabilities kvm" if dc else "")]
+        if guest is None:
+            return self.result(
+                WARNING,
+                inert(
+                    f"libvirt knows no hvm guest for {arch}: no QEMU emulator for this "
+                    "architecture is installed, so libvirt can run no guest"
+                ),
+                hint="install QEMU for this architecture (Debian/Ubuntu: qemu-system-x86 "
+                "on x86_64; RHEL: qemu-kvm), then restart libvirtd",
+                code="no-guest",
+                evidence=ev,
+                details=d,
+            )
+        slow = f" (libvirt took {cr.elapsed:.1f} s: it re-probed QEMU)" if cr.elapsed >= 3 else ""
+        what = (
+            f"libvirt offers {', '.join(guest.domain_types) or 'no'} domains for {arch} "
+            f"({guest.emulator or '?'})"
+        )
+        if dc is not None:
+            what += f"; kvm domain caps: machine {dc.machine or '?'}, " + (
+                "host-passthrough CPU supported"
+                if dc.host_passthrough
+                else "host-passthrough CPU NOT supported"
+            )
+        what = inert(what)
+        state = facts.kvm_state(ctx)
+        access, access_text = _qemu_user_access(ctx)
+        d["kvm_usable"] = state.usable
+        d["qemu_user_can_open"] = access
+        if offers:
+            if access is False:
+                return self.result(
+                    WARNING,
+                    f"{what}, but {access_text}: libvirt offers KVM that its own QEMU "
+                    "processes cannot use — a type='kvm' domain fails to start, and a QEMU "
+                    f"asked for kvm:tcg silently runs TCG{slow}",
+                    hint=UDEV_HINT.format(user=qu.user if (qu := qemu_user(ctx)) else "qemu"),
+                    code="contradiction",
+                    evidence=[*ev, access_text],
+                    details=d,
+                )
+            if state.usable is False:
+                return self.result(
+                    WARNING,
+                    f"{what}, but KVM is not usable on this host ({state.reason}): libvirt's "
+                    f"capabilities are stale{slow}",
+                    hint=CACHE_HINT,
+                    code="stale-kvm",
+                    evidence=[*ev, *state.evidence],
+                    details=d,
+                )
+            if dc is None and cr.domcaps_error and "kvm" in cr.domcaps_error.lower():
+                return self.result(
+                    WARNING,
+                    inert(
+                        f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}"
+                    ),
+                    hint=CACHE_HINT,
+                    code="domcaps-refused",
+                    evidence=ev,
+                    details=d,
+                )
+            local = (
+                "consistent with the local evidence"
+                if state.usable is True
+                else f"local evidence: {state.reason}"
+            )
+            return self.result(
+                OK, f"{what}; {local}{slow}", code="kvm-offered", evidence=ev, details=d
+            )
+        if state.usable is True and access is not False:
+            return self.result(
+                WARNING,
+                f"{what}: no kvm, although KVM works on this host ({state.reason})"
+                + (f" and {access_text}" if access_text else "")
+                + f"{slow}",
+                hint=CACHE_HINT + "; if it persists, the QEMU binary lacks KVM support",
+                code="stale-no-kvm",
+                evidence=[*ev, *state.evidence],
+                details=d,
+            )
+        return self.result(
+            OK,
+            f"{what}: no kvm, consistent with the local evidence "
+            f"({state.reason}); guests can only be emulated (TCG){slow}",
+            code="kvm-not-offered",
+            evidence=ev,
+            details=d,
+        )

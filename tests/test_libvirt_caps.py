@@ -1,0 +1,243 @@
+"""libvirt.caps: libvirt's capabilities against the local evidence.
+
+Against a real libvirtd (started by hand, tests/libvirt_harness.py): with /dev/kvm 0660 root:kvm
+libvirt offers kvm and the QEMU user can use it (OK); with the 0600 root:root /dev/kvm this
+project's machines boot with, libvirt still offers kvm — the contradiction — and re-probes QEMU
+for seconds on every request, which a short -t cuts off (UNKNOWN for libvirt.caps only, the run
+ends in time). Then the judgement on snapshots that replay recorded capabilities."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from hvcheck.host import CapsResult
+from libvirt_harness import dev_kvm_mode, libvirtd
+from snap import PROJECT, run_hvcheck
+
+__all__ = ["libvirtd"]  # the module-scoped fixture
+
+
+def recheck_kvm_access() -> None:
+    """Make libvirt re-evaluate the QEMU user's access to /dev/kvm.
+
+    libvirt caches that access keyed by /dev/kvm's ctime in whole seconds
+    (virQEMUCapsKVMUsable: "/dev/kvm has changed"), so a mode set within the second of the
+    previous change may go unnoticed: touch the ctime again in a new second.
+    """
+    time.sleep(1.1)
+    st = os.stat("/dev/kvm")
+    os.chmod("/dev/kvm", st.st_mode & 0o7777)
+
+
+def _checks(p: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    assert "Traceback" not in p.stderr, p.stderr
+    return {c["id"]: c for c in json.loads(p.stdout)["checks"]}
+
+
+# ---- a real libvirtd ------------------------------------------------------------------------
+def test_kvm_offered_and_usable(libvirtd: None) -> None:
+    with dev_kvm_mode(0o660, "kvm"):
+        c = _checks(run_hvcheck("--json", "-t", "40", "--only", "libvirt.caps"))["libvirt.caps"]
+    assert c["status"] == "OK" and c["code"] == "kvm-offered", c
+    d = c["details"]
+    assert d["via"] == ("libvirt-python" if importlib.util.find_spec("libvirt") else "virsh")
+    assert d["offers_kvm"] is True and "kvm" in d["domain_types"] and "qemu" in d["domain_types"]
+    assert d["emulator"].endswith("qemu-system-x86_64")
+    assert d["domcaps"]["domain"] == "kvm" and d["domcaps"]["host_passthrough"] is True
+    assert "consistent with the local evidence" in c["summary"]
+
+
+def test_kvm_offered_but_unusable_for_the_qemu_user(libvirtd: None) -> None:
+    with dev_kvm_mode(0o600, "root"):
+        recheck_kvm_access()
+        c = _checks(run_hvcheck("--json", "-t", "60", "--only", "libvirt.caps"))["libvirt.caps"]
+    assert c["status"] == "WARNING" and c["code"] == "contradiction", c
+    assert "libvirt offers" in c["summary"] and "cannot open" in c["summary"]
+    assert "libvirt-qemu" in c["summary"] and "0600 root:root" in c["summary"]
+    assert "0660" in c["hint"]
+    assert c["details"]["qemu_user_can_open"] is False and c["details"]["kvm_usable"] is True
+
+
+def test_slow_capability_probe_is_cut_off_by_the_timeout(libvirtd: None) -> None:
+    """With /dev/kvm unusable by libvirt-qemu while its cached capabilities say KVM, libvirt
+    re-probes QEMU on every capabilities request (about 8 s here for i386 + x86_64). -t 3:
+    libvirt.caps is UNKNOWN with its own reason, the others answer, the run ends in time."""
+    with dev_kvm_mode(0o600, "root"):
+        recheck_kvm_access()
+        start = time.monotonic()
+        p = run_hvcheck("--json", "-t", "3", "--no-api")
+        took = time.monotonic() - start
+        checks = _checks(p)
+    assert took < 5.0, took
+    c = checks["libvirt.caps"]
+    assert c["status"] == "UNKNOWN" and c["code"] == "timeout", c
+    assert "did not answer" in c["summary"] and "re-probes QEMU on every request" in c["hint"]
+    assert "libvirt-qemu cannot open" in c["hint"]
+    for cid in ("kvm.device", "kvm.modules", "libvirt.qemu_user", "instances.accel"):
+        assert checks[cid]["code"] != "timeout", checks[cid]
+    assert checks["libvirt.qemu_user"]["status"] == "WARNING"
+    assert p.returncode == 3  # UNKNOWN outranks the WARNINGs
+
+
+def test_collect_records_capabilities_and_replays_them(libvirtd: None, tmp_path: Path) -> None:
+    out = tmp_path / "snap.tar.gz"
+    with dev_kvm_mode(0o660, "kvm"):
+        p = run_hvcheck("-t", "40", "--no-api", "collect", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(out, "r:gz") as tf:
+        f = tf.extractfile("hvcheck-snapshot.json")
+        assert f is not None
+        marker = json.loads(f.read())
+    rec = marker["probes"]["libvirt_caps"]
+    assert rec["status"] == "ok" and "<capabilities>" in rec["capabilities"]
+    assert "<domainCapabilities>" in rec["domcapabilities"]
+    assert "nova_api" not in marker["probes"]  # --no-api: nothing asked, nothing recorded
+    c = _checks(run_hvcheck("--json", "--root", str(out)))
+    assert c["libvirt.caps"]["code"] == "kvm-offered", c["libvirt.caps"]
+    assert c["libvirt.caps"]["details"]["via"] == rec["via"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("libvirt") is not None, reason="virsh path only")
+def test_virsh_is_used_without_libvirt_python(libvirtd: None) -> None:
+    with dev_kvm_mode(0o660, "kvm"):
+        c = _checks(run_hvcheck("--json", "-t", "40", "--only", "libvirt.caps"))["libvirt.caps"]
+    assert c["details"]["via"] == "virsh"
+
+
+# ---- the judgement, on snapshots that replay recorded capabilities ----------------------------
+# Shortened from `virsh capabilities` / `virsh domcapabilities --virttype kvm` on this project's
+# x86_64 machine (libvirt 9.0.0, QEMU 7.2).
+def caps_xml(domains: tuple[str, ...] = ("qemu", "kvm"), arch: str = "x86_64") -> str:
+    d = "".join(f"<domain type='{t}'/>" for t in domains)
+    return (
+        "<capabilities><host><uuid>3626d57f-3fb5-4714-a5bf-fad3bf966381</uuid><cpu>"
+        "<arch>x86_64</arch><model>kvm64</model><vendor>AMD</vendor></cpu></host>"
+        "<guest><os_type>hvm</os_type><arch name='i686'><wordsize>32</wordsize>"
+        f"<emulator>/usr/bin/qemu-system-i386</emulator>{d}</arch></guest>"
+        f"<guest><os_type>hvm</os_type><arch name='{arch}'><wordsize>64</wordsize>"
+        f"<emulator>/usr/bin/qemu-system-{arch}</emulator>"
+        "<machine maxCpus='255'>pc-i440fx-7.2</machine>"
+        f"<machine canonical='pc-i440fx-7.2' maxCpus='255'>pc</machine>{d}</arch>"
+        "<features><acpi default='on' toggle='yes'/></features></guest></capabilities>"
+    )
+
+
+DOMCAPS = (
+    "<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path><domain>kvm</domain>"
+    "<machine>pc-i440fx-7.2</machine><arch>x86_64</arch><vcpu max='255'/>"
+    "<iothreads supported='yes'/><cpu><mode name='host-passthrough' supported='yes'>"
+    "<enum name='hostPassthroughMigratable'><value>on</value><value>off</value></enum></mode>"
+    "</cpu></domainCapabilities>"
+)
+
+
+def _replay(
+    tmp_path: Path,
+    fixture: str,
+    caps: Optional[CapsResult],
+    marker_update: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    root = tmp_path / "snap"
+    shutil.copytree(PROJECT / "fixtures" / fixture, root, symlinks=True)
+    mpath = root / "hvcheck-snapshot.json"
+    marker = json.loads(mpath.read_text())
+    marker.update(marker_update or {})
+    if caps is not None:
+        marker.setdefault("probes", {})["libvirt_caps"] = caps.to_json()
+    mpath.write_text(json.dumps(marker))
+    p = subprocess.run(
+        [sys.executable, "-m", "hvcheck", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT,
+    )
+    return _checks(p)["libvirt.caps"]
+
+
+def _ok(caps: str, domcaps: Optional[str] = DOMCAPS, **kw: Any) -> CapsResult:
+    return CapsResult("ok", "virsh", capabilities=caps, domcapabilities=domcaps, **kw)
+
+
+NO_KVM_DEVICE = {
+    "devices": {},
+    "probes": {"kvm": {"ok": False, "stage": "open", "errno": "ENOENT"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "caps", "marker", "status", "code", "text"),
+    [
+        # 0600 root:root and libvirt offers kvm: the contradiction
+        ("live-libvirt-dev-kvm-0600", _ok(caps_xml()), None, "WARNING", "contradiction",
+         "libvirt-qemu cannot open /dev/kvm mode 0600 root:root"),
+        # 0660 root:kvm, libvirt-qemu in kvm: consistent
+        ("nova-kvm-all-instances-kvm", _ok(caps_xml()), None, "OK", "kvm-offered",
+         "consistent with the local evidence"),
+        # KVM works, libvirt offers only TCG: a stale capability cache
+        ("nova-kvm-all-instances-kvm", _ok(caps_xml(("qemu",)), None), None, "WARNING",
+         "stale-no-kvm", "no kvm, although KVM works"),
+        # no /dev/kvm, libvirt still offers kvm: stale the other way
+        ("live-libvirt-dev-kvm-0600", _ok(caps_xml()), NO_KVM_DEVICE, "WARNING", "stale-kvm",
+         "not usable"),
+        # no /dev/kvm, no kvm offered: consistent, guests are emulated
+        ("live-libvirt-dev-kvm-0600", _ok(caps_xml(("qemu",)), None), NO_KVM_DEVICE, "OK",
+         "kvm-not-offered", "only be emulated"),
+        # no emulator for this architecture at all
+        ("nova-kvm-all-instances-kvm", _ok(caps_xml(arch="aarch64")), None, "WARNING", "no-guest",
+         "no hvm guest for x86_64"),
+        # libvirt lists kvm but refuses kvm domain capabilities
+        ("nova-kvm-all-instances-kvm",
+         _ok(caps_xml(), None, domcaps_error="invalid argument: KVM is not supported by "
+             "'/usr/bin/qemu-system-x86_64' on this host"),
+         None, "WARNING", "domcaps-refused", "refuses kvm domain capabilities"),
+        ("nova-kvm-all-instances-kvm",
+         CapsResult("timeout", "virsh", error="libvirt did not answer `virsh -c qemu:///system "
+                    "capabilities` within 2.2 s"),
+         None, "UNKNOWN", "timeout", "did not answer"),
+        ("nova-kvm-all-instances-kvm",
+         CapsResult("unavailable", "none", error="libvirt is not running (no libvirtd or "
+                    "virtqemud socket in /run/libvirt)"),
+         None, "SKIP", "no-libvirt", "not running"),
+        ("nova-kvm-all-instances-kvm", CapsResult("error", "virsh", error="boom"), None,
+         "UNKNOWN", "error", "boom"),
+        ("nova-kvm-all-instances-kvm", _ok("<capabilities><!DOCTYPE x></capabilities>"), None,
+         "UNKNOWN", "error", "does not parse"),
+        ("nova-kvm-all-instances-kvm", None, None, "SKIP", "not-recorded", "probes.libvirt_caps"),
+    ],
+)  # fmt: skip
+def test_replay(
+    tmp_path: Path,
+    fixture: str,
+    caps: Optional[CapsResult],
+    marker: Optional[dict[str, Any]],
+    status: str,
+    code: str,
+    text: str,
+) -> None:
+    c = _replay(tmp_path, fixture, caps, marker)
+    assert (c["status"], c["code"]) == (status, code), c
+    assert text in c["summary"], c
+
+
+def test_replay_slow_answer_is_explained(tmp_path: Path) -> None:
+    c = _replay(tmp_path, "live-libvirt-dev-kvm-0600", _ok(caps_xml(), elapsed=7.5))
+    assert "libvirt took 7.5 s: it re-probed QEMU" in c["summary"], c
+
+
+def test_caps_result_from_json_rejects_garbage() -> None:
+    for bad in (None, [], {"status": "maybe"}, {"status": 1}):
+        assert CapsResult.from_json(bad) is None
+    r = CapsResult.from_json({"status": "ok", "capabilities": 3, "elapsed": True})
+    assert r is not None and r.capabilities is None and r.elapsed == 0.0
