@@ -202,6 +202,11 @@ NO_KVM_DEVICE = {
          _ok(caps_xml(), None, domcaps_error="invalid argument: KVM is not supported by "
              "'/usr/bin/qemu-system-x86_64' on this host"),
          None, "WARNING", "domcaps-refused", "refuses kvm domain capabilities"),
+        # capabilities came, domain capabilities did not in time: judged on the former
+        ("nova-kvm-all-instances-kvm",
+         _ok(caps_xml(), None, domcaps_error="libvirt did not answer domcapabilities "
+             "--virttype kvm within 3.0 s"),
+         None, "OK", "kvm-offered", "kvm domain caps: no answer in time"),
         ("nova-kvm-all-instances-kvm",
          CapsResult("timeout", "virsh", error="libvirt did not answer `virsh -c qemu:///system "
                     "capabilities` within 2.2 s"),

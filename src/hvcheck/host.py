@@ -675,10 +675,15 @@ def _libvirt_caps_virsh(timeout: float, arch: str, euid: int, start: float) -> C
             args = ["-c", LIBVIRT_URI, "domcapabilities", "--virttype", "kvm"]
             if arch:
                 args += ["--arch", arch]
-            q = run(args)
-            if q.returncode == 0:
+            try:
+                q = run(args)
+            except subprocess.TimeoutExpired:
+                # the capabilities came: report them; only the domain capabilities are missing
+                q = None
+                dc_err = f"libvirt did not answer domcapabilities within {timeout:.1f} s"
+            if q is not None and q.returncode == 0:
                 domcaps = q.stdout
-            else:
+            elif q is not None:
                 dc_err = err(q)
         else:
             dc_err = "domain capabilities need a read-write libvirt connection (run as root)"
@@ -710,6 +715,7 @@ def _libvirt_caps_api(timeout: float, arch: str, euid: int, start: float) -> Cap
 
     box: list[CapsResult] = []
     step = ["connecting"]
+    got_caps: list[str] = []
 
     def work() -> None:
         try:
@@ -727,6 +733,7 @@ def _libvirt_caps_api(timeout: float, arch: str, euid: int, start: float) -> Cap
             try:
                 step[0] = "capabilities"
                 caps = conn.getCapabilities()
+                got_caps.append(caps)
             finally:
                 conn.close()
             domcaps: Optional[str] = None
@@ -761,6 +768,14 @@ def _libvirt_caps_api(timeout: float, arch: str, euid: int, start: float) -> Cap
     t.join(max(0.0, timeout - (time.monotonic() - start)))
     if box:
         return box[0]
+    if got_caps:  # only the domain capabilities are missing
+        return CapsResult(
+            "ok",
+            "libvirt-python",
+            capabilities=got_caps[0],
+            domcaps_error=f"libvirt did not answer {step[0]} within {timeout:.1f} s",
+            elapsed=time.monotonic() - start,
+        )
     return CapsResult(
         "timeout",
         "libvirt-python",

@@ -489,6 +489,8 @@ class LibvirtCaps(Check):
                 if dc.host_passthrough
                 else "host-passthrough CPU NOT supported"
             )
+        elif cr.domcaps_error and "did not answer" in cr.domcaps_error:
+            what += "; kvm domain caps: no answer in time"
         what = inert(what)
         state = facts.kvm_state(ctx)
         access, access_text = _qemu_user_access(ctx)
@@ -516,7 +518,8 @@ class LibvirtCaps(Check):
                     evidence=[*ev, *state.evidence],
                     details=d,
                 )
-            if dc is None and cr.domcaps_error and "kvm" in cr.domcaps_error.lower():
+            refused = (cr.domcaps_error or "").lower()
+            if dc is None and "kvm" in refused and "did not answer" not in refused:
                 return self.result(
                     WARNING,
                     inert(
