@@ -830,19 +830,24 @@ class _Tree(ABC):
 class _DirTree(_Tree):
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
+        self._parents: dict[str, str] = {}  # realpath of directories, resolved once
+
+    def _within(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root + os.sep)
 
     def _inside(self, rel: str, follow_last: bool) -> str:
         n = _norm(rel)
         if n is None:
             raise PermissionError(errno_mod.EACCES, "path escapes the snapshot", rel)
         full = os.path.join(self.root, n)
-        parent = os.path.realpath(os.path.dirname(full))
-        real = (
-            os.path.realpath(full) if follow_last else os.path.join(parent, os.path.basename(full))
-        )
-        if os.path.commonpath([self.root, real]) != self.root or (
-            os.path.commonpath([self.root, parent]) != self.root
-        ):
+        d, base = os.path.split(full)
+        parent = self._parents.get(d)
+        if parent is None:
+            parent = self._parents[d] = os.path.realpath(d)
+        real = os.path.join(parent, base) if base else parent
+        if follow_last and os.path.islink(real):
+            real = os.path.realpath(real)
+        if not (self._within(parent) and self._within(real)):
             # a symlink pointing outside the snapshot: never followed for content
             raise PermissionError(
                 errno_mod.EACCES, "symlink leaves the snapshot; not followed", "/" + n
@@ -1000,13 +1005,21 @@ class SnapshotHost(Host):
     def _rel(path: str) -> str:
         return path.lstrip("/")
 
+    def _denied(self, path: str) -> None:
+        denied = self.marker.get("denied")
+        if isinstance(denied, list) and path in denied:
+            # the collecting user could not read it: answer as the live host did
+            raise PermissionError(errno_mod.EACCES, "Permission denied (when collected)", path)
+
     def _read_bytes(self, path: str, limit: int) -> bytes:
+        self._denied(path)
         return self._tree.read(self._rel(path), limit)
 
     def _exists(self, path: str) -> bool:
         return self._tree.exists(self._rel(path))
 
     def _listdir(self, path: str) -> list[str]:
+        self._denied(path)
         return self._tree.listdir(self._rel(path))
 
     def _readlink(self, path: str) -> str:
@@ -1164,19 +1177,38 @@ class RecordingHost(LiveHost):
         self.msrs: dict[str, Any] = {}
         self.libvirt_caps: Optional[CapsResult] = None
         self.nova_api: Optional[NovaAnswer] = None
+        self.denied: set[str] = set()  # paths the collecting user could not read
+        self.existing: set[str] = set()  # paths only tested for existence
         self.rec_lock = threading.Lock()
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
-        data = super()._read_bytes(path, limit)
+        try:
+            data = super()._read_bytes(path, limit)
+        except PermissionError:
+            with self.rec_lock:
+                self.denied.add(path)
+            raise
         with self.rec_lock:
             self.files[path] = data
         return data
 
     def _listdir(self, path: str) -> list[str]:
-        names = super()._listdir(path)
+        try:
+            names = super()._listdir(path)
+        except PermissionError:
+            with self.rec_lock:
+                self.denied.add(path)
+            raise
         with self.rec_lock:
             self.dirs[path] = list(names)
         return names
+
+    def _exists(self, path: str) -> bool:
+        found = super()._exists(path)
+        if found:
+            with self.rec_lock:
+                self.existing.add(path)
+        return found
 
     def _readlink(self, path: str) -> str:
         t = super()._readlink(path)
@@ -1251,6 +1283,8 @@ class RecordingHost(LiveHost):
             marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
         if self.nova_api is not None:
             marker["probes"]["nova_api"] = self.nova_api.to_json()
+        if self.denied:
+            marker["denied"] = sorted(self.denied)
         files = dict(self.files)
         if not kmsg.error:
             files["/dev/kmsg"] = ("\n".join(kmsg.lines) + "\n").encode()
@@ -1283,6 +1317,22 @@ class RecordingHost(LiveHost):
                         dirs.add(child)
                 except OSError:
                     continue
+        for path in sorted(self.existing):
+            if path in files or path in self.links or path in dirs or not path.lstrip("/"):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                dirs.add(path)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                files[path] = b""  # a marker file (/.dockerenv): its existence is the fact
+            elif stat.S_ISREG(st.st_mode):
+                files[path] = b""
+                marker.setdefault("content_not_collected", []).append(path)
+        if "content_not_collected" in marker:
+            files[f"/{MARKER}"] = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
         tmp = out + ".tmp"
         with tarfile.open(tmp, "w:gz") as tf:
             for d in sorted(dirs):
