@@ -117,3 +117,14 @@ def test_kolla_libvirt_status_xml_read_through_the_process_root(tmp_path: Path) 
     assert inst["libvirt_xml"] == f"/proc/5150/root/run/libvirt/qemu/{name}.xml"
     assert inst["nova"]["display_name"] == "db-primary" and inst["nova"]["project"] == "prod"
     assert json.dumps(doc)  # serialisable
+
+
+def test_a_zombie_qemu_is_not_an_instance(tmp_path: Path) -> None:
+    root = healthy_host(tmp_path / "s")
+    proc = root / "proc/4711"
+    proc.mkdir(parents=True)
+    (proc / "comm").write_text("qemu-system-x86\n")
+    (proc / "cmdline").write_bytes(b"")
+    (proc / "status").write_text("Name:\tqemu-system-x86\nState:\tZ (zombie)\nUid:\t0\t0\t0\t0\n")
+    _, doc = run_json("--root", str(root))
+    assert doc["instances"] == [] and doc["verdict"]["acceleration"] == "none"

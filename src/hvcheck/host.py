@@ -405,9 +405,11 @@ class LiveHost(Host):
     def _all_processes(self) -> Iterator[ProcInfo]:
         import psutil
 
-        for p in psutil.process_iter(["name", "cmdline"]):
+        for p in psutil.process_iter(["name", "cmdline", "status"]):
             try:
                 info = p.info
+                if info.get("status") == psutil.STATUS_ZOMBIE:
+                    continue  # exited, not yet reaped: no guest runs there
                 argv = info.get("cmdline") or []
                 yield ProcInfo(
                     pid=p.pid, comm=str(info.get("name") or ""), argv=tuple(str(a) for a in argv)

@@ -100,22 +100,31 @@ def _domain_xml(
     return None, None
 
 
-def _uid(ctx: Context, pid: int) -> Optional[int]:
+def _status(ctx: Context, pid: int) -> tuple[Optional[str], Optional[int]]:
+    """State letter and effective uid from /proc/PID/status (proc(5))."""
     try:
         text = ctx.host.read_opt(f"/proc/{pid}/status")
     except OSError:
-        return None
+        return None, None
+    state: Optional[str] = None
+    uid: Optional[int] = None
     for line in (text or "").splitlines():
-        if line.startswith("Uid:"):
+        if line.startswith("State:"):
+            parts = line.split()
+            state = parts[1] if len(parts) > 1 else None
+        elif line.startswith("Uid:"):
             parts = line.split()
             if len(parts) > 2 and (parts[2].isascii() and parts[2].isdigit()):
-                return int(parts[2])  # effective uid
-    return None
+                uid = int(parts[2])  # effective uid
+    return state, uid
 
 
 def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
     """Evidence for one process; None when it vanished meanwhile (never a phantom instance)."""
     host = ctx.host
+    state, uid = _status(ctx, p.pid)
+    if state in ("Z", "X"):
+        return None  # a zombie (exited, not yet reaped) has no fds and runs no guest
     argv = parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
     unreadable: list[str] = []
     fds: Optional[list[str]]
@@ -151,7 +160,7 @@ def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
         argv=argv,
         name=argv.name or (dom.name if dom else None),
         uuid=argv.uuid or (dom.uuid if dom else None),
-        uid=_uid(ctx, p.pid),
+        uid=uid,
         decision=decision,
         domain=dom,
         domain_source=src,
