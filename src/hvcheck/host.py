@@ -192,6 +192,20 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+_MISS = object()
+
+
+@dataclass(frozen=True)
+class _Err:
+    kind: type[OSError]
+    errno: Optional[int]
+    strerror: Optional[str]
+    filename: Any
+
+    def error(self) -> OSError:
+        return self.kind(self.errno, self.strerror, self.filename)
+
+
 class Host(ABC):
     """What checks may ask of a host. Paths are absolute host paths ("/proc/cpuinfo")."""
 
@@ -203,17 +217,22 @@ class Host(ABC):
         self._lock = threading.Lock()
 
     def _memo(self, kind: str, key: str, fn: Callable[[], Any]) -> Any:
+        # Per-process files (/proc/PID/...) are read once per run: caching them would only
+        # hold memory on a host with thousands of instances.
+        if key.startswith("/proc/") and key[6:7].isdigit():
+            return fn()
         with self._lock:
-            if (kind, key) in self._cache:
-                hit = self._cache[(kind, key)]
-                if isinstance(hit, BaseException):
-                    raise hit
-                return hit
+            hit = self._cache.get((kind, key), _MISS)
+        if hit is not _MISS:
+            if isinstance(hit, _Err):
+                raise hit.error()
+            return hit
         try:
             value = fn()
-        except (OSError, ProcessGone) as e:
+        except OSError as e:
+            # remember the failure, not the exception (its traceback holds whole frames)
             with self._lock:
-                self._cache[(kind, key)] = e
+                self._cache[(kind, key)] = _Err(type(e), e.errno, e.strerror, e.filename)
             raise
         with self._lock:
             self._cache[(kind, key)] = value
@@ -800,6 +819,16 @@ class _Node:
 
 def _norm(rel: str) -> Optional[str]:
     """Normalise a member name to a relative path inside the snapshot; None if it escapes."""
+    if (
+        rel
+        and rel[0] not in "/."
+        and rel[-1] != "/"
+        and "//" not in rel
+        and ".." not in rel
+        and "/." not in rel
+        and "\\" not in rel
+    ):
+        return rel  # already normal: the common case, kept cheap
     rel = rel.replace("\\", "/")
     if rel.startswith("/"):
         return None
@@ -832,21 +861,34 @@ class _Tree(ABC):
 class _DirTree(_Tree):
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
-        self._parents: dict[str, str] = {}  # realpath of directories, resolved once
+        self._dirs: dict[str, str] = {self.root: self.root}  # lexical dir -> resolved dir
 
     def _within(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root + os.sep)
+
+    def _real_dir(self, d: str) -> str:
+        """Resolve a directory under the root one component at a time (cached): a new
+        directory costs one lstat, not a walk of the whole path."""
+        hit = self._dirs.get(d)
+        if hit is not None:
+            return hit
+        parent, base = d.rsplit("/", 1)
+        rp = self._real_dir(parent if parent else "/")
+        cand = rp + "/" + base
+        real = os.path.realpath(cand) if os.path.islink(cand) else cand
+        self._dirs[d] = real
+        return real
 
     def _inside(self, rel: str, follow_last: bool) -> str:
         n = _norm(rel)
         if n is None:
             raise PermissionError(errno_mod.EACCES, "path escapes the snapshot", rel)
-        full = os.path.join(self.root, n)
-        d, base = os.path.split(full)
-        parent = self._parents.get(d)
-        if parent is None:
-            parent = self._parents[d] = os.path.realpath(d)
-        real = os.path.join(parent, base) if base else parent
+        if not n:
+            return self.root
+        full = self.root + "/" + n
+        d, base = full.rsplit("/", 1)
+        parent = self._real_dir(d)
+        real = parent + "/" + base
         if follow_last and os.path.islink(real):
             real = os.path.realpath(real)
         if not (self._within(parent) and self._within(real)):
@@ -857,8 +899,15 @@ class _DirTree(_Tree):
         return real
 
     def read(self, rel: str, limit: int) -> bytes:
-        real = self._inside(rel, follow_last=True)
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+        # The directory is resolved and checked; the last component is opened O_NOFOLLOW, so
+        # a plain file costs no extra lstat and only a symlink (ELOOP) takes the slow path.
+        try:
+            fd = os.open(self._inside(rel, follow_last=False), flags)
+        except OSError as e:
+            if e.errno != errno_mod.ELOOP:
+                raise
+            fd = os.open(self._inside(rel, follow_last=True), flags)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)

@@ -77,16 +77,17 @@ def _domain_xml(
     if not _safe_name(name):
         return None, None
     host = ctx.host
-    status_dirs = [
-        "/run/libvirt/qemu",
-        "/var/run/libvirt/qemu",
-        f"/proc/{pid}/root/run/libvirt/qemu",
-    ]
-    config_dirs = ["/etc/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
-    for d in status_dirs + config_dirs:
-        path = f"{d}/{name}.xml"
+    dirs = ["/run/libvirt/qemu", "/var/run/libvirt/qemu", "/etc/libvirt/qemu"]
+    # libvirt in a container sharing the host's pid namespace (kolla): its files are under
+    # the QEMU process's root; for a process in the host's own root that is "/" again
+    if host.readlink(f"/proc/{pid}/root") != "/":
+        dirs += [f"/proc/{pid}/root/run/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
+    fname = f"{name}.xml"
+    for d in dirs:
         try:
-            text = host.read_opt(path)
+            if fname not in host.listdir(d):  # listed once per run, not probed per instance
+                continue
+            text = host.read_opt(f"{d}/{fname}")
         except OSError:
             continue
         if text is None:
@@ -96,7 +97,7 @@ def _domain_xml(
             continue
         if dom.pid is not None and dom.pid != pid:
             continue  # a stale status file of an earlier run of the same domain
-        return dom, path
+        return dom, f"{d}/{fname}"
     return None, None
 
 
