@@ -15,6 +15,7 @@ from typing import Any, Optional
 import click
 
 from hvcheck import __version__
+from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
 FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
 UNKNOWN_EXIT = 3
@@ -250,19 +251,7 @@ def _live_or_root_verdict(ctx: click.Context) -> Any:
 @cli.command("value")
 @click.argument(
     "item",
-    type=click.Choice(
-        [
-            "status",
-            "kvm_usable",
-            "instances",
-            "kvm_instances",
-            "tcg_instances",
-            "unknown_instances",
-            "instance_accel",
-            "acceleration",
-            "virt_type",
-        ]
-    ),
+    type=click.Choice(VALUE_ITEMS),
 )
 @click.argument("arg", required=False)
 @click.pass_context

@@ -173,10 +173,6 @@ def qemu_processes(ctx: Context) -> list[QemuProcess]:
     def compute(c: Context) -> list[QemuProcess]:
         out = []
         for p in c.host.processes(is_qemu_process):
-            if c.host.live and not p.argv:
-                # a zombie has an empty cmdline (only its comm is left): libvirt's capability
-                # probes leave short-lived <defunct> qemu-system-* children behind
-                continue
             q = scan_process(c, p)
             # "-machine none" runs no guest: it is libvirt probing QEMU's capabilities
             # (src/qemu/qemu_process.c qemuProcessQMPLaunch: "-machine none,accel=kvm:tcg"),
