@@ -320,7 +320,13 @@ def collect(ctx: click.Context, output: Optional[str]) -> None:
     )
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
-        host.write_snapshot(out, stamp)
+        live = {
+            "status": verdict.status.label,
+            "kvm_usable": verdict.kvm_usable,
+            "acceleration": verdict.acceleration,
+            "checks": {r.id: r.status.label for r in verdict.results},
+        }
+        host.write_snapshot(out, stamp, live)
     except OSError as e:
         _fail("table", f"cannot write {out}: {e}")
     click.echo(

@@ -1307,8 +1307,14 @@ class RecordingHost(LiveHost):
         self.nova_api = a
         return a
 
-    def write_snapshot(self, out: str, taken_at: str) -> None:
-        """Write everything recorded as a .tar.gz snapshot (the contract's layout)."""
+    def write_snapshot(
+        self, out: str, taken_at: str, live_verdict: Optional[dict[str, Any]] = None
+    ) -> None:
+        """Write everything recorded as a .tar.gz snapshot (the contract's layout).
+
+        ``live_verdict`` (the collecting run's own conclusion) is kept in the marker, so a
+        replay with --root can be held against the run it came from.
+        """
         import io
 
         u = self.uname()
@@ -1324,6 +1330,8 @@ class RecordingHost(LiveHost):
             "devices": {k: asdict(v) for k, v in sorted(self.devices.items())},
             "probes": {},
         }
+        if live_verdict is not None:
+            marker["live_verdict"] = live_verdict
         if probe is not None:
             marker["probes"]["kvm"] = probe.to_json()
         if self.msrs:
