@@ -127,7 +127,7 @@ def test_parse_hypervisors_garbage(doc: Any) -> None:
     assert parse_hypervisors(doc) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),
@@ -185,7 +185,7 @@ def test_domcaps_host_passthrough_unsupported_and_odd_vcpu() -> None:
     assert (dc.domain, dc.vcpu_max, dc.host_passthrough, dc.emulator) == ("qemu", None, False, None)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.text(max_size=300))
 def test_caps_never_raise(text: str) -> None:
     parse_capabilities(text)

@@ -89,7 +89,7 @@ def test_inert_neutralises_terminal_escapes() -> None:
     assert inert("a\u202eb") == "a\\u202eb"
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.text())
 def test_text_parsers_never_raise(text: str) -> None:
     info = parse_cpuinfo(text)
@@ -108,7 +108,7 @@ def test_text_parsers_never_raise(text: str) -> None:
     assert all(c.isprintable() or c == " " for c in out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.one_of(st.binary(max_size=200), st.dictionaries(st.text(max_size=10), st.integers())))
 def test_snapshot_marker_garbage_is_refused_cleanly(
     tmp_path_factory: pytest.TempPathFactory, marker: object

@@ -272,7 +272,7 @@ def test_module_doctests() -> None:
     assert result.failed == 0
 
 
-@settings(max_examples=300)
+@settings(max_examples=2000, deadline=None)
 @given(st.text())
 def test_parse_domain_xml_never_raises(text: str) -> None:
     d = parse_domain_xml(text)
@@ -288,7 +288,7 @@ _XML_BITS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300)
+@settings(max_examples=2000, deadline=None)
 @given(st.lists(st.one_of(_XML_BITS, st.text(max_size=5)), max_size=30))
 def test_xmlish_fragments_never_raise(bits: list[str]) -> None:
     d = parse_domain_xml("".join(bits))

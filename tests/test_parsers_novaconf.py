@@ -514,7 +514,7 @@ _INI_BITS = st.sampled_from(
 _TEXT = st.one_of(st.text(), st.lists(_INI_BITS, max_size=60).map("".join))
 
 
-@settings(max_examples=400)
+@settings(max_examples=2000, deadline=None)
 @given(_TEXT)
 def test_property_parse_never_raises(text: str) -> None:
     conf = parse_oslo_ini(text, "f.conf")

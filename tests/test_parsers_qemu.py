@@ -443,7 +443,7 @@ _OPTION_TOKENS = st.sampled_from(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=2000, deadline=None)
 @given(st.lists(st.one_of(st.text(), _OPTION_TOKENS), max_size=30))
 def test_parse_qemu_argv_never_raises(argv: list[str]) -> None:
     q = parse_qemu_argv(argv)
@@ -452,7 +452,7 @@ def test_parse_qemu_argv_never_raises(argv: list[str]) -> None:
     assert isinstance(q.accel.wants_kvm, bool)
 
 
-@settings(max_examples=300)
+@settings(max_examples=2000, deadline=None)
 @given(st.text())
 def test_text_helpers_never_raise(text: str) -> None:
     argv = split_cmdline_text(text)
@@ -461,7 +461,7 @@ def test_text_helpers_never_raise(text: str) -> None:
     assert isinstance(parse_qemu_argv(argv).accel.decided, str)
 
 
-@settings(max_examples=300)
+@settings(max_examples=2000, deadline=None)
 @given(st.binary())
 def test_from_proc_cmdline_never_raises(raw: bytes) -> None:
     argv = from_proc_cmdline(raw)
@@ -472,7 +472,7 @@ def test_from_proc_cmdline_never_raises(raw: bytes) -> None:
 _SHELLISH = st.text(alphabet=st.sampled_from(list(" \t\r\n'\"\\ab$#\x00é-=,")), max_size=40)
 
 
-@settings(max_examples=500)
+@settings(max_examples=2000, deadline=None)
 @given(st.one_of(_SHELLISH, st.text(max_size=40)))
 def test_linear_splitter_matches_shlex(text: str) -> None:
     """Texts over 64 KiB go through _posix_split instead of shlex: same words, same errors."""

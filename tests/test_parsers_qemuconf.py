@@ -168,7 +168,7 @@ _BITS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=400)
+@settings(max_examples=2000, deadline=None)
 @given(st.one_of(st.text(), st.lists(_BITS, max_size=60).map("".join)))
 def test_property_never_raises(text: str) -> None:
     c = parse_qemu_conf(text)
