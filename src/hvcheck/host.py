@@ -872,6 +872,10 @@ class _DirTree(_Tree):
         hit = self._dirs.get(d)
         if hit is not None:
             return hit
+        if len(self._dirs) > 4096:
+            # processes are read one after the other: a small cache serves as well as a whole
+            # snapshot's worth of /proc/PID/task/TID entries, at a fraction of the memory
+            self._dirs = {self.root: self.root}
         parent, base = d.rsplit("/", 1)
         rp = self._real_dir(parent if parent else "/")
         cand = rp + "/" + base
