@@ -7,6 +7,8 @@
    they never count on their own.
 2. vCPU thread names (``/proc/PID/task/TID/comm``): ``CPU 0/KVM`` or ``CPU 0/TCG``, set by
    QEMU's qemu_thread_create() only with ``-name ...,debug-threads=on`` (libvirt always sets it).
+   Not read when the fds already hold a ``kvm-vcpu`` inode (``instances.scan_process``):
+   nothing a thread name says can add to that; they corroborate a TCG or undecided process.
 3. libvirt's status XML ``<domain type='kvm'|'qemu'>``: what libvirt asked for.
 4. The command line (``-accel``, ``-machine accel=``, ``-enable-kvm``, the binary default).
 
@@ -37,6 +39,11 @@ KVM_FD_EXACT = ("/dev/kvm", "anon_inode:kvm-vm")
 
 def kvm_fds(targets: Sequence[str]) -> list[str]:
     return [t for t in targets if t in KVM_FD_EXACT or _VCPU_FD.fullmatch(t)]
+
+
+def has_vcpu_fd(targets: Sequence[str]) -> bool:
+    """A ``kvm-vcpu:N`` inode among the fds: the process runs vCPUs in KVM."""
+    return any(t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t) for t in targets)
 
 
 def vcpu_thread_accels(names: Sequence[str]) -> list[str]:

@@ -1,13 +1,13 @@
 """The host layer: every byte hvcheck reads comes through here.
 
-``LiveHost`` reads the running system (files, psutil for the process table, ``os.stat`` of
+``LiveHost`` reads the running system (files, ``/proc`` for the process table, ``os.stat`` of
 device nodes, the KVM ioctl probe, MSRs, ``/dev/kmsg``). ``SnapshotHost`` reads a snapshot made
 by ``hvcheck collect`` — a directory or a ``.tar.gz`` — and never touches the live system: it
 spawns nothing, makes no ioctl, follows no symlink out of the snapshot, and caps every read.
 ``RecordingHost`` wraps a ``LiveHost`` and remembers every answer, which is what ``collect``
 writes out, so a snapshot holds exactly what the checks read.
 
-Checks never import ``os``, ``psutil`` or ``pyudev`` themselves: that keeps ``--root`` honest.
+Checks never import ``os`` or ``pyudev`` themselves: that keeps ``--root`` honest.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -287,35 +287,37 @@ class Host(ABC):
     # ---- processes ---------------------------------------------------------------------
     def processes(self, predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
         """Processes for which ``predicate`` holds, sorted by pid (vanished ones are dropped)."""
-        return sorted((p for p in self._all_processes() if predicate(p)), key=lambda p: p.pid)
+        return self.process_groups({"": predicate})[""]
+
+    def process_groups(
+        self, predicates: Mapping[str, Callable[[ProcInfo], bool]]
+    ) -> dict[str, list[ProcInfo]]:
+        """One walk of the process table, sorted into groups (a process may be in several)."""
+        out: dict[str, list[ProcInfo]] = {k: [] for k in predicates}
+        for p in self._all_processes():
+            for k, pred in predicates.items():
+                if pred(p):
+                    out[k].append(p)
+        for v in out.values():
+            v.sort(key=lambda p: p.pid)
+        return out
+
+    def _all_processes(self) -> Iterator[ProcInfo]:
+        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/``."""
+        return _walk_procs(self.listdir("/proc"), self._read_bytes, self.live)
+
+    def open_proc(self, pid: int) -> ProcView:
+        """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
+        return ProcView(self, pid)
 
     def proc_fd_targets(self, pid: int) -> list[str]:
         """Where each /proc/PID/fd/N points. Raises ProcessGone or PermissionError."""
-        base = f"/proc/{pid}/fd"
-        try:
-            names = self._listdir(base)
-        except FileNotFoundError as e:
-            raise ProcessGone(pid) from e
-        out: list[str] = []
-        for n in sorted(names, key=lambda s: (len(s), s)):
-            t = self._readlink_raw(f"{base}/{n}")
-            if t is not None:
-                out.append(t)
-        return out
+        with self.open_proc(pid) as v:
+            return v.fd_targets()
 
     def proc_thread_names(self, pid: int) -> list[str]:
-        base = f"/proc/{pid}/task"
-        try:
-            tids = self._listdir(base)
-        except FileNotFoundError as e:
-            raise ProcessGone(pid) from e
-        names: list[str] = []
-        for tid in sorted(tids, key=lambda s: (len(s), s)):
-            try:
-                names.append(_decode(self._read_bytes(f"{base}/{tid}/comm", 4096)).rstrip("\n"))
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # the thread ended meanwhile
-        return names
+        with self.open_proc(pid) as v:
+            return v.thread_names()
 
     # ---- device, probes, kernel --------------------------------------------------------
     @abstractmethod
@@ -368,8 +370,272 @@ class Host(ABC):
         except OSError:
             return None
 
-    @abstractmethod
-    def _all_processes(self) -> Iterable[ProcInfo]: ...
+
+def _walk_procs(
+    names: Iterable[str], read: Callable[[str, int], bytes], live: bool
+) -> Iterator[ProcInfo]:
+    for name in names:
+        if not (name.isascii() and name.isdigit()):
+            continue
+        pid = int(name)
+        try:
+            raw = read(f"/proc/{pid}/cmdline", MAX_READ)
+        except OSError:
+            raw = b""
+        if live and not raw:
+            # a kernel thread, a zombie or a process that is exiting (its memory is gone):
+            # none of them runs a guest or a daemon
+            continue
+        try:
+            comm = _decode(read(f"/proc/{pid}/comm", 4096)).rstrip("\n")
+        except OSError:
+            comm = ""
+        argv = (
+            tuple(_decode(a) for a in raw.split(b"\0")[:-1])
+            if raw.endswith(b"\0")
+            else tuple(_decode(a) for a in raw.split(b"\0") if a)
+        )
+        if not argv and not comm:
+            continue
+        yield ProcInfo(pid=pid, comm=comm, argv=argv)
+
+
+def _by_number(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=lambda s: (len(s), s))
+
+
+class ProcView:
+    """One process's ``/proc/<pid>`` directory, read through the host's path methods.
+
+    The generic form: every read is a path lookup in the host layer (what a ``.tar.gz``
+    snapshot and ``hvcheck collect`` use, the latter so that every read is recorded).
+    """
+
+    def __init__(self, host: Host, pid: int) -> None:
+        self.host = host
+        self.pid = pid
+        self.base = f"/proc/{pid}"
+
+    def __enter__(self) -> ProcView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def read(self, name: str, limit: int = MAX_READ) -> bytes:
+        """Content of ``/proc/<pid>/<name>``; FileNotFoundError when it is not there."""
+        return self.host._read_bytes(f"{self.base}/{name}", limit)
+
+    def has(self, name: str) -> bool:
+        return self.host.exists(f"{self.base}/{name}")
+
+    def readlink(self, name: str) -> Optional[str]:
+        return self.host.readlink(f"{self.base}/{name}")
+
+    def alive(self) -> bool:
+        """Still there (live: not exited, not a zombie) after everything was read."""
+        return self.host.exists(self.base)
+
+    def fd_targets(self) -> list[str]:
+        """Where each fd/N points. Raises ProcessGone or PermissionError."""
+        base = f"{self.base}/fd"
+        try:
+            names = self.host._listdir(base)
+        except FileNotFoundError as e:
+            raise ProcessGone(self.pid) from e
+        out: list[str] = []
+        for n in _by_number(names):
+            t = self.host._readlink_raw(f"{base}/{n}")
+            if t is not None:
+                out.append(t)
+        return out
+
+    def thread_names(self) -> list[str]:
+        """``comm`` of every thread (task/TID/comm). Raises ProcessGone or PermissionError."""
+        base = f"{self.base}/task"
+        try:
+            tids = self.host._listdir(base)
+        except FileNotFoundError as e:
+            raise ProcessGone(self.pid) from e
+        names: list[str] = []
+        for tid in _by_number(tids):
+            try:
+                names.append(self._comm(base, tid))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # the thread ended meanwhile
+        return names
+
+    def _comm(self, task_base: str, tid: str) -> str:
+        return _decode(self.host._read_bytes(f"{task_base}/{tid}/comm", 4096)).rstrip("\n")
+
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+class _FdProcView(ProcView):
+    """``/proc/<pid>`` read relative to an open directory fd: one ``openat`` per file, no path
+    walk and no per-component checks; every name is opened ``O_NOFOLLOW``.
+
+    Live, the fd pins the process: every read is of the process that was opened, even if its
+    pid is reused meanwhile (a read after it exits fails instead of reading another process).
+    In a snapshot directory whatever is not plain (a symlink where a file or directory should
+    be: ``ELOOP``/``ENOTDIR``) is handed to the generic, path-checked reads, so the snapshot's
+    confinement rules stay those of ``_DirTree``; non-regular files are refused the same way.
+    """
+
+    def __init__(
+        self, host: Host, pid: int, dir_fd: int, *, live: bool, denied: frozenset[str]
+    ) -> None:
+        super().__init__(host, pid)
+        self.fd: Optional[int] = dir_fd
+        self.live = live
+        self.denied = denied
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _check_denied(self, name: str) -> None:
+        if self.denied and f"{self.base}/{name}" in self.denied:
+            raise PermissionError(
+                errno_mod.EACCES, "Permission denied (when collected)", f"{self.base}/{name}"
+            )
+
+    def _open_file(self, name: str, dir_fd: int, shown: str) -> int:
+        fd = os.open(name, _O_FILE, dir_fd=dir_fd)
+        if not self.live:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
+    def _missing(self, e: OSError, shown: str) -> OSError:
+        # live: ESRCH when the process exited after its directory was opened
+        if e.errno == errno_mod.ESRCH:
+            return FileNotFoundError(errno_mod.ENOENT, "process exited", shown)
+        return e
+
+    def read(self, name: str, limit: int = MAX_READ) -> bytes:
+        assert self.fd is not None
+        self._check_denied(name)
+        shown = f"{self.base}/{name}"
+        try:
+            fd = self._open_file(name, self.fd, shown)
+        except OSError as e:
+            if not self.live and e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                return super().read(name, limit)
+            raise self._missing(e, shown) from None
+        try:
+            return _read_all(fd, limit)
+        finally:
+            os.close(fd)
+
+    def _open_dir(self, name: str) -> Optional[int]:
+        """fd of a sub-directory; None when the generic path must decide (snapshot link)."""
+        assert self.fd is not None
+        self._check_denied(name)
+        try:
+            return os.open(name, _O_DIR, dir_fd=self.fd)
+        except FileNotFoundError as e:
+            raise ProcessGone(self.pid) from e
+        except OSError as e:
+            if e.errno == errno_mod.ESRCH:
+                raise ProcessGone(self.pid) from e
+            if not self.live and e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                return None
+            raise
+
+    def fd_targets(self) -> list[str]:
+        d = self._open_dir("fd")
+        if d is None:
+            return super().fd_targets()
+        try:
+            names = os.listdir(d)
+            out: list[str] = []
+            for n in _by_number(names):
+                try:
+                    out.append(os.readlink(n, dir_fd=d))
+                except OSError:
+                    continue  # closed meanwhile, or (snapshot) not a link
+            return out
+        finally:
+            os.close(d)
+
+    def thread_names(self) -> list[str]:
+        d = self._open_dir("task")
+        if d is None:
+            return super().thread_names()
+        try:
+            tids = os.listdir(d)
+            names: list[str] = []
+            for tid in _by_number(tids):
+                try:
+                    names.append(self._tid_comm(d, tid))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # the thread ended meanwhile
+                except OSError as e:
+                    if e.errno != errno_mod.ESRCH:
+                        raise
+            return names
+        finally:
+            os.close(d)
+
+    def _tid_comm(self, task_fd: int, tid: str) -> str:
+        shown = f"{self.base}/task/{tid}/comm"
+        if self.live:
+            # nothing can plant a link inside /proc: one openat for the path
+            fd = os.open(f"{tid}/comm", _O_FILE, dir_fd=task_fd)
+        else:
+            try:
+                t = os.open(tid, _O_DIR, dir_fd=task_fd)
+            except OSError as e:
+                if e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                    return self._comm(f"{self.base}/task", tid)
+                raise
+            try:
+                try:
+                    fd = self._open_file("comm", t, shown)
+                except OSError as e:
+                    if e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                        return self._comm(f"{self.base}/task", tid)
+                    raise
+            finally:
+                os.close(t)
+        try:
+            return _decode(_read_all(fd, 4096)).rstrip("\n")
+        finally:
+            os.close(fd)
+
+    def alive(self) -> bool:
+        if not self.live:
+            return True
+        try:
+            text = _decode(self.read("stat", 4096))
+        except OSError:
+            return False
+        # proc(5): "pid (comm) S ..."; comm may hold spaces and parentheses
+        state = text.rpartition(")")[2].split()[:1]
+        return bool(state) and state[0] not in ("Z", "X", "x")
 
 
 def _os_info_from_distro(dist: Any) -> OsInfo:
@@ -422,19 +688,16 @@ class LiveHost(Host):
         return os.readlink(path)
 
     def _all_processes(self) -> Iterator[ProcInfo]:
-        import psutil
+        # never recorded by `collect`: a snapshot keeps only the processes the checks matched,
+        # not every command line on the host
+        return _walk_procs(os.listdir("/proc"), _read_procfs, True)
 
-        for p in psutil.process_iter(["name", "cmdline", "status"]):
-            try:
-                info = p.info
-                if info.get("status") == psutil.STATUS_ZOMBIE:
-                    continue  # exited, not yet reaped: no guest runs there
-                argv = info.get("cmdline") or []
-                yield ProcInfo(
-                    pid=p.pid, comm=str(info.get("name") or ""), argv=tuple(str(a) for a in argv)
-                )
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
+    def open_proc(self, pid: int) -> ProcView:
+        try:
+            fd = os.open(f"/proc/{pid}", _O_DIR)
+        except FileNotFoundError as e:
+            raise ProcessGone(pid) from e
+        return _FdProcView(self, pid, fd, live=True, denied=frozenset())
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
         try:
@@ -493,6 +756,15 @@ class LiveHost(Host):
         from hvcheck.openstack import nova_hypervisors
 
         return nova_hypervisors(query)
+
+
+def _read_procfs(path: str, limit: int) -> bytes:
+    """A file of procfs (always a regular file there: no fstat needed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read_all(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def _device_info(st: os.stat_result) -> DeviceInfo:
@@ -1055,14 +1327,18 @@ class SnapshotHost(Host):
         if not isinstance(marker, dict) or marker.get("format") != 1:
             raise SnapshotError(f'{path}: {MARKER} must be a JSON object with "format": 1')
         self.marker: dict[str, Any] = marker
+        denied = marker.get("denied")
+        self._denied_paths = frozenset(
+            d for d in (denied if isinstance(denied, list) else ()) if isinstance(d, str)
+        )
+        self._proc_dir: Optional[str] = None  # resolved proc/ of a snapshot directory
 
     @staticmethod
     def _rel(path: str) -> str:
         return path.lstrip("/")
 
     def _denied(self, path: str) -> None:
-        denied = self.marker.get("denied")
-        if isinstance(denied, list) and path in denied:
+        if path in self._denied_paths:
             # the collecting user could not read it: answer as the live host did
             raise PermissionError(errno_mod.EACCES, "Permission denied (when collected)", path)
 
@@ -1080,27 +1356,70 @@ class SnapshotHost(Host):
     def _readlink(self, path: str) -> str:
         return self._tree.readlink(self._rel(path))
 
+    def _proc_path(self) -> str:
+        """Resolved ``proc/`` of a snapshot directory ("" for a .tar.gz or none usable)."""
+        if self._proc_dir is None:
+            path = ""
+            if isinstance(self._tree, _DirTree):
+                try:
+                    path = self._tree._inside("proc", follow_last=True)
+                except OSError:
+                    path = ""
+            self._proc_dir = path
+        return self._proc_dir
+
+    def open_proc(self, pid: int) -> ProcView:
+        proc = self._proc_path()
+        if proc:
+            try:
+                fd = os.open(f"{proc}/{pid}", _O_DIR)
+            except OSError:
+                return ProcView(self, pid)  # missing, or a link: the generic path decides
+            return _FdProcView(self, pid, fd, live=False, denied=self._denied_paths)
+        return ProcView(self, pid)
+
     def _all_processes(self) -> Iterator[ProcInfo]:
-        for name in self.listdir("/proc"):
-            if not (name.isascii() and name.isdigit()):
-                continue
-            pid = int(name)
+        """The generic walk, but each plain ``proc/<pid>/`` directory is read with one
+        ``openat`` per file (``O_NOFOLLOW``, regular files only); anything else — a link, a
+        denied path — goes through the path-checked reads."""
+        proc = self._proc_path()
+        dfd = -1
+        entries: list[tuple[str, bool]] = []
+        if proc and "/proc" not in self._denied_paths:
             try:
-                raw = self._read_bytes(f"/proc/{pid}/cmdline", MAX_READ)
+                dfd = os.open(proc, _O_DIR)
+                with os.scandir(dfd) as it:
+                    entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
             except OSError:
-                raw = b""
-            try:
-                comm = _decode(self._read_bytes(f"/proc/{pid}/comm", 4096)).rstrip("\n")
-            except OSError:
-                comm = ""
-            argv = (
-                tuple(_decode(a) for a in raw.split(b"\0")[:-1])
-                if raw.endswith(b"\0")
-                else tuple(_decode(a) for a in raw.split(b"\0") if a)
-            )
-            if not argv and not comm:
-                continue
-            yield ProcInfo(pid=pid, comm=comm, argv=argv)
+                if dfd >= 0:
+                    os.close(dfd)
+                dfd = -1
+        if dfd < 0:
+            yield from super()._all_processes()
+            return
+        plain = {n for n, is_dir in entries if is_dir}
+
+        def read(path: str, limit: int) -> bytes:
+            _, _, pid, name = path.split("/", 3)
+            if pid in plain and path not in self._denied_paths:
+                try:
+                    fd = os.open(f"{pid}/{name}", _O_FILE, dir_fd=dfd)
+                except OSError as e:
+                    if e.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                        raise
+                else:
+                    try:
+                        if not stat.S_ISREG(os.fstat(fd).st_mode):
+                            raise OSError(errno_mod.EINVAL, "not a regular file", path)
+                        return _read_all(fd, limit)
+                    finally:
+                        os.close(fd)
+            return self._read_bytes(path, limit)
+
+        try:
+            yield from _walk_procs(_by_number(n for n, _ in entries), read, False)
+        finally:
+            os.close(dfd)
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
         devices = self.marker.get("devices")
@@ -1271,12 +1590,18 @@ class RecordingHost(LiveHost):
             self.links[path] = t
         return t
 
-    def processes(self, predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
-        found = super().processes(predicate)
+    def process_groups(
+        self, predicates: Mapping[str, Callable[[ProcInfo], bool]]
+    ) -> dict[str, list[ProcInfo]]:
+        groups = super().process_groups(predicates)
         with self.rec_lock:
-            for p in found:
-                self.procs[p.pid] = p
-        return found
+            for found in groups.values():
+                for p in found:
+                    self.procs[p.pid] = p
+        return groups
+
+    def open_proc(self, pid: int) -> ProcView:
+        return ProcView(self, pid)  # path by path, so that every read is recorded
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
         d = super().stat_device(path)

@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from hvcheck.accel import Decision, decide
+from hvcheck.accel import Decision, decide, has_vcpu_fd
 from hvcheck.check import Context
-from hvcheck.host import ProcessGone, ProcInfo
+from hvcheck.host import ProcessGone, ProcInfo, ProcView
 from hvcheck.parsers.libvirt_xml import DomainXml, parse_domain_xml
-from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
+from hvcheck.parsers.qemu import QemuArgv, parse_qemu_argv
+from hvcheck.procs import is_qemu_process, processes
+
+__all__ = ["QemuProcess", "acceleration", "is_qemu_process", "qemu_processes", "scan_process"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,6 @@ class QemuProcess:
         return out
 
 
-def is_qemu_process(p: ProcInfo) -> bool:
-    if p.argv:
-        return is_qemu_binary(p.argv[0])
-    return bool(p.comm) and is_qemu_binary(p.comm)
-
-
 def _safe_name(name: Optional[str]) -> bool:
     """A libvirt domain name usable as a file name: no path tricks from a hostile -name."""
     if not name:
@@ -72,7 +69,7 @@ def _safe_name(name: Optional[str]) -> bool:
 
 
 def _domain_xml(
-    ctx: Context, pid: int, name: Optional[str]
+    ctx: Context, pid: int, name: Optional[str], root_link: Optional[str]
 ) -> tuple[Optional[DomainXml], Optional[str]]:
     if not _safe_name(name):
         return None, None
@@ -80,7 +77,7 @@ def _domain_xml(
     dirs = ["/run/libvirt/qemu", "/var/run/libvirt/qemu", "/etc/libvirt/qemu"]
     # libvirt in a container sharing the host's pid namespace (kolla): its files are under
     # the QEMU process's root; for a process in the host's own root that is "/" again
-    if host.readlink(f"/proc/{pid}/root") != "/":
+    if root_link != "/":
         dirs += [f"/proc/{pid}/root/run/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
     fname = f"{name}.xml"
     for d in dirs:
@@ -101,15 +98,15 @@ def _domain_xml(
     return None, None
 
 
-def _status(ctx: Context, pid: int) -> tuple[Optional[str], Optional[int]]:
+def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
     """State letter and effective uid from /proc/PID/status (proc(5))."""
     try:
-        text = ctx.host.read_opt(f"/proc/{pid}/status")
+        text = view.read("status", 65536).decode("utf-8", "replace")
     except OSError:
         return None, None
     state: Optional[str] = None
     uid: Optional[int] = None
-    for line in (text or "").splitlines():
+    for line in text.splitlines():
         if line.startswith("State:"):
             parts = line.split()
             state = parts[1] if len(parts) > 1 else None
@@ -117,21 +114,35 @@ def _status(ctx: Context, pid: int) -> tuple[Optional[str], Optional[int]]:
             parts = line.split()
             if len(parts) > 2 and (parts[2].isascii() and parts[2].isdigit()):
                 uid = int(parts[2])  # effective uid
+        if state is not None and uid is not None:
+            break
     return state, uid
 
 
-def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
+def scan_process(
+    ctx: Context, p: ProcInfo, argv: Optional[QemuArgv] = None
+) -> Optional[QemuProcess]:
     """Evidence for one process; None when it vanished meanwhile (never a phantom instance)."""
+    if argv is None:
+        argv = _argv(p)
+    try:
+        view = ctx.host.open_proc(p.pid)
+    except ProcessGone:
+        return None
+    with view:
+        return _scan(ctx, p, argv, view)
+
+
+def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional[QemuProcess]:
     host = ctx.host
-    state, uid = _status(ctx, p.pid)
+    state, uid = _status(view)
     if state in ("Z", "X"):
         return None  # a zombie (exited, not yet reaped) has no fds and runs no guest
-    argv = parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
     unreadable: list[str] = []
     fds: Optional[list[str]]
     threads: Optional[list[str]]
     try:
-        fds = host.proc_fd_targets(p.pid)
+        fds = view.fd_targets()
     except ProcessGone:
         if host.live:
             return None
@@ -139,22 +150,27 @@ def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
     except OSError as e:
         fds = None
         unreadable.append(f"/proc/{p.pid}/fd: {e.strerror or e}")
-    try:
-        threads = host.proc_thread_names(p.pid)
-    except ProcessGone:
-        if host.live:
-            return None
+    if fds is not None and has_vcpu_fd(fds):
+        # a kvm-vcpu fd is proof of KVM that thread names cannot add to: not read (on a
+        # node of KVM guests that is most of the per-instance reading saved)
         threads = None
-    except OSError as e:
-        threads = None
-        unreadable.append(f"/proc/{p.pid}/task: {e.strerror or e}")
-    if fds == [] and not host.live and not host.exists(f"/proc/{p.pid}/fd"):
+    else:
+        try:
+            threads = view.thread_names()
+        except ProcessGone:
+            if host.live:
+                return None
+            threads = None
+        except OSError as e:
+            threads = None
+            unreadable.append(f"/proc/{p.pid}/task: {e.strerror or e}")
+    if fds == [] and not host.live and not view.has("fd"):
         fds = None  # a snapshot that holds no fd entries for this process says nothing
-    if threads == [] and not host.exists(f"/proc/{p.pid}/task"):
+    if threads == [] and not view.has("task"):
         threads = None
-    dom, src = _domain_xml(ctx, p.pid, argv.name)
+    dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
     decision = decide(fds, threads, dom.domain_type if dom else None, argv)
-    if host.live and not host.exists(f"/proc/{p.pid}"):
+    if host.live and not view.alive():
         return None  # exited while we read it: what we saw may be half a process
     return QemuProcess(
         pid=p.pid,
@@ -172,16 +188,23 @@ def scan_process(ctx: Context, p: ProcInfo) -> Optional[QemuProcess]:
 def qemu_processes(ctx: Context) -> list[QemuProcess]:
     def compute(c: Context) -> list[QemuProcess]:
         out = []
-        for p in c.host.processes(is_qemu_process):
-            q = scan_process(c, p)
-            # "-machine none" runs no guest: it is libvirt probing QEMU's capabilities
-            # (src/qemu/qemu_process.c qemuProcessQMPLaunch: "-machine none,accel=kvm:tcg"),
-            # which it does on every capabilities request while /dev/kvm is unusable
-            if q is not None and q.argv.machine != "none":
+        for p in processes(c, "qemu"):
+            argv = _argv(p)
+            if argv.machine == "none":
+                # runs no guest: libvirt probing QEMU's capabilities (src/qemu/qemu_process.c
+                # qemuProcessQMPLaunch: "-machine none,accel=kvm:tcg"), which it does on every
+                # capabilities request while /dev/kvm is unusable; nothing more of it is read
+                continue
+            q = scan_process(c, p, argv)
+            if q is not None:
                 out.append(q)
         return out
 
     return ctx.fact("qemu_processes", compute)
+
+
+def _argv(p: ProcInfo) -> QemuArgv:
+    return parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
 
 
 def acceleration(procs: list[QemuProcess]) -> str:

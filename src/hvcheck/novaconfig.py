@@ -19,6 +19,7 @@ from typing import Optional
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
 from hvcheck.parsers import novaconf as nc
+from hvcheck.procs import processes
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,6 @@ class NovaConf:
     @property
     def cpu_mode(self) -> nc.Setting:
         return self.resolved.cpu_mode
-
-
-def _is_nova_compute(p: ProcInfo) -> bool:
-    # "nova-compute" as argv[0] or as the script a python interpreter runs
-    for a in p.argv[:3]:
-        if posixpath.basename(a) == "nova-compute":
-            return True
-    return p.comm == "nova-compute"
 
 
 def _read(ctx: Context, path: str, pid: Optional[int]) -> tuple[Optional[str], str]:
@@ -104,7 +97,7 @@ def nova_conf(ctx: Context) -> Optional[NovaConf]:
     """The effective nova config, or None when there is no nova on this host."""
 
     def compute(c: Context) -> Optional[NovaConf]:
-        procs = c.host.processes(_is_nova_compute)
+        procs = processes(c, "nova-compute")
         if procs:
             return _from_process(c, procs[0])
         paths: list[str] = []

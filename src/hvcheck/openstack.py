@@ -37,19 +37,14 @@ replaced by ``***``.
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import json
-import logging
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
 
 from hvcheck.parsers.nova_api import (
     HostNames,
@@ -252,6 +247,8 @@ def _load_file(path: str) -> dict[str, Any]:
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
     out = copy.deepcopy(a)
     for k, v in b.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -358,6 +355,8 @@ def _clean_url(url: Optional[str]) -> Optional[str]:
     if not url:
         return None
     try:
+        from urllib.parse import urlsplit, urlunsplit
+
         p = urlsplit(url)
         netloc = p.hostname or ""
         if ":" in netloc:
@@ -411,6 +410,8 @@ def canonical_name(nodename: str) -> Optional[str]:
     if "." in nodename:
         return nodename
     try:
+        import socket
+
         infos = socket.getaddrinfo(nodename, None, flags=socket.AI_CANONNAME)
     except OSError:
         return None
@@ -421,6 +422,8 @@ def canonical_name(nodename: str) -> Optional[str]:
 
 
 def _quiet_logging() -> None:
+    import logging
+
     # keystoneauth/urllib3 log warnings (discovery fallbacks, retries); without a handler
     # Python's last-resort handler would print them to stderr.
     for name in ("keystoneauth", "urllib3", "stevedore"):
@@ -452,6 +455,8 @@ def nova_hypervisors(
             "no OpenStack credentials: OS_CLOUD and OS_AUTH_URL are unset and no clouds.yaml "
             "in ./, ~/.config/openstack/, /etc/openstack/"
         )
+    import importlib.util
+
     missing = [m for m in ("keystoneauth1", "yaml") if importlib.util.find_spec(m) is None]
     if missing:
         return skip(
@@ -801,5 +806,7 @@ def _query(
 def _origin(url: Optional[str]) -> Optional[str]:
     if not url:
         return None
+    from urllib.parse import urlsplit
+
     p = urlsplit(url)
     return f"{p.scheme}://{p.netloc}" if p.scheme and p.netloc else url

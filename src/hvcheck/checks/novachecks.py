@@ -7,7 +7,6 @@ Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also koll
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,6 +16,7 @@ from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.model import Result, Status
 from hvcheck.parsers.novaconf import Setting
 from hvcheck.parsers.qemuconf import parse_qemu_conf
+from hvcheck.procs import processes
 from hvcheck.text import inert
 
 OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
@@ -188,14 +188,8 @@ class QemuUser:
     source: str
 
 
-def _libvirtd(p: ProcInfo) -> bool:
-    return any(posixpath.basename(a) in ("libvirtd", "virtqemud") for a in p.argv[:2]) or (
-        p.comm in ("libvirtd", "virtqemud")
-    )
-
-
 def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
-    return ctx.fact("libvirt_daemons", lambda c: c.host.processes(_libvirtd))
+    return processes(ctx, "libvirtd")
 
 
 def qemu_user(ctx: Context) -> Optional[QemuUser]:
