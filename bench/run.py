@@ -715,6 +715,7 @@ def make_snapshot(base: BaseSnapshot, dest: Path, n: int, corpus: Sequence[Corpu
             threads=len(threads),
         )
         _write(d / "status", status.encode())
+        os.symlink("/", d / "root")  # what `collect` records for a process in the host's root
         for k, target in enumerate(fd_targets(entry.accel, ncpu, guest_uuid, 1_000_000 + 8 * i)):
             os.symlink(target, d / "fd" / str(k))
         for k, tname in enumerate(threads):
@@ -1295,7 +1296,8 @@ def write_results(
         f"generated QEMU processes: argv from the {len(snap.corpus)} corpus command lines of "
         f"`../shared/corpus/qemu-cmdline` with accel kvm or tcg, in turn (skipped: "
         f"{', '.join(snap.corpus_skipped) or 'none'}), each with its own `-name` and `-uuid`; "
-        f"`cmdline`, `comm`, `status`, {FDS_PER_PROCESS} `fd/N` symlinks (KVM ones hold "
+        f"`cmdline`, `comm`, `status`, a `root` link to `/` (as `collect` records it), "
+        f"{FDS_PER_PROCESS} `fd/N` symlinks (KVM ones hold "
         "`/dev/kvm`, `anon_inode:kvm-vm`, `anon_inode:kvm-vcpu:N`) and `task/TID/comm` (main, "
         "call_rcu, `IO mon_iothread`, `CPU n/KVM|TCG` per vCPU, a worker — named only when the "
         "argv has `debug-threads=on`, as QEMU does). Generated in a temporary directory, "

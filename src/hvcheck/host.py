@@ -488,6 +488,26 @@ def _read_all(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_at(dir_fd: int, name: str, limit: int, check_regular: bool, shown: str) -> bytes:
+    """Read ``name`` relative to ``dir_fd``, last component ``O_NOFOLLOW`` (``ELOOP`` on a
+    link). ``check_regular`` (snapshots): refuse anything but a regular file, and let its
+    size spare the read that would only find the end."""
+    fd = os.open(name, _O_FILE, dir_fd=dir_fd)
+    try:
+        if not check_regular:
+            return _read_all(fd, limit)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
+        want = min(limit, st.st_size + 1)
+        data = os.read(fd, want)
+        if len(data) < want or len(data) >= limit:
+            return data  # a short read of a regular file is its end
+        return data + _read_all(fd, limit - len(data))  # it grew meanwhile
+    finally:
+        os.close(fd)
+
+
 class _FdProcView(ProcView):
     """``/proc/<pid>`` read relative to an open directory fd: one ``openat`` per file, no path
     walk and no per-component checks; every name is opened ``O_NOFOLLOW``.
@@ -518,17 +538,6 @@ class _FdProcView(ProcView):
                 errno_mod.EACCES, "Permission denied (when collected)", f"{self.base}/{name}"
             )
 
-    def _open_file(self, name: str, dir_fd: int, shown: str) -> int:
-        fd = os.open(name, _O_FILE, dir_fd=dir_fd)
-        if not self.live:
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-
     def _missing(self, e: OSError, shown: str) -> OSError:
         # live: ESRCH when the process exited after its directory was opened
         if e.errno == errno_mod.ESRCH:
@@ -540,15 +549,20 @@ class _FdProcView(ProcView):
         self._check_denied(name)
         shown = f"{self.base}/{name}"
         try:
-            fd = self._open_file(name, self.fd, shown)
+            return _read_at(self.fd, name, limit, not self.live, shown)
         except OSError as e:
             if not self.live and e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
                 return super().read(name, limit)
             raise self._missing(e, shown) from None
+
+    def readlink(self, name: str) -> Optional[str]:
+        assert self.fd is not None
+        if self.denied and f"{self.base}/{name}" in self.denied:
+            return None
         try:
-            return _read_all(fd, limit)
-        finally:
-            os.close(fd)
+            return os.readlink(name, dir_fd=self.fd)  # never follows: safe in a snapshot too
+        except OSError:
+            return None
 
     def _open_dir(self, name: str) -> Optional[int]:
         """fd of a sub-directory; None when the generic path must decide (snapshot link)."""
@@ -586,11 +600,27 @@ class _FdProcView(ProcView):
         if d is None:
             return super().thread_names()
         try:
-            tids = os.listdir(d)
+            if self.live:
+                # nothing can plant a link inside /proc: one openat per thread
+                tids = [(t, True) for t in os.listdir(d)]
+            else:
+                with os.scandir(d) as it:
+                    tids = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
             names: list[str] = []
-            for tid in _by_number(tids):
+            for tid, plain in sorted(tids, key=lambda t: (len(t[0]), t[0])):
                 try:
-                    names.append(self._tid_comm(d, tid))
+                    if not plain:  # a link, or a file where a directory should be
+                        names.append(self._comm(f"{self.base}/task", tid))
+                        continue
+                    try:
+                        raw = _read_at(
+                            d, f"{tid}/comm", 4096, not self.live, f"{self.base}/task/{tid}/comm"
+                        )
+                    except OSError as e:
+                        if self.live or e.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                            raise
+                        raw = self.host._read_bytes(f"{self.base}/task/{tid}/comm", 4096)
+                    names.append(_decode(raw).rstrip("\n"))
                 except (FileNotFoundError, NotADirectoryError):
                     continue  # the thread ended meanwhile
                 except OSError as e:
@@ -599,32 +629,6 @@ class _FdProcView(ProcView):
             return names
         finally:
             os.close(d)
-
-    def _tid_comm(self, task_fd: int, tid: str) -> str:
-        shown = f"{self.base}/task/{tid}/comm"
-        if self.live:
-            # nothing can plant a link inside /proc: one openat for the path
-            fd = os.open(f"{tid}/comm", _O_FILE, dir_fd=task_fd)
-        else:
-            try:
-                t = os.open(tid, _O_DIR, dir_fd=task_fd)
-            except OSError as e:
-                if e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
-                    return self._comm(f"{self.base}/task", tid)
-                raise
-            try:
-                try:
-                    fd = self._open_file("comm", t, shown)
-                except OSError as e:
-                    if e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
-                        return self._comm(f"{self.base}/task", tid)
-                    raise
-            finally:
-                os.close(t)
-        try:
-            return _decode(_read_all(fd, 4096)).rstrip("\n")
-        finally:
-            os.close(fd)
 
     def alive(self) -> bool:
         if not self.live:
@@ -1403,17 +1407,10 @@ class SnapshotHost(Host):
             _, _, pid, name = path.split("/", 3)
             if pid in plain and path not in self._denied_paths:
                 try:
-                    fd = os.open(f"{pid}/{name}", _O_FILE, dir_fd=dfd)
+                    return _read_at(dfd, f"{pid}/{name}", limit, True, path)
                 except OSError as e:
                     if e.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR):
                         raise
-                else:
-                    try:
-                        if not stat.S_ISREG(os.fstat(fd).st_mode):
-                            raise OSError(errno_mod.EINVAL, "not a regular file", path)
-                        return _read_all(fd, limit)
-                    finally:
-                        os.close(fd)
             return self._read_bytes(path, limit)
 
         try:
