@@ -76,9 +76,8 @@ def _domain_xml(
     host = ctx.host
     dirs = ["/run/libvirt/qemu", "/var/run/libvirt/qemu", "/etc/libvirt/qemu"]
     # libvirt in a container sharing the host's pid namespace (kolla): its files are under
-    # the QEMU process's root; for a process in the host's own root that is "/" again. An
-    # unreadable root link (not root; not in the snapshot) leaves nothing to look under.
-    if root_link is not None and root_link != "/":
+    # the QEMU process's root; for a process in the host's own root that is "/" again
+    if root_link != "/":
         dirs += [f"/proc/{pid}/root/run/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
     fname = f"{name}.xml"
     for d in dirs:
