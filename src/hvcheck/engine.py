@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -34,12 +33,9 @@ class LoadedCheck:
 
 
 def _entry_points() -> list[Any]:
-    from importlib.metadata import entry_points
+    from hvcheck.entrypoints import entry_points
 
-    eps = entry_points()
-    if hasattr(eps, "select"):
-        return list(eps.select(group=GROUP))
-    return list(eps.get(GROUP, []))  # Python 3.9: a dict of groups
+    return list(entry_points(GROUP))
 
 
 def _as_checks(obj: Any) -> list[Check]:
@@ -139,6 +135,8 @@ def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
             code="process-gone",
             title=lc.title,
         )
+    import traceback
+
     tb = traceback.extract_tb(e.__traceback__)
     where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
     return Result(

@@ -20,8 +20,6 @@ import os
 import posixpath
 import stat
 import struct
-import tarfile
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -1226,6 +1224,8 @@ class _TarTree(_Tree):
         self.nodes: dict[str, _Node] = {"": _Node("dir")}
         total = 0
         try:
+            import tarfile
+
             with tarfile.open(path, "r:gz") as tf:
                 for m in tf:
                     rel = _norm(m.name)
@@ -1501,6 +1501,8 @@ class SnapshotHost(Host):
         distro with ``root_dir`` never runs lsb_release/uname; the copy keeps it from following
         a release-file symlink out of the snapshot.
         """
+        import tempfile
+
         import distro
 
         with tempfile.TemporaryDirectory(prefix="hvcheck-os-") as tmp:
@@ -1680,6 +1682,8 @@ class RecordingHost(LiveHost):
             )
             files.setdefault(f"/proc/{pid}/comm", (p.comm + "\n").encode("utf-8", "replace"))
         files[f"/{MARKER}"] = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
+
+        import tarfile
 
         def add_dir(tf: tarfile.TarFile, name: str) -> None:
             ti = tarfile.TarInfo(name)

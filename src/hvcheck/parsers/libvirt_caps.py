@@ -48,9 +48,11 @@ True
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 __all__ = [
     "MAX_XML_CHARS",
@@ -131,6 +133,8 @@ def _text(el: Optional[ET.Element]) -> Optional[str]:
 def _root(text: object, tag: str) -> Optional[ET.Element]:
     if not isinstance(text, str) or len(text) > MAX_XML_CHARS or _DTD_MARKUP.search(text):
         return None
+    import xml.etree.ElementTree as ET  # only when there is XML to read
+
     root = ET.fromstring(text)
     return root if root.tag == tag else None
 

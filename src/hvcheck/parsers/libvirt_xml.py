@@ -37,8 +37,11 @@ True
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 __all__ = [
     "MAX_XML_CHARS",
@@ -202,6 +205,8 @@ def parse_domain_xml(text: str) -> DomainXml | None:
             return None
         if _DTD_MARKUP.search(text):
             return None
+        import xml.etree.ElementTree as ET  # only when there is XML to read
+
         root = ET.fromstring(text)
         if root.tag == "domain":
             return _domain(root, None)

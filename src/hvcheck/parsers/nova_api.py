@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
-from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "HostNames",
@@ -172,6 +171,8 @@ def next_page(doc: Any) -> Optional[dict[str, str]]:
             and link.get("rel") == "next"
             and isinstance(link.get("href"), str)
         ):
+            from urllib.parse import parse_qs, urlsplit
+
             q = parse_qs(urlsplit(link["href"]).query)
             out = {k: v[-1] for k, v in q.items() if k in ("marker", "limit") and v}
             return out if "marker" in out else None

@@ -30,7 +30,6 @@ Every function here returns a value for any input (garbage included) and never r
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -243,6 +242,8 @@ def split_cmdline_text(text: str) -> list[str]:
         else:
             try:
                 if len(joined) <= _SHLEX_MAX_CHARS:
+                    import shlex
+
                     words = shlex.split(joined, comments=False, posix=True)
                 else:
                     words = _posix_split(joined)
