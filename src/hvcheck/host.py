@@ -640,6 +640,22 @@ class _FdProcView(ProcView):
         return bool(state) and state[0] not in ("Z", "X", "x")
 
 
+def _quick_os_info(host: Host) -> Optional[OsInfo]:
+    """From os-release alone, when it says everything (``parsers.osrelease``); else None."""
+    from hvcheck.parsers.osrelease import quick_os_info
+
+    for path in ("/etc/os-release", "/usr/lib/os-release"):  # distro's order
+        try:
+            text = host.read_text(path, 65536)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return None
+        q = quick_os_info(text)
+        return OsInfo(*q) if q is not None else None
+    return None
+
+
 def _os_info_from_distro(dist: Any) -> OsInfo:
     return OsInfo(
         id=str(dist.id() or ""),
@@ -744,6 +760,9 @@ class LiveHost(Host):
         return os.geteuid()
 
     def os_info(self) -> OsInfo:
+        quick = _quick_os_info(self)
+        if quick is not None:
+            return quick
         import distro
 
         # include_uname/include_lsb off: distro would otherwise spawn `uname` / `lsb_release`
@@ -1496,11 +1515,15 @@ class SnapshotHost(Host):
         return v if isinstance(v, int) else 0
 
     def os_info(self) -> OsInfo:
-        """distro's own parser, pointed at a private copy of the snapshot's release files.
+        """From the snapshot's os-release when it says everything; else distro's own parser,
+        pointed at a private copy of the snapshot's release files.
 
         distro with ``root_dir`` never runs lsb_release/uname; the copy keeps it from following
         a release-file symlink out of the snapshot.
         """
+        quick = _quick_os_info(self)
+        if quick is not None:
+            return quick
         import tempfile
 
         import distro
