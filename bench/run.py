@@ -59,7 +59,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import hvcheck
 from hvcheck import engine
 from hvcheck.check import Context
 from hvcheck.host import LiveHost, ProcInfo, SnapshotHost
@@ -257,7 +256,7 @@ def linfit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, floa
 # Environment
 # ============================================================================================
 def hvcheck_command() -> str:
-    """The console script pip installed next to this interpreter (what install.sh links)."""
+    """The console script pip installed next to this interpreter (``--hvcheck beside``)."""
     beside = Path(sys.executable).with_name("hvcheck")
     if beside.is_file():
         return str(beside)
@@ -265,6 +264,18 @@ def hvcheck_command() -> str:
     if found is None:
         sys.exit("bench: no `hvcheck` command (pip install -e . first)")
     return found
+
+
+def install_like_install_sh(tmp: Path) -> tuple[str, str]:
+    """``(python, hvcheck)`` of a fresh venv made as install.sh makes /opt/hvcheck: the
+    system ``python3`` (Debian's), ``pip install .`` (not editable). What an operator runs,
+    without this session's own interpreter and its start-up additions (.pth files)."""
+    base = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    venv = tmp / "venv"
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, str(REPO)], check=True, stdout=subprocess.DEVNULL)
+    return str(venv / "bin" / "python"), str(venv / "bin" / "hvcheck")
 
 
 def child_env(tmp: Path) -> dict[str, str]:
@@ -290,6 +301,10 @@ def src_digest() -> str:
         h.update(str(p.relative_to(REPO)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
+
+
+# the interpreter of the measured hvcheck (main() sets it: the venv's, or this one)
+CHILD_PY = sys.executable
 
 
 def machine_info(hv: str) -> list[tuple[str, str]]:
@@ -330,8 +345,12 @@ def machine_info(hv: str) -> list[tuple[str, str]]:
         ("memory", mem),
         ("OS / kernel", f"{osname} / {u.release} {u.machine}"),
         ("uid", str(os.geteuid())),
-        ("Python", f"{platform.python_version()} ({sys.executable})"),
-        ("hvcheck", f"{cmd_out([hv, '--version'])} — {hv}; module {hvcheck.__file__}"),
+        ("Python (measured hvcheck)", f"{cmd_out([CHILD_PY, '--version'])} ({CHILD_PY})"),
+        (
+            "Python (this script, in-process rows)",
+            f"{platform.python_version()} ({sys.executable})",
+        ),
+        ("hvcheck", f"{cmd_out([hv, '--version'])} — {hv}"),
         (
             "hvcheck tree",
             f"HEAD {head}; {len(changed)} file(s) under src/ modified or new "
@@ -397,7 +416,7 @@ def bench_vs(hv: str, env: dict[str, str], runs: int) -> VsResult:
             + ", ".join(f"{s.samples[-1].wall * 1000:.0f} ms" for s in main)
         )
     # What the fixed cost is made of, and what this machine's environment adds.
-    py = sys.executable
+    py = CHILD_PY
     shim = shutil.which("hvcheck")
     skip = ["--format", "nagios", "--skip", "libvirt.caps"]
     extra = [
@@ -1119,7 +1138,7 @@ def import_roots(text: str) -> dict[str, str]:
 def bench_imports(
     tmp: Path, env: dict[str, str], runs: int, snap: Optional[Path]
 ) -> list[ImportRun]:
-    py = sys.executable
+    py = CHILD_PY
     cmds = [
         ImportRun("nagios, live", [py, "-X", "importtime", "-m", "hvcheck", "--format", "nagios"]),
         ImportRun("json, live", [py, "-X", "importtime", "-m", "hvcheck", "--format", "json"]),
@@ -1745,6 +1764,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="few runs, to try the script")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the generated snapshots")
+    ap.add_argument(
+        "--hvcheck",
+        choices=("venv", "beside"),
+        default="venv",
+        help="venv (default): install this checkout into a fresh venv as install.sh does and "
+        "measure that; beside: the hvcheck next to this interpreter",
+    )
     cfg = ap.parse_args()
     cfg.vs_runs = 3 if cfg.quick else 20
     cfg.snap_runs = 2 if cfg.quick else 5
@@ -1753,9 +1779,20 @@ def main() -> None:
     cfg.plain_runs = 1 if cfg.quick else 5
     cfg.import_runs = 1 if cfg.quick else 3
 
+    global CHILD_PY
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     t_start = time.perf_counter()
-    hv = hvcheck_command()
+    tmp = Path(tempfile.mkdtemp(prefix="hvcheck-bench-"))
+    if cfg.hvcheck == "venv":
+        log("installing this checkout into a fresh venv (as install.sh does)")
+        CHILD_PY, hv = install_like_install_sh(tmp)
+    else:
+        hv = hvcheck_command()
+        CHILD_PY = (
+            str(Path(hv).with_name("python"))
+            if Path(hv).with_name("python").exists()
+            else sys.executable
+        )
     digest0 = src_digest()
     info = machine_info(hv)
     notes: list[str] = []
@@ -1764,7 +1801,6 @@ def main() -> None:
             "Not run as root: the live runs could not probe /dev/kvm like monitoring does."
         )
     load0 = os.getloadavg()
-    tmp = Path(tempfile.mkdtemp(prefix="hvcheck-bench-"))
     try:
         env = child_env(tmp)
         checks = engine.load_checks()

@@ -54,6 +54,55 @@ def test_symlink_out_of_a_snapshot_directory_is_not_followed(tmp_path: Path, out
     assert "CRITICAL" not in {c["status"] for c in doc["checks"]}
 
 
+def test_hostile_proc_entries_of_a_snapshot_directory_are_not_followed(
+    tmp_path: Path, outside: Path
+) -> None:
+    """/proc/<pid> is read relative to a directory fd, one O_NOFOLLOW open per file: a link
+    anywhere (the pid directory, a file, fd/, task/, task/<tid>, a comm) or a FIFO still goes
+    through the checked path and is refused, never read."""
+    root = healthy_host(tmp_path / "s")
+    evil = outside.parent / "evilproc"  # an outside "process" whose files hold the secret
+    (evil / "fd").mkdir(parents=True)
+    (evil / "task/1").mkdir(parents=True)
+    qemu = b"/usr/bin/qemu-system-x86_64\0"
+    (evil / "cmdline").write_bytes(qemu + b"-name\0guest=" + SECRET.encode() + b"\0")
+    (evil / "comm").write_text("qemu-system-x86\n")
+    (evil / "status").write_text(f"Name:\t{SECRET}\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n")
+    (evil / "task/1/comm").write_text(f"{SECRET}\n")
+    os.symlink("anon_inode:kvm-vcpu:0", evil / "fd/3")
+    os.symlink(f"/{SECRET}", evil / "fd/4")
+    os.symlink(evil, root / "proc/4242")  # a whole pid directory that leaves the snapshot
+    p = root / "proc/4243"  # a plain pid directory whose entries leave it
+    p.mkdir()
+    os.symlink(evil / "cmdline", p / "cmdline")
+    (p / "comm").write_text("qemu-system-x86\n")
+    os.symlink(evil / "fd", p / "fd")
+    os.symlink(evil / "task", p / "task")
+    os.mkfifo(p / "status")  # a reader would block
+    q = root / "proc/4244"  # a sane process with hostile threads
+    (q / "task/8").mkdir(parents=True)
+    (q / "fd").mkdir()
+    (q / "cmdline").write_bytes(qemu + b"-name\0guest=sane,debug-threads=on\0-accel\0tcg\0")
+    (q / "comm").write_text("qemu-system-x86\n")
+    os.symlink(evil / "task/1", q / "task/7")
+    os.symlink(evil / "task/1/comm", q / "task/8/comm")
+    os.symlink("/dev/null", q / "fd/0")
+    os.symlink(evil / "status", q / "status")
+    t0 = time.monotonic()
+    text, _ = _all_output(root, "-t", "5")
+    assert time.monotonic() - t0 < 60
+    assert SECRET not in text
+    _, doc = run_json("--root", str(root), "-t", "5")
+    inst = {i["pid"]: i for i in doc["instances"]}
+    assert 4242 not in inst  # nothing of it could be read
+    assert inst[4244]["name"] == "sane" and inst[4244]["accel"] == "tcg"
+    # its fds and threads were refused: only what the binary's name implies is left
+    assert not {"fd", "threads"} & set(inst[4243]["evidence"])
+    unreadable = " ".join(inst[4243]["unreadable"])
+    assert "/proc/4243/fd" in unreadable and "/proc/4243/task" in unreadable
+    assert "CRITICAL" not in {c["status"] for c in doc["checks"]}
+
+
 def test_fifo_and_huge_files_inside_a_snapshot_do_not_hang(tmp_path: Path) -> None:
     root = healthy_host(tmp_path / "s")
     (root / "etc/nova").mkdir(parents=True)

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from hvcheck.parsers.libvirt_xml import accel_from_domain_type
 from hvcheck.parsers.qemu import QemuArgv
@@ -56,8 +55,7 @@ def vcpu_thread_accels(names: Sequence[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     accel: str  # kvm | tcg | unknown
     kinds: tuple[str, ...]  # evidence kinds that agree with the decision: fd, threads, ...
     details: tuple[str, ...]  # human-readable evidence lines

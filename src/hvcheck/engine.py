@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from hvcheck import facts
 from hvcheck.check import Check, Context
@@ -22,8 +21,7 @@ from hvcheck.model import HostFacts, Instance, Result, Status, Verdict
 GROUP = "hvcheck.checks"
 
 
-@dataclass(frozen=True)
-class LoadedCheck:
+class LoadedCheck(NamedTuple):
     check: Optional[Check]
     id: str
     title: str

@@ -8,8 +8,7 @@ product_name}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult
@@ -47,8 +46,7 @@ def cpuinfo(ctx: Context) -> Optional[CpuInfo]:
     return ctx.fact("cpuinfo", compute)
 
 
-@dataclass(frozen=True)
-class Arch:
+class Arch(NamedTuple):
     machine: str  # uname -m, or the cpuinfo guess
     family: Optional[str]
     source: str
@@ -68,8 +66,7 @@ def arch(ctx: Context) -> Arch:
 
 
 # ---------------------------------------------------------------------------------- modules
-@dataclass(frozen=True)
-class Modules:
+class Modules(NamedTuple):
     loaded: frozenset[str]  # from /proc/modules
     present: frozenset[str]  # /sys/module/<name> exists (loaded module or built-in with params)
     builtin: frozenset[str]  # modules.builtin
@@ -136,14 +133,13 @@ def kvm_probe(ctx: Context) -> Optional[ProbeResult]:
     return ctx.fact("kvm_probe", lambda c: c.host.probe_kvm())
 
 
-@dataclass(frozen=True)
-class KvmState:
+class KvmState(NamedTuple):
     """The headline judgement: can a guest get KVM on this host now?"""
 
     usable: Optional[bool]
     code: str  # probe-ok | static-ok | no-device | wrong-device | eacces | probe-failed | ...
     reason: str
-    evidence: tuple[str, ...] = field(default=())
+    evidence: tuple[str, ...] = ()
 
 
 def kvm_state(ctx: Context) -> KvmState:
@@ -233,8 +229,7 @@ _DMI_VIRTUAL = (
 )
 
 
-@dataclass(frozen=True)
-class VirtEnv:
+class VirtEnv(NamedTuple):
     virtual: Optional[bool]  # the host is itself a VM (None: cannot tell)
     hypervisor: Optional[str]  # what runs it, when known
     container: Optional[str]  # docker | podman | lxc | kubernetes | systemd-nspawn | openvz

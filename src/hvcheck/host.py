@@ -23,8 +23,8 @@ import struct
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 if TYPE_CHECKING:
     from hvcheck.openstack import NovaAnswer, NovaQuery
@@ -48,8 +48,7 @@ class ProcessGone(Exception):
     """The process exited between listing and reading."""
 
 
-@dataclass(frozen=True)
-class DeviceInfo:
+class DeviceInfo(NamedTuple):
     """``stat`` of a device node, as the marker stores it."""
 
     type: str  # char | block | file | dir | other
@@ -66,8 +65,7 @@ class DeviceInfo:
         return int(self.mode, 8)
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """Outcome of the functional /dev/kvm probe (open, KVM_GET_API_VERSION, KVM_CREATE_VM)."""
 
     ok: bool
@@ -78,7 +76,7 @@ class ProbeResult:
     uid: Optional[int] = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._asdict())
 
     @classmethod
     def from_json(cls, d: Any) -> Optional[ProbeResult]:
@@ -96,35 +94,30 @@ class ProbeResult:
         )
 
 
-@dataclass(frozen=True)
-class MsrResult:
+class MsrResult(NamedTuple):
     value: Optional[int]
     error: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class KernelLog:
+class KernelLog(NamedTuple):
     lines: tuple[str, ...]
     source: str  # "/dev/kmsg" or "snapshot dev/kmsg"
     error: Optional[str] = None  # why it could not be read (lines is empty then)
 
 
-@dataclass(frozen=True)
-class ProcInfo:
+class ProcInfo(NamedTuple):
     pid: int
     comm: str
     argv: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Uname:
+class Uname(NamedTuple):
     hostname: str
     arch: str
     kernel: str
 
 
-@dataclass(frozen=True)
-class OsInfo:
+class OsInfo(NamedTuple):
     id: str
     like: str
     name: str
@@ -132,8 +125,7 @@ class OsInfo:
     codename: str
 
 
-@dataclass(frozen=True)
-class CapsResult:
+class CapsResult(NamedTuple):
     """libvirt's capabilities and kvm domain capabilities, as libvirt gave them (raw XML).
 
     ``status``: ``ok`` (``capabilities`` holds the XML; ``domcapabilities`` too unless libvirt
@@ -151,7 +143,7 @@ class CapsResult:
     elapsed: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = dict(self._asdict())
         d["elapsed"] = round(self.elapsed, 3)
         return d
 
@@ -193,8 +185,7 @@ def _decode(data: bytes) -> str:
 _MISS = object()
 
 
-@dataclass(frozen=True)
-class _Err:
+class _Err(NamedTuple):
     kind: type[OSError]
     errno: Optional[int]
     strerror: Optional[str]
@@ -1678,7 +1669,7 @@ class RecordingHost(LiveHost):
             "arch": u.arch,
             "kernel": u.kernel,
             "taken_at": taken_at,
-            "devices": {k: asdict(v) for k, v in sorted(self.devices.items())},
+            "devices": {k: dict(v._asdict()) for k, v in sorted(self.devices.items())},
             "probes": {},
         }
         if live_verdict is not None:

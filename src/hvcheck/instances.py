@@ -9,8 +9,7 @@ container sharing the host's pid namespace (kolla's nova_libvirt).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from hvcheck.accel import Decision, decide, has_vcpu_fd
 from hvcheck.check import Context
@@ -22,8 +21,7 @@ from hvcheck.procs import is_qemu_process, processes
 __all__ = ["QemuProcess", "acceleration", "is_qemu_process", "qemu_processes", "scan_process"]
 
 
-@dataclass(frozen=True)
-class QemuProcess:
+class QemuProcess(NamedTuple):
     pid: int
     argv: QemuArgv
     name: Optional[str]

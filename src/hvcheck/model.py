@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 
 class Status(enum.Enum):
@@ -85,8 +85,7 @@ class Instance:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class HostFacts:
+class HostFacts(NamedTuple):
     hostname: str
     arch: str
     kernel: str
@@ -94,8 +93,7 @@ class HostFacts:
     virtual: Optional[bool]
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The whole run: host facts, the headline verdict, every check result and the instances."""
 
     host: HostFacts

@@ -17,11 +17,10 @@ it does.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(NamedTuple):
     start: float
     end: float
     inside: bool

@@ -13,8 +13,7 @@ Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/root/..., and the nov
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
@@ -22,8 +21,7 @@ from hvcheck.parsers import novaconf as nc
 from hvcheck.procs import processes
 
 
-@dataclass(frozen=True)
-class NovaConf:
+class NovaConf(NamedTuple):
     resolved: nc.NovaLibvirtConf
     how: str  # how the files were found
     pid: Optional[int]  # the nova-compute process, when one runs

@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from hvcheck.parsers.nova_api import (
     HostNames,
@@ -88,16 +88,14 @@ NOT_CREDENTIALS = frozenset(
 _ENV_IGNORED = ("OS_TEST", "OS_STD", "OS_LOG")  # test-runner variables openstack.config skips
 
 
-@dataclass(frozen=True)
-class NovaQuery:
+class NovaQuery(NamedTuple):
     names: HostNames
     insecure: bool = False
     cacert: Optional[str] = None
     timeout: float = 10.0
 
 
-@dataclass(frozen=True)
-class NovaAnswer:
+class NovaAnswer(NamedTuple):
     """What the API said (or why it was not asked). Holds no secret: it goes into snapshots."""
 
     outcome: str  # ok | skip | error
@@ -119,7 +117,7 @@ class NovaAnswer:
     elapsed: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: getattr(self, k) for k in self._fields}
         d["names"] = (
             {
                 "nodename": self.names.nodename,

@@ -7,8 +7,7 @@ Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also koll
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
@@ -181,8 +180,7 @@ class NovaVirtType(Check):
         )
 
 
-@dataclass(frozen=True)
-class QemuUser:
+class QemuUser(NamedTuple):
     user: str
     group: Optional[str]
     source: str

@@ -9,29 +9,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
     name: str
     uid: int
     gid: int
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(NamedTuple):
     name: str
     gid: int
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Accounts:
+class Accounts(NamedTuple):
     users: tuple[User, ...] = ()
     groups: tuple[Group, ...] = ()
-    errors: tuple[str, ...] = field(default=())
+    errors: tuple[str, ...] = ()
 
     def user(self, name_or_id: str) -> Optional[User]:
         """A user by name, or by ``+UID`` / numeric id as libvirt's qemu.conf allows."""

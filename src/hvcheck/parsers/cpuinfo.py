@@ -24,12 +24,10 @@ The formats differ per architecture (arch/*/kernel/*cpuinfo* in the kernel):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 
-@dataclass(frozen=True)
-class CpuInfo:
+class CpuInfo(NamedTuple):
     arch_family: Optional[str]  # x86 | arm | s390 | ppc | riscv | None (unrecognised)
     arch: Optional[str]  # best guess: x86_64, i686, aarch64, arm, s390x, ppc64, riscv64
     processors: int

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 
 def modname(name: str) -> str:
@@ -120,8 +119,7 @@ def kmsg_text(line: str) -> str:
     return line[m.end() :] if m else line
 
 
-@dataclass(frozen=True)
-class KernelMessage:
+class KernelMessage(NamedTuple):
     code: str
     text: str
 

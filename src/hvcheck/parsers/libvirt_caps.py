@@ -48,8 +48,7 @@ True
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -70,8 +69,7 @@ _DTD_MARKUP = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _INT = re.compile(r"[0-9]{1,9}")
 
 
-@dataclass(frozen=True)
-class Guest:
+class Guest(NamedTuple):
     """One ``<guest>``: an OS type and architecture with the virt types libvirt accepts."""
 
     os_type: Optional[str]
@@ -86,8 +84,7 @@ class Guest:
     """``<machine>`` names (first few dozen at most)."""
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     host_arch: Optional[str]
     """``<host><cpu><arch>``."""
     host_cpu_model: Optional[str]
@@ -108,8 +105,7 @@ class Capabilities:
         return g is not None and "kvm" in g.domain_types
 
 
-@dataclass(frozen=True)
-class DomainCapabilities:
+class DomainCapabilities(NamedTuple):
     emulator: Optional[str]
     """``<path>``: the QEMU binary the answer is about."""
     domain: Optional[str]

@@ -37,8 +37,7 @@ True
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -67,8 +66,7 @@ _NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
 _PID = re.compile(r"[0-9]{1,10}")
 
 
-@dataclass(frozen=True)
-class NovaMeta:
+class NovaMeta(NamedTuple):
     """``<metadata><nova:instance>`` written by Nova's libvirt driver."""
 
     name: str | None
@@ -85,8 +83,7 @@ class NovaMeta:
     """The ``uuid`` attribute of ``<nova:user>``."""
 
 
-@dataclass(frozen=True)
-class DomainXml:
+class DomainXml(NamedTuple):
     """What hvcheck needs from a libvirt domain or status XML."""
 
     domain_type: str | None

@@ -40,8 +40,7 @@ A record from Nova's 2.53 sample, adjusted in hostname and type:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 __all__ = [
     "HostNames",
@@ -71,8 +70,7 @@ def _int(v: Any) -> Optional[int]:
     return None
 
 
-@dataclass(frozen=True)
-class Hypervisor:
+class Hypervisor(NamedTuple):
     """The fields of one hypervisor record that hvcheck reports (never the whole record)."""
 
     id: Optional[str]
@@ -95,7 +93,7 @@ class Hypervisor:
         return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._asdict())
 
     @classmethod
     def from_json(cls, d: Any) -> Optional[Hypervisor]:
@@ -188,8 +186,7 @@ def _norm(name: str) -> str:
     return name.strip().rstrip(".").lower()
 
 
-@dataclass(frozen=True)
-class HostNames:
+class HostNames(NamedTuple):
     """The names this host may be known by in Nova."""
 
     nodename: str
@@ -208,8 +205,7 @@ class HostNames:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     record: Hypervisor
     how: str
     exact: bool

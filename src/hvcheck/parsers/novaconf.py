@@ -39,7 +39,7 @@ import posixpath
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 __all__ = [
     "ConfEntry",
@@ -58,8 +58,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ConfEntry:
+class ConfEntry(NamedTuple):
     """One assignment, as oslo.config's ``ConfigParser.assignment`` records it."""
 
     section: str  # normalised as oslo does: lower-cased, except exactly "DEFAULT"
@@ -69,8 +68,7 @@ class ConfEntry:
     line: int  # 1-based line of the key (first line of a multi-line value)
 
 
-@dataclass(frozen=True)
-class ParsedConf:
+class ParsedConf(NamedTuple):
     file: str
     entries: tuple[ConfEntry, ...]
     # e.g. "line 12: no section header before 'virt_type = kvm'". oslo.config aborts the whole
@@ -80,8 +78,7 @@ class ParsedConf:
     format: str  # "ini" or "flagfile"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: Optional[str]  # None when unset (except virt_type, which reports nova's default)
     file: Optional[str]
     line: Optional[int]
@@ -91,8 +88,7 @@ class Setting:
     default: bool
 
 
-@dataclass(frozen=True)
-class NovaLibvirtConf:
+class NovaLibvirtConf(NamedTuple):
     virt_type: Setting  # unset -> "kvm", default=True (nova's default)
     cpu_mode: Setting  # unset -> None, default=True
     cpu_models: Setting  # unset -> None, default=True; the raw comma-separated ListOpt text
@@ -367,7 +363,7 @@ def resolve_nova_libvirt(confs: Sequence[ParsedConf]) -> NovaLibvirtConf:
 
 
 @dataclass(frozen=True)
-class ConfigSources:
+class ConfigSources:  # not a NamedTuple: it iterates its sources
     """``--config-file`` / ``--config-dir`` options of a command line, in argv order.
 
     Iterating yields ``(kind, path)`` pairs, kind ``"file"`` or ``"dir"``, paths as given.

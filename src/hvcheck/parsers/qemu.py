@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "AccelRequest",
@@ -128,8 +128,7 @@ _SHELL_PIECE = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\[\s\S])*)"|\\([\s\S])|([^'
 _DQUOTE_ESCAPE = re.compile(r"\\([\s\S])")
 
 
-@dataclass(frozen=True)
-class AccelRequest:
+class AccelRequest(NamedTuple):
     """The accelerators QEMU will try, in order, as the command line (or binary) decides."""
 
     accels: tuple[str, ...]
@@ -159,8 +158,7 @@ class AccelRequest:
         return ":".join(self.accels) if self.accels else "unknown"
 
 
-@dataclass(frozen=True)
-class QemuArgv:
+class QemuArgv(NamedTuple):
     """What a QEMU command line says about the guest and its accelerator."""
 
     binary: str

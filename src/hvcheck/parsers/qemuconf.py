@@ -34,14 +34,12 @@ load) or a value of the wrong type comes back in ``error``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 __all__ = ["QemuConf", "parse_qemu_conf"]
 
 
-@dataclass(frozen=True)
-class QemuConf:
+class QemuConf(NamedTuple):
     user: Optional[str]  # None when unset (or not a string: see error)
     group: Optional[str]
     # "line 3: expecting a value" (libvirt's wording), or a wrong-typed setting such as
