@@ -55,7 +55,6 @@ import tracemalloc
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -332,12 +331,6 @@ def machine_info(hv: str) -> list[tuple[str, str]]:
     ).stdout.splitlines()
     head = cmd_out(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"])
 
-    def ver(pkg: str) -> str:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
     u = os.uname()
     return [
         ("host", u.nodename),
@@ -358,7 +351,14 @@ def machine_info(hv: str) -> list[tuple[str, str]]:
         ),
         (
             "deps",
-            ", ".join(f"{p} {ver(p)}" for p in ("click", "psutil", "distro", "pyudev", "rich")),
+            cmd_out(
+                [
+                    CHILD_PY,
+                    "-c",
+                    "import importlib.metadata as m; "
+                    "print(', '.join(p + ' ' + m.version(p) for p in ('distro', 'rich')))",
+                ]
+            ),
         ),
         ("virt-host-validate", cmd_out(["virt-host-validate", "--version"])),
         ("libvirt-clients", cmd_out(["dpkg-query", "-W", "-f", "${Version}", "libvirt-clients"])),
@@ -423,7 +423,7 @@ def bench_vs(hv: str, env: dict[str, str], runs: int) -> VsResult:
         Series("true (measurement floor: fork, GNU time, exec)", ["true"]),
         Series("python -I -S -c pass (bare interpreter)", [py, "-I", "-S", "-c", "pass"]),
         Series("python -c pass (interpreter + site)", [py, "-c", "pass"]),
-        Series("hvcheck --version (click + cli import)", [hv, "--version"]),
+        Series("hvcheck --version (console script + cli import)", [hv, "--version"]),
     ]
     if shim and os.path.realpath(shim) != os.path.realpath(hv):
         extra.append(Series(f"`hvcheck` on PATH ({shim}) " + " ".join(skip), [shim, *skip]))
@@ -1460,8 +1460,8 @@ def write_results(
             )
             + "), which pins a run at the deadline and hides the scan. "
             "These guests are lighter than the generated ones (about 11 fds and 4 threads "
-            "against 30 fds and 5–12 threads). In-process runs reuse psutil's per-process "
-            "cache between runs (`psutil.process_iter` keeps its Process objects), so they "
+            "against 30 fds and 5–12 threads). In-process runs share this interpreter's warm "
+            "state (imports, the kernel's dentry cache from the previous run), so they "
             "understate what a fresh CLI process pays; the CLI rows are the measure. "
             "All guests were stopped by PID at the end; still present afterwards: "
             f"{live.leftover or 'none'}.",

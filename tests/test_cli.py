@@ -156,3 +156,23 @@ def test_garbage_snapshot_files_give_no_traceback(tmp_path: Path) -> None:
         p = run_hvcheck("--root", str(root), "--format", fmt)
         assert "Traceback" not in p.stdout + p.stderr
         assert p.returncode in (0, 1, 2, 3)
+
+
+def test_value_items_are_the_zabbix_items() -> None:
+    from hvcheck.cli import VALUE_ITEMS
+    from hvcheck.report.zabbix import ITEMS
+
+    assert VALUE_ITEMS == ITEMS
+
+
+def test_ranges_starting_with_a_minus_are_values_not_options() -> None:
+    from hvcheck.cli import UsageError, parse_args
+
+    ns = parse_args(["--format", "nagios", "-w", "-10:20", "--critical", "-5:3"])
+    assert (ns.warn_range.start, ns.warn_range.end) == (-10, 20)
+    assert (ns.crit_range.start, ns.crit_range.end) == (-5, 3)
+    assert parse_args(["--warning=-1:2"]).warn_range.start == -1
+    with pytest.raises(UsageError):
+        parse_args(["-w", "--bogus"])
+    with pytest.raises(UsageError):  # no abbreviations: a renamed option must not half-match
+        parse_args(["--form", "json"])

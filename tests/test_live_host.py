@@ -66,7 +66,6 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     import encodings.ascii  # noqa: F401 - distro opens files with it, lazily
 
     import distro  # noqa: F401
-    import psutil  # noqa: F401
     import rich.console
     import rich.table  # noqa: F401
 

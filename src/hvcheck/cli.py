@@ -1,31 +1,56 @@
 """Command line: options and the choice of renderer; no judgement happens here.
 
 Exit status is the Verdict's (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Usage errors and
-internal failures exit 3, never click's default 1/2, which Nagios would read as WARNING and
-CRITICAL.
+internal failures exit 3, never argparse's default 2, which Nagios would read as CRITICAL.
+
+argparse (not click): the probe runs every minute, and click's import alone was ~15 ms of a
+~80 ms run (bench/RESULTS.md); argparse costs ~2 ms and parses the same command lines.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
-from typing import Any, Optional
-
-import click
+from typing import Any, NoReturn, Optional
 
 from hvcheck import __version__
-from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
 FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
+# hvcheck.report.zabbix.ITEMS (tests hold them equal; not imported here: cost on every run)
+VALUE_ITEMS = (
+    "status",
+    "kvm_usable",
+    "instances",
+    "kvm_instances",
+    "tcg_instances",
+    "unknown_instances",
+    "instance_accel",
+    "acceleration",
+    "virt_type",
+)
 UNKNOWN_EXIT = 3
+
+
+class UsageError(Exception):
+    """A command line hvcheck cannot run (exit 3)."""
+
+    def __init__(self, message: str, usage: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.format_usage())
 
 
 def _fail(fmt: str, message: str) -> None:
     """Report a failure that prevented a verdict, in the requested format, and exit 3."""
     msg = message.replace("\n", " ")
     if fmt == "nagios":
-        click.echo(f"HVCHECK UNKNOWN - {msg.replace('|', '¦')}")
+        print(f"HVCHECK UNKNOWN - {msg.replace('|', '¦')}")
     elif fmt == "json":
         import json
 
@@ -46,134 +71,223 @@ def _fail(fmt: str, message: str) -> None:
             "checks": [],
             "instances": [],
         }
-        click.echo(json.dumps(doc, ensure_ascii=True))
+        print(json.dumps(doc, ensure_ascii=True))
     else:
-        click.echo(f"hvcheck: {msg}", err=True)
+        print(f"hvcheck: {msg}", file=sys.stderr)
     sys.exit(UNKNOWN_EXIT)
 
 
-def _range(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Any:
-    if value is None:
-        return None
+def _timeout(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not v >= 0.1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not >= 0.1 seconds")
+    return v
+
+
+def _range(text: str) -> Any:
     from hvcheck.nagrange import Range
 
     try:
-        return Range.parse(value)
+        return Range.parse(text)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Output format (default: table).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
-@click.option(
-    "--root",
-    type=click.Path(),
-    default=None,
-    help="Read a snapshot (directory or .tar.gz from `hvcheck collect`) instead of the live host.",
-)
-@click.option(
-    "--only",
-    multiple=True,
-    metavar="ID",
-    help="Run only this check id or dotted prefix (repeatable).",
-)
-@click.option(
-    "--skip", multiple=True, metavar="ID", help="Skip this check id or prefix (repeatable)."
-)
-@click.option(
-    "-t",
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="The whole run ends within this many seconds; unfinished checks are UNKNOWN.",
-)
-@click.option(
-    "-w",
-    "--warning",
-    "warn_range",
-    metavar="RANGE",
-    default=None,
-    callback=_range,
-    help="Nagios range for the number of TCG instances (10, 10:, ~:10, 10:20, @10:20).",
-)
-@click.option(
-    "-c",
-    "--critical",
-    "crit_range",
-    metavar="RANGE",
-    default=None,
-    callback=_range,
-    help="Nagios range for the number of TCG instances; default: CRITICAL on any TCG "
-    "instance when nova virt_type=kvm.",
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, help="More detail (nagios: one line per non-OK check)."
-)
-@click.option(
-    "--no-api",
-    is_flag=True,
-    help="Do not contact the OpenStack APIs (nova.api is SKIPped).",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Nova API: do not verify the server's TLS certificate (verification is on by default).",
-)
-@click.option(
-    "--os-cacert",
-    "os_cacert",
-    metavar="PATH",
-    envvar="OS_CACERT",
-    default=None,
-    help="Nova API: CA bundle that verifies the server's TLS certificate [env OS_CACERT].",
-)
-@click.version_option(__version__, "-V", "--version", prog_name="hvcheck")
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    warn_range: Any,
-    crit_range: Any,
-    fmt: Optional[str],
-    as_json: bool,
-    root: Optional[str],
-    only: tuple[str, ...],
-    skip: tuple[str, ...],
-    timeout: float,
-    verbose: bool,
-    no_api: bool,
-    insecure: bool,
-    os_cacert: Optional[str],
-) -> None:
-    """Can this host run KVM guests, and do its QEMU instances really get KVM?
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="hvcheck",
+        description="Can this host run KVM guests, and do its QEMU instances really get KVM?\n\n"
+        "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default=None,
+        help="Output format (default: table).",
+    )
+    p.add_argument(
+        "--json", dest="as_json", action="store_true", help="Shorthand for --format json."
+    )
+    p.add_argument(
+        "--root",
+        metavar="PATH",
+        help="Read a snapshot (directory or .tar.gz from `hvcheck collect`) instead of the live "
+        "host.",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="Run only this check id or dotted prefix (repeatable).",
+    )
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="Skip this check id or prefix (repeatable).",
+    )
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=_timeout,
+        default=10.0,
+        metavar="SECONDS",
+        help="The whole run ends within this many seconds; unfinished checks are UNKNOWN "
+        "(default: 10).",
+    )
+    p.add_argument(
+        "-w",
+        "--warning",
+        dest="warn_range",
+        type=_range,
+        default=None,
+        metavar="RANGE",
+        help="Nagios range for the number of TCG instances (10, 10:, ~:10, 10:20, @10:20).",
+    )
+    p.add_argument(
+        "-c",
+        "--critical",
+        dest="crit_range",
+        type=_range,
+        default=None,
+        metavar="RANGE",
+        help="Nagios range for the number of TCG instances; default: CRITICAL on any TCG "
+        "instance when nova virt_type=kvm.",
+    )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="More detail (nagios: one line per non-OK check).",
+    )
+    p.add_argument(
+        "--no-api",
+        action="store_true",
+        help="Do not contact the OpenStack APIs (nova.api is SKIPped).",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="Nova API: do not verify the server's TLS certificate (verified by default).",
+    )
+    p.add_argument(
+        "--os-cacert",
+        metavar="PATH",
+        default=os.environ.get("OS_CACERT") or None,
+        help="Nova API: CA bundle that verifies the server's TLS certificate [env OS_CACERT].",
+    )
+    p.add_argument("-V", "--version", action="version", version=f"hvcheck, version {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="[COMMAND]")
+    sub.add_parser(
+        "checks", help="List the checks: id, title and what each reads.", allow_abbrev=False
+    )
+    c = sub.add_parser(
+        "collect",
+        help="Write a snapshot of everything the checks read (replay it with --root).",
+        allow_abbrev=False,
+    )
+    c.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
+    )
+    sub.add_parser(
+        "schema", help="Print the JSON Schema (draft 2020-12) of --format json.", allow_abbrev=False
+    )
+    v = sub.add_parser(
+        "value",
+        help="Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1), "
+        "instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent).",
+        allow_abbrev=False,
+    )
+    v.add_argument("item", choices=VALUE_ITEMS)
+    v.add_argument("arg", nargs="?", default=None)
+    r = sub.add_parser(
+        "report",
+        help="Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json).",
+        allow_abbrev=False,
+    )
+    r.add_argument("files", nargs="+", metavar="FILE")
+    return p
 
-    Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-    """
-    fmt = "json" if as_json else (fmt or "table")
-    api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
-    ctx.obj = {"fmt": fmt, "root": root, "timeout": timeout, "api": api}
-    if ctx.invoked_subcommand is not None:
-        return
+
+_TAKES_RANGE = ("-w", "--warning", "-c", "--critical")
+
+
+def _join_negative_ranges(argv: list[str]) -> list[str]:
+    """``-w -10:20``: a Nagios range may start with "-"; argparse would take it for an option
+    (click did not), so it is passed on as ``--warning=-10:20``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            out.extend(argv[i:])
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if a in _TAKES_RANGE and nxt[:1] == "-" and nxt[1:2].isdigit():
+            long = "--warning" if a in ("-w", "--warning") else "--critical"
+            out.append(f"{long}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; raises UsageError (argparse's own exit only for -h/-V)."""
+    ns = build_parser().parse_args(_join_negative_ranges(list(argv)))
+    if ns.command == "value" and ns.item == "instance_accel" and not ns.arg:
+        raise UsageError("instance_accel needs an instance name, uuid or pid")
+    return ns
+
+
+def run(ns: argparse.Namespace) -> None:
+    fmt = "json" if ns.as_json else (ns.fmt or "table")
+    api = {"no_api": ns.no_api, "insecure": ns.insecure, "os_cacert": ns.os_cacert}
+    if ns.command == "checks":
+        list_checks(fmt)
+    elif ns.command == "collect":
+        collect(ns.root, ns.timeout, api, ns.output)
+    elif ns.command == "schema":
+        sys.stdout.write(schema_text())
+    elif ns.command == "value":
+        value(ns.root, ns.timeout, api, ns.item, ns.arg)
+    elif ns.command == "report":
+        report(fmt, ns.files)
+    else:
+        check(ns, fmt, api)
+
+
+def check(ns: argparse.Namespace, fmt: str, api: dict[str, Any]) -> None:
     from hvcheck import engine
     from hvcheck.host import SnapshotError, open_host
 
     try:
-        host = open_host(root)
+        host = open_host(ns.root)
     except SnapshotError as e:
         _fail(fmt, str(e))
         return
-    options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
+    options = {"tcg_warning": ns.warn_range, "tcg_critical": ns.crit_range, **api}
     verdict = engine.run(
-        host, engine.load_checks(), timeout=timeout, only=only, skip=skip, options=options
+        host,
+        engine.load_checks(),
+        timeout=ns.timeout,
+        only=tuple(ns.only),
+        skip=tuple(ns.skip),
+        options=options,
     )
-    _emit(verdict, fmt, verbose)
+    _emit(verdict, fmt, ns.verbose)
     sys.exit(verdict.exit_code)
 
 
@@ -201,17 +315,15 @@ def _emit(verdict: Any, fmt: str, verbose: bool) -> None:
     sys.stdout.flush()
 
 
-@cli.command("checks")
-@click.pass_context
-def list_checks(ctx: click.Context) -> None:
+def list_checks(fmt: str) -> None:
     """List the checks: id, title and what each reads."""
     from hvcheck import engine
 
     loaded = engine.load_checks()
-    if ctx.obj["fmt"] == "json":
+    if fmt == "json":
         import json
 
-        click.echo(
+        print(
             json.dumps(
                 [
                     {
@@ -228,48 +340,33 @@ def list_checks(ctx: click.Context) -> None:
         )
         return
     for lc in loaded:
-        click.echo(f"{lc.id:<18} {lc.title}")
+        print(f"{lc.id:<18} {lc.title}")
         if lc.error:
-            click.echo(f"{'':<18} ! {lc.error}")
+            print(f"{'':<18} ! {lc.error}")
         for r in lc.reads:
-            click.echo(f"{'':<18}   reads {r}")
+            print(f"{'':<18}   reads {r}")
 
 
-def _live_or_root_verdict(ctx: click.Context) -> Any:
+def _live_or_root_verdict(root: Optional[str], timeout: float, api: dict[str, Any]) -> Any:
     from hvcheck import engine
     from hvcheck.host import SnapshotError, open_host
 
     try:
-        host = open_host(ctx.obj["root"])
+        host = open_host(root)
     except SnapshotError as e:
         _fail("table", str(e))
-    return engine.run(
-        host, engine.load_checks(), timeout=ctx.obj["timeout"], options=dict(ctx.obj["api"])
-    )
+    return engine.run(host, engine.load_checks(), timeout=timeout, options=dict(api))
 
 
-@cli.command("value")
-@click.argument(
-    "item",
-    type=click.Choice(VALUE_ITEMS),
-)
-@click.argument("arg", required=False)
-@click.pass_context
-def value(ctx: click.Context, item: str, arg: Optional[str]) -> None:
-    """Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1),
-    instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent)."""
+def value(
+    root: Optional[str], timeout: float, api: dict[str, Any], item: str, arg: Optional[str]
+) -> None:
     from hvcheck.report import zabbix
 
-    if item == "instance_accel" and not arg:
-        raise click.UsageError("instance_accel needs an instance name, uuid or pid")
-    click.echo(zabbix.value(_live_or_root_verdict(ctx), item, arg))
+    print(zabbix.value(_live_or_root_verdict(root, timeout, api), item, arg))
 
 
-@cli.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.pass_context
-def report(ctx: click.Context, files: tuple[str, ...]) -> None:
-    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json)."""
+def report(fmt: str, files: list[str]) -> None:
     from hvcheck import fleet
     from hvcheck.report import fleet as rfleet
 
@@ -278,17 +375,11 @@ def report(ctx: click.Context, files: tuple[str, ...]) -> None:
             return f.read(16 * 1024 * 1024)
 
     rows = fleet.load(list(files), read)
-    if ctx.obj["fmt"] == "json":
+    if fmt == "json":
         sys.stdout.write(rfleet.render_json(rows))
     else:
         rfleet.render_table(rows, sys.stdout)
     sys.exit(fleet.worst(rows).exit_code)
-
-
-@cli.command("schema")
-def schema() -> None:
-    """Print the JSON Schema (draft 2020-12) of --format json."""
-    click.echo(schema_text(), nl=False)
 
 
 def schema_text() -> str:
@@ -297,27 +388,17 @@ def schema_text() -> str:
     return files("hvcheck").joinpath("schema.json").read_text(encoding="utf-8")
 
 
-@cli.command("collect")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
-)
-@click.pass_context
-def collect(ctx: click.Context, output: Optional[str]) -> None:
-    """Write a snapshot of everything the checks read (replay it with --root)."""
+def collect(
+    root: Optional[str], timeout: float, api: dict[str, Any], output: Optional[str]
+) -> None:
     from hvcheck import engine
     from hvcheck.host import RecordingHost
 
-    if ctx.obj["root"]:
+    if root:
         _fail("table", "collect reads the live host; --root makes no sense here")
     host = RecordingHost()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    verdict = engine.run(
-        host, engine.load_checks(), timeout=ctx.obj["timeout"], options=dict(ctx.obj["api"])
-    )
+    verdict = engine.run(host, engine.load_checks(), timeout=timeout, options=dict(api))
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         live = {
@@ -329,15 +410,15 @@ def collect(ctx: click.Context, output: Optional[str]) -> None:
         host.write_snapshot(out, stamp, live)
     except OSError as e:
         _fail("table", f"cannot write {out}: {e}")
-    click.echo(
+    print(
         f"wrote {out} ({os.path.getsize(out)} bytes); live verdict: "
         f"{verdict.status.label} - {verdict.summary}",
-        err=True,
+        file=sys.stderr,
     )
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: click in non-standalone mode so every exit status is ours."""
+    """Entry point: every exit status is ours (usage errors 3, never 2)."""
     args = sys.argv[1:] if argv is None else argv
     fmt = (
         "nagios"
@@ -345,16 +426,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         else ("json" if "--json" in args or "--format=json" in args else "table")
     )
     try:
-        cli.main(args=args, prog_name="hvcheck", standalone_mode=False)
-    except click.exceptions.Exit as e:  # --help / --version
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        _fail(fmt, "aborted")
-    except click.ClickException as e:
+        run(parse_args(args))
+    except UsageError as e:
         if fmt == "table":
-            e.show()
+            sys.stderr.write(f"{e.usage}hvcheck: error: {e}\n")
             sys.exit(UNKNOWN_EXIT)
-        _fail(fmt, f"usage error: {e.format_message()}")
+        _fail(fmt, f"usage error: {e}")
     except BrokenPipeError:
         os._exit(UNKNOWN_EXIT)
     except KeyboardInterrupt:
