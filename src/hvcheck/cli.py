@@ -42,8 +42,42 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.format_usage())
+
+
+def _columns() -> int:
+    # shutil.get_terminal_size's rules: $COLUMNS, else the terminal, else 80
+    try:
+        return int(os.environ.get("COLUMNS", "")) or 80
+    except ValueError:
+        pass
+    out = sys.__stdout__
+    try:
+        return (os.get_terminal_size(out.fileno()).columns or 80) if out is not None else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, given its width: left to itself it imports shutil (and with it
+    bz2, lzma, ...: ~1.5 ms) on every add_argument, to validate metavars."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: Optional[int] = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
 
 
 def _fail(fmt: str, message: str) -> None:
@@ -101,8 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hvcheck",
         description="Can this host run KVM guests, and do its QEMU instances really get KVM?\n\n"
         "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
     )
     p.add_argument(
         "--format",
@@ -186,13 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-V", "--version", action="version", version=f"hvcheck, version {__version__}")
     sub = p.add_subparsers(dest="command", metavar="[COMMAND]")
-    sub.add_parser(
-        "checks", help="List the checks: id, title and what each reads.", allow_abbrev=False
-    )
+    sub.add_parser("checks", help="List the checks: id, title and what each reads.")
     c = sub.add_parser(
         "collect",
         help="Write a snapshot of everything the checks read (replay it with --root).",
-        allow_abbrev=False,
     )
     c.add_argument(
         "-o",
@@ -200,21 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
     )
-    sub.add_parser(
-        "schema", help="Print the JSON Schema (draft 2020-12) of --format json.", allow_abbrev=False
-    )
+    sub.add_parser("schema", help="Print the JSON Schema (draft 2020-12) of --format json.")
     v = sub.add_parser(
         "value",
         help="Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1), "
         "instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent).",
-        allow_abbrev=False,
     )
     v.add_argument("item", choices=VALUE_ITEMS)
     v.add_argument("arg", nargs="?", default=None)
     r = sub.add_parser(
         "report",
         help="Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json).",
-        allow_abbrev=False,
     )
     r.add_argument("files", nargs="+", metavar="FILE")
     return p

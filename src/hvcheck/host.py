@@ -23,11 +23,10 @@ import struct
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 if TYPE_CHECKING:
-    from hvcheck.openstack import NovaAnswer, NovaQuery
+    from hvcheck.novaquery import NovaAnswer, NovaQuery
 
 MAX_READ = 8 * 1024 * 1024  # cpuinfo of a 448-CPU host is ~1.5 MiB; nothing we read is larger
 MAX_SNAPSHOT_TOTAL = 512 * 1024 * 1024
@@ -765,6 +764,14 @@ class LiveHost(Host):
         return _libvirt_caps(timeout, os.uname().machine, os.geteuid())
 
     def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        from hvcheck.novaquery import NO_CREDENTIALS, NovaAnswer, credentials_configured
+
+        try:
+            if credentials_configured(os.environ, os.getcwd(), os.path.expanduser("~")) is None:
+                # nothing to ask: the client code (hvcheck.openstack) is not even imported
+                return NovaAnswer("skip", NO_CREDENTIALS)
+        except OSError:
+            pass  # nova_hypervisors reports why it cannot look
         from hvcheck.openstack import nova_hypervisors
 
         return nova_hypervisors(query)
@@ -1092,13 +1099,17 @@ def _libvirt_caps_api(timeout: float, arch: str, euid: int, start: float) -> Cap
 # ============================================================================================
 # Snapshots
 # ============================================================================================
-@dataclass
 class _Node:
-    kind: str  # file | dir | symlink | other
-    data: bytes = b""
-    target: str = ""
-    truncated: bool = False
-    children: set[str] = field(default_factory=set)
+    __slots__ = ("children", "data", "kind", "target", "truncated")
+
+    def __init__(
+        self, kind: str, data: bytes = b"", target: str = "", truncated: bool = False
+    ) -> None:
+        self.kind = kind  # file | dir | symlink | other
+        self.data = data
+        self.target = target
+        self.truncated = truncated
+        self.children: set[str] = set()
 
 
 def _norm(rel: str) -> Optional[str]:
@@ -1481,7 +1492,7 @@ class SnapshotHost(Host):
         return CapsResult.from_json(self._probes().get("libvirt_caps"))
 
     def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
-        from hvcheck.openstack import NovaAnswer
+        from hvcheck.novaquery import NovaAnswer
 
         return NovaAnswer.from_json(self._probes().get("nova_api"))
 

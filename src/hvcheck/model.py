@@ -7,7 +7,6 @@ state is computed here (not in the CLI), the way black's ``Report`` owns its ret
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
 
@@ -42,8 +41,34 @@ class Status(enum.Enum):
         return overall
 
 
-@dataclass(frozen=True)
-class Result:
+class _Record:
+    """A small immutable record with keyword defaults (what ``@dataclass(frozen=True)`` gives,
+    without importing ``dataclasses``, which pulls in ``inspect``: ~5 ms a run)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Record) or type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # holds a dict, as the dataclass did
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Result(_Record):
     """What one check concluded.
 
     ``code`` is a stable machine-readable reason (e.g. ``device-missing``), ``evidence`` names
@@ -51,14 +76,36 @@ class Result:
     when the state is not OK.
     """
 
+    __slots__ = ("code", "details", "evidence", "hint", "id", "status", "summary", "title")
     id: str
     status: Status
     summary: str
-    hint: Optional[str] = None
-    code: str = ""
-    evidence: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
-    title: str = ""
+    hint: Optional[str]
+    code: str
+    evidence: tuple[str, ...]
+    details: dict[str, Any]
+    title: str
+
+    def __init__(
+        self,
+        id: str,
+        status: Status,
+        summary: str,
+        hint: Optional[str] = None,
+        code: str = "",
+        evidence: tuple[str, ...] = (),
+        details: Optional[dict[str, Any]] = None,
+        title: str = "",
+    ) -> None:
+        put = object.__setattr__
+        put(self, "id", id)
+        put(self, "status", status)
+        put(self, "summary", summary)
+        put(self, "hint", hint)
+        put(self, "code", code)
+        put(self, "evidence", evidence)
+        put(self, "details", {} if details is None else details)
+        put(self, "title", title)
 
     def with_id(self, check_id: str, title: str) -> Result:
         return Result(
@@ -73,16 +120,33 @@ class Result:
         )
 
 
-@dataclass(frozen=True)
-class Instance:
+class Instance(_Record):
     """One QEMU process and the accelerator it was proven (or not) to use."""
 
+    __slots__ = ("accel", "details", "evidence", "name", "pid", "uuid")
     pid: int
     name: Optional[str]
     uuid: Optional[str]
     accel: str  # kvm | tcg | unknown
     evidence: tuple[str, ...]
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any]
+
+    def __init__(
+        self,
+        pid: int,
+        name: Optional[str],
+        uuid: Optional[str],
+        accel: str,
+        evidence: tuple[str, ...],
+        details: Optional[dict[str, Any]] = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "pid", pid)
+        put(self, "name", name)
+        put(self, "uuid", uuid)
+        put(self, "accel", accel)
+        put(self, "evidence", evidence)
+        put(self, "details", {} if details is None else details)
 
 
 class HostFacts(NamedTuple):

@@ -133,7 +133,7 @@ class NovaApi(Check):
         names = HostNames(
             nodename=ctx.host.uname().hostname, fqdn=None, nova_host=nova_host_option(ctx)
         )
-        from hvcheck.openstack import NovaQuery
+        from hvcheck.novaquery import NovaQuery
 
         budget = ctx.remaining() - MARGIN
         if budget <= 0.1:

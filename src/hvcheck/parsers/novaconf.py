@@ -38,7 +38,6 @@ import fnmatch
 import posixpath
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 
 __all__ = [
@@ -362,20 +361,31 @@ def resolve_nova_libvirt(confs: Sequence[ParsedConf]) -> NovaLibvirtConf:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConfigSources:  # not a NamedTuple: it iterates its sources
+class ConfigSources:
     """``--config-file`` / ``--config-dir`` options of a command line, in argv order.
 
     Iterating yields ``(kind, path)`` pairs, kind ``"file"`` or ``"dir"``, paths as given.
     """
 
-    sources: tuple[tuple[str, str], ...]
+    __slots__ = ("sources",)
+
+    def __init__(self, sources: tuple[tuple[str, str], ...]) -> None:
+        self.sources = tuple(sources)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.sources)
 
     def __len__(self) -> int:
         return len(self.sources)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigSources) and other.sources == self.sources
+
+    def __hash__(self) -> int:
+        return hash(self.sources)
+
+    def __repr__(self) -> str:
+        return f"ConfigSources({self.sources!r})"
 
     @property
     def has_config_file(self) -> bool:
