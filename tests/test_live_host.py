@@ -176,3 +176,41 @@ def test_unprivileged_run_with_root_owned_qemu_is_unknown_not_critical() -> None
     finally:
         g.stop()
         subprocess.run(["true"], check=True)
+
+
+def test_a_zombie_named_like_qemu_is_no_instance() -> None:
+    """A real zombie whose comm is "qemu-system-x86": its cmdline is empty, its root link does
+    not read, it runs no guest; the process walk and the per-process reads agree."""
+    import ctypes
+    import time
+
+    from hvcheck.check import Context
+    from hvcheck.host import LiveHost
+    from hvcheck.instances import qemu_processes
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: rename itself, then exit without being reaped
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(15, b"qemu-system-x86", 0, 0, 0)  # PR_SET_NAME
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        os.read(r, 1)  # EOF once the child has exited
+        for _ in range(100):
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] == "Z":
+                    break
+            time.sleep(0.02)
+        with open(f"/proc/{pid}/comm") as f:
+            assert f.read().strip() == "qemu-system-x86"
+        host = LiveHost()
+        with host.open_proc(pid) as view:
+            assert view.readlink("root") is None and not view.alive()
+        ctx = Context(host, {})
+        assert pid not in {q.pid for q in qemu_processes(ctx)}
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)

@@ -464,15 +464,21 @@ _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _read_all(fd: int, limit: int) -> bytes:
+def _read_all(fd: int, limit: int, short_is_eof: bool = False) -> bytes:
+    """Up to ``limit`` bytes. ``short_is_eof``: the files of /proc/PID hvcheck reads (cmdline,
+    comm, status, stat: one record each) return everything they have up to the size asked
+    for, so a shorter read is their end and the read that would return nothing is spared."""
     chunks: list[bytes] = []
     size = 0
     while size < limit:
-        chunk = os.read(fd, min(65536, limit - size))
+        want = min(65536, limit - size)
+        chunk = os.read(fd, want)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if short_is_eof and len(chunk) < want:
+            break
     return b"".join(chunks)
 
 
@@ -482,8 +488,8 @@ def _read_at(dir_fd: int, name: str, limit: int, check_regular: bool, shown: str
     size spare the read that would only find the end."""
     fd = os.open(name, _O_FILE, dir_fd=dir_fd)
     try:
-        if not check_regular:
-            return _read_all(fd, limit)
+        if not check_regular:  # live /proc/PID
+            return _read_all(fd, limit, short_is_eof=True)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
@@ -514,6 +520,7 @@ class _FdProcView(ProcView):
         self.fd: Optional[int] = dir_fd
         self.live = live
         self.denied = denied
+        self.root_read = False
 
     def close(self) -> None:
         if self.fd is not None:
@@ -548,9 +555,14 @@ class _FdProcView(ProcView):
         if self.denied and f"{self.base}/{name}" in self.denied:
             return None
         try:
-            return os.readlink(name, dir_fd=self.fd)  # never follows: safe in a snapshot too
+            target = os.readlink(name, dir_fd=self.fd)  # never follows: safe in a snapshot too
         except OSError:
             return None
+        if name == "root":
+            # live: the root link reads only while the process runs (a zombie's, or a reaped
+            # one's, fails), so once it has read after the evidence, alive() has its answer
+            self.root_read = True
+        return target
 
     def _open_dir(self, name: str) -> Optional[int]:
         """fd of a sub-directory; None when the generic path must decide (snapshot link)."""
@@ -619,7 +631,7 @@ class _FdProcView(ProcView):
             os.close(d)
 
     def alive(self) -> bool:
-        if not self.live:
+        if not self.live or self.root_read:
             return True
         try:
             text = _decode(self.read("stat", 4096))
@@ -781,7 +793,7 @@ def _read_procfs(path: str, limit: int) -> bytes:
     """A file of procfs (always a regular file there: no fstat needed)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return _read_all(fd, limit)
+        return _read_all(fd, limit, short_is_eof=True)
     finally:
         os.close(fd)
 

@@ -166,6 +166,8 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         fds = None  # a snapshot that holds no fd entries for this process says nothing
     if threads == [] and not view.has("task"):
         threads = None
+    # read after the evidence: on a live host, a root link that still reads proves the process
+    # ran throughout (ProcView.alive)
     dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
     decision = decide(fds, threads, dom.domain_type if dom else None, argv)
     if host.live and not view.alive():
