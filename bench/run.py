@@ -1792,7 +1792,7 @@ def main() -> None:
     cfg.vs_runs = 3 if cfg.quick else 20
     cfg.snap_runs = 2 if cfg.quick else 9
     cfg.live_cycles = 1 if cfg.quick else 4
-    cfg.live_runs = 2 if cfg.quick else 6
+    cfg.live_runs = 2 if cfg.quick else 10
     cfg.plain_runs = 1 if cfg.quick else 5
     cfg.import_runs = 1 if cfg.quick else 3
 

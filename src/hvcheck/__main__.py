@@ -1,6 +1,6 @@
 """``python -m hvcheck``."""
 
-from hvcheck.cli import main
+from hvcheck.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()
