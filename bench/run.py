@@ -835,9 +835,19 @@ def io_floor(root: Path) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def settle_writeback(limit_kb: int = 4096, wait: float = 60.0) -> None:
-    """sync, then wait until the kernel's dirty pages are written: writing ~400,000 files
-    leaves writeback (and ext4's journal) busy for a while, which would stall the first runs."""
+def _io_pressure() -> Optional[float]:
+    """``some avg10`` of /proc/pressure/io: % of the last 10 s some task waited for I/O."""
+    try:
+        first = Path("/proc/pressure/io").read_text().splitlines()[0]
+        return float(first.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def settle_writeback(limit_kb: int = 4096, wait: float = 90.0) -> None:
+    """sync, then wait until the kernel's dirty pages are written and I/O has calmed down:
+    writing (or deleting) ~400,000 files leaves writeback and ext4's journal busy for a while,
+    which would stall the runs that follow."""
     os.sync()
     end = time.monotonic() + wait
     while time.monotonic() < end:
@@ -846,9 +856,11 @@ def settle_writeback(limit_kb: int = 4096, wait: float = 60.0) -> None:
             for line in Path("/proc/meminfo").read_text().splitlines():
                 if line.startswith(("Dirty:", "Writeback:")):
                     dirty += int(line.split()[1])
-        if dirty <= limit_kb:
+        pressure = _io_pressure()
+        if dirty <= limit_kb and (pressure is None or pressure < 2.0):
             return
-        time.sleep(0.2)
+        time.sleep(0.5)
+    log("I/O did not settle: measuring anyway")
 
 
 def bench_snapshots(
@@ -1817,7 +1829,10 @@ def main() -> None:
         notes.append(
             "Not run as root: the live runs could not probe /dev/kvm like monitoring does."
         )
+    log("waiting for pending I/O to settle (a previous run's clean-up, ...)")
+    settle_writeback()
     load0 = os.getloadavg()
+    io0 = _io_pressure()
     try:
         env = child_env(tmp)
         checks = engine.load_checks()
@@ -1832,10 +1847,11 @@ def main() -> None:
         imports = bench_imports(tmp, env, cfg.import_runs, tmp / "snap-1000")
         load1 = os.getloadavg()
         digest1 = src_digest()
+        io1 = _io_pressure()
         notes.append(
             f"Load average (1/5/15 min) at start {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
-            f"at the end {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; other sessions share "
-            "this machine."
+            f"at the end {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; I/O pressure (some, "
+            f"avg10) at start {io0}%, at the end {io1}%; other sessions share this machine."
         )
         if digest1 != digest0:
             notes.append(
