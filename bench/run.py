@@ -1802,9 +1802,9 @@ def main() -> None:
     )
     cfg = ap.parse_args()
     cfg.vs_runs = 3 if cfg.quick else 20
-    cfg.snap_runs = 2 if cfg.quick else 9
+    cfg.snap_runs = 2 if cfg.quick else 11
     cfg.live_cycles = 1 if cfg.quick else 4
-    cfg.live_runs = 2 if cfg.quick else 10
+    cfg.live_runs = 2 if cfg.quick else 15
     cfg.plain_runs = 1 if cfg.quick else 5
     cfg.import_runs = 1 if cfg.quick else 3
 
