@@ -378,10 +378,13 @@ def _walk_procs(
             comm = _decode(read(f"/proc/{pid}/comm", 4096)).rstrip("\n")
         except OSError:
             comm = ""
+        # decoded whole, then split: a NUL is never inside a UTF-8 sequence, so this is the
+        # per-argument decoding, in one call
+        text = _decode(raw)
         argv = (
-            tuple(_decode(a) for a in raw.split(b"\0")[:-1])
-            if raw.endswith(b"\0")
-            else tuple(_decode(a) for a in raw.split(b"\0") if a)
+            tuple(text.split("\0")[:-1])
+            if text.endswith("\0")
+            else tuple(a for a in text.split("\0") if a)
         )
         if not argv and not comm:
             continue
@@ -389,7 +392,12 @@ def _walk_procs(
 
 
 def _by_number(names: Iterable[str]) -> list[str]:
-    return sorted(names, key=lambda s: (len(s), s))
+    # fd and task entries are decimal numbers: (length, text) is their numeric order, and
+    # still a total order for whatever else a snapshot may hold
+    items = list(names)
+    if all(n.isascii() and n.isdigit() for n in items):
+        return sorted(items, key=int)
+    return sorted(items, key=lambda s: (len(s), s))
 
 
 class ProcView:

@@ -382,16 +382,6 @@ def _split_accels(value: str) -> tuple[str, ...]:
     return tuple(a for a in value.split(":") if a and a not in _HELP_VALUES)
 
 
-def _option_name(token: str) -> str | None:
-    """lookup_opt(): "-foo" and "--foo" name option "foo"; anything else is not an option."""
-    if not token.startswith("-"):
-        return None
-    name = token[1:]
-    if name.startswith("-"):  # "Treat --foo the same as -foo."
-        name = name[1:]
-    return name
-
-
 def _binary_default(binary: str) -> tuple[str, ...]:
     """The accelerator list QEMU picks when the command line names none.
 
@@ -484,9 +474,10 @@ def _parse_qemu_argv(argv: Sequence[str]) -> QemuArgv:
     while i < n:
         token = args[i]
         i += 1
-        opt = _option_name(token)
-        if opt is None:
+        if token[:1] != "-":
             continue  # a positional argument: QEMU takes it as a disk image (drive_add)
+        # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as -foo.")
+        opt = token[2:] if token[:2] == "--" else token[1:]
         value: str | None = None
         if opt in _OPTIONS_WITH_ARG:
             if i < n:
