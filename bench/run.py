@@ -1025,6 +1025,7 @@ class LiveResult:
     inproc: dict[int, InProc] = field(default_factory=dict)
     foreign: dict[int, list[str]] = field(default_factory=dict)
     start_seconds: float = 0.0
+    settle_seconds: float = 0.0
     pids: list[int] = field(default_factory=list)
     leftover: list[int] = field(default_factory=list)
 
@@ -1034,6 +1035,31 @@ def _is_our_guest(pid: int) -> bool:
         return GUEST_PREFIX.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def settle_guests(pids: Sequence[int], wait: float = 10.0) -> float:
+    """Wait until freshly started guests are idle (no CPU used over 0.5 s) and the machine's
+    run queue has drained: a guest that just started is still initialising (and one that was
+    just stopped is still being torn down), and timing runs meanwhile would charge that work
+    to the number of instances. Returns the seconds waited."""
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    while time.monotonic() - t0 < wait:
+        before = sum(_cpu_ticks(p) for p in pids)
+        time.sleep(0.5)
+        busy = sum(_cpu_ticks(p) for p in pids) - before
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        if busy == 0 and running <= 2:  # this benchmark's own thread (+ the reader)
+            break
+    return time.monotonic() - t0
 
 
 def bench_live(
@@ -1079,6 +1105,7 @@ def bench_live(
                     guests.append(g)
                     res.pids.append(g.pid)
                 res.start_seconds += time.perf_counter() - t0
+                res.settle_seconds += settle_guests([g.pid for g in guests])
                 res.foreign[point] += foreign_qemu(set(res.pids))
                 for _ in range(runs):
                     res.series[point].samples.append(run_child(argv, env))
@@ -1096,6 +1123,7 @@ def bench_live(
             )
             if cycle < cycles - 1:
                 stop_all()
+                res.settle_seconds += settle_guests([])
         plain = Series(
             f"live, {LIVE_POINTS[-1]} guests: hvcheck --format nagios", [hv, "--format", "nagios"]
         )
@@ -1478,7 +1506,10 @@ def write_results(
             f"{cfg.live_cycles} ramps 0 → 10 → 25 → 50 (every guest stopped between ramps, so "
             "that each point spans the whole measurement and drift in the machine's load cancels "
             f"out), {cfg.live_runs} runs per point per ramp "
-            f"({cfg.live_cycles * cfg.live_runs} per point). "
+            f"({cfg.live_cycles * cfg.live_runs} per point), each point measured once the "
+            "guests just started (or stopped) have gone idle and the run queue has drained "
+            f"({live.settle_seconds:.1f} s of waiting in all): a guest still initialising "
+            "would charge its start-up to the number of instances. "
             "The CLI runs with `--skip libvirt.caps`: "
             "libvirt's capabilities query can wait for the whole timeout on this host "
             f"({vs.series[0].deadline_runs()} of {len(vs.series[0].samples)} runs in §1"

@@ -37,7 +37,12 @@ KVM_FD_EXACT = ("/dev/kvm", "anon_inode:kvm-vm")
 
 
 def kvm_fds(targets: Sequence[str]) -> list[str]:
-    return [t for t in targets if t in KVM_FD_EXACT or _VCPU_FD.fullmatch(t)]
+    # the prefix test first: most fds are files, sockets, pipes and skip the regex
+    return [
+        t
+        for t in targets
+        if t in KVM_FD_EXACT or (t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t))
+    ]
 
 
 def has_vcpu_fd(targets: Sequence[str]) -> bool:

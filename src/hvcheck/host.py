@@ -592,13 +592,17 @@ class _FdProcView(ProcView):
         if d is None:
             return super().fd_targets()
         try:
-            names = os.listdir(d)
+            names = _by_number(os.listdir(d))
+            try:
+                return [os.readlink(n, dir_fd=d) for n in names]
+            except OSError:
+                pass  # one was closed meanwhile, or (snapshot) is not a link: one by one
             out: list[str] = []
-            for n in _by_number(names):
+            for n in names:
                 try:
                     out.append(os.readlink(n, dir_fd=d))
                 except OSError:
-                    continue  # closed meanwhile, or (snapshot) not a link
+                    continue
             return out
         finally:
             os.close(d)
