@@ -158,13 +158,6 @@ def test_garbage_snapshot_files_give_no_traceback(tmp_path: Path) -> None:
         assert p.returncode in (0, 1, 2, 3)
 
 
-def test_value_items_are_the_zabbix_items() -> None:
-    from hvcheck.cli import VALUE_ITEMS
-    from hvcheck.report.zabbix import ITEMS
-
-    assert VALUE_ITEMS == ITEMS
-
-
 def test_ranges_starting_with_a_minus_are_values_not_options() -> None:
     from hvcheck.cli import UsageError, parse_args
 

@@ -16,20 +16,9 @@ import time
 from typing import Any, NoReturn, Optional
 
 from hvcheck import __version__
+from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
 FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
-# hvcheck.report.zabbix.ITEMS (tests hold them equal; not imported here: cost on every run)
-VALUE_ITEMS = (
-    "status",
-    "kvm_usable",
-    "instances",
-    "kvm_instances",
-    "tcg_instances",
-    "unknown_instances",
-    "instance_accel",
-    "acceleration",
-    "virt_type",
-)
 UNKNOWN_EXIT = 3
 
 

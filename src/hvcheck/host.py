@@ -435,29 +435,24 @@ class ProcView:
         """Still there (live: not exited, not a zombie) after everything was read."""
         return self.host.exists(self.base)
 
-    def fd_targets(self) -> list[str]:
-        """Where each fd/N points. Raises ProcessGone or PermissionError."""
-        base = f"{self.base}/fd"
+    def _entries(self, sub: str) -> tuple[str, list[str]]:
+        base = f"{self.base}/{sub}"
         try:
-            names = self.host._listdir(base)
+            return base, _by_number(self.host._listdir(base))
         except FileNotFoundError as e:
             raise ProcessGone(self.pid) from e
-        out: list[str] = []
-        for n in _by_number(names):
-            t = self.host._readlink_raw(f"{base}/{n}")
-            if t is not None:
-                out.append(t)
-        return out
+
+    def fd_targets(self) -> list[str]:
+        """Where each fd/N points. Raises ProcessGone or PermissionError."""
+        base, names = self._entries("fd")
+        targets = (self.host._readlink_raw(f"{base}/{n}") for n in names)
+        return [t for t in targets if t is not None]
 
     def thread_names(self) -> list[str]:
         """``comm`` of every thread (task/TID/comm). Raises ProcessGone or PermissionError."""
-        base = f"{self.base}/task"
-        try:
-            tids = self.host._listdir(base)
-        except FileNotFoundError as e:
-            raise ProcessGone(self.pid) from e
+        base, tids = self._entries("task")
         names: list[str] = []
-        for tid in _by_number(tids):
+        for tid in tids:
             try:
                 names.append(self._comm(base, tid))
             except (FileNotFoundError, NotADirectoryError):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from hvcheck.model import Verdict
 from hvcheck.text import inert
+
+if TYPE_CHECKING:
+    from hvcheck.model import Verdict
 
 
 def discovery(v: Verdict, verbose: bool = False) -> str:
