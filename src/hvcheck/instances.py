@@ -1,6 +1,6 @@
 """Find every QEMU process and prove, per process, which accelerator it runs with.
 
-Reads through the host layer: the process table (psutil live, ``proc/<pid>/`` in snapshots),
+Reads through the host layer: the process table (``/proc/<pid>/``, live or in a snapshot),
 ``/proc/<pid>/cmdline``, ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
 ``/proc/<pid>/status``, libvirt's status XML ``/run/libvirt/qemu/<name>.xml`` and config XML
 ``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a

@@ -39,7 +39,7 @@ class InstancesAccel(Check):
     id = "instances.accel"
     title = "Instances really run with KVM"
     reads = (
-        "process table (psutil)",
+        "process table (/proc/PID/cmdline, comm)",
         "/proc/<pid>/cmdline",
         "/proc/<pid>/fd/*",
         "/proc/<pid>/task/*/comm",
