@@ -41,6 +41,16 @@ class Status(enum.Enum):
         return overall
 
 
+# short names the checks use
+OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
+    Status.OK,
+    Status.WARNING,
+    Status.CRITICAL,
+    Status.UNKNOWN,
+    Status.SKIP,
+)
+
+
 class _Record:
     """A small immutable record with keyword defaults (what ``@dataclass(frozen=True)`` gives,
     without importing ``dataclasses``, which pulls in ``inspect``: ~5 ms a run)."""

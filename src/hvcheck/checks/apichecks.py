@@ -23,20 +23,13 @@ from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.checks.novachecks import UDEV_HINT, can_open, qemu_user
 from hvcheck.instances import acceleration, qemu_processes
-from hvcheck.model import Result, Status
+from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
 from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
 from hvcheck.text import inert
 
-OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
-    Status.OK,
-    Status.WARNING,
-    Status.CRITICAL,
-    Status.UNKNOWN,
-    Status.SKIP,
-)
 # Leave this much of the run's time for the check to report its own UNKNOWN
 MARGIN = 0.3
 

@@ -14,16 +14,8 @@ from typing import Optional
 
 from hvcheck import facts
 from hvcheck.check import Check, Context
-from hvcheck.model import Result, Status
+from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.kernel import param_enabled, parse_kernel_cmdline_param, parse_modprobe_options
-
-OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
-    Status.OK,
-    Status.WARNING,
-    Status.CRITICAL,
-    Status.UNKNOWN,
-    Status.SKIP,
-)
 
 KVM_ARCHES = ("x86_64", "aarch64", "s390x", "ppc64", "ppc64le", "riscv64", "loongarch64")
 FIRMWARE_HINT = (

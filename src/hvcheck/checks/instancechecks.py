@@ -158,24 +158,19 @@ class InstancesAccel(Check):
         }
         names = f": {_names(tcg)}" if tcg else ""
         extra = f" ({len(fallback)} silent fallback)" if fallback else ""
-        if crit is not None and crit.alerts(n):
-            return self.result(
-                Status.CRITICAL,
-                f"{counts}{extra}; TCG count {n} outside critical range {crit.text}{names}",
-                hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
-                code="tcg-threshold",
-                evidence=ev,
-                details=d,
-            )
-        if warn is not None and warn.alerts(n):
-            return self.result(
-                Status.WARNING,
-                f"{counts}{extra}; TCG count {n} outside warning range {warn.text}{names}",
-                hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
-                code="tcg-threshold",
-                evidence=ev,
-                details=d,
-            )
+        for rng, status, label in (
+            (crit, Status.CRITICAL, "critical"),
+            (warn, Status.WARNING, "warning"),
+        ):
+            if rng is not None and rng.alerts(n):
+                return self.result(
+                    status,
+                    f"{counts}{extra}; TCG count {n} outside {label} range {rng.text}{names}",
+                    hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
+                    code="tcg-threshold",
+                    evidence=ev,
+                    details=d,
+                )
         if unknown:
             return self.result(
                 Status.UNKNOWN,

@@ -12,19 +12,12 @@ from typing import Any, NamedTuple, Optional
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.host import DeviceInfo, ProcInfo
-from hvcheck.model import Result, Status
+from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.novaconf import Setting
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.procs import processes
 from hvcheck.text import inert
 
-OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
-    Status.OK,
-    Status.WARNING,
-    Status.CRITICAL,
-    Status.UNKNOWN,
-    Status.SKIP,
-)
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 UDEV_HINT = (
     "make /dev/kvm 0660 root:kvm and put the QEMU user in group kvm: "
