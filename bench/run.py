@@ -278,7 +278,7 @@ def install_like_install_sh(tmp: Path) -> tuple[str, str]:
 
 
 def child_env(tmp: Path) -> dict[str, str]:
-    """Like an installed hvcheck: bytecode cached (in a private prefix: src/ is left alone)."""
+    """Like an installed hvcheck: bytecode cached (in a private prefix: the checkout is left alone)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
@@ -296,7 +296,7 @@ def cmd_out(argv: Sequence[str]) -> str:
 
 def src_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted((REPO / "src" / "hvcheck").rglob("*.py")):
+    for p in sorted((REPO / "hvcheck").rglob("*.py")):
         h.update(str(p.relative_to(REPO)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
@@ -324,7 +324,7 @@ def machine_info(hv: str) -> list[tuple[str, str]]:
             if line.startswith("PRETTY_NAME="):
                 osname = line.split("=", 1)[1].strip('"')
     changed = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "hvcheck"],
         capture_output=True,
         text=True,
         check=False,
@@ -346,7 +346,7 @@ def machine_info(hv: str) -> list[tuple[str, str]]:
         ("hvcheck", f"{cmd_out([hv, '--version'])} — {hv}"),
         (
             "hvcheck tree",
-            f"HEAD {head}; {len(changed)} file(s) under src/ modified or new "
+            f"HEAD {head}; {len(changed)} file(s) under hvcheck/ modified or new "
             f"(uncommitted work of others, measured as it stood); src digest {src_digest()}",
         ),
         (
@@ -1886,7 +1886,7 @@ def main() -> None:
         )
         if digest1 != digest0:
             notes.append(
-                f"src/hvcheck changed while the benchmark ran (digest {digest0} → {digest1}): "
+                f"hvcheck/ changed while the benchmark ran (digest {digest0} → {digest1}): "
                 "others are editing it; the medians mix both versions."
             )
         elapsed = time.perf_counter() - t_start
