@@ -4,11 +4,14 @@ Reads through the host layer: the process table (``/proc/<pid>/``, live or in a 
 ``/proc/<pid>/cmdline``, ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
 ``/proc/<pid>/status``, libvirt's status XML ``/run/libvirt/qemu/<name>.xml`` and config XML
 ``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a
-container sharing the host's pid namespace (kolla's nova_libvirt).
+container sharing the host's pid namespace (kolla's nova_libvirt) — and the config files QEMU
+read at start (``/etc/qemu/qemu.conf``, ``-readconfig FILE``) as ``/proc/<pid>/root/<path>``,
+a relative one under the target of ``/proc/<pid>/cwd``.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.accel import Decision, decide, has_vcpu_fd
@@ -117,6 +120,71 @@ def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
     return state, uid
 
 
+# ---- config files QEMU read (issue 18); port as one block --------------------------------
+def _config_files(
+    ctx: Context, pid: int, argv: QemuArgv, view: ProcView, unreadable: list[str]
+) -> dict[str, Optional[bytes]]:
+    """The config files QEMU read at start (``argv.config_files``), as the process saw them:
+    path as QEMU named it -> content, or None when it does not exist; a file that cannot be
+    read is left out (``parse_qemu_argv`` then cannot tell what it said) and why goes to
+    ``unreadable``.
+
+    An absolute path is read as ``/proc/PID/root/PATH``: the kernel resolves it in the
+    process's root and mount namespace (a container's, libvirt's private one), which
+    ``readlink /proc/PID/root`` alone does not show. A relative path is relative to the
+    directory QEMU started in: ``/proc/PID/cwd``, unless -daemonize moved it to "/" since.
+    After -chroot the process's root is no longer the one it read its files in. When
+    /proc/PID/root cannot be read (another user's process, hvcheck not root), the path is read
+    in hvcheck's own root, and that is said. Only files are read; the file read is the file as
+    it is now.
+    """
+    out: dict[str, Optional[bytes]] = {}
+    host = ctx.host
+    for path in argv.config_files:
+        if argv.chroot is not None:
+            unreadable.append(f"{path}: QEMU changed its root (-chroot) after reading it")
+            continue
+        full = path
+        if not path.startswith("/"):
+            cwd = view.readlink("cwd")
+            if argv.daemonize or cwd is None or not cwd.startswith("/"):
+                why = "-daemonize changed it" if argv.daemonize else "cannot be read"
+                unreadable.append(f"{path}: relative to QEMU's start directory, which {why}")
+                continue
+            full = posixpath.join(cwd, path)
+        try:
+            out[path] = host.read_bytes(f"/proc/{pid}/root{full}", 1024 * 1024)
+            continue
+        except (FileNotFoundError, NotADirectoryError):
+            out[path] = None
+            continue
+        except PermissionError:
+            pass
+        except OSError as e:
+            unreadable.append(f"{path}: {e.strerror or e}")
+            continue
+        try:  # /proc/PID/root not readable: the file in our own root
+            out[path] = host.read_bytes(full, 1024 * 1024)
+            unreadable.append(f"/proc/{pid}/root: not readable; {full} read in hvcheck's root")
+        except (FileNotFoundError, NotADirectoryError):
+            out[path] = None
+        except OSError as e:
+            unreadable.append(f"{path}: {e.strerror or e}")
+    return out
+
+
+def _with_config(
+    ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView, unreadable: list[str]
+) -> QemuArgv:
+    """``argv`` read again with the config files QEMU read (when it read any)."""
+    if not argv.config_files or not p.argv:
+        return argv
+    return parse_qemu_argv(list(p.argv), files=_config_files(ctx, p.pid, argv, view, unreadable))
+
+
+# -------------------------------------------------------------------------------------------
+
+
 def scan_process(
     ctx: Context, p: ProcInfo, argv: Optional[QemuArgv] = None
 ) -> Optional[QemuProcess]:
@@ -166,6 +234,7 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         fds = None  # a snapshot that holds no fd entries for this process says nothing
     if threads == [] and not view.has("task"):
         threads = None
+    argv = _with_config(ctx, p, argv, view, unreadable)
     # read after the evidence: on a live host, a root link that still reads proves the process
     # ran throughout (ProcView.alive)
     dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
