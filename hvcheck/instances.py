@@ -14,7 +14,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any, NamedTuple, Optional
 
-from hvcheck.accel import Decision, decide, has_vcpu_fd
+from hvcheck import facts
+from hvcheck.accel import Decision, decide, has_vcpu_fd, kvm_access
 from hvcheck.check import Context
 from hvcheck.host import ProcessGone, ProcInfo, ProcView
 from hvcheck.parsers.libvirt_xml import DomainXml, parse_domain_xml
@@ -45,6 +46,8 @@ class QemuProcess(NamedTuple):
             "conflict": d.conflict,
             "silent_fallback": d.silent_fallback,
             "other_accel": d.other_accel,
+            "verified": d.verified,
+            "likely": d.likely,
             "process_uid": self.uid,
             "libvirt_xml": self.domain_source,
             "domain_type": self.domain.domain_type if self.domain else None,
@@ -99,14 +102,16 @@ def _domain_xml(
     return None, None
 
 
-def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
-    """State letter and effective uid from /proc/PID/status (proc(5))."""
+def _status(view: ProcView) -> tuple[Optional[str], Optional[int], tuple[int, ...]]:
+    """State letter, effective uid and the gids (effective gid, then Groups) from
+    /proc/PID/status (proc(5))."""
     try:
         text = view.read("status", 65536).decode("utf-8", "replace")
     except OSError:
-        return None, None
+        return None, None, ()
     state: Optional[str] = None
     uid: Optional[int] = None
+    gids: list[int] = []
     for line in text.splitlines():
         if line.startswith("State:"):
             parts = line.split()
@@ -115,9 +120,13 @@ def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
             parts = line.split()
             if len(parts) > 2 and (parts[2].isascii() and parts[2].isdigit()):
                 uid = int(parts[2])  # effective uid
-        if state is not None and uid is not None:
-            break
-    return state, uid
+        elif line.startswith(("Gid:", "Groups:")):
+            parts = line.split()
+            # Gid: real, effective, saved, fs -> the effective one; Groups: every one
+            for g in parts[2:3] if line.startswith("Gid:") else parts[1:]:
+                if g.isascii() and g.isdigit() and int(g) not in gids:
+                    gids.append(int(g))
+    return state, uid, tuple(gids)
 
 
 # ---- config files QEMU read (issue 18); port as one block --------------------------------
@@ -201,7 +210,7 @@ def scan_process(
 
 def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional[QemuProcess]:
     host = ctx.host
-    state, uid = _status(view)
+    state, uid, gids = _status(view)
     if state in ("Z", "X"):
         return None  # a zombie (exited, not yet reaped) has no fds and runs no guest
     unreadable: list[str] = []
@@ -238,7 +247,11 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
     # read after the evidence: on a live host, a root link that still reads proves the process
     # ran throughout (ProcView.alive)
     dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
-    decision = decide(fds, threads, dom.domain_type if dom else None, argv)
+    access = None
+    if fds is None and threads is None:  # judged from the request: who could open /dev/kvm
+        dev = facts.kvm_device(ctx)
+        access = kvm_access(dev, uid, gids, argv.runas, device_absent=host.live and dev is None)
+    decision = decide(fds, threads, dom.domain_type if dom else None, argv, access)
     if host.live and not view.alive():
         return None  # exited while we read it: what we saw may be half a process
     return QemuProcess(

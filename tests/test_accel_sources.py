@@ -8,6 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import pytest
+
+from hvcheck.accel import decide, kvm_access
+from hvcheck.host import DeviceInfo
+from hvcheck.parsers.qemu import QemuArgv, parse_qemu_argv
 from snap import healthy_host, run_json
 
 QSYS = "/usr/bin/qemu-system-x86_64"
@@ -112,3 +117,155 @@ def test_readconfig_files_are_read_through_the_process_root(tmp_path: Path) -> N
     assert (inst[300]["accel"], inst[300]["requested"]) == ("kvm", "kvm")
     assert check["status"] == "CRITICAL" and check["code"] == "silent-fallback"
     assert "vm200" in check["summary"] and "vm100" not in check["summary"]
+
+
+# --------------------------------------------------------------------------------------------
+# The decision (hvcheck.accel): what a silent fallback is, and the judgement without fds
+# --------------------------------------------------------------------------------------------
+
+KVM_FDS = ["/dev/null", "/dev/kvm", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"]
+TCG_FDS = ["/dev/null", "socket:[1234]"]
+DEV_0600 = DeviceInfo("char", 10, 232, "0600", 0, 0, "root", "root")
+DEV_0660_KVM = DeviceInfo("char", 10, 232, "0660", 0, 108, "root", "kvm")
+
+
+def _argv(*args: str, binary: str = QSYS) -> QemuArgv:
+    return parse_qemu_argv([binary, *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "silent"),
+    [
+        (["-machine", "accel=kvm:tcg"], True),
+        (["-accel", "kvm", "-accel", "tcg"], True),
+        (["-machine", "accel=xen:kvm:tcg"], True),
+        (["-accel", "tcg", "-accel", "kvm"], False),  # TCG first: TCG as asked
+        (["-accel", "tcg"], False),
+        (["-machine", "accel=KVM:tcg"], False),  # QEMU skips "KVM": TCG as asked
+    ],
+)
+def test_silent_fallback_is_kvm_then_the_accelerator_that_runs(
+    args: list[str], silent: bool
+) -> None:
+    d = decide(TCG_FDS, ["CPU 0/TCG"], None, _argv(*args))
+    assert (d.accel, d.silent_fallback, d.verified) == ("tcg", silent, True)
+    assert d.requested == _argv(*args).accel.decided
+
+
+def test_kvm_alone_running_tcg_is_a_misread_request_not_a_fallback() -> None:
+    for argv, dom in ((_argv("-accel", "kvm"), None), (None, "kvm"), (_argv("-enable-kvm"), "kvm")):
+        d = decide(TCG_FDS, None, dom, argv)
+        assert (d.accel, d.requested, d.silent_fallback) == ("tcg", None, False)
+        assert d.conflict and "cannot tell what was asked" in d.conflict
+        assert "which QEMU does not run under TCG" in d.conflict
+    # the same for a request that cannot be read
+    d = decide(TCG_FDS, None, None, parse_qemu_argv([QSYS, "-readconfig", "/gone.cfg"]))
+    assert (d.accel, d.requested, d.silent_fallback) == ("tcg", None, False)
+    assert d.conflict == "cannot tell what was asked: /gone.cfg was not read"
+
+
+def test_judged_without_fds_or_threads() -> None:
+    # one accelerator: what QEMU runs if it runs at all
+    d = decide(None, None, None, _argv("-accel", "kvm"))
+    assert (d.accel, d.verified, d.kinds, d.likely) == ("kvm", False, ("cmdline",), None)
+    assert any("requested kvm, unverified" in x for x in d.details)
+    d = decide(None, None, None, _argv("-accel", "tcg"))
+    assert (d.accel, d.verified) == ("tcg", False)
+    # kvm alone, but the process could not have opened /dev/kvm: QEMU would not be running
+    no = kvm_access(DEV_0600, 65534, [65534], None)
+    d = decide(None, None, None, _argv("-accel", "kvm"), no)
+    assert (d.accel, d.requested) == ("unknown", None)
+    assert d.conflict and "cannot tell what was asked" in d.conflict
+    # kvm:tcg: likely, never decided
+    fb = _argv("-machine", "accel=kvm:tcg")
+    d = decide(None, None, None, fb, no)
+    assert (d.accel, d.likely, d.silent_fallback, d.requested) == (
+        "unknown",
+        "tcg",
+        False,
+        "kvm:tcg",
+    )
+    d = decide(None, None, None, fb, kvm_access(DEV_0600, 0, [0], None))
+    assert (d.accel, d.likely) == ("unknown", "kvm")
+    d = decide(None, None, None, fb, kvm_access(DEV_0600, 65534, [65534], "qemu"))
+    assert (d.accel, d.likely) == ("unknown", None)
+    assert any("-runas qemu" in x for x in d.details)
+    d = decide(None, None, None, fb, None)
+    assert (d.accel, d.likely) == ("unknown", None)
+    # libvirt's domain type alone is a single accelerator
+    assert decide(None, None, "kvm", None).accel == "kvm"
+    assert decide(None, None, "qemu", None).accel == "tcg"
+    # libvirt and the command line disagreeing: undecided
+    d = decide(None, None, "kvm", _argv("-accel", "tcg"))
+    assert (d.accel, d.requested) == ("unknown", None)
+
+
+def test_kvm_access_from_mode_owner_and_groups() -> None:
+    assert kvm_access(DEV_0660_KVM, 64055, [64055, 108], None).can_open is True
+    assert kvm_access(DEV_0660_KVM, 64055, [64055], None).can_open is False
+    assert kvm_access(DEV_0600, 0, [], None).can_open is True
+    owner = DeviceInfo("char", 10, 232, "0600", 107, 0, "qemu", "root")
+    assert kvm_access(owner, 107, [107], None).can_open is True
+    world = DeviceInfo("char", 10, 232, "0666", 0, 108, "root", "kvm")
+    assert kvm_access(world, 65534, [65534], None).can_open is True
+    read_only = DeviceInfo("char", 10, 232, "0664", 0, 108, "root", "kvm")
+    assert kvm_access(read_only, 65534, [65534], None).can_open is False  # O_RDWR
+    assert kvm_access(None, 0, [0], None).can_open is None
+    assert kvm_access(None, 0, [0], None, device_absent=True).can_open is False
+    assert kvm_access(DEV_0600, None, [], None).can_open is None
+    assert kvm_access(DEV_0600, 0, [0], "nobody").can_open is None
+
+
+# --------------------------------------------------------------------------------------------
+# ... and what the check says of it, from snapshots
+# --------------------------------------------------------------------------------------------
+
+NOBODY_STATUS = (
+    "Name:\tqemu-system-x86\nState:\tS (sleeping)\nUid:\t65534\t65534\t65534\t65534\n"
+    "Gid:\t65534\t65534\t65534\t65534\nGroups:\t65534\n"
+)
+ROOT_ONLY_KVM = {
+    "/dev/kvm": {"type": "char", "major": 10, "minor": 232, "mode": "0600", "uid": 0, "gid": 0}
+}
+
+
+def test_a_kvm_alone_request_running_tcg_is_not_called_a_fallback(tmp_path: Path) -> None:
+    root = healthy_host(tmp_path / "s")
+    _qemu(root, 100, ["-no-user-config", "-accel", "kvm"], threads=["CPU 0/TCG"], kvm_fds=False)
+    inst, check = _instances(root)
+    assert (inst[100]["accel"], inst[100]["requested"], inst[100]["silent_fallback"]) == (
+        "tcg",
+        None,
+        False,
+    )
+    assert check["code"] != "silent-fallback" and "/dev/kvm 0660" not in (check["hint"] or "")
+    assert any("cannot tell what was asked" in e for e in check["evidence"])
+
+
+def test_command_line_only_snapshots_are_judged_not_verified(tmp_path: Path) -> None:
+    root = healthy_host(tmp_path / "s", devices=ROOT_ONLY_KVM)
+    _qemu(root, 100, ["-no-user-config", "-accel", "kvm"])
+    inst, check = _instances(root)
+    assert (inst[100]["accel"], inst[100]["verified"], inst[100]["evidence"]) == (
+        "kvm",
+        False,
+        ["cmdline"],
+    )
+    assert check["status"] == "OK" and check["code"] == "kvm-unverified"
+    assert "requested kvm, unverified" in check["summary"] and "holds KVM" not in check["summary"]
+
+    # kvm:tcg run by nobody, who cannot open /dev/kvm 0600 root:root: likely a fallback
+    _qemu(root, 200, ["-no-user-config", "-machine", "accel=kvm:tcg"], status=NOBODY_STATUS)
+    inst, check = _instances(root)
+    assert (inst[200]["accel"], inst[200]["likely"], inst[200]["silent_fallback"]) == (
+        "unknown",
+        "tcg",
+        False,
+    )
+    assert check["status"] == "UNKNOWN"
+    assert "likely a silent fallback to TCG: vm200" in check["summary"]
+    assert "/dev/kvm" in check["hint"]
+    assert any(
+        "uid 65534 (gids 65534) may not open /dev/kvm 0600" in x
+        for x in inst[200]["evidence_detail"]
+    )
