@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from hvcheck.host import DeviceInfo
 
 _VCPU_FD = re.compile(r"anon_inode:kvm-vcpu:\d+")
-_VCPU_THREAD = re.compile(r"CPU \d+/([A-Za-z0-9_]+)")
+# "CPU %d/KVM", "CPU %d/TCG", "CPU %d/HVF", "CPU %d/Dummy" (qtest, xen), and round-robin
+# TCG's single "ALL CPUs/TCG" (QEMU 7.2 accel/*/…-accel-ops*.c, snprintf into thread_name)
+_VCPU_THREAD = re.compile(r"(?:CPU \d+|ALL CPUs)/([A-Za-z0-9_]+)")
 KVM_FD_EXACT = ("/dev/kvm", "anon_inode:kvm-vm")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import pytest
 
-from hvcheck.accel import decide, kvm_access
+from hvcheck.accel import decide, kvm_access, vcpu_thread_accels
 from hvcheck.host import DeviceInfo
 from hvcheck.parsers.qemu import QemuArgv, parse_qemu_argv
 from snap import healthy_host, run_json
@@ -162,6 +162,17 @@ def test_kvm_alone_running_tcg_is_a_misread_request_not_a_fallback() -> None:
     d = decide(TCG_FDS, None, None, parse_qemu_argv([QSYS, "-readconfig", "/gone.cfg"]))
     assert (d.accel, d.requested, d.silent_fallback) == ("tcg", None, False)
     assert d.conflict == "cannot tell what was asked: /gone.cfg was not read"
+
+
+def test_every_tcg_thread_name() -> None:
+    for names in (["CPU 0/TCG", "CPU 1/TCG"], ["ALL CPUs/TCG"]):
+        d = decide(None, ["qemu-system-x86", "IO mon_iothread", *names], None, None)
+        assert (d.accel, d.kinds) == ("tcg", ("threads",))
+    assert vcpu_thread_accels(["ALL CPUs/TCG", "CPU 12/KVM", "CPU 0/Dummy", "worker"]) == [
+        "TCG",
+        "KVM",
+        "DUMMY",
+    ]
 
 
 def test_judged_without_fds_or_threads() -> None:
