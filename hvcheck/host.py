@@ -108,6 +108,9 @@ class ProcInfo(NamedTuple):
     pid: int
     comm: str
     argv: tuple[str, ...]
+    exe: Optional[str] = None
+    """Target of /proc/PID/exe (" (deleted)" appended when the file was replaced); None when
+    it cannot be read (another user's process, a snapshot without it)."""
 
 
 class Uname(NamedTuple):
@@ -291,8 +294,8 @@ class Host(ABC):
         return out
 
     def _all_processes(self) -> Iterator[ProcInfo]:
-        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/``."""
-        return _walk_procs(self.listdir("/proc"), self._read_bytes, self.live)
+        """Every process with its ``comm``, argv and executable, read from ``/proc/<pid>/``."""
+        return _walk_procs(self.listdir("/proc"), self._read_bytes, self.live, self._readlink_raw)
 
     def open_proc(self, pid: int) -> ProcView:
         """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
@@ -360,7 +363,10 @@ class Host(ABC):
 
 
 def _walk_procs(
-    names: Iterable[str], read: Callable[[str, int], bytes], live: bool
+    names: Iterable[str],
+    read: Callable[[str, int], bytes],
+    live: bool,
+    readlink: Optional[Callable[[str], Optional[str]]] = None,
 ) -> Iterator[ProcInfo]:
     for name in names:
         if not (name.isascii() and name.isdigit()):
@@ -388,7 +394,9 @@ def _walk_procs(
         )
         if not argv and not comm:
             continue
-        yield ProcInfo(pid=pid, comm=comm, argv=argv)
+        # what runs, whatever argv[0] says (exec -a): proc(5) /proc/PID/exe
+        exe = readlink(f"/proc/{pid}/exe") if readlink is not None else None
+        yield ProcInfo(pid=pid, comm=comm, argv=argv, exe=exe)
 
 
 def _by_number(names: Iterable[str]) -> list[str]:
@@ -717,7 +725,7 @@ class LiveHost(Host):
     def _all_processes(self) -> Iterator[ProcInfo]:
         # never recorded by `collect`: a snapshot keeps only the processes the checks matched,
         # not every command line on the host
-        return _walk_procs(os.listdir("/proc"), _read_procfs, True)
+        return _walk_procs(os.listdir("/proc"), _read_procfs, True, _readlink_procfs)
 
     def open_proc(self, pid: int) -> ProcView:
         try:
@@ -794,6 +802,13 @@ class LiveHost(Host):
         from hvcheck.openstack import nova_hypervisors
 
         return nova_hypervisors(query)
+
+
+def _readlink_procfs(path: str) -> Optional[str]:
+    try:
+        return os.readlink(path)
+    except OSError:  # EACCES for another user's process, ENOENT for a kernel thread
+        return None
 
 
 def _read_procfs(path: str, limit: int) -> bytes:
@@ -1453,8 +1468,17 @@ class SnapshotHost(Host):
                         raise
             return self._read_bytes(path, limit)
 
+        def readlink(path: str) -> Optional[str]:
+            _, _, pid, name = path.split("/", 3)
+            if pid in plain and path not in self._denied_paths:
+                try:
+                    return os.readlink(f"{pid}/{name}", dir_fd=dfd)  # never follows
+                except OSError:
+                    return None
+            return self._readlink_raw(path)
+
         try:
-            yield from _walk_procs(_by_number(n for n, _ in entries), read, False)
+            yield from _walk_procs(_by_number(n for n, _ in entries), read, False, readlink)
         finally:
             os.close(dfd)
 
@@ -1725,6 +1749,8 @@ class RecordingHost(LiveHost):
                 b"".join(a.encode("utf-8", "replace") + b"\0" for a in p.argv),
             )
             files.setdefault(f"/proc/{pid}/comm", (p.comm + "\n").encode("utf-8", "replace"))
+            if p.exe is not None:
+                self.links.setdefault(f"/proc/{pid}/exe", p.exe)
         files[f"/{MARKER}"] = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
 
         import tarfile

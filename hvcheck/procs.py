@@ -1,7 +1,7 @@
 """The process table, walked once per run and sorted into the groups the checks ask about.
 
-One walk reads each process's ``comm`` and ``cmdline`` once (``/proc/<pid>/``, live or in a
-snapshot) instead of once per question; only the processes of a group are kept.
+One walk reads each process's ``comm``, ``cmdline`` and ``exe`` link once (``/proc/<pid>/``,
+live or in a snapshot) instead of once per question; only the processes of a group are kept.
 """
 
 from __future__ import annotations
@@ -14,8 +14,16 @@ from hvcheck.parsers.qemu import is_qemu_binary
 
 
 def is_qemu_process(p: ProcInfo) -> bool:
-    if p.argv:
-        return is_qemu_binary(p.argv[0])
+    """A QEMU system emulator, known by the file it runs (``/proc/PID/exe``, also when the
+    binary was replaced since: " (deleted)"), not by the name it was given: ``exec -a my-kvm
+    qemu-system-x86_64`` is QEMU. When the link cannot be read (another user's process, an
+    older snapshot): argv[0], or ``comm`` (the kernel names a process after the file it
+    executes, not after argv[0]; QEMU's ``-name ...,process=NAME`` renames it).
+    """
+    if p.exe:
+        return is_qemu_binary(p.exe)
+    if p.argv and is_qemu_binary(p.argv[0]):
+        return True
     return bool(p.comm) and is_qemu_binary(p.comm)
 
 

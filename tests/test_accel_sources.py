@@ -11,8 +11,9 @@ from typing import Any, Optional
 import pytest
 
 from hvcheck.accel import decide, kvm_access, vcpu_thread_accels
-from hvcheck.host import DeviceInfo
+from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.parsers.qemu import QemuArgv, parse_qemu_argv
+from hvcheck.procs import is_qemu_process
 from snap import healthy_host, run_json
 
 QSYS = "/usr/bin/qemu-system-x86_64"
@@ -280,3 +281,48 @@ def test_command_line_only_snapshots_are_judged_not_verified(tmp_path: Path) -> 
         "uid 65534 (gids 65534) may not open /dev/kvm 0600" in x
         for x in inst[200]["evidence_detail"]
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Detection by the executable, not argv[0]
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exe", "argv0", "comm", "found"),
+    [
+        ("/usr/bin/qemu-system-x86_64", "my-kvm", "qemu-system-x86", True),  # exec -a my-kvm
+        ("/usr/bin/qemu-system-x86_64 (deleted)", "qemu", "qemu-system-x86", True),  # upgraded
+        ("/usr/libexec/qemu-kvm", "/usr/libexec/qemu-kvm", "qemu-kvm", True),
+        ("/usr/bin/python3.11", "qemu-system-x86_64", "qemu-system-x86", False),  # a disguise
+        (None, "my-kvm", "qemu-system-x86", True),  # exe unreadable: the kernel's comm
+        (None, "qemu-system-x86_64", "web01", True),  # -name ...,process=web01
+        (None, "my-kvm", "my-kvm", False),
+    ],
+)
+def test_qemu_is_known_by_its_executable(
+    exe: Optional[str], argv0: str, comm: str, found: bool
+) -> None:
+    assert is_qemu_process(ProcInfo(1, comm, (argv0, "-S"), exe)) is found
+
+
+def test_a_renamed_qemu_is_found_and_its_argv0_sets_the_default(tmp_path: Path) -> None:
+    root = healthy_host(tmp_path / "s")
+    # exec -a my-kvm qemu-system-x86_64 ...: QEMU prefers KVM by that name (kvm:tcg), and
+    # this one fell back to TCG
+    _qemu(
+        root,
+        100,
+        ["-no-user-config"],
+        binary="my-kvm",
+        exe="/usr/bin/qemu-system-x86_64",
+        threads=["CPU 0/TCG"],
+        kvm_fds=False,
+    )
+    inst, check = _instances(root)
+    assert (inst[100]["binary"], inst[100]["requested"], inst[100]["silent_fallback"]) == (
+        "my-kvm",
+        "kvm:tcg",
+        True,
+    )
+    assert check["code"] == "silent-fallback"
