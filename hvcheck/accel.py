@@ -190,6 +190,8 @@ def decide(
         req = argv.accel
         tokens = " ".join(req.tokens) if req.tokens else req.source
         skipped = f" (QEMU skips unknown {', '.join(req.dropped)})" if req.dropped else ""
+        if req.conflict:
+            skipped += ' (QEMU 7.2 refuses -accel with "-machine accel=": read as older QEMU)'
         if req.undetermined is not None:
             details.append(f"cmdline: {tokens} → cannot tell what QEMU tries: {req.undetermined}")
             asked, unknown_why = None, req.undetermined

@@ -326,3 +326,9 @@ def test_a_renamed_qemu_is_found_and_its_argv0_sets_the_default(tmp_path: Path) 
         True,
     )
     assert check["code"] == "silent-fallback"
+
+
+def test_a_mix_qemu_refuses_is_said_to_be_read_as_an_older_qemu() -> None:
+    d = decide(KVM_FDS, None, None, _argv("-machine", "accel=tcg", "-accel", "kvm"))
+    assert (d.accel, d.requested) == ("kvm", "kvm")
+    assert any("refuses -accel with" in x for x in d.details)
