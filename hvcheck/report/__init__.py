@@ -35,6 +35,8 @@ def render(
     is the line ``hvcheck: <error>`` on ``errors`` (default stderr). Raises ValueError for an
     unknown ``fmt``.
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out = sys.stdout if stream is None else stream
     if verdict.error is not None and fmt not in ERROR_FORMATS:
         from hvcheck.text import inert
@@ -59,12 +61,10 @@ def render(
         from hvcheck.report import zabbix
 
         out.write(zabbix.discovery(verdict, verbose))
-    elif fmt == "table":
+    else:
         from hvcheck.report import table
 
         table.render_to(verdict, out, verbose)
-    else:
-        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out.flush()
 
 
