@@ -20,7 +20,6 @@ from types import SimpleNamespace
 from typing import Any, NoReturn, Optional
 
 import click
-from click.shell_completion import CompletionItem
 
 from hvcheck import __version__
 from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN
@@ -52,6 +51,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
 
 def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
     """Check ids and their dotted prefixes that start with what is typed, each with its title."""
+    from click.shell_completion import CompletionItem
+
     from hvcheck import engine
 
     checks = engine.load_checks()
@@ -203,7 +204,7 @@ def cli(
     fmt = "json" if as_json else (fmt or "table")
     api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
     state = ctx.ensure_object(dict)
-    state.update(fmt=fmt, root=root, timeout=timeout, api=api, verbose=verbose)
+    state.update(fmt=fmt, root=root, timeout=timeout, api=api)
     if ctx.invoked_subcommand is not None:
         return 0
     from hvcheck import engine
