@@ -104,6 +104,28 @@ def selected(check_id: str, only: Sequence[str], skip: Sequence[str]) -> bool:
     return not any(match(p) for p in skip)
 
 
+def selectors(checks: Sequence[LoadedCheck]) -> list[str]:
+    """Every ``--only``/``--skip`` id that selects one of ``checks``: each id and each of its
+    dotted prefixes ("kvm" for kvm.device), sorted."""
+    out: set[str] = set()
+    for lc in checks:
+        parts = lc.id.split(".")
+        out.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return sorted(out)
+
+
+def unmatched(patterns: Sequence[str], checks: Sequence[LoadedCheck]) -> dict[str, list[str]]:
+    """The ``patterns`` that select none of ``checks`` (``selected``'s rule), each with the
+    nearest selectors (difflib.get_close_matches, best first; empty when none is near)."""
+    from difflib import get_close_matches
+
+    bad = [p for p in patterns if not any(selected(lc.id, (p,), ()) for lc in checks)]
+    if not bad:
+        return {}
+    known = selectors(checks)
+    return {p: get_close_matches(p, known, n=3) for p in bad}
+
+
 def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
     if isinstance(e, PermissionError):
         where = f" {e.filename}" if getattr(e, "filename", None) else ""

@@ -43,7 +43,9 @@ def render(v: Verdict, verbose: bool = False) -> str:
     summary = clean(v.summary)
     if len(summary) > MAX_SUMMARY:
         summary = summary[: MAX_SUMMARY - 1] + "…"
-    lines = [f"HVCHECK {v.status.label} - {summary} | {perfdata(v)}"]
+    # a run that reached no verdict (Verdict.failed) measured nothing: no perfdata
+    perf = "" if v.error is not None else f" | {perfdata(v)}"
+    lines = [f"HVCHECK {v.status.label} - {summary}{perf}"]
     if verbose:
         for r in v.results:
             if r.status in (Status.OK, Status.SKIP):
