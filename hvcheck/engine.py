@@ -272,7 +272,7 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
     except Exception:
         out["os"] = ""
     try:
-        from hvcheck.instances import acceleration, qemu_processes
+        from hvcheck.processes import acceleration, qemu_processes
 
         procs = qemu_processes(ctx)
         out["instances"] = tuple(

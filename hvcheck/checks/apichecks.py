@@ -12,7 +12,7 @@ Reads: the Nova API through :mod:`hvcheck.openstack` (credentials from ``OS_CLOU
 ``clouds.yaml`` / ``OS_*``; live only, replayed from ``probes.nova_api`` in snapshots); libvirt's
 capabilities through ``LiveHost.libvirt_capabilities`` (``probes.libvirt_caps``); nova.conf's
 ``[DEFAULT] host``; ``/etc/libvirt/qemu/*.xml`` (Nova domains defined but not running); the
-QEMU processes (:mod:`hvcheck.instances`).
+QEMU processes (:mod:`hvcheck.processes`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any, Optional
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.checks.novachecks import UDEV_HINT, can_open, qemu_user
-from hvcheck.instances import acceleration, qemu_processes
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
 from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
+from hvcheck.processes import acceleration, qemu_processes
 from hvcheck.text import inert
 
 # Leave this much of the run's time for the check to report its own UNKNOWN

@@ -102,7 +102,7 @@ def compute_node(ctx: Context) -> bool:
     """A nova config, QEMU instances or a libvirt daemon: guest networking matters here."""
     from hvcheck import novaconfig
     from hvcheck.checks.novachecks import libvirt_daemons
-    from hvcheck.instances import qemu_processes
+    from hvcheck.processes import qemu_processes
 
     try:
         return (

@@ -1,7 +1,7 @@
 """Running instances: does every QEMU process really run with KVM?
 
 Reads: the process table, /proc/<pid>/{cmdline,fd/*,task/*/comm,status},
-/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.instances), and the nova config
+/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.processes), and the nova config
 (see hvcheck.novaconfig) to know what was intended.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
-from hvcheck.instances import QemuProcess, qemu_processes
 from hvcheck.model import Result, Status
+from hvcheck.processes import QemuProcess, qemu_processes
 from hvcheck.text import inert
 
 FALLBACK_HINT = (

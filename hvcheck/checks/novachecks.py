@@ -15,7 +15,7 @@ from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.novaconf import Setting
 from hvcheck.parsers.qemuconf import parse_qemu_conf
-from hvcheck.procs import processes
+from hvcheck.processes import processes
 from hvcheck.text import inert
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
