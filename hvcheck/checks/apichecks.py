@@ -21,7 +21,6 @@ from typing import Any, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
-from hvcheck.checks.novachecks import UDEV_HINT, can_open, qemu_user
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
 from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
@@ -79,7 +78,7 @@ def _libvirt_host(ctx: Context) -> bool:
     if conf is not None:
         drv = (conf.resolved.compute_driver.value or "libvirt.LibvirtDriver").lower()
         return "libvirt" in drv
-    return qemu_user(ctx) is not None
+    return facts.qemu_user(ctx) is not None
 
 
 def _stopped_nova_domains(ctx: Context, running: set[str]) -> list[str]:
@@ -188,7 +187,7 @@ class NovaApi(Check):
                 else f"{ans.scanned} record(s)"
             )
             msg = f"no Nova hypervisor record matches this host ({full.describe()}; {where})"
-            if novaconfig.nova_conf(ctx) is None and qemu_user(ctx) is None:
+            if novaconfig.nova_conf(ctx) is None and facts.qemu_user(ctx) is None:
                 return self.result(
                     OK,
                     msg + "; no nova-compute or libvirt here either: not a compute node",
@@ -365,22 +364,12 @@ CACHE_HINT = (
 
 def _qemu_user_access(ctx: Context) -> tuple[Optional[bool], str]:
     """Can libvirt's QEMU user open /dev/kvm? (None: cannot tell), and a description."""
-    qu = qemu_user(ctx)
-    dev = facts.kvm_device(ctx)
-    if qu is None or dev is None:
+    a = facts.qemu_kvm_access(ctx)
+    if a is None:
         return None, ""
-    acc = facts.accounts(ctx)
-    user = acc.user(qu.user)
-    if user is None:
-        return None, f"QEMU user {qu.user} is unknown"
-    gids = acc.groups_of(user.name)
-    if qu.group:
-        g = acc.group(qu.group)
-        if g is not None:
-            gids.add(g.gid)
-    mode = f"/dev/kvm mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
-    ok = can_open(dev, user.uid, gids)
-    return ok, f"{qu.user} {'can' if ok else 'cannot'} open {mode}"
+    if a.uid is None:
+        return None, f"QEMU user {a.user.user} is unknown"
+    return a.ok, f"{a.user.user} {'can' if a.ok else 'cannot'} open /dev/kvm {a.mode}"
 
 
 class LibvirtCaps(Check):
@@ -496,7 +485,9 @@ class LibvirtCaps(Check):
                     f"{what}, but {access_text}: libvirt offers KVM that its own QEMU "
                     "processes cannot use — a type='kvm' domain fails to start, and a QEMU "
                     f"asked for kvm:tcg silently runs TCG{slow}",
-                    hint=UDEV_HINT.format(user=qu.user if (qu := qemu_user(ctx)) else "qemu"),
+                    hint=facts.UDEV_HINT.format(
+                        user=qu.user if (qu := facts.qemu_user(ctx)) else "qemu"
+                    ),
                     code="contradiction",
                     evidence=[*ev, access_text],
                     details=d,
