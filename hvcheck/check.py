@@ -82,6 +82,14 @@ class Check:
         details: Optional[dict[str, Any]] = None,
         **more: Any,
     ) -> Result:
+        """A ``Result`` of this check; ``more`` keywords join ``details``.
+
+        Two ``details`` keys are read by the engine and the renderers (never a check id):
+        ``counts_instances`` (true: the summary already gives the instance counts, so the
+        verdict's summary does not repeat them) and ``thresholds`` (``{perfdata label:
+        {"warning": range, "critical": range}}``, Monitoring Plugins ranges for the Nagios
+        perfdata of that count).
+        """
         return Result(
             id=self.id,
             status=status,

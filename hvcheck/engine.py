@@ -348,7 +348,8 @@ def _summary(
         head = f"KVM usability unknown: {reason}"
     parts = [head]
     worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
-    if instances and not (worst and worst[0].id == "instances.accel"):
+    # a result whose summary already gives the instance counts says so (details)
+    if instances and not (worst and worst[0].details.get("counts_instances")):
         c = sum(1 for i in instances if i.accel == "kvm")
         t = sum(1 for i in instances if i.accel == "tcg")
         parts.append(f"{len(instances)} instance(s): {c} KVM, {t} TCG")

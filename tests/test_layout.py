@@ -27,3 +27,21 @@ def test_checks_never_import_other_check_modules() -> None:
     for p in modules:
         others = (_imports(p) & names) - {f"hvcheck.checks.{p.stem}"}
         assert not others, f"{p.name} imports {sorted(others)}: share it through hvcheck.facts"
+
+
+def _strings(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return {
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    }
+
+
+def test_engine_and_report_never_name_a_check() -> None:
+    """What the engine and the renderers need from a result is data on it, not its id."""
+    from hvcheck.checks import BUILTIN
+
+    ids = {c.id for c in BUILTIN}
+    assert "instances.accel" in ids
+    for p in [PKG / "engine.py", PKG / "model.py", *sorted((PKG / "report").glob("*.py"))]:
+        named = sorted(s for s in _strings(p) if s in ids or any(f"'{i}'" in s for i in ids))
+        assert not named, f"{p.name} names check ids {named}"

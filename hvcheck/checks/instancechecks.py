@@ -62,6 +62,7 @@ class InstancesAccel(Check):
             f"{_label(q)}: {q.decision.accel} by {', '.join(q.decision.kinds) or 'nothing'}"
             for q in procs[:20]
         ]
+        warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         d = {
             "count": len(procs),
             "kvm": len(kvm),
@@ -69,11 +70,17 @@ class InstancesAccel(Check):
             "unknown": len(unknown),
             "silent_fallback": [q.pid for q in fallback],
             "virt_type": virt_type,
+            # the summary states the instance counts: the verdict need not repeat them
+            "counts_instances": True,
+            # the perfdata thresholds of tcg_instances (the -w/-c ranges where they judge):
+            # any TCG instance is critical where nova asks for KVM
+            "thresholds": {
+                "tcg_instances": {"warning": "", "critical": "0" if virt_type == "kvm" else ""}
+            },
         }
         counts = f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG" + (
             f", {len(unknown)} unknown" if unknown else ""
         )
-        warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         # -w/-c judge the number of deliberate TCG instances; a silent fallback (asked for
         # KVM, runs TCG) is a broken host, CRITICAL whatever the thresholds say
         if (warn is not None or crit is not None) and not fallback:
@@ -151,10 +158,17 @@ class InstancesAccel(Check):
         d: dict[str, Any],
     ) -> Result:
         """-w/-c given: the operator's ranges decide on the TCG count (fallbacks included)."""
+        limits = d["thresholds"]["tcg_instances"]
         d = {
             **d,
             "warning_range": warn.text if warn else None,
             "critical_range": crit.text if crit else None,
+            "thresholds": {
+                "tcg_instances": {
+                    "warning": warn.text if warn else limits["warning"],
+                    "critical": crit.text if crit else limits["critical"],
+                }
+            },
         }
         names = f": {_names(tcg)}" if tcg else ""
         extra = f" ({len(fallback)} silent fallback)" if fallback else ""
