@@ -45,3 +45,13 @@ def test_engine_and_report_never_name_a_check() -> None:
     for p in [PKG / "engine.py", PKG / "model.py", *sorted((PKG / "report").glob("*.py"))]:
         named = sorted(s for s in _strings(p) if s in ids or any(f"'{i}'" in s for i in ids))
         assert not named, f"{p.name} names check ids {named}"
+
+
+def test_only_the_renderers_escape() -> None:
+    """Checks and facts carry hostile strings raw; report/ escapes them, once, at output."""
+    escapers = sorted(
+        p.relative_to(PKG).as_posix()
+        for p in PKG.rglob("*.py")
+        if {"hvcheck.report.escape", "hvcheck.report.escape.inert"} & _imports(p)
+    )
+    assert escapers and all(e.startswith("report/") for e in escapers), escapers

@@ -27,7 +27,6 @@ from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
 from hvcheck.processes import acceleration, qemu_processes
-from hvcheck.text import inert
 
 # Leave this much of the run's time for the check to report its own UNKNOWN
 MARGIN = 0.3
@@ -197,7 +196,7 @@ class NovaApi(Check):
                 )
             return self.result(
                 WARNING,
-                inert(msg),
+                msg,
                 hint="nova-compute registers the node under libvirt's hostname (usually the "
                 "FQDN) and the service under nova.conf's [DEFAULT] host: compare with "
                 "`openstack hypervisor list`; a renamed host leaves its old record behind",
@@ -214,7 +213,7 @@ class NovaApi(Check):
             )
             return self.result(
                 WARNING,
-                inert(f"{len(ans.records)} Nova hypervisor records match this host: {listed}"),
+                f"{len(ans.records)} Nova hypervisor records match this host: {listed}",
                 hint="a renamed host or a changed [DEFAULT] host leaves a stale compute node "
                 "and service: remove the stale one (`openstack compute service delete ID`)",
                 code="duplicate",
@@ -234,10 +233,10 @@ class NovaApi(Check):
     ) -> Result:
         procs = qemu_processes(ctx)
         accel = acceleration(procs)
-        name = inert(r.hypervisor_hostname or r.service_host or "?")
+        name = r.hypervisor_hostname or r.service_host or "?"
         htype = r.hypervisor_type or "?"
         version = f" {r.version_text}" if r.version_text and htype == "QEMU" else ""
-        ev.append(f"record {name} (id {inert(r.id or '?')}) matched by {how}")
+        ev.append(f"record {name} (id {r.id or '?'}) matched by {how}")
         d["local_acceleration"] = accel
         problems: list[tuple[Status, str, str, str]] = []  # status, text, hint, code
         if htype != "QEMU" and _libvirt_host(ctx):
@@ -245,7 +244,7 @@ class NovaApi(Check):
             problems.append(
                 (
                     WARNING,
-                    f"hypervisor_type is '{inert(htype)}'{what}, not 'QEMU' as Nova's libvirt "
+                    f"hypervisor_type is '{htype}'{what}, not 'QEMU' as Nova's libvirt "
                     "driver reports on a libvirt host",
                     "this record was not written by a libvirt nova-compute on this host: "
                     "check [DEFAULT] compute_driver in nova.conf and whether another node "
@@ -265,7 +264,7 @@ class NovaApi(Check):
                 )
             )
         if (r.status or "").lower() == "disabled":
-            reason = inert(r.disabled_reason) if r.disabled_reason else "no reason given"
+            reason = r.disabled_reason or "no reason given"
             problems.append(
                 (
                     WARNING,
@@ -327,8 +326,8 @@ class NovaApi(Check):
         d["explanation"] = QEMU_MEANS
         local_ev = _local_evidence(ctx, accel, local)
         head = (
-            f"Nova hypervisor {name}: {inert(htype)}{version}, "
-            f"{inert(r.state or '?')}/{inert(r.status or '?')}, {count_text}"
+            f"Nova hypervisor {name}: {htype}{version}, "
+            f"{r.state or '?'}/{r.status or '?'}, {count_text}"
         )
         if not problems:
             return self.result(
@@ -395,7 +394,7 @@ class LibvirtCaps(Check):
         d: dict[str, Any] = {"via": cr.via, "uri": cr.uri, "elapsed_s": round(cr.elapsed, 3)}
         if cr.status == "unavailable":
             return self.result(
-                SKIP, inert(cr.error or "libvirt is not available"), code="no-libvirt", details=d
+                SKIP, cr.error or "libvirt is not available", code="no-libvirt", details=d
             )
         if cr.status == "timeout":
             access, access_text = _qemu_user_access(ctx)
@@ -410,14 +409,17 @@ class LibvirtCaps(Check):
             )
             d["qemu_user_can_open"] = access
             return self.result(
-                UNKNOWN, inert(cr.error or "libvirt did not answer in time"), hint=why,
-                code="timeout", details=d,
-            )  # fmt: skip
+                UNKNOWN,
+                cr.error or "libvirt did not answer in time",
+                hint=why,
+                code="timeout",
+                details=d,
+            )
         caps = parse_capabilities(cr.capabilities or "") if cr.status == "ok" else None
         if caps is None:
             return self.result(
                 UNKNOWN,
-                inert(
+                (
                     f"libvirt's capabilities could not be read: {cr.error}"
                     if cr.error
                     else "libvirt's capabilities XML does not parse"
@@ -450,10 +452,8 @@ class LibvirtCaps(Check):
         if guest is None:
             return self.result(
                 WARNING,
-                inert(
-                    f"libvirt knows no hvm guest for {arch}: no QEMU emulator for this "
-                    "architecture is installed, so libvirt can run no guest"
-                ),
+                f"libvirt knows no hvm guest for {arch}: no QEMU emulator for this "
+                "architecture is installed, so libvirt can run no guest",
                 hint="install QEMU for this architecture (Debian/Ubuntu: qemu-system-x86 "
                 "on x86_64; RHEL: qemu-kvm), then restart libvirtd",
                 code="no-guest",
@@ -473,7 +473,6 @@ class LibvirtCaps(Check):
             )
         elif cr.domcaps_error and "did not answer" in cr.domcaps_error:
             what += "; kvm domain caps: no answer in time"
-        what = inert(what)
         state = facts.kvm_state(ctx)
         access, access_text = _qemu_user_access(ctx)
         d["kvm_usable"] = state.usable
@@ -506,9 +505,7 @@ class LibvirtCaps(Check):
             if dc is None and "kvm" in refused and "did not answer" not in refused:
                 return self.result(
                     WARNING,
-                    inert(
-                        f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}"
-                    ),
+                    f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}",
                     hint=CACHE_HINT,
                     code="domcaps-refused",
                     evidence=ev,

@@ -13,7 +13,6 @@ from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import Result, Status
 from hvcheck.processes import QemuProcess, qemu_processes
-from hvcheck.text import inert
 
 FALLBACK_HINT = (
     "the QEMU user could not open /dev/kvm, so QEMU fell back to TCG: make /dev/kvm 0660 "
@@ -27,7 +26,7 @@ def _label(q: QemuProcess) -> str:
     name = q.name or "?"
     nova = q.domain.nova if q.domain else None
     disp = f" '{nova.name}'" if nova and nova.name else ""
-    return inert(f"{name}{disp} (pid {q.pid})")
+    return f"{name}{disp} (pid {q.pid})"
 
 
 def _names(qs: list[QemuProcess], limit: int = 5) -> str:

@@ -13,7 +13,6 @@ from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.novaconf import Setting
-from hvcheck.text import inert
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 
@@ -71,7 +70,7 @@ class NovaVirtType(Check):
         if r.errors:
             return self.result(
                 UNKNOWN,
-                f"nova config does not parse: {inert(r.errors[0])}",
+                f"nova config does not parse: {r.errors[0]}",
                 hint="fix the file (nova-compute would refuse it too); "
                 "oslo.config reports the same line",
                 code="parse-error",
@@ -98,7 +97,7 @@ class NovaVirtType(Check):
         if value not in KNOWN_VIRT_TYPES:
             return self.result(
                 CRITICAL,
-                f"virt_type={inert(value)} is not a value nova accepts "
+                f"virt_type={value} is not a value nova accepts "
                 f"({_where(vt)}): nova-compute will not start",
                 hint="set [libvirt] virt_type = kvm (or qemu without KVM)",
                 code="invalid",
@@ -195,7 +194,7 @@ class QemuUserAccess(Check):
         if a.uid is None:
             return self.result(
                 UNKNOWN,
-                f"QEMU user '{inert(qu.user)}' is not in /etc/passwd: "
+                f"QEMU user '{qu.user}' is not in /etc/passwd: "
                 "cannot work out its access to /dev/kvm",
                 code="no-user",
                 hint=f"check `id {qu.user}` (NSS/LDAP users are not read)",

@@ -7,13 +7,15 @@ Follows the Monitoring Plugins development guidelines: a short first line, perfd
 from __future__ import annotations
 
 from hvcheck.model import Status, Verdict
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 MAX_SUMMARY = 200
 
 
 def clean(s: str) -> str:
-    return inert(s).replace("|", "¦").replace("\n", " ")
+    """Text for the plugin output: escaped once (``inert``), and no ``|``, which would start
+    the perfdata."""
+    return inert(s).replace("|", "¦")
 
 
 def _range(r: object) -> str:
@@ -55,5 +57,5 @@ def render(v: Verdict, verbose: bool = False) -> str:
             if r.status in (Status.OK, Status.SKIP):
                 continue
             hint = f" (hint: {clean(r.hint)})" if r.hint else ""
-            lines.append(f"{r.status.label} {r.id}: {clean(r.summary)}{hint}")
+            lines.append(f"{r.status.label} {clean(r.id)}: {clean(r.summary)}{hint}")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """node_exporter textfile-collector format (Prometheus text exposition format 0.0.4).
 
-Label values are escaped as the format requires (backslash, double quote, newline); tenant
-strings are made inert first so no control character reaches a scrape.
+Every label value is made inert once (``inert``: no control character reaches a scrape), then
+escaped as the format requires (backslash, double quote, newline).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from hvcheck.model import Status, Verdict
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 
 def _label(value: object) -> str:
@@ -61,7 +61,7 @@ def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
         "One series per QEMU instance; the accel label is what it runs with (value always 1).",
         "gauge",
         [
-            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{i.accel}"}}', 1)
+            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{_label(i.accel)}"}}', 1)
             for i in v.instances
         ],
     )
