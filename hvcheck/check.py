@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 from hvcheck.host import Host
-from hvcheck.model import Result, Status
+from hvcheck.model import DEFAULT_TIMEOUT, Result, Status
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class Context:
         # time.monotonic() by which the run must end (set by the engine); None = unbounded
         self.deadline: Optional[float] = None
 
-    def remaining(self, default: float = 10.0) -> float:
+    def remaining(self, default: float = DEFAULT_TIMEOUT) -> float:
         """Seconds left before the run's deadline (``default`` when the run is unbounded).
 
         Checks that wait on something outside hvcheck (a daemon, the network) bound the wait

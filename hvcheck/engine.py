@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 from hvcheck import facts
 from hvcheck.check import Check, Context
 from hvcheck.host import Host, ProcessGone
-from hvcheck.model import HostFacts, Instance, Result, Status, Verdict
+from hvcheck.model import DEFAULT_TIMEOUT, HostFacts, Instance, Result, Status, Verdict
 
 GROUP = "hvcheck.checks"
 
@@ -189,7 +189,7 @@ def run(
     host: Host,
     checks: Sequence[LoadedCheck],
     *,
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_TIMEOUT,
     only: Sequence[str] = (),
     skip: Sequence[str] = (),
     options: Optional[dict[str, Any]] = None,

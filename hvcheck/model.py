@@ -49,6 +49,7 @@ OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
     Status.UNKNOWN,
     Status.SKIP,
 )
+DEFAULT_TIMEOUT = 10.0  # seconds; the whole run ends within it (-t/--timeout)
 
 
 class _Record:
