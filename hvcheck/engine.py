@@ -279,7 +279,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
     acceleration = str(vf.get("acceleration", "none" if not instances else "unknown"))
     virt_type = vf.get("virt_type")
     status = Status.worst([r.status for r in results])
-    summary = _summary(usable, reason, status, results, instances, acceleration)
+    summary = _summary(usable, reason, status, results, instances)
     return Verdict(
         host=hf,
         kvm_usable=usable,
@@ -299,7 +299,6 @@ def _summary(
     status: Status,
     results: list[Result],
     instances: tuple[Instance, ...],
-    acceleration: str,
 ) -> str:
     if usable is True:
         head = "KVM usable"

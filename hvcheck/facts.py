@@ -20,7 +20,6 @@ from hvcheck.parsers.kernel import (
     KernelMessage,
     arm_hyp_state,
     firmware_messages,
-    kvm_messages,
     parse_modules_builtin,
     parse_proc_modules,
 )
@@ -74,8 +73,7 @@ class Modules(NamedTuple):
     loaded: frozenset[str]  # from /proc/modules
     present: frozenset[str]  # /sys/module/<name> exists (loaded module or built-in with params)
     builtin: frozenset[str]  # modules.builtin
-    proc_modules: bool  # /proc/modules was readable
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # what could be read: /proc/modules, /sys/module, modules.builtin
 
     def has(self, name: str) -> bool:
         return name in self.loaded or name in self.present or name in self.builtin
@@ -112,7 +110,6 @@ def modules(ctx: Context) -> Modules:
             frozenset(loaded & set(ALL_MODULES)),
             frozenset(present),
             frozenset(builtin),
-            text is not None,
             tuple(sources),
         )
 
@@ -371,10 +368,6 @@ def os_family(ctx: Context) -> str:
     if "suse" in ids:
         return "suse"
     return "other"
-
-
-def kvm_log_lines(ctx: Context) -> list[str]:
-    return kvm_messages(kernel_log(ctx).lines)
 
 
 def arm_hyp(ctx: Context) -> Optional[bool]:

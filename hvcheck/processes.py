@@ -296,12 +296,8 @@ def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
     return state, uid
 
 
-def scan_process(
-    ctx: Context, p: ProcInfo, argv: Optional[QemuArgv] = None
-) -> Optional[QemuProcess]:
+def scan_process(ctx: Context, p: ProcInfo, argv: QemuArgv) -> Optional[QemuProcess]:
     """Evidence for one process; None when it vanished meanwhile (never a phantom instance)."""
-    if argv is None:
-        argv = _argv(p)
     try:
         view = ctx.host.open_proc(p.pid)
     except ProcessGone:

@@ -17,7 +17,7 @@ def _label(value: object) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
+def render(v: Verdict, verbose: bool = False) -> str:
     out: list[str] = []
 
     def metric(name: str, help_: str, kind: str, samples: list[tuple[str, float]]) -> None:
@@ -69,6 +69,6 @@ def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
         "hvcheck_last_run_timestamp_seconds",
         "When this hvcheck run finished.",
         "gauge",
-        [("", round(time.time() if now is None else now, 3))],
+        [("", round(time.time(), 3))],
     )
     return "\n".join(out) + "\n"

@@ -3,7 +3,7 @@ plain ``Text`` (the console has markup off): control characters show as visible 
 
 from __future__ import annotations
 
-from typing import IO, Optional
+from typing import IO
 
 from hvcheck.model import Status, Verdict
 from hvcheck.report.escape import inert
@@ -17,12 +17,12 @@ STYLE = {
 }
 
 
-def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[int] = None) -> None:
+def render_to(v: Verdict, out: IO[str], verbose: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out, width=width, highlight=False, emoji=False, markup=False)
+    console = Console(file=out, highlight=False, emoji=False, markup=False)
     usable = {True: "yes", False: "NO", None: "cannot tell"}[v.kvm_usable]
     head = Text()
     head.append(f"hvcheck {v.status.label}", style=STYLE[v.status])
