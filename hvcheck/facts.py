@@ -3,7 +3,9 @@
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
 product_name}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group.
+/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
+virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
+/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
-from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult
+from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
 from hvcheck.parsers.kernel import (
     KernelMessage,
     arm_hyp_state,
     firmware_messages,
-    kvm_messages,
     parse_modules_builtin,
     parse_proc_modules,
 )
+from hvcheck.parsers.qemuconf import parse_qemu_conf
+from hvcheck.processes import processes
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
@@ -70,8 +73,7 @@ class Modules(NamedTuple):
     loaded: frozenset[str]  # from /proc/modules
     present: frozenset[str]  # /sys/module/<name> exists (loaded module or built-in with params)
     builtin: frozenset[str]  # modules.builtin
-    proc_modules: bool  # /proc/modules was readable
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # what could be read: /proc/modules, /sys/module, modules.builtin
 
     def has(self, name: str) -> bool:
         return name in self.loaded or name in self.present or name in self.builtin
@@ -108,7 +110,6 @@ def modules(ctx: Context) -> Modules:
             frozenset(loaded & set(ALL_MODULES)),
             frozenset(present),
             frozenset(builtin),
-            text is not None,
             tuple(sources),
         )
 
@@ -369,9 +370,117 @@ def os_family(ctx: Context) -> str:
     return "other"
 
 
-def kvm_log_lines(ctx: Context) -> list[str]:
-    return kvm_messages(kernel_log(ctx).lines)
-
-
 def arm_hyp(ctx: Context) -> Optional[bool]:
     return arm_hyp_state(kernel_log(ctx).lines)
+
+
+# ---------------------------------------------------------------------------------- QEMU user
+UDEV_HINT = (
+    "make /dev/kvm 0660 root:kvm and put the QEMU user in group kvm: "
+    "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, persisted by a udev rule "
+    '(/etc/udev/rules.d/65-kvm.rules: KERNEL=="kvm", GROUP="kvm", MODE="0660"; '
+    "Debian/Ubuntu ship it in the qemu-system packages), and usermod -aG kvm {user}"
+)
+
+
+class QemuUser(NamedTuple):
+    user: str  # a name or, for kolla, a numeric uid as text
+    group: Optional[str]
+    source: str  # "path:line" of qemu.conf's user, or which default applies
+
+
+def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
+    """The running libvirtd / virtqemud processes (the process walk's "libvirtd" group)."""
+    return processes(ctx, "libvirtd")
+
+
+def qemu_user(ctx: Context) -> Optional[QemuUser]:
+    """Who libvirt runs QEMU as; None when libvirt is not on this host.
+
+    qemu.conf's ``user``/``group`` (the host's, kolla's, or a containerised libvirtd's through
+    its /proc/<pid>/root), else the default of libvirt's build: ``libvirt-qemu`` on Debian and
+    Ubuntu, ``qemu`` elsewhere, uid 42427 in kolla's images.
+    """
+
+    def compute(c: Context) -> Optional[QemuUser]:
+        h = c.host
+        daemons = libvirt_daemons(c)
+        paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
+        paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
+        for path in paths:
+            text = h.read_opt(path)
+            if text is None:
+                continue
+            qc = parse_qemu_conf(text)
+            if qc.user:
+                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}")
+            break
+        else:
+            if not daemons and not h.exists("/etc/libvirt"):
+                return None
+        if "kolla" in path:
+            return QemuUser("42427", "42427", "kolla's default (uid 42427)")
+        fam = os_family(c)
+        if fam == "debian":
+            return QemuUser(
+                "libvirt-qemu", "libvirt-qemu", "Debian/Ubuntu default (qemu.conf user unset)"
+            )
+        if fam in ("rhel", "suse"):
+            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)")
+        return QemuUser("qemu", "qemu", "libvirt's build default (qemu.conf user unset)")
+
+    return ctx.fact("qemu_user", compute)
+
+
+def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> bool:
+    """Read-write access by mode bits (ACLs, e.g. logind's uaccess, are not considered)."""
+    if uid == 0:
+        return True
+    if dev.uid == uid:
+        return dev.perm & 0o600 == 0o600
+    if dev.gid in gids:
+        return dev.perm & 0o060 == 0o060
+    return dev.perm & 0o006 == 0o006
+
+
+class KvmAccess(NamedTuple):
+    """Can libvirt's QEMU user open /dev/kvm?"""
+
+    user: QemuUser
+    device: DeviceInfo
+    uid: Optional[int]  # None: the user is not in /etc/passwd (NSS/LDAP users are not read)
+    groups: tuple[str, ...]  # the user's groups (names, or gids without a name), sorted
+    ok: Optional[bool]  # None when the uid is unknown
+
+    @property
+    def mode(self) -> str:
+        """``mode 0660 root:kvm``: the device's mode and ownership, for messages."""
+        d = self.device
+        return f"mode {d.mode} {d.owner or d.uid}:{d.group or d.gid}"
+
+
+def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
+    """The QEMU user's access to /dev/kvm by mode bits; None without libvirt or /dev/kvm.
+
+    Its groups: its primary group (/etc/passwd) and memberships (/etc/group), plus
+    qemu.conf's ``group``, the group libvirt runs QEMU with.
+    """
+
+    def compute(c: Context) -> Optional[KvmAccess]:
+        qu = qemu_user(c)
+        dev = kvm_device(c)
+        if qu is None or dev is None:
+            return None
+        acc = accounts(c)
+        user = acc.user(qu.user)
+        if user is None:
+            return KvmAccess(qu, dev, None, (), None)
+        gids = acc.groups_of(user.name)
+        if qu.group:
+            g = acc.group(qu.group)
+            if g is not None:
+                gids.add(g.gid)
+        groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
+        return KvmAccess(qu, dev, user.uid, groups, can_open(dev, user.uid, gids))
+
+    return ctx.fact("qemu_kvm_access", compute)

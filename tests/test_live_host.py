@@ -186,7 +186,7 @@ def test_a_zombie_named_like_qemu_is_no_instance() -> None:
 
     from hvcheck.check import Context
     from hvcheck.host import LiveHost
-    from hvcheck.instances import qemu_processes
+    from hvcheck.processes import qemu_processes
 
     r, w = os.pipe()
     pid = os.fork()

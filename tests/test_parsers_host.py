@@ -22,7 +22,7 @@ from hvcheck.parsers.kernel import (
     parse_modules_builtin,
     parse_proc_modules,
 )
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 MODULE_ROWS = [r for r in manifest("modules") if "format" in r[1]] or [("(corpus absent)", {}, "")]
 PARAM_ROWS = [r for r in manifest("modules") if "file" in r[1]] or [("(corpus absent)", {}, "")]

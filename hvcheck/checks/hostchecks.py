@@ -101,14 +101,13 @@ def nova_wants_qemu(ctx: Context) -> bool:
 def compute_node(ctx: Context) -> bool:
     """A nova config, QEMU instances or a libvirt daemon: guest networking matters here."""
     from hvcheck import novaconfig
-    from hvcheck.checks.novachecks import libvirt_daemons
-    from hvcheck.instances import qemu_processes
+    from hvcheck.processes import qemu_processes
 
     try:
         return (
             novaconfig.nova_conf(ctx) is not None
             or bool(qemu_processes(ctx))
-            or bool(libvirt_daemons(ctx))
+            or bool(facts.libvirt_daemons(ctx))
         )
     except Exception:
         return True

@@ -1,4 +1,8 @@
-"""The JSON document (contract schema_version 1)."""
+"""The JSON document (contract schema_version 1).
+
+Strings go in raw and ``json`` escapes them (``ensure_ascii``: control characters and non-ASCII
+as ``\\uXXXX``), so a hostile name round-trips exactly and prints no control character.
+"""
 
 from __future__ import annotations
 
