@@ -352,11 +352,9 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
         host.write_snapshot(out, stamp, live)
     except OSError as e:
         return _failed("table", f"cannot write {out}: {e}")
-    click.echo(
-        f"wrote {out} ({os.path.getsize(out)} bytes); live verdict: "
-        f"{verdict.status.label} - {verdict.summary}",
-        err=True,
-    )
+    from hvcheck import report
+
+    report.render_collected(out, os.path.getsize(out), verdict)
     return 0
 
 

@@ -39,7 +39,7 @@ def render(
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     out = sys.stdout if stream is None else stream
     if verdict.error is not None and fmt not in ERROR_FORMATS:
-        from hvcheck.text import inert
+        from hvcheck.report.escape import inert
 
         err = sys.stderr if errors is None else errors
         err.write(f"hvcheck: {inert(verdict.error)}\n")
@@ -89,12 +89,29 @@ def render_checks(
         ]
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
-        for lc in checks:
-            out.write(f"{lc.id:<18} {lc.title}\n")
+        from hvcheck.report.escape import inert
+
+        for lc in checks:  # plugins name themselves: their strings are escaped like any other
+            out.write(f"{inert(lc.id):<18} {inert(lc.title)}\n")
             if lc.error:
-                out.write(f"{'':<18} ! {lc.error}\n")
+                out.write(f"{'':<18} ! {inert(lc.error)}\n")
             for r in lc.reads:
-                out.write(f"{'':<18}   reads {r}\n")
+                out.write(f"{'':<18}   reads {inert(r)}\n")
+    out.flush()
+
+
+def render_collected(
+    path: str, size: int, verdict: Verdict, stream: Optional[IO[str]] = None
+) -> None:
+    """``hvcheck collect``'s closing line (on stderr by default): the snapshot written, its size
+    in bytes, and the live verdict it records."""
+    from hvcheck.report.escape import inert
+
+    out = sys.stderr if stream is None else stream
+    out.write(
+        f"wrote {inert(path)} ({size} bytes); live verdict: "
+        f"{verdict.status.label} - {inert(verdict.summary)}\n"
+    )
     out.flush()
 
 
