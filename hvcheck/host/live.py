@@ -1,0 +1,277 @@
+"""The live host: the running system.
+
+Reads files through ``os`` (``O_NONBLOCK``, regular files only), the process table from
+``/proc`` (``/proc/<pid>/{cmdline,comm}``; ``fd``/``task`` through
+:mod:`hvcheck.host.procdir`), ``os.stat`` of device nodes, the KVM ioctl probe on
+``/dev/kvm``, MSRs through ``/dev/cpu/N/msr``, the kernel log through ``/dev/kmsg``. The
+outside services (libvirt, Nova) are asked through :mod:`hvcheck.services`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Optional
+
+from hvcheck.host.base import (
+    MAX_READ,
+    CapsResult,
+    DeviceInfo,
+    Host,
+    KernelLog,
+    MsrResult,
+    OsInfo,
+    ProbeResult,
+    ProcessGone,
+    ProcInfo,
+    ProcView,
+    Uname,
+    _decode,
+    _errno_name,
+    _os_info_from_distro,
+    _quick_os_info,
+    _walk_procs,
+)
+from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_all
+
+if TYPE_CHECKING:
+    from hvcheck.novaquery import NovaAnswer, NovaQuery
+
+# include/uapi/linux/kvm.h: KVMIO 0xAE;
+# KVM_GET_API_VERSION _IO(KVMIO, 0x00); KVM_CREATE_VM _IO(KVMIO, 0x01)
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_API_VERSION = 12  # stable since Linux 2.6.22 (include/uapi/linux/kvm.h)
+
+
+class LiveHost(Host):
+    live = True
+    label = "live host"
+
+    def __init__(self, root: str = "/") -> None:
+        super().__init__()
+        self._root = root
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        # O_NONBLOCK: a FIFO planted where a config file should be must not hang the run.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno_mod.EINVAL, "not a regular file", path)
+            chunks: list[bytes] = []
+            size = 0
+            while size < limit:
+                chunk = os.read(fd, min(65536, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def _listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def _readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def _all_processes(self) -> Iterator[ProcInfo]:
+        # never recorded by `collect`: a snapshot keeps only the processes the checks matched,
+        # not every command line on the host
+        return _walk_procs(os.listdir("/proc"), _read_procfs, True)
+
+    def open_proc(self, pid: int) -> ProcView:
+        try:
+            fd = os.open(f"/proc/{pid}", _O_DIR)
+        except FileNotFoundError as e:
+            raise ProcessGone(pid) from e
+        return _FdProcView(self, pid, fd, live=True, denied=frozenset())
+
+    def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return _device_info(st)
+
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        result: ProbeResult = self._memo("probe", "kvm", _probe_kvm)
+        return result
+
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
+        path = f"/dev/cpu/{cpu}/msr"
+        if not os.path.exists(path):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            return MsrResult(None, f"{path}: {_errno_name(e)} ({e.strerror})")
+        try:
+            data = os.pread(fd, 8, register)
+            return (
+                MsrResult(struct.unpack("<Q", data)[0])
+                if len(data) == 8
+                else MsrResult(None, "short read")
+            )
+        except OSError as e:
+            return MsrResult(None, f"rdmsr {register:#x}: {_errno_name(e)} ({e.strerror})")
+        finally:
+            os.close(fd)
+
+    def kernel_log(self) -> KernelLog:
+        log: KernelLog = self._memo("kmsg", "", _read_kmsg)
+        return log
+
+    def uname(self) -> Uname:
+        u = os.uname()
+        return Uname(hostname=u.nodename, arch=u.machine, kernel=u.release)
+
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def os_info(self) -> OsInfo:
+        quick = _quick_os_info(self)
+        if quick is not None:
+            return quick
+        import distro
+
+        # include_uname/include_lsb off: distro would otherwise spawn `uname` / `lsb_release`
+        return _os_info_from_distro(
+            distro.LinuxDistribution(include_lsb=False, include_uname=False)
+        )
+
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        from hvcheck.services import libvirt_caps
+
+        return libvirt_caps(timeout, os.uname().machine, os.geteuid())
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        from hvcheck.services import nova_hypervisors
+
+        return nova_hypervisors(query)
+
+
+def _read_procfs(path: str, limit: int) -> bytes:
+    """A file of procfs (always a regular file there: no fstat needed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read_all(fd, limit, short_is_eof=True)
+    finally:
+        os.close(fd)
+
+
+def _device_info(st: os.stat_result) -> DeviceInfo:
+    import grp
+    import pwd
+
+    if stat.S_ISCHR(st.st_mode):
+        kind = "char"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "block"
+    elif stat.S_ISREG(st.st_mode):
+        kind = "file"
+    elif stat.S_ISDIR(st.st_mode):
+        kind = "dir"
+    else:
+        kind = "other"
+    try:
+        owner: Optional[str] = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = None
+    try:
+        group: Optional[str] = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = None
+    dev = st.st_rdev if kind in ("char", "block") else 0
+    return DeviceInfo(
+        type=kind,
+        major=os.major(dev),
+        minor=os.minor(dev),
+        mode=f"{stat.S_IMODE(st.st_mode):04o}",
+        uid=st.st_uid,
+        gid=st.st_gid,
+        owner=owner,
+        group=group,
+    )
+
+
+def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
+    """Open /dev/kvm, check KVM_GET_API_VERSION == 12, create a VM, close every fd.
+
+    This is what QEMU's kvm_init() does first (accel/kvm/kvm-all.c), so success here means a
+    process with this uid can get KVM. It creates no vCPU and touches no memory.
+    """
+    uid = os.geteuid()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return ProbeResult(False, "open", _errno_name(e), f"open {path}: {e.strerror}", uid=uid)
+    try:
+        try:
+            api = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+        except OSError as e:
+            return ProbeResult(
+                False, "api_version", _errno_name(e), f"KVM_GET_API_VERSION: {e.strerror}", uid=uid
+            )
+        if api != KVM_API_VERSION:
+            return ProbeResult(
+                False,
+                "api_version",
+                None,
+                f"KVM_GET_API_VERSION returned {api}, expected 12",
+                api,
+                uid,
+            )
+        try:
+            vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        except OSError as e:
+            return ProbeResult(
+                False, "create_vm", _errno_name(e), f"KVM_CREATE_VM: {e.strerror}", api, uid
+            )
+        os.close(vm)
+        return ProbeResult(True, "done", None, None, api, uid)
+    finally:
+        os.close(fd)
+
+
+def _read_kmsg() -> KernelLog:
+    """Read the kernel ring buffer through /dev/kmsg without blocking.
+
+    Each read() returns one record ("PRI,SEQ,TS,FLAGS;text"); EAGAIN marks the end
+    (Documentation/ABI/testing/dev-kmsg). EPIPE means a record was overwritten: keep going.
+    """
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        return KernelLog((), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})")
+    lines: list[str] = []
+    total = 0
+    try:
+        while total < MAX_READ:
+            try:
+                rec = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno_mod.EPIPE:
+                    continue
+                return KernelLog(
+                    tuple(lines), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})"
+                )
+            if not rec:
+                break
+            total += len(rec)
+            # continuation lines (" KEY=value") are dictionary properties: keep the record only
+            lines.append(_decode(rec).split("\n", 1)[0])
+    finally:
+        os.close(fd)
+    return KernelLog(tuple(lines), "/dev/kmsg")
