@@ -62,12 +62,7 @@ from hvcheck import engine
 from hvcheck.check import Context
 from hvcheck.host import LiveHost, ProcInfo, SnapshotHost
 from hvcheck.instances import is_qemu_process, qemu_processes
-from hvcheck.parsers.qemu import (
-    from_proc_cmdline,
-    is_qemu_binary,
-    parse_qemu_argv,
-    split_cmdline_text,
-)
+from hvcheck.parsers.qemu import from_proc_cmdline, is_qemu_binary, parse_qemu_argv
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("HVCHECK_CORPUS", str(REPO.parent / "shared" / "corpus")))
@@ -451,13 +446,26 @@ class CorpusEntry:
     argv: tuple[str, ...]
 
 
+def args_argv(text: str) -> list[str]:
+    """A libvirt ``.args`` text as the shell runs it (as tests/test_parsers_qemu): line
+    continuations joined, shlex's POSIX words, the leading ``NAME=value`` assignments dropped."""
+    import re
+    import shlex
+
+    words = shlex.split(text.replace("\\\n", ""), posix=True)
+    start = 0
+    while start < len(words) and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", words[start]):
+        start += 1
+    return words[start:]
+
+
 def argv_from_ps_aux(text: str) -> list[str]:
     """The argv of the first QEMU process in a ``ps aux`` table (as tests/test_parsers_qemu)."""
     for line in text.splitlines():
         cols = line.split(None, 10)
         if len(cols) < 11 or cols[10] == "COMMAND":
             continue
-        argv = split_cmdline_text(cols[10])
+        argv = cols[10].split()  # ps joins the arguments with spaces, unquoted
         if argv and is_qemu_binary(argv[0]):
             return argv
     return []
@@ -477,7 +485,7 @@ def load_corpus() -> tuple[list[CorpusEntry], list[str]]:
         facts = dict(t.split("=", 1) for t in tokens.split() if "=" in t)
         text = (CORPUS / cols[0]).read_text(encoding="utf-8")
         argv = (
-            argv_from_ps_aux(text) if facts.get("format") == "ps-aux" else split_cmdline_text(text)
+            argv_from_ps_aux(text) if facts.get("format") == "ps-aux" else args_argv(text)
         )
         accel = facts.get("accel", "")
         if accel not in ("kvm", "tcg") or not argv:

@@ -52,10 +52,6 @@ class LiveHost(Host):
     live = True
     label = "live host"
 
-    def __init__(self, root: str = "/") -> None:
-        super().__init__()
-        self._root = root
-
     def _read_bytes(self, path: str, limit: int) -> bytes:
         # O_NONBLOCK: a FIFO planted where a config file should be must not hang the run.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
