@@ -29,7 +29,7 @@ from hvcheck.host.base import (
     ProcView,
     SnapshotError,
     Uname,
-    _os_info_from_distro,
+    os_info_from_distro,
 )
 from hvcheck.host.live import LiveHost
 from hvcheck.host.recorder import RecordingHost
@@ -54,6 +54,6 @@ __all__ = [
     "SnapshotError",
     "SnapshotHost",
     "Uname",
-    "_os_info_from_distro",
     "open_host",
+    "os_info_from_distro",
 ]

@@ -106,6 +106,10 @@ class Uname(NamedTuple):
 
 
 class OsInfo(NamedTuple):
+    """The distribution, as ``distro`` names it: ``id`` (normalised, e.g. "ubuntu", "rhel",
+    "oracle"), ``like`` (os-release ID_LIKE), ``name`` (pretty name), ``version``,
+    ``codename``; "" where unknown."""
+
     id: str
     like: str
     name: str
@@ -452,27 +456,19 @@ class ProcView:
         return _decode(self.host._read_bytes(f"{task_base}/{tid}/comm", 4096)).rstrip("\n")
 
 
-def _quick_os_info(host: Host) -> Optional[OsInfo]:
-    """From os-release alone, when it says everything (``parsers.osrelease``); else None."""
-    from hvcheck.parsers.osrelease import quick_os_info
+def os_info_from_distro(dist: Any) -> OsInfo:
+    """The answer of a ``distro.LinuxDistribution`` (distro's id normalisation and its
+    os-release / ``/etc/*-release`` precedence), as an :class:`OsInfo`.
 
-    for path in ("/etc/os-release", "/usr/lib/os-release"):  # distro's order
-        try:
-            text = host.read_text(path, 65536)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError:
-            return None
-        q = quick_os_info(text)
-        return OsInfo(*q) if q is not None else None
-    return None
-
-
-def _os_info_from_distro(dist: Any) -> OsInfo:
-    return OsInfo(
-        id=str(dist.id() or ""),
-        like=str(dist.like() or ""),
-        name=str(dist.name(pretty=True) or ""),
-        version=str(dist.version() or ""),
-        codename=str(dist.codename() or ""),
-    )
+    Raises ValueError naming the cause when distro cannot parse the files (its shell lexer
+    on an unbalanced quote in os-release)."""
+    try:
+        return OsInfo(
+            id=str(dist.id() or ""),
+            like=str(dist.like() or ""),
+            name=str(dist.name(pretty=True) or ""),
+            version=str(dist.version() or ""),
+            codename=str(dist.codename() or ""),
+        )
+    except ValueError as e:
+        raise ValueError(f"os-release cannot be parsed (distro: {e})") from None

@@ -32,9 +32,8 @@ from hvcheck.host.base import (
     Uname,
     _decode,
     _errno_name,
-    _os_info_from_distro,
-    _quick_os_info,
     _walk_procs,
+    os_info_from_distro,
 )
 from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_all
 
@@ -135,15 +134,12 @@ class LiveHost(Host):
         return os.geteuid()
 
     def os_info(self) -> OsInfo:
-        quick = _quick_os_info(self)
-        if quick is not None:
-            return quick
+        """distro's answer from ``/etc/os-release`` (or ``/usr/lib/os-release``) and the
+        ``/etc/*-release`` / ``/etc/*_version`` files."""
         import distro
 
         # include_uname/include_lsb off: distro would otherwise spawn `uname` / `lsb_release`
-        return _os_info_from_distro(
-            distro.LinuxDistribution(include_lsb=False, include_uname=False)
-        )
+        return os_info_from_distro(distro.LinuxDistribution(include_lsb=False, include_uname=False))
 
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
         from hvcheck.services import libvirt_caps

@@ -98,7 +98,12 @@ class RecordingHost(LiveHost):
 
     def os_info(self) -> OsInfo:
         # distro reads these itself; read them through the recorder too so --root sees them
-        for p in ["/etc/os-release", "/usr/lib/os-release", *self.glob("/etc/*-release")]:
+        for p in [
+            "/etc/os-release",
+            "/usr/lib/os-release",
+            *self.glob("/etc/*-release"),
+            *self.glob("/etc/*_version"),
+        ]:
             try:
                 self.read_bytes(p, 65536)
             except OSError:

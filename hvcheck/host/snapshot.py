@@ -31,9 +31,8 @@ from hvcheck.host.base import (
     SnapshotError,
     Uname,
     _by_number,
-    _os_info_from_distro,
-    _quick_os_info,
     _walk_procs,
+    os_info_from_distro,
 )
 from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_at
 
@@ -459,15 +458,14 @@ class SnapshotHost(Host):
         return v if isinstance(v, int) else 0
 
     def os_info(self) -> OsInfo:
-        """From the snapshot's os-release when it says everything; else distro's own parser,
-        pointed at a private copy of the snapshot's release files.
+        """distro's answer (``LinuxDistribution(root_dir=...)``) from a private copy of the
+        snapshot's release files (``etc/os-release``, ``usr/lib/os-release``,
+        ``etc/*-release``, ``etc/*_version``).
 
-        distro with ``root_dir`` never runs lsb_release/uname; the copy keeps it from following
-        a release-file symlink out of the snapshot.
+        distro with ``root_dir`` never runs lsb_release/uname; the copy, read through the
+        snapshot's confined reads, keeps it from following a release-file symlink out of the
+        snapshot and serves a ``.tar.gz`` as well as a directory.
         """
-        quick = _quick_os_info(self)
-        if quick is not None:
-            return quick
         import tempfile
 
         import distro
@@ -488,7 +486,7 @@ class SnapshotHost(Host):
                     continue
                 with open(os.path.join(tmp, p.lstrip("/")), "wb") as f:
                     f.write(data)
-            return _os_info_from_distro(
+            return os_info_from_distro(
                 distro.LinuxDistribution(root_dir=tmp, include_lsb=False, include_uname=False)
             )
 
