@@ -67,6 +67,7 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     import grp  # noqa: F401 - the device owner's names (host.live), imported lazily
 
     import distro  # noqa: F401
+    import psutil  # noqa: F401 - the live process table (host.live), imported lazily
     import rich.console
     import rich.table  # noqa: F401
 

@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from hvcheck.parsers.procstatus import ZOMBIE_STATES, parse_status
+
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
 
@@ -94,9 +96,34 @@ class KernelLog(NamedTuple):
 
 
 class ProcInfo(NamedTuple):
+    """One process of the table.
+
+    ``comm``: the kernel's name (``/proc/<pid>/comm``, at most 15 characters); ``argv``: its
+    command line. For the processes a walk matched (:meth:`Host.process_table`), also
+    ``status`` in psutil's names ("running", "sleeping", ... see
+    :mod:`hvcheck.parsers.procstatus`), ``uids``/``gids`` (real, effective, saved) and the
+    supplementary ``groups``; None where unknown (not asked, denied, an older snapshot).
+    """
+
     pid: int
     comm: str
     argv: tuple[str, ...]
+    uids: Optional[tuple[int, int, int]] = None
+    gids: Optional[tuple[int, int, int]] = None
+    groups: Optional[tuple[int, ...]] = None
+    status: Optional[str] = None
+
+
+class ProcessTable(NamedTuple):
+    """One walk of the process table, sorted into the groups asked for (sorted by pid).
+
+    ``denied``: pids whose command line could not be read (psutil's AccessDenied, EACCES in
+    a snapshot): any group may be missing them, so the table is incomplete when it is not
+    empty.
+    """
+
+    groups: dict[str, list[ProcInfo]]
+    denied: tuple[int, ...] = ()
 
 
 class Uname(NamedTuple):
@@ -274,18 +301,50 @@ class Host(ABC):
         self, predicates: Mapping[str, Callable[[ProcInfo], bool]]
     ) -> dict[str, list[ProcInfo]]:
         """One walk of the process table, sorted into groups (a process may be in several)."""
-        out: dict[str, list[ProcInfo]] = {k: [] for k in predicates}
-        for p in self._all_processes():
-            for k, pred in predicates.items():
-                if pred(p):
-                    out[k].append(p)
-        for v in out.values():
-            v.sort(key=lambda p: p.pid)
-        return out
+        return self.process_table(predicates).groups
 
-    def _all_processes(self) -> Iterator[ProcInfo]:
-        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/``."""
-        return _walk_procs(self.listdir("/proc"), self._read_bytes, self.live)
+    def process_table(self, predicates: Mapping[str, Callable[[ProcInfo], bool]]) -> ProcessTable:
+        """One walk of the process table, sorted into groups (a process may be in several).
+
+        Kernel threads (no command line) are not in it. Each process a predicate matched is
+        completed with its status, ids and groups; one that vanished meanwhile or is a zombie
+        (it runs no guest and no daemon) is dropped. Pids whose command line could not be read
+        are listed in ``denied``.
+        """
+        groups: dict[str, list[ProcInfo]] = {k: [] for k in predicates}
+        denied: list[int] = []
+        for p, handle in self._walk_processes(denied):
+            keys = [k for k, pred in predicates.items() if pred(p)]
+            if not keys:
+                continue
+            full = self._process_details(p, handle)
+            if full is None or full.status in ZOMBIE_STATES:
+                continue
+            for k in keys:
+                groups[k].append(full)
+        for v in groups.values():
+            v.sort(key=lambda p: p.pid)
+        return ProcessTable(groups, tuple(sorted(denied)))
+
+    def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
+        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/`` through the
+        host's paths, each with the handle ``_process_details`` reads it by."""
+        return _walk_procs(self.listdir("/proc"), self._read_bytes, denied, self._was_denied)
+
+    def _was_denied(self, path: str) -> bool:
+        """Whether reading ``path`` was refused to the user who made this host's record (a
+        snapshot's ``denied`` list); the live host answers by trying."""
+        return False
+
+    def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
+        """``p`` completed from its ``/proc/<pid>/status`` (``handle``: the read function of
+        the walk); ``p`` as it is when there is none (an older snapshot) or it is denied."""
+        try:
+            text = _decode(handle(f"/proc/{p.pid}/status", 65536))
+        except OSError:
+            return p
+        st = parse_status(text)
+        return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
 
     def open_proc(self, pid: int) -> ProcView:
         """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
@@ -353,20 +412,25 @@ class Host(ABC):
 
 
 def _walk_procs(
-    names: Iterable[str], read: Callable[[str, int], bytes], live: bool
-) -> Iterator[ProcInfo]:
+    names: Iterable[str],
+    read: Callable[[str, int], bytes],
+    denied: list[int],
+    was_denied: Callable[[str], bool],
+) -> Iterator[tuple[ProcInfo, Callable[[str, int], bytes]]]:
+    """``/proc/<pid>/{cmdline,comm}`` of each pid in ``names`` (a snapshot's, or any path
+    host's). A pid whose cmdline ``was_denied`` (to the collecting user) goes to ``denied``;
+    one that cannot be read for another reason (a link out of a snapshot) is read as empty."""
     for name in names:
         if not (name.isascii() and name.isdigit()):
             continue
         pid = int(name)
+        if was_denied(f"/proc/{pid}/cmdline"):
+            denied.append(pid)
+            continue
         try:
             raw = read(f"/proc/{pid}/cmdline", MAX_READ)
         except OSError:
             raw = b""
-        if live and not raw:
-            # a kernel thread, a zombie or a process that is exiting (its memory is gone):
-            # none of them runs a guest or a daemon
-            continue
         try:
             comm = _decode(read(f"/proc/{pid}/comm", 4096)).rstrip("\n")
         except OSError:
@@ -381,7 +445,7 @@ def _walk_procs(
         )
         if not argv and not comm:
             continue
-        yield ProcInfo(pid=pid, comm=comm, argv=argv)
+        yield ProcInfo(pid=pid, comm=comm, argv=argv), read
 
 
 def _by_number(names: Iterable[str]) -> list[str]:

@@ -15,7 +15,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from hvcheck.host.base import (
     MAX_READ,
@@ -32,10 +32,10 @@ from hvcheck.host.base import (
     Uname,
     _decode,
     _errno_name,
-    _walk_procs,
     os_info_from_distro,
 )
 from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_all
+from hvcheck.parsers.procstatus import parse_status
 
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
@@ -79,10 +79,61 @@ class LiveHost(Host):
     def _readlink(self, path: str) -> str:
         return os.readlink(path)
 
-    def _all_processes(self) -> Iterator[ProcInfo]:
-        # never recorded by `collect`: a snapshot keeps only the processes the checks matched,
-        # not every command line on the host
-        return _walk_procs(os.listdir("/proc"), _read_procfs, True)
+    def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
+        """The process table through psutil (``process_iter``; ``cmdline``, ``name``), each
+        process with its ``psutil.Process``. Kernel threads (no command line) and zombies
+        (psutil's ZombieProcess) are left out, vanished processes (NoSuchProcess) skipped,
+        denied ones (AccessDenied) listed in ``denied``.
+
+        Never recorded by ``collect`` as such: a snapshot keeps only the processes the checks
+        matched, not every command line on the host.
+        """
+        import psutil
+
+        for proc in psutil.process_iter():
+            try:
+                with proc.oneshot():
+                    argv = proc.cmdline()
+                    if not argv:
+                        continue  # a kernel thread, or a process exiting (its memory gone)
+                    # psutil's name is /proc/PID/stat's comm, completed from the command line
+                    # when the kernel cut it: the first 15 characters are the kernel's
+                    comm = proc.name()[:_COMM_LEN]
+            except psutil.ZombieProcess:
+                continue  # exited, not yet reaped: runs no guest and no daemon
+            except psutil.NoSuchProcess:
+                continue
+            except psutil.AccessDenied:
+                denied.append(proc.pid)
+                continue
+            yield ProcInfo(proc.pid, _text(comm), tuple(_text(a) for a in argv)), proc
+
+    def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
+        """psutil's status, uids and gids of a matched process; its supplementary groups
+        (which psutil does not report) from the ``Groups:`` line of ``/proc/<pid>/status``.
+        None when it vanished or is a zombie by now."""
+        import psutil
+
+        proc: psutil.Process = handle
+        try:
+            with proc.oneshot():
+                status = proc.status()
+                uids = proc.uids()
+                gids = proc.gids()
+        except psutil.NoSuchProcess:  # and its ZombieProcess
+            return None
+        except psutil.AccessDenied:
+            return p
+        try:
+            groups = parse_status(_decode(_read_procfs(f"/proc/{p.pid}/status", 65536))).groups
+        except OSError:
+            groups = None
+        return p._replace(
+            uids=(uids.real, uids.effective, uids.saved),
+            gids=(gids.real, gids.effective, gids.saved),
+            groups=groups,
+            status=str(status),
+        )
 
     def open_proc(self, pid: int) -> ProcView:
         try:
@@ -150,6 +201,15 @@ class LiveHost(Host):
         from hvcheck.services import nova_hypervisors
 
         return nova_hypervisors(query)
+
+
+_COMM_LEN = 15  # TASK_COMM_LEN (include/linux/sched.h) less its NUL
+
+
+def _text(s: str) -> str:
+    """A string psutil decoded with the filesystem encoding's ``surrogateescape``, decoded as
+    the rest of hvcheck decodes what it reads: UTF-8, invalid bytes as U+FFFD."""
+    return s if s.isascii() else _decode(os.fsencode(s))
 
 
 def _read_procfs(path: str, limit: int) -> bytes:

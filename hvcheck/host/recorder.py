@@ -13,8 +13,18 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from hvcheck.host.base import MARKER, CapsResult, DeviceInfo, MsrResult, OsInfo, ProcInfo, ProcView
+from hvcheck.host.base import (
+    MARKER,
+    CapsResult,
+    DeviceInfo,
+    MsrResult,
+    OsInfo,
+    ProcessTable,
+    ProcInfo,
+    ProcView,
+)
 from hvcheck.host.live import LiveHost
+from hvcheck.parsers.procstatus import format_status
 
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
@@ -34,6 +44,7 @@ class RecordingHost(LiveHost):
         self.links: dict[str, str] = {}
         self.devices: dict[str, DeviceInfo] = {}
         self.procs: dict[int, ProcInfo] = {}
+        self.denied_procs: set[int] = set()  # pids whose command line was denied
         self.msrs: dict[str, Any] = {}
         self.libvirt_caps: Optional[CapsResult] = None
         self.nova_api: Optional[NovaAnswer] = None
@@ -76,15 +87,14 @@ class RecordingHost(LiveHost):
             self.links[path] = t
         return t
 
-    def process_groups(
-        self, predicates: Mapping[str, Callable[[ProcInfo], bool]]
-    ) -> dict[str, list[ProcInfo]]:
-        groups = super().process_groups(predicates)
+    def process_table(self, predicates: Mapping[str, Callable[[ProcInfo], bool]]) -> ProcessTable:
+        table = super().process_table(predicates)
         with self.rec_lock:
-            for found in groups.values():
+            for found in table.groups.values():
                 for p in found:
                     self.procs[p.pid] = p
-        return groups
+            self.denied_procs.update(table.denied)
+        return table
 
     def open_proc(self, pid: int) -> ProcView:
         return ProcView(self, pid)  # path by path, so that every read is recorded
@@ -162,17 +172,24 @@ class RecordingHost(LiveHost):
             marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
         if self.nova_api is not None:
             marker["probes"]["nova_api"] = self.nova_api.to_json()
-        if self.denied:
-            marker["denied"] = sorted(self.denied)
+        # a process whose command line was denied: its directory, and the denial
+        denied = self.denied | {f"/proc/{pid}/cmdline" for pid in self.denied_procs}
+        if denied:
+            marker["denied"] = sorted(denied)
         files = dict(self.files)
         if not kmsg.error:
             files["/dev/kmsg"] = ("\n".join(kmsg.lines) + "\n").encode()
+        # what the live walk saw of each process it matched, in the kernel's formats (a file
+        # the checks read themselves, e.g. a QEMU process's status, was recorded as read)
         for pid, p in self.procs.items():
             files.setdefault(
                 f"/proc/{pid}/cmdline",
                 b"".join(a.encode("utf-8", "replace") + b"\0" for a in p.argv),
             )
             files.setdefault(f"/proc/{pid}/comm", (p.comm + "\n").encode("utf-8", "replace"))
+            if (p.status, p.uids, p.gids, p.groups) != (None, None, None, None):
+                text = format_status(p.comm, p.status, p.uids, p.gids, p.groups)
+                files.setdefault(f"/proc/{pid}/status", text.encode("utf-8", "replace"))
         files[f"/{MARKER}"] = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
 
         import tarfile
@@ -186,6 +203,7 @@ class RecordingHost(LiveHost):
         # A listed directory's sub-directories are kept (empty) so that listings such as
         # /sys/module read the same from the snapshot; files are kept only when read.
         dirs = {d for d in self.dirs if d.lstrip("/")}
+        dirs.update(f"/proc/{pid}" for pid in self.denied_procs)
         for d, names in self.dirs.items():
             if d not in self.CHILD_DIRS_MATTER:
                 continue

@@ -308,6 +308,9 @@ class SnapshotHost(Host):
             # the collecting user could not read it: answer as the live host did
             raise PermissionError(errno_mod.EACCES, "Permission denied (when collected)", path)
 
+    def _was_denied(self, path: str) -> bool:
+        return path in self._denied_paths
+
     def _read_bytes(self, path: str, limit: int) -> bytes:
         self._denied(path)
         return self._tree.read(self._rel(path), limit)
@@ -344,7 +347,7 @@ class SnapshotHost(Host):
             return _FdProcView(self, pid, fd, live=False, denied=self._denied_paths)
         return ProcView(self, pid)
 
-    def _all_processes(self) -> Iterator[ProcInfo]:
+    def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
         """The generic walk, but each plain ``proc/<pid>/`` directory is read with one
         ``openat`` per file (``O_NOFOLLOW``, regular files only); anything else — a link, a
         denied path — goes through the path-checked reads."""
@@ -361,7 +364,7 @@ class SnapshotHost(Host):
                     os.close(dfd)
                 dfd = -1
         if dfd < 0:
-            yield from super()._all_processes()
+            yield from super()._walk_processes(denied)
             return
         plain = {n for n, is_dir in entries if is_dir}
 
@@ -376,7 +379,9 @@ class SnapshotHost(Host):
             return self._read_bytes(path, limit)
 
         try:
-            yield from _walk_procs(_by_number(n for n, _ in entries), read, False)
+            yield from _walk_procs(
+                _by_number(n for n, _ in entries), read, denied, self._was_denied
+            )
         finally:
             os.close(dfd)
 
