@@ -68,6 +68,7 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
 
     import distro  # noqa: F401
     import psutil  # noqa: F401 - the live process table (host.live), imported lazily
+    import pyudev  # noqa: F401 - udev's view of the device nodes (host.live), lazily
     import rich.console
     import rich.table  # noqa: F401
 

@@ -39,7 +39,17 @@ class ProcessGone(Exception):
 
 
 class DeviceInfo(NamedTuple):
-    """``stat`` of a device node, as the marker stores it."""
+    """``stat`` of a device node, its POSIX ACL and udev's view of it, as the marker stores it.
+
+    ``acl``: the node's ``system.posix_acl_access`` extended attribute, the hex of its raw
+    bytes (the kernel's ``posix_acl_xattr`` layout, include/uapi/linux/posix_acl_xattr.h);
+    None when the node has none or it could not be read.
+    ``udev``: udev's view through pyudev (libudev), ``{"initialized": bool, "properties":
+    {"DEVNAME": "/dev/kvm", ...}, "tags": ["uaccess", ...]}`` and ``"current_tags"`` where
+    pyudev has them (0.23+); ``initialized`` false when udev never processed the node (no
+    udev database: the properties are then the kernel's uevent only). None when udev knows
+    nothing of the node (pyudev or libudev missing, no such device number) or was not asked.
+    """
 
     type: str  # char | block | file | dir | other
     major: int
@@ -49,10 +59,48 @@ class DeviceInfo(NamedTuple):
     gid: int
     owner: Optional[str] = None
     group: Optional[str] = None
+    acl: Optional[str] = None
+    udev: Optional[dict[str, Any]] = None
 
     @property
     def perm(self) -> int:
         return int(self.mode, 8)
+
+
+def acl_from_json(v: Any) -> Optional[str]:
+    """A marker's ``acl``: a string of hex digits (pairs), else None."""
+    if isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in v):
+        return v.lower()
+    return None
+
+
+def _str_list(v: Any) -> Optional[list[str]]:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return list(v)
+    return None
+
+
+def udev_from_json(v: Any) -> Optional[dict[str, Any]]:
+    """A marker's ``udev`` view, when every part has its type (``initialized`` a bool,
+    ``properties`` strings to strings, ``tags`` and ``current_tags`` lists of strings); else
+    None."""
+    if not isinstance(v, dict) or not isinstance(v.get("initialized"), bool):
+        return None
+    props = v.get("properties")
+    if not isinstance(props, dict) or not all(
+        isinstance(k, str) and isinstance(x, str) for k, x in props.items()
+    ):
+        return None
+    tags = _str_list(v.get("tags"))
+    if tags is None:
+        return None
+    out: dict[str, Any] = {"initialized": v["initialized"], "properties": dict(props), "tags": tags}
+    if "current_tags" in v:
+        current = _str_list(v["current_tags"])
+        if current is None:
+            return None
+        out["current_tags"] = current
+    return out
 
 
 class ProbeResult(NamedTuple):

@@ -50,6 +50,7 @@ KVM_API_VERSION = 12  # stable since Linux 2.6.22 (include/uapi/linux/kvm.h)
 class LiveHost(Host):
     live = True
     label = "live host"
+    _udev_context: Any = None  # one pyudev.Context per host, made when first needed
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
         # O_NONBLOCK: a FIFO planted where a config file should be must not hang the run.
@@ -143,11 +144,43 @@ class LiveHost(Host):
         return _FdProcView(self, pid, fd, live=True, denied=frozenset())
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        """``os.stat`` of the node, its ACL (``os.getxattr``) and, for a device, udev's view
+        of its device number (pyudev)."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
-        return _device_info(st)
+        info = _device_info(st)
+        udev = self._udev_view(info.type, st.st_rdev) if info.type in ("char", "block") else None
+        return info._replace(acl=_posix_acl(path), udev=udev)
+
+    def _udev_view(self, kind: str, rdev: int) -> Optional[dict[str, Any]]:
+        """udev's record of the device (libudev through pyudev:
+        ``Devices.from_device_number``): initialized (in udev's database), properties, tags.
+        None when pyudev, libudev or the device cannot be had."""
+        try:
+            with self._lock:
+                if self._udev_context is None:
+                    # pyudev finds libudev with ctypes.util.find_library (`ldconfig -p`): once
+                    import pyudev
+
+                    self._udev_context = pyudev.Context()
+                context = self._udev_context
+            import pyudev
+
+            dev = pyudev.Devices.from_device_number(context, kind, rdev)
+            props = getattr(dev, "properties", dev)  # Device.properties since pyudev 0.21
+            view: dict[str, Any] = {
+                "initialized": bool(dev.is_initialized),
+                "properties": {str(k): str(props[k]) for k in props},
+                "tags": sorted(str(t) for t in dev.tags),
+            }
+            current = getattr(dev, "current_tags", None)  # pyudev 0.23+, libudev 247+
+            if current is not None:
+                view["current_tags"] = sorted(str(t) for t in current)
+            return view
+        except Exception:  # no pyudev or libudev, unknown device number, undecodable values
+            return None
 
     def probe_kvm(self) -> Optional[ProbeResult]:
         result: ProbeResult = self._memo("probe", "kvm", _probe_kvm)
@@ -254,6 +287,15 @@ def _device_info(st: os.stat_result) -> DeviceInfo:
         owner=owner,
         group=group,
     )
+
+
+def _posix_acl(path: str) -> Optional[str]:
+    """The hex of the node's ``system.posix_acl_access`` xattr; None when it has none
+    (ENODATA), the filesystem has no xattrs (ENOTSUP) or it cannot be read."""
+    try:
+        return os.getxattr(path, "system.posix_acl_access").hex()
+    except OSError:
+        return None
 
 
 def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:

@@ -32,7 +32,9 @@ from hvcheck.host.base import (
     Uname,
     _by_number,
     _walk_procs,
+    acl_from_json,
     os_info_from_distro,
+    udev_from_json,
 )
 from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_at
 
@@ -400,6 +402,8 @@ class SnapshotHost(Host):
                 gid=int(d.get("gid", 0)),
                 owner=str(d["owner"]) if d.get("owner") is not None else None,
                 group=str(d["group"]) if d.get("group") is not None else None,
+                acl=acl_from_json(d.get("acl")),
+                udev=udev_from_json(d.get("udev")),
             )
         except (TypeError, ValueError):
             return None
