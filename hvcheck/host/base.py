@@ -7,7 +7,8 @@ Implementations: :mod:`hvcheck.host.live` (the running system), :mod:`hvcheck.ho
 Checks never import ``os`` or ``pyudev`` themselves: that keeps ``--root`` honest.
 
 Reads nothing itself but through the host's primitives: ``/proc/<pid>/{cmdline,comm}`` for
-the generic process walk and ``/proc/<pid>/{fd,task}`` for :class:`ProcView`.
+the generic (snapshot) process walk, ``/proc/<pid>/status`` for the processes it matched, and
+``/proc/<pid>/{fd,task}`` for :class:`ProcView`.
 """
 
 from __future__ import annotations

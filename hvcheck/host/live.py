@@ -1,10 +1,15 @@
 """The live host: the running system.
 
-Reads files through ``os`` (``O_NONBLOCK``, regular files only), the process table from
-``/proc`` (``/proc/<pid>/{cmdline,comm}``; ``fd``/``task`` through
-:mod:`hvcheck.host.procdir`), ``os.stat`` of device nodes, the KVM ioctl probe on
-``/dev/kvm``, MSRs through ``/dev/cpu/N/msr``, the kernel log through ``/dev/kmsg``. The
-outside services (libvirt, Nova) are asked through :mod:`hvcheck.services`.
+Reads files through ``os`` (``O_NONBLOCK``, regular files only); the process table through
+psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
+``/proc/<pid>/status`` itself (psutil has no supplementary groups), and each QEMU process's
+``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
+thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
+``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
+``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
+through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
+imported only when first asked. The outside services (libvirt, Nova) are asked through
+:mod:`hvcheck.services`.
 """
 
 from __future__ import annotations
