@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hvcheck.host import LiveHost, ProcInfo, RecordingHost, SnapshotHost
 from hvcheck.parsers.procstatus import format_status, parse_status
@@ -243,3 +245,32 @@ def test_status_parser_on_garbage() -> None:
     assert parse_status("") == parse_status("State:\nUid:\tx\ty\nGroups:\t-1\n")
     assert parse_status("State:\tQ (new)\nUid:\t1\t2\n").uids is None
     assert parse_status("Groups:\t \n").groups == ()
+
+
+_IDS = st.tuples(*[st.integers(0, 2**32 - 1)] * 3)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(max_size=20),
+    st.sampled_from([None, "running", "sleeping", "disk-sleep", "zombie", "dead", "idle"]),
+    st.none() | _IDS,
+    st.none() | _IDS,
+    st.none() | st.lists(st.integers(0, 2**32 - 1), max_size=40).map(tuple),
+)
+def test_status_round_trip(
+    comm: str,
+    status: str | None,
+    uids: tuple[int, int, int] | None,
+    gids: tuple[int, int, int] | None,
+    groups: tuple[int, ...] | None,
+) -> None:
+    got = parse_status(format_status(comm, status, uids, gids, groups))
+    assert (got.status, got.uids, got.gids, got.groups) == (status, uids, gids, groups)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_status_parser_never_raises(text: str) -> None:
+    st_ = parse_status(text)
+    assert st_.status is None or isinstance(st_.status, str)
