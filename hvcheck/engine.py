@@ -33,9 +33,16 @@ class LoadedCheck(NamedTuple):
 
 
 def _entry_points() -> list[Any]:
-    from hvcheck.entrypoints import entry_points
+    """The ``hvcheck.checks`` entry points of the installed distributions
+    (``importlib.metadata``; one per name and value, as Python 3.10+ de-duplicates
+    distributions found twice on ``sys.path``)."""
+    import importlib.metadata as md
+    import sys
 
-    return list(entry_points(GROUP))
+    if sys.version_info >= (3, 10):
+        return list(md.entry_points(group=GROUP))
+    found = md.entry_points().get(GROUP, ())  # Python 3.9: a dict of groups
+    return list({(e.name, e.value): e for e in found}.values())
 
 
 def _as_checks(obj: Any) -> list[Check]:

@@ -64,8 +64,11 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     # warm rich's lazily imported modules (unicode tables) while they are still readable
     hvcheck.report.table.render_to(_dummy_verdict(), io.StringIO())
     import encodings.ascii  # noqa: F401 - distro opens files with it, lazily
+    import grp  # noqa: F401 - the device owner's names (host.live), imported lazily
 
     import distro  # noqa: F401
+    import psutil  # noqa: F401 - the live process table (host.live), imported lazily
+    import pyudev  # noqa: F401 - udev's view of the device nodes (host.live), lazily
     import rich.console
     import rich.table  # noqa: F401
 
