@@ -17,8 +17,11 @@ from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
+    FAILURES,
     GUEST_WITHOUT_NESTED,
+    MEANING_TEXT,
     NOT_AT_EL2,
+    kvm_messages,
     param_enabled,
     parse_kernel_cmdline_param,
     parse_modprobe_options,
@@ -60,8 +63,8 @@ def firmware_hint(ctx: Context) -> str:
 _NESTED_BY_LAYER: tuple[tuple[tuple[str, ...], str], ...] = (
     (
         ("wsl2",),
-        "WSL2: set nestedVirtualization=true under [wsl2] in %UserProfile%\\.wslconfig "
-        "(Windows 11), then wsl --shutdown",
+        "WSL2: set nestedVirtualization=true under [wsl2] in .wslconfig in the Windows user "
+        "profile folder (Windows 11), then wsl --shutdown",
     ),
     (
         ("azure",),
@@ -312,6 +315,18 @@ class CpuVirtExt(KvmNeed):
         if fam == "x86":
             if ci.vmx or ci.svm:
                 ext = "vmx (Intel VT-x)" if ci.vmx else "svm (AMD-V)"
+                fw = facts.firmware_disabled(ctx)
+                if fw and not state.usable:
+                    # AMD before ~6.8 keeps the svm flag when VM_CR.SVMDIS is set
+                    return self.result(
+                        CRITICAL,
+                        f"{ext} is in the CPU but disabled by the firmware (kernel log: "
+                        f"{fw[0].text})",
+                        hint=firmware_hint(ctx),
+                        code="disabled-by-firmware",
+                        evidence=[f"/proc/cpuinfo flags: {ci.virt_ext}", "kernel log"],
+                        details=details,
+                    )
                 return self.result(
                     OK,
                     f"{ext} present",
@@ -1186,6 +1201,91 @@ class OsRelease(Check):
         )
 
 
+class KernelLogKvm(KvmNeed):
+    """The manual procedure's `dmesg | grep kvm` step: KVM's own kernel messages since boot,
+    each with what it means on this host (hvcheck.parsers.kernel.CATALOGUE)."""
+
+    id = "kvm.kernel_log"
+    title = "KVM messages in the kernel log"
+    reads = ("/dev/kmsg",)
+
+    def judge(self, ctx: Context) -> Result:
+        log = facts.kernel_log(ctx)
+        if log.error and not log.lines:
+            return self.result(
+                UNKNOWN,
+                f"kernel log unreadable ({log.error})",
+                hint="re-run with sudo (or set kernel.dmesg_restrict=0)",
+                code="unreadable",
+            )
+        findings = facts.kvm_log_findings(ctx)
+        known = {f.message.text for f in findings}
+        other = [t for t in kvm_messages(log.lines) if t not in known]
+        listed = [
+            {
+                "text": f.message.text,
+                "code": f.message.code,
+                "meaning": f.meaning,
+                "relevant": f.relevant,
+                "note": f.note,
+                "module": f.message.module,
+                "repeats": f.message.repeats,
+                "kernels": f.message.wording.kernels if f.message.wording else None,
+                "source": f.message.wording.source if f.message.wording else None,
+            }
+            for f in findings
+        ]
+        d: dict[str, Any] = {"messages": listed, "unrecognised": other[:50]}
+        rotated = _ring_rotated(log.lines)
+        since = "in the kernel log" if not rotated else "in what the ring buffer still holds"
+        d["boot_messages_lost"] = rotated
+        said = facts.kernel_log_state(ctx)
+        if said.available is False and said.finding is not None:
+            f = said.finding
+            w = f.message.wording
+            where = f" ({w.source}, kernels {w.kernels})" if w else ""
+            return self.result(
+                CRITICAL,
+                f"kernel log: {f.message.text} — {MEANING_TEXT.get(f.meaning, f.meaning)}{where}"
+                + (f"; {f.note}" if f.note else ""),
+                hint=log_failure_hint(ctx, f.meaning),
+                code=f.meaning,
+                evidence=[log.source, f.message.text],
+                details=d,
+            )
+        noise = [f for f in findings if not f.relevant]
+        good = [f for f in findings if f.relevant and f.meaning not in FAILURES]
+        parts = []
+        if good:
+            parts.append(f"{len(good)} saying KVM works or ran guests ({good[0].message.text})")
+        if noise:
+            parts.append(
+                f"{len(noise)} that do not apply here ({noise[0].message.text}: {noise[0].note})"
+            )
+        if other:
+            parts.append(f"{len(other)} not in the catalogue")
+        if not parts:
+            summary = f"no KVM messages {since}"
+            if rotated:
+                summary += " (the boot messages have been overwritten)"
+            return self.result(OK, summary, code="none", evidence=[log.source], details=d)
+        return self.result(
+            OK,
+            f"KVM messages {since}: " + "; ".join(parts) + "; none says KVM cannot work",
+            code="ok",
+            evidence=[log.source],
+            details=d,
+        )
+
+
+def _ring_rotated(lines: tuple[str, ...]) -> bool:
+    """/dev/kmsg records carry a sequence number: a first record past 0 means the boot
+    messages were overwritten (Documentation/ABI/testing/dev-kmsg)."""
+    head = lines[0] if lines else ""
+    seq = head.split(",", 2)[1] if head[:1].isdigit() and head.count(",") >= 2 else ""
+    return seq.isdigit() and int(seq) > 0 and ";" in head
+
+
 BUILTIN_HOST_CHECKS = (
     CpuArch,
     CpuVirtExt,
@@ -1195,5 +1295,6 @@ BUILTIN_HOST_CHECKS = (
     KvmDevice,
     NetDevices,
     Nested,
+    KernelLogKvm,
     OsRelease,
 )

@@ -167,6 +167,23 @@ NOT_AT_EL2 = "not-booted-at-el2"  # arm: started at EL1 / in SVC mode: no KVM po
 DISABLED_ON_CMDLINE = "disabled-on-command-line"
 INIT_FAILED = "init-failed"  # KVM's setup failed for another reason
 
+# The meanings in words, for summaries
+MEANING_TEXT = {
+    FIRMWARE_DISABLED: "VT-x/AMD-V is switched off in the firmware setup",
+    CPU_LACKS: "the CPU has no VT-x/AMD-V (or SIE) as this kernel sees it",
+    NOT_APPLICABLE: "a vendor module for the other CPU vendor: noise",
+    GUEST_WITHOUT_NESTED: "this VM is not given virtualization extensions by the layer below",
+    OTHER_HYPERVISOR: "VT-x/AMD-V could not be turned on: another hypervisor may hold it",
+    VENDOR_REGISTERED: "a KVM vendor module is already registered",
+    KVM_INITIALIZED: "KVM set itself up",
+    GUESTS_RAN: "printed while guests ran (harmless)",
+    HARMLESS: "not about VT-x/AMD-V",
+    BOOTED_AT_EL2: "the kernel was started at EL2 (KVM possible)",
+    NOT_AT_EL2: "the kernel was not started at EL2/HYP: no KVM",
+    DISABLED_ON_CMDLINE: "KVM was disabled on the kernel command line",
+    INIT_FAILED: "KVM's setup failed",
+}
+
 FAILURES = (
     FIRMWARE_DISABLED,
     OTHER_HYPERVISOR,
@@ -505,13 +522,13 @@ CATALOGUE: tuple[Wording, ...] = (
     ),
     _w(
         "svm-nested-paging",
-        "kvm: Nested Paging enabled  (kvm_amd: since 6.4)",
+        "kvm: Nested Paging enabled  ('SVM: kvm: ...' 5.8 - 6.3, 'kvm_amd: ...' since 6.4)",
         KVM_INITIALIZED,
         "x86",
         "kvm_amd",
         "all",
         _SVM + " svm_hardware_setup()",
-        r"^(?:kvm|kvm_amd): Nested Paging (?:en|dis)abled",
+        r"^(?:SVM: )?(?:kvm|kvm_amd): Nested Paging (?:en|dis)abled",
     ),
     _w(
         "svm-nested-virtualization",
@@ -521,7 +538,19 @@ CATALOGUE: tuple[Wording, ...] = (
         "kvm_amd",
         "all",
         _SVM + " svm_hardware_setup()",
-        r"^(?:kvm|kvm_amd): Nested Virtualization enabled",
+        r"^(?:SVM: )?(?:kvm|kvm_amd): Nested Virtualization enabled",
+    ),
+    _w(
+        "svm-feature-supported",
+        "SVM: TSC scaling supported / Virtual VMLOAD VMSAVE supported / Virtual GIF supported / "
+        "LBR virtualization supported  ('kvm_amd: ' since 6.4)",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_amd",
+        ">= 5.8",
+        _SVM + " svm_hardware_setup()",
+        r"^(?:SVM|kvm_amd): (?:TSC scaling|Virtual VMLOAD VMSAVE|Virtual GIF|LBR virtualization"
+        r"|AVIC|Virtual NMI|x2AVIC)\b.*(?:supported|enabled)",
     ),
     # ---- x86: common code
     _w(
