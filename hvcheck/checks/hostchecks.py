@@ -10,6 +10,7 @@ DMI and container markers.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from hvcheck import facts
@@ -120,15 +121,20 @@ _NESTED_ON_KVM = {
 _EXTENSION = {"x86": "VT-x/AMD-V", "arm": "EL2", "s390": "SIE", "ppc": "nested KVM-HV"}
 
 
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Whole-word match ("hyperv" must not match "hypervisor detected")."""
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w])", text) for w in words)
+
+
 def nested_hint(ctx: Context) -> str:
     """What to switch on in the layer below this VM so it gets virtualization extensions."""
     env = facts.virt_env(ctx)
     fam = facts.arch(ctx).family or "x86"
     below = f"{env.hypervisor or ''} {' '.join(env.evidence)}".lower()
-    how = next((h for words, h in _NESTED_BY_LAYER if any(w in below for w in words)), None)
+    how = next((h for words, h in _NESTED_BY_LAYER if _mentions(below, words)), None)
     if how is None:
         how = _NESTED_ON_KVM.get(fam, _NESTED_ON_KVM["x86"])
-        if not any(w in below for w in ("kvm", "qemu", "openstack", "proxmox", "ovirt")):
+        if not _mentions(below, ("kvm", "qemu", "openstack", "proxmox", "ovirt")):
             how = f"the hypervisor below must expose {_EXTENSION.get(fam, 'virtualization')}; {how}"
     return (
         f"enable nested virtualization in the layer below this VM — {how}; or run guests "

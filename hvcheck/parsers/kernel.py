@@ -111,9 +111,9 @@ def param_enabled(value: Optional[str]) -> Optional[bool]:
 # ============================================================================================
 _ANSI = re.compile(r"\x1b(?:\[[0-9;?=>]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-~])")
 _KMSG_PREFIX = re.compile(r"^\d+,\d+,\d+,[^;]*;")
-# journalctl -k / syslog: "Aug 25 22:22:40 host kernel: ...", ISO timestamps too
+# journalctl -k / syslog: "Aug 25 22:22:40 host kernel: ..." (any locale's month), ISO stamps too
 _SYSLOG_PREFIX = re.compile(
-    r"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.,+-]+Z?)\s+\S+\s+kernel:\s?"
+    r"^(?:\S{3,4} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.,+-]+Z?)\s+\S+\s+kernel:\s?"
 )
 # dmesg: "[    2.1] ", "<3>[    2.1] ", CONFIG_PRINTK_CALLER "[    8.7][    T1] " (or "] [ T1] "),
 # a console logger's stamp or terminal debris before it ("2019-08-18 19:28:52: [    0.022155] ")
@@ -735,7 +735,7 @@ CATALOGUE: tuple[Wording, ...] = (
         None,
         "all",
         "arch/s390/kvm/kvm-s390.c kvm_s390_init()/kvm_arch_init()",
-        r"(?:kvm-s390: )?SIE (?:is )?not available",
+        r"^(?:kvm-s390: )?SIE (?:is )?not available",
     ),
     _w(
         "s390-nested-hpage",
