@@ -401,11 +401,26 @@ def _kvm_state(ctx: Context) -> KvmState:
     if probe is not None:
         who = f"uid {probe.uid}" if probe.uid is not None else "this user"
         if probe.ok:
+            g = probe.guest
+            ran = ""
+            if g is not None and g.get("ok"):
+                ran = "; a vCPU ran real-mode guest code (" + ", ".join(g.get("exits", [])) + ")"
+            elif g is not None and not modules(ctx).has("kvm_pvm"):
+                # hvcheck.guestcode: the VM exists but no vCPU can run code in it
+                return KvmState(
+                    False,
+                    "guest-code-failed",
+                    f"{KVM_DEV} opens and KVM_CREATE_VM works, but a vCPU could not run "
+                    f"real-mode guest code: {g.get('stage')}: {g.get('error')}",
+                    (f"probe:/dev/kvm guest code {g.get('stage')} failed", *mod_ev),
+                )
+            elif g is not None:
+                ran = f"; real-mode guest code failed ({g.get('stage')}: {g.get('error')})"
             return KvmState(
                 True,
                 "probe-ok",
                 f"functional probe: opened {KVM_DEV}, KVM_GET_API_VERSION = "
-                f"{probe.api_version}, KVM_CREATE_VM succeeded as {who}",
+                f"{probe.api_version}, KVM_CREATE_VM succeeded as {who}{ran}",
                 ("probe:/dev/kvm KVM_CREATE_VM ok", *mod_ev),
             )
         if probe.errno in ("EACCES", "EPERM"):

@@ -73,6 +73,9 @@ class ProbeResult(NamedTuple):
     error: Optional[str] = None
     api_version: Optional[int] = None
     uid: Optional[int] = None
+    # x86: one vCPU running `out; hlt` in real mode (hvcheck.guestcode): {"ok", "stage",
+    # "error", "exits"}; None where it was not run (other architectures, older snapshots)
+    guest: Optional[dict[str, Any]] = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self._asdict())
@@ -90,7 +93,20 @@ class ProbeResult(NamedTuple):
             error=str(d["error"]) if d.get("error") is not None else None,
             api_version=api if isinstance(api, int) else None,
             uid=uid if isinstance(uid, int) else None,
+            guest=_guest_json(d.get("guest")),
         )
+
+
+def _guest_json(g: Any) -> Optional[dict[str, Any]]:
+    if not isinstance(g, dict) or not isinstance(g.get("ok"), bool):
+        return None
+    exits = g.get("exits")
+    return {
+        "ok": g["ok"],
+        "stage": str(g.get("stage", "")),
+        "error": str(g["error"]) if g.get("error") is not None else None,
+        "exits": [str(x) for x in exits] if isinstance(exits, list) else [],
+    }
 
 
 class MsrResult(NamedTuple):
@@ -844,7 +860,8 @@ def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
     """Open /dev/kvm, check KVM_GET_API_VERSION == 12, create a VM, close every fd.
 
     This is what QEMU's kvm_init() does first (accel/kvm/kvm-all.c), so success here means a
-    process with this uid can get KVM. It creates no vCPU and touches no memory.
+    process with this uid can get KVM. On x86-64 the new VM then runs ``out; hlt`` in one
+    real-mode vCPU (hvcheck.guestcode), recorded as ``guest``.
     """
     uid = os.geteuid()
     try:
@@ -873,8 +890,15 @@ def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
             return ProbeResult(
                 False, "create_vm", _errno_name(e), f"KVM_CREATE_VM: {e.strerror}", api, uid
             )
-        os.close(vm)
-        return ProbeResult(True, "done", None, None, api, uid)
+        try:
+            guest = None
+            if os.uname().machine == "x86_64":
+                from hvcheck.guestcode import run_real_mode_guest
+
+                guest = run_real_mode_guest(fd, vm)
+        finally:
+            os.close(vm)
+        return ProbeResult(True, "done", None, None, api, uid, guest)
     finally:
         os.close(fd)
 
