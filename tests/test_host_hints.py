@@ -207,3 +207,24 @@ def test_builtin_nested_set_on_the_command_line(tmp_path: Path) -> None:
     assert (
         r2.status is WARNING and "reboot" in (r2.hint or "") and "modprobe" not in (r2.hint or "")
     )
+
+
+def test_a_vm_whose_vcpu_cannot_run_code_is_not_usable(tmp_path: Path) -> None:
+    from snap import healthy_host
+
+    guest = {
+        "ok": False,
+        "stage": "exit_io",
+        "error": "expected KVM_EXIT_IO, got KVM_EXIT_INTERNAL_ERROR "
+        "(suberror 1: emulation failure)",
+        "exits": ["KVM_EXIT_INTERNAL_ERROR"],
+    }
+    root = healthy_host(
+        tmp_path / "s",
+        probes={"kvm": {"ok": True, "stage": "done", "api_version": 12, "uid": 0, "guest": guest}},
+    )
+    rc, doc = run_json("--root", str(root))
+    assert doc["verdict"]["kvm_usable"] is False and rc == 2
+    dev = next(c for c in doc["checks"] if c["id"] == "kvm.device")
+    assert dev["status"] == "CRITICAL" and "emulation failure" in dev["summary"]
+    assert dev["details"]["probe"]["guest"]["stage"] == "exit_io"
