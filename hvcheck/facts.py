@@ -396,7 +396,14 @@ def _kvm_state(ctx: Context) -> KvmState:
     dev = kvm_device(ctx)
     probe = kvm_probe(ctx)
     mods = modules(ctx)
-    vendor = [m for m in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr") if mods.has(m)]
+    # vendor modules that run: loaded ones, and the built-in one this CPU started (a built-in
+    # kvm_intel on an AMD host is listed in modules.builtin but never ran)
+    vs = vendor_state(ctx)
+    vendor: list[str] = [
+        m for m in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr") if m in mods.loaded
+    ]
+    if vs.module and vs.started and vs.module not in vendor:
+        vendor.append(vs.module)
     mod_ev = [f"module {m} {mods.how(m)}" for m in ["kvm", *vendor] if mods.has(m)]
     if probe is not None:
         who = f"uid {probe.uid}" if probe.uid is not None else "this user"

@@ -835,8 +835,14 @@ class KvmModules(KvmNeed):
             )
         elif fam == "x86":
             hint = "no vmx/svm: the module cannot load here; " + nested_hint(ctx)
+        elif fam == "arm":
+            # arch/arm64/kvm/Kconfig: KVM is bool, never a module
+            hint = (
+                "arm64 KVM is built into the kernel (CONFIG_KVM=y) and has no module to load: "
+                "without /dev/kvm, " + EL2_HINT
+            )
         else:
-            hint = "modprobe kvm"
+            hint = f"modprobe kvm; if missing: {_install_hint(ctx)}"
         return self.result(
             CRITICAL,
             f"kvm modules are not loaded{reason}",
