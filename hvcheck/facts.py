@@ -262,6 +262,8 @@ def working_evidence(ctx: Context) -> Optional[str]:
     vs = vendor_state(ctx)
     if vs.started and vs.module and vs.module in modules(ctx).loaded:
         return f"{vs.module} is loaded (/proc/modules)"
+    if vs.started and vs.module:
+        return f"{vs.module} runs ({vs.evidence})"
     return None
 
 

@@ -1,6 +1,13 @@
 """Parse kernel-side text: ``/proc/modules``, ``modules.builtin``, ``modprobe.d``, the kernel
 command line, module parameters and kernel log records.
 
+``CATALOGUE`` holds the kernel's own messages about KVM availability, each as the kernel
+source words it (with the version range that prints that wording), what it means
+(``FIRMWARE_DISABLED``, ``CPU_LACKS``, ``NOT_APPLICABLE``, ``GUEST_WITHOUT_NESTED``, ...) and
+the file and function it comes from. Parsing is pure: what a message means *on a given host*
+(its CPU vendor, whether it is a VM, whether KVM demonstrably works) is decided in
+``hvcheck.facts``.
+
 >>> sorted(parse_proc_modules('kvm_intel 368640 0 - Live 0x0000000000000000\\n'
 ...                           'kvm 1028096 1 kvm_intel, Live 0x0000000000000000\\n'))
 ['kvm', 'kvm_intel']
