@@ -156,6 +156,15 @@ _VENDOR_IDS = {
 }
 
 
+def _cpuinfo_quiet(ctx: Context) -> Optional[CpuInfo]:
+    """cpuinfo for judgements that can do without it (an unreadable one is cpu.virt_ext's to
+    report, not a reason to lose the KVM verdict)."""
+    try:
+        return cpuinfo(ctx)
+    except OSError:
+        return None
+
+
 def cpu_vendor_module(ctx: Context) -> Optional[str]:
     """The x86 vendor module this CPU takes: ``kvm_intel`` | ``kvm_amd`` | None.
 
@@ -167,7 +176,7 @@ def cpu_vendor_module(ctx: Context) -> Optional[str]:
     def compute(c: Context) -> Optional[str]:
         if arch(c).family not in ("x86", None):
             return None
-        ci = cpuinfo(c)
+        ci = _cpuinfo_quiet(c)
         if ci is not None and ci.vendor:
             return _VENDOR_IDS.get(ci.vendor.strip())
         cpu0 = (boot_platform(c).cpu0 or "").lower()
@@ -217,7 +226,7 @@ def _vendor_state(ctx: Context) -> VendorState:
                 x86_loaded = [m for m in ("kvm_intel", "kvm_amd") if m in mods.loaded]
                 wanted = x86_loaded[0] if x86_loaded else None
     elif fam == "ppc":
-        ci = cpuinfo(ctx)
+        ci = _cpuinfo_quiet(ctx)
         loaded = [m for m in ("kvm_hv", "kvm_pr") if m in mods.loaded]
         if loaded:
             wanted = loaded[0]
@@ -282,14 +291,17 @@ def kvm_log_findings(ctx: Context) -> list[LogFinding]:
 
 def _kvm_log_findings(ctx: Context) -> list[LogFinding]:
     fam = arch(ctx).family
-    ci = cpuinfo(ctx)
+    ci = _cpuinfo_quiet(ctx)
     cpu_mod = cpu_vendor_module(ctx)
     own_flag = bool(
         ci and ((cpu_mod == "kvm_intel" and ci.vmx) or (cpu_mod == "kvm_amd" and ci.svm))
     )
     vs = vendor_state(ctx)
     works = working_evidence(ctx)
-    virtual = bool(virt_env(ctx).virtual)
+    try:
+        virtual = bool(virt_env(ctx).virtual)
+    except OSError:
+        virtual = False
     out: list[LogFinding] = []
     for m in kernel_messages(ctx):
         w = m.wording
@@ -400,7 +412,10 @@ def _kvm_state(ctx: Context) -> KvmState:
     mods = modules(ctx)
     # vendor modules that run: loaded ones, and the built-in one this CPU started (a built-in
     # kvm_intel on an AMD host is listed in modules.builtin but never ran)
-    vs = vendor_state(ctx)
+    try:
+        vs = vendor_state(ctx)
+    except OSError:
+        vs = VendorState(None, "absent", None, "unreadable")
     vendor: list[str] = [
         m for m in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr") if m in mods.loaded
     ]
