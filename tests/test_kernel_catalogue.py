@@ -369,3 +369,42 @@ def test_arm64_at_el1_in_a_vm_asks_the_layer_below(tmp_path: Path) -> None:
     r = CpuVirtExt().run(ctx)
     assert r.status is CRITICAL and r.code == "arm-no-el2-in-vm"
     assert "kvm-arm.mode=nested" in (r.hint or "")
+
+
+_ARCH = {"x86": "x86_64", "arm64": "aarch64", "arm": "armv7l", "ppc": "ppc64le", "s390": "s390x"}
+
+
+@pytest.mark.parametrize("code", sorted(SAMPLES))
+def test_each_wording_gives_its_verdict_on_a_bare_metal_host(tmp_path: Path, code: str) -> None:
+    """One composed bare-metal host per catalogue entry, its log holding just that line: the
+    kernel-log check is CRITICAL exactly for the failure meanings, firmware.virt exactly for
+    firmware-disabled (x86), and the hint of a failure is that meaning's lasting fix."""
+    w = k.wording(code)
+    failing = w.meaning in k.FAILURES
+    cpuinfo = None
+    msg = k.classify_line(k.kmsg_text(SAMPLES[code][0]))
+    assert msg is not None
+    if w.family == "x86":
+        amd = msg.module == "kvm_amd"  # the module named by the wording or by the text
+        flags = FLAGS.replace(" vmx ", " svm " if amd else " vmx ")
+        if w.meaning == k.CPU_LACKS or (w.meaning == k.FIRMWARE_DISABLED and not amd):
+            flags = NO_EXT  # feat_ctl.c clears vmx when the firmware disabled VT-x
+        cpuinfo = _cpuinfo("AuthenticAMD" if amd else "GenuineIntel", flags)
+    ctx = _ctx(
+        tmp_path,
+        [SAMPLES[code][0]],
+        cpuinfo=cpuinfo,
+        modules="kvm 1142784 0 - Live 0x0\n",
+        kvm_dev=not failing,
+        probe_ok=None if failing else True,
+        arch=_ARCH[w.arch],
+    )
+    r = KernelLogKvm().run(ctx)
+    if failing:
+        assert r.status is CRITICAL and r.code == w.meaning, r
+        assert r.hint and w.source in r.summary
+    else:
+        assert r.status is OK, r
+    if w.family == "x86":
+        fw = FirmwareVirt().run(ctx)
+        assert (fw.status is CRITICAL) is (w.meaning == k.FIRMWARE_DISABLED), fw
