@@ -87,7 +87,12 @@ def test_version_and_help() -> None:
 
 def test_only_and_skip_select_by_id_and_prefix(healthy: Path) -> None:
     _, doc = run_json("--root", str(healthy), "--only", "kvm")
-    assert {c["id"] for c in doc["checks"]} == {"kvm.device", "kvm.modules", "kvm.vhost"}
+    assert {c["id"] for c in doc["checks"]} == {
+        "kvm.device",
+        "kvm.modules",
+        "kvm.vhost",
+        "kvm.kernel_log",
+    }
     _, doc = run_json("--root", str(healthy), "--only", "cpu.arch", "--only", "kvm.device")
     assert [c["id"] for c in doc["checks"]] == ["cpu.arch", "kvm.device"]
     _, doc = run_json("--root", str(healthy), "--skip", "kvm", "--skip", "host.os")

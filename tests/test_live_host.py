@@ -217,3 +217,26 @@ def test_a_zombie_named_like_qemu_is_no_instance() -> None:
     finally:
         os.close(r)
         os.waitpid(pid, 0)
+
+
+@needs_root
+@needs_kvm
+def test_probe_runs_real_mode_guest_code_and_checks_both_exits() -> None:
+    import platform
+
+    from hvcheck.host import ProbeResult, _probe_kvm
+
+    p = _probe_kvm()
+    assert p.ok, p
+    if platform.machine() != "x86_64":
+        assert p.guest is None
+        return
+    assert p.guest is not None
+    assert p.guest == {
+        "ok": True,
+        "stage": "done",
+        "error": None,
+        "exits": ["IO port 0x10 out 0x42", "KVM_EXIT_HLT"],
+    }, p.guest
+    # recorded in snapshots like the rest of the probe
+    assert ProbeResult.from_json(p.to_json()) == p

@@ -113,6 +113,9 @@ class ProbeResult(NamedTuple):
     error: Optional[str] = None
     api_version: Optional[int] = None
     uid: Optional[int] = None
+    # x86: one vCPU running `out; hlt` in real mode (hvcheck.host.guestcode): {"ok", "stage",
+    # "error", "exits"}; None where it was not run (other architectures, older snapshots)
+    guest: Optional[dict[str, Any]] = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self._asdict())
@@ -130,7 +133,20 @@ class ProbeResult(NamedTuple):
             error=str(d["error"]) if d.get("error") is not None else None,
             api_version=api if isinstance(api, int) else None,
             uid=uid if isinstance(uid, int) else None,
+            guest=_guest_json(d.get("guest")),
         )
+
+
+def _guest_json(g: Any) -> Optional[dict[str, Any]]:
+    if not isinstance(g, dict) or not isinstance(g.get("ok"), bool):
+        return None
+    exits = g.get("exits")
+    return {
+        "ok": g["ok"],
+        "stage": str(g.get("stage", "")),
+        "error": str(g["error"]) if g.get("error") is not None else None,
+        "exits": [str(x) for x in exits] if isinstance(exits, list) else [],
+    }
 
 
 class MsrResult(NamedTuple):

@@ -307,7 +307,8 @@ def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
     """Open /dev/kvm, check KVM_GET_API_VERSION == 12, create a VM, close every fd.
 
     This is what QEMU's kvm_init() does first (accel/kvm/kvm-all.c), so success here means a
-    process with this uid can get KVM. It creates no vCPU and touches no memory.
+    process with this uid can get KVM. On x86-64 the new VM then runs ``out; hlt`` in one
+    real-mode vCPU (hvcheck.host.guestcode), recorded as ``guest``.
     """
     uid = os.geteuid()
     try:
@@ -336,8 +337,15 @@ def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
             return ProbeResult(
                 False, "create_vm", _errno_name(e), f"KVM_CREATE_VM: {e.strerror}", api, uid
             )
-        os.close(vm)
-        return ProbeResult(True, "done", None, None, api, uid)
+        try:
+            guest = None
+            if os.uname().machine == "x86_64":
+                from hvcheck.host.guestcode import run_real_mode_guest
+
+                guest = run_real_mode_guest(fd, vm)
+        finally:
+            os.close(vm)
+        return ProbeResult(True, "done", None, None, api, uid, guest)
     finally:
         os.close(fd)
 
