@@ -224,7 +224,8 @@ def test_a_zombie_named_like_qemu_is_no_instance() -> None:
 def test_probe_runs_real_mode_guest_code_and_checks_both_exits() -> None:
     import platform
 
-    from hvcheck.host import ProbeResult, _probe_kvm
+    from hvcheck.host import ProbeResult
+    from hvcheck.host.live import _probe_kvm
 
     p = _probe_kvm()
     assert p.ok, p
