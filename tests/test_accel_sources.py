@@ -10,10 +10,9 @@ from typing import Any, Optional
 
 import pytest
 
-from hvcheck.accel import decide, kvm_access, vcpu_thread_accels
 from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.parsers.qemu import QemuArgv, parse_qemu_argv
-from hvcheck.procs import is_qemu_process
+from hvcheck.processes import decide, is_qemu_process, kvm_access, vcpu_thread_accels
 from snap import healthy_host, run_json
 
 QSYS = "/usr/bin/qemu-system-x86_64"
@@ -121,7 +120,7 @@ def test_readconfig_files_are_read_through_the_process_root(tmp_path: Path) -> N
 
 
 # --------------------------------------------------------------------------------------------
-# The decision (hvcheck.accel): what a silent fallback is, and the judgement without fds
+# The decision (hvcheck.processes): what a silent fallback is, and the judgement without fds
 # --------------------------------------------------------------------------------------------
 
 KVM_FDS = ["/dev/null", "/dev/kvm", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"]
@@ -303,7 +302,7 @@ def test_command_line_only_snapshots_are_judged_not_verified(tmp_path: Path) -> 
 def test_qemu_is_known_by_its_executable(
     exe: Optional[str], argv0: str, comm: str, found: bool
 ) -> None:
-    assert is_qemu_process(ProcInfo(1, comm, (argv0, "-S"), exe)) is found
+    assert is_qemu_process(ProcInfo(1, comm, (argv0, "-S"), exe=exe)) is found
 
 
 def test_a_renamed_qemu_is_found_and_its_argv0_sets_the_default(tmp_path: Path) -> None:
