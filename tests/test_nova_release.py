@@ -269,3 +269,27 @@ def test_cpu_checks_of_init_host() -> None:
     assert failures("[libvirt]\ncpu_mode = custom\ncpu_models = Haswell\n") == []
     # Stein checked none of this at start (cpu_model was used when a guest was built)
     assert failures("[libvirt]\ncpu_model = Haswell\n", "19.0.0") == []
+
+
+def test_collect_records_only_the_oslo_part_of_an_environment() -> None:
+    import subprocess
+    import time
+
+    from hvcheck.host import RecordingHost
+
+    env = {"OS_LIBVIRT__VIRT_TYPE": "qemu", "DB_PASSWORD": "secret", "HOME": "/var/lib/nova"}
+    p = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        for _ in range(500):  # until the child has exec'd (before, it has our environment)
+            with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                if f.read().startswith(b"sleep"):
+                    break
+            time.sleep(0.01)
+        host = RecordingHost()
+        path = f"/proc/{p.pid}/environ"
+        live = host.read_bytes(path)
+        assert b"DB_PASSWORD=secret" in live  # the run itself sees it all
+        assert host.files[path] == b"OS_LIBVIRT__VIRT_TYPE=qemu\0HOME=/var/lib/nova\0"
+    finally:
+        p.kill()
+        p.wait()
