@@ -364,8 +364,8 @@ class OptSpec(NamedTuple):
 
     group: str  # "libvirt" or "DEFAULT"
     name: str
-    # (group, name) pairs oslo also looks up, in order (``deprecated_name``/``deprecated_group``)
-    deprecated: tuple[tuple[str, str], ...] = ()
+    # (deprecated_group, deprecated_name) pairs, in order; a None group is the option's own
+    deprecated: tuple[tuple[Optional[str], str], ...] = ()
     default: Optional[str] = None  # None: no default (the value is None when unset)
     choices: Optional[tuple[str, ...]] = None  # compared case-sensitively (types.String)
     is_list: bool = False  # ListOpt: the default is [] and the value a list
@@ -373,6 +373,12 @@ class OptSpec(NamedTuple):
     @property
     def spelling(self) -> str:
         return f"[{self.group}] {self.name}"
+
+    def names(self, group: Optional[str] = None) -> tuple[tuple[str, str], ...]:
+        """(section, key) pairs oslo looks up, in order (``Opt._get_from_namespace``), for the
+        option asked for in ``group`` (its own group unless given)."""
+        g = group or self.group
+        return ((g, self.name), *((dg or g, dn) for dg, dn in self.deprecated))
 
 
 class NovaSchema(NamedTuple):
@@ -510,7 +516,7 @@ _SCHEMAS: tuple[tuple[tuple[int, ...], NovaSchema], ...] = (
             "Train (20.0.0) to Victoria (22.x)",
             OptSpec("libvirt", "virt_type", default="kvm", choices=_VT_ALL),
             OptSpec("libvirt", "cpu_mode", choices=_CPU_MODES),
-            OptSpec("libvirt", "cpu_models", (("libvirt", "cpu_model"),), is_list=True),
+            OptSpec("libvirt", "cpu_models", ((None, "cpu_model"),), is_list=True),
             flagfiles=False,
             environment=True,
             cpu_checks_at_start=True,
@@ -526,7 +532,7 @@ _SCHEMAS: tuple[tuple[tuple[int, ...], NovaSchema], ...] = (
                 "libvirt", "virt_type", default="kvm", choices=("kvm", "lxc", "qemu", "parallels")
             ),
             OptSpec("libvirt", "cpu_mode", choices=_CPU_MODES),
-            OptSpec("libvirt", "cpu_models", (("libvirt", "cpu_model"),), is_list=True),
+            OptSpec("libvirt", "cpu_models", ((None, "cpu_model"),), is_list=True),
             flagfiles=False,
             environment=True,
             cpu_checks_at_start=True,
@@ -544,6 +550,117 @@ _ALL_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
         ("DEFAULT", "libvirt_cpu_model"),
     ),
 }
+
+# [libvirt] option names of nova (nova/conf/libvirt.py at openstack/nova 00a030403f, 2026): a
+# "$name" seen from [libvirt] is one of these (oslo looks in the group first), or falls back
+# to [DEFAULT]. Options are seldom removed; one added after that commit is looked up in
+# [DEFAULT] as for a name nova does not have (cpu_models, virt_type are in the schema anyway).
+_NOVA_LIBVIRT_OPTS = frozenset(
+    [
+        "ceph_mount_options",
+        "ceph_mount_point_base",
+        "connection_uri",
+        "cpu_mode",
+        "cpu_model_extra_flags",
+        "cpu_models",
+        "cpu_power_governor_high",
+        "cpu_power_governor_low",
+        "cpu_power_management",
+        "cpu_power_management_strategy",
+        "device_detach_attempts",
+        "device_detach_timeout",
+        "disk_cachemodes",
+        "disk_prefix",
+        "enabled_perf_events",
+        "file_backed_memory",
+        "gid_maps",
+        "hw_disk_discard",
+        "hw_machine_type",
+        "images_address_space_limit",
+        "images_cpu_time_limit",
+        "images_rbd_ceph_conf",
+        "images_rbd_glance_copy_poll_interval",
+        "images_rbd_glance_copy_timeout",
+        "images_rbd_glance_store_name",
+        "images_rbd_pool",
+        "images_type",
+        "images_volume_group",
+        "inject_key",
+        "inject_partition",
+        "inject_password",
+        "iscsi_iface",
+        "iser_use_multipath",
+        "live_migration_bandwidth",
+        "live_migration_completion_timeout",
+        "live_migration_downtime",
+        "live_migration_downtime_delay",
+        "live_migration_downtime_steps",
+        "live_migration_inbound_addr",
+        "live_migration_monitor_interval",
+        "live_migration_parallel_connections",
+        "live_migration_permit_auto_converge",
+        "live_migration_permit_post_copy",
+        "live_migration_scheme",
+        "live_migration_timeout_action",
+        "live_migration_tunnelled",
+        "live_migration_uri",
+        "live_migration_with_native_tls",
+        "max_queues",
+        "mem_stats_period_seconds",
+        "migration_inbound_addr",
+        "nfs_mount_options",
+        "nfs_mount_point_base",
+        "num_aoe_discover_tries",
+        "num_iser_scan_tries",
+        "num_nvme_discover_tries",
+        "num_pcie_ports",
+        "num_volume_scan_tries",
+        "pmem_namespaces",
+        "quobyte_client_cfg",
+        "quobyte_mount_point_base",
+        "rbd_connect_timeout",
+        "rbd_destroy_volume_retries",
+        "rbd_destroy_volume_retry_interval",
+        "rbd_secret_uuid",
+        "rbd_user",
+        "realtime_scheduler_priority",
+        "remote_filesystem_transport",
+        "rescue_image_id",
+        "rescue_kernel_id",
+        "rescue_ramdisk_id",
+        "rng_dev_path",
+        "rx_queue_size",
+        "smbfs_mount_options",
+        "smbfs_mount_point_base",
+        "snapshot_compression",
+        "snapshot_image_format",
+        "snapshots_directory",
+        "sparse_logical_volumes",
+        "supported_tpm_secret_security",
+        "swtpm_enabled",
+        "swtpm_group",
+        "swtpm_user",
+        "sysinfo_serial",
+        "tb_cache_size",
+        "tx_queue_size",
+        "uid_maps",
+        "use_default_aio_mode_for_volumes",
+        "use_virtio_for_bridges",
+        "virt_type",
+        "volume_clear",
+        "volume_clear_size",
+        "volume_enforce_multipath",
+        "volume_use_multipath",
+        "vzstorage_cache_path",
+        "vzstorage_log_path",
+        "vzstorage_mount_group",
+        "vzstorage_mount_opts",
+        "vzstorage_mount_perms",
+        "vzstorage_mount_point_base",
+        "vzstorage_mount_user",
+        "wait_soft_reboot_seconds",
+    ]
+)
 
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
@@ -650,13 +767,14 @@ class _Resolver:
         self.env: Mapping[str, str] = env if (env is not None and schema.environment) else {}
         self.specs = {(o.group, o.name): o for o in schema.options()}
         # oslo_config/cfg.py _track_deprecated_opts files a deprecated name under its
-        # deprecated_group, or "DEFAULT" when it has none (cpu_model of Train on): so "$cpu_model"
-        # is found through the [DEFAULT] fallback, "${libvirt.cpu_model}" is not
+        # deprecated_group, or "DEFAULT" when it has none (cpu_model of Train on): "$cpu_model"
+        # is only found through the [DEFAULT] fallback, "${libvirt.cpu_model}" never
         self.deprecated = {("DEFAULT", n): o for o in schema.options() for _, n in o.deprecated}
-        # the spellings other releases read and this one does not: no option has them
-        known = {(o.group, o.name) for o in schema.options()}
-        known |= {d for o in schema.options() for d in o.deprecated}
-        self.absent = {p for names in _ALL_NAMES.values() for p in names} - known
+        self.has_libvirt = any(o.group == "libvirt" for o in schema.options())
+        # the names other releases read and this one has no option for (in either group)
+        known = {p for o in schema.options() for p in o.names()}
+        every = {n for names in _ALL_NAMES.values() for _, n in names}
+        self.absent = {(g, n) for n in every for g in ("libvirt", "DEFAULT")} - known
         self.done: dict[tuple[str, str], Setting] = {}
         self.stack: list[tuple[str, str]] = []
 
@@ -679,38 +797,41 @@ class _Resolver:
                 return Setting(found.value, found.file, found.line, spelling, False)
         return None
 
-    def _raw(self, spec: OptSpec) -> Setting:
-        var = _env_name(spec.group, spec.name)
+    def _raw(self, spec: OptSpec, key: Optional[str] = None) -> Setting:
+        """The text oslo finds for ``spec``; with ``key`` (a deprecated name reached through
+        the [DEFAULT] fallback of a substitution), what ``_do_get(key, group=None)`` finds:
+        oslo then looks the option up in [DEFAULT] and the environment as OS_DEFAULT__<KEY>."""
+        group = "DEFAULT" if key else spec.group
+        var = _env_name(group, key or spec.name)
         if var in self.env:
             return Setting(self.env[var], None, None, f"environment {var}", False, env=var)
-        names = ((spec.group, spec.name), *spec.deprecated)
-        found = self._file_value(names, spec)
+        found = self._file_value(spec.names(group), spec)
         if found is not None:
             return found
         return Setting(spec.default, None, None, "default", True)
 
     # ---- evaluation ---------------------------------------------------------------------------
-    def setting(self, spec: OptSpec) -> Setting:
-        key = (spec.group, spec.name)
-        if key in self.done:
-            return self.done[key]
-        if key in self.stack:
-            chain = " -> ".join(f"${n}" for _, n in [*self.stack[self.stack.index(key) :], key])
+    def setting(self, spec: OptSpec, key: Optional[str] = None) -> Setting:
+        """The option evaluated (``key``: reached as a deprecated name, see ``_raw``)."""
+        memo = ("DEFAULT", key) if key else (spec.group, spec.name)
+        if memo in self.done:
+            return self.done[memo]
+        if memo in self.stack:
+            chain = " -> ".join(f"${n}" for _, n in [*self.stack[self.stack.index(memo) :], memo])
             raise _Invalid(f"substitution loop {chain}")
-        self.stack.append(key)
+        self.stack.append(memo)
         try:
-            raw = self._raw(spec)
-            s = self._evaluate(spec, raw)
+            s = self._evaluate(spec, self._raw(spec, key), "DEFAULT" if key else spec.group)
         finally:
             self.stack.pop()
-        self.done[key] = s
+        self.done[memo] = s
         return s
 
-    def _evaluate(self, spec: OptSpec, raw: Setting) -> Setting:
+    def _evaluate(self, spec: OptSpec, raw: Setting, group: str) -> Setting:
         if raw.value is None:
             return raw._replace(items=() if spec.is_list else None)
         try:
-            value = self._substitute(raw.value, spec.group)
+            value = self._substitute(raw.value, group)
         except _Unresolved as e:
             return raw._replace(unresolved=str(e))
         except _Invalid as e:
@@ -733,34 +854,62 @@ class _Resolver:
     def ref(self, key: str, group: str) -> str:
         """``StrSubWrapper.__getitem__``: the text ``$key`` stands for, seen from ``group``.
 
-        ``$name`` is looked up in ``group``, then (``NoSuchOptError``) as an option of
-        [DEFAULT]; ``${g.name}`` only in the registered group ``g`` (``DEFAULT`` is not one:
-        ``NoSuchGroupError``). A name no option has stops nova-compute (the error propagates out
-        of ``safe_substitute``). hvcheck knows the schema's options and their old names; any
-        other name set in the files or environment is taken as a string option; any other
-        name set nowhere could be an option with a default hvcheck does not know: unresolved.
+        ``$name`` is the option ``name`` of ``group`` when that group has one, else (oslo's
+        ``NoSuchOptError`` fallback) the [DEFAULT] option ``name``, a deprecated name filed
+        under [DEFAULT] included; ``${g.name}`` is only the option of the registered group
+        ``g`` ("DEFAULT" is none: ``NoSuchGroupError``). A name no option has stops
+        nova-compute (the error propagates out of ``safe_substitute``).
+
+        hvcheck knows the schema's options, nova's [libvirt] option names and the names no
+        release has in a group; any other [DEFAULT] name set in the files or environment is
+        taken as a string option. A registered option that is set nowhere has a default hvcheck
+        does not know, and a [DEFAULT] name set nowhere may or may not be an option: both are
+        unresolved (the check says UNKNOWN), never guessed.
         """
         if "." in key:
             g, name = key.split(".", 1)
-            if g == "DEFAULT" or g != g.lower():  # nova's groups are all lower case
+            if g == "DEFAULT" or g != g.lower() or (g == "libvirt" and not self.has_libvirt):
                 raise _Invalid(f"${{{key}}}: oslo.config has no group {g!r}")
-            candidates = [(g, name)]
-        else:
-            candidates = [(group, key), ("DEFAULT", key)]
-        maybe = False
-        for where, name in candidates:
-            spec = self.specs.get((where, name)) or self.deprecated.get((where, name))
-            if spec is not None:
-                return self._text(self.setting(spec), key)
-            if (where, name) in self.absent:
-                continue
-            other = self._other(where, name)
+            found = self._in_group(g, name, key)
+            if found is not None:
+                return found
+            if (g, name) in self.absent:
+                raise _Invalid(f"${{{key}}}: no such option in {self.schema.name}")
+            raise _Unresolved(f"${{{key}}} is set nowhere: hvcheck does not know its default")
+        if group != "DEFAULT":
+            found = self._in_group(group, key, key)
+            if found is not None:
+                return found
+        spec = self.specs.get(("DEFAULT", key))
+        if spec is not None:
+            return self._text(self.setting(spec), key)
+        spec = self.deprecated.get(("DEFAULT", key))
+        if spec is not None:
+            return self._text(self.setting(spec, key), key)
+        if key in _NOVA_LIBVIRT_OPTS and ("DEFAULT", key) not in self.absent:
+            # a [libvirt] name: as a [DEFAULT] option it is most likely no option at all
+            # (NoSuchOptError), which hvcheck cannot be sure of
+            raise _Unresolved(f"${key} from [{group}]: not an option of [{group}] or [DEFAULT]")
+        if ("DEFAULT", key) not in self.absent:
+            other = self._other("DEFAULT", key)
             if other is not None:
                 return other
-            maybe = True
-        if maybe:
             raise _Unresolved(f"${key} is set nowhere: hvcheck does not know its default")
         raise _Invalid(f"${key}: no such option in {self.schema.name}")
+
+    def _in_group(self, group: str, name: str, key: str) -> Optional[str]:
+        """The option ``name`` of a group other than [DEFAULT]; None when it has none."""
+        spec = self.specs.get((group, name))
+        if spec is not None:
+            return self._text(self.setting(spec), key)
+        if group == "libvirt" and not (self.has_libvirt and name in _NOVA_LIBVIRT_OPTS):
+            return None
+        if (group, name) in self.absent:
+            return None
+        other = self._other(group, name)
+        if other is None:
+            raise _Unresolved(f"${key} is set nowhere: hvcheck does not know its default")
+        return other
 
     def _text(self, s: Setting, key: str) -> str:
         # the referenced option's converted value, as str() makes it ('' for None)
@@ -870,8 +1019,7 @@ def _failures(
 
 
 def _ignored(confs: Sequence[ParsedConf], schema: NovaSchema) -> list[ConfEntry]:
-    read = {(o.group, o.name) for o in schema.options()}
-    read |= {d for o in schema.options() for d in o.deprecated}
+    read = {p for o in schema.options() for p in o.names()}
     out = []
     for c in confs:
         if c.format == "flagfile" and schema.flagfiles:
