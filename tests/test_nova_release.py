@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from hvcheck.parsers.nova_schema import nova_schema, release_key
 from hvcheck.parsers.novaconf import (
     environ_for_snapshot,
-    nova_schema,
     parse_oslo_ini,
-    release_key,
     resolve_nova_libvirt,
 )
 from snap import healthy_host, run_json

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpus import CORPUS, manifest, require_corpus
+from hvcheck.parsers import nova_schema as schema_module
 from hvcheck.parsers import novaconf
+from hvcheck.parsers.nova_schema import nova_schema
 from hvcheck.parsers.novaconf import (
     ConfEntry,
     ConfigSources,
@@ -19,7 +21,6 @@ from hvcheck.parsers.novaconf import (
     config_sources_from_argv,
     expand_config_dir,
     known_nova_config_locations,
-    nova_schema,
     oslo_config_load_order,
     oslo_default_config_dirs,
     oslo_default_config_files,
@@ -522,8 +523,9 @@ def test_known_locations() -> None:
 
 
 def test_module_doctests() -> None:
-    result = doctest.testmod(novaconf)
-    assert result.attempted > 0 and result.failed == 0
+    for mod in (novaconf, schema_module):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any, Optional
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
-from hvcheck.parsers.novaconf import Failure, NovaSchema, OptSpec, Setting
+from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
+from hvcheck.parsers.novaconf import Failure, Setting
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 
