@@ -20,7 +20,9 @@ if [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; then
   mkdir "$work/hvcheck"
   tar -C "$src" --exclude=./.git --exclude=./.venv --exclude='*.egg-info' --exclude=./build \
       --exclude=__pycache__ -cf - . | tar -C "$work/hvcheck" -xf -
-  (cd "$work/hvcheck" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) || {
+  # with the distribution's python3 (not a pyenv/venv one that may come first on PATH)
+  (cd "$work/hvcheck" && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -us -uc -b \
+      >"$work/build.log" 2>&1) || {
     tail -n 40 "$work/build.log" >&2; echo "install.sh: the package build failed" >&2; exit 1; }
   deb=$(ls "$work"/hvcheck_*_all.deb)
   # an earlier venv install (/usr/local/bin comes first on PATH) would hide the package's command

@@ -47,8 +47,11 @@ def _files_section() -> str:
     for lc in engine.load_checks():
         for p in lc.reads:
             paths.setdefault(p, []).append(lc.id)
-    lines = [".SH FILES", "hvcheck reads, and never writes, these paths (or their copies in a "
-             "snapshot given with \\fB\\-\\-root\\fP):"]
+    lines = [
+        ".SH FILES",
+        "hvcheck reads, and never writes, these paths (or their copies in a "
+        "snapshot given with \\fB\\-\\-root\\fP):",
+    ]
     for p in sorted(paths):
         lines += [".TP", f"\\fI{_roff(p)}\\fP", _roff("read by " + ", ".join(paths[p]))]
     return "\n".join(lines)
