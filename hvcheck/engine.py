@@ -283,7 +283,8 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
         from hvcheck.novaconfig import nova_conf
 
         conf = nova_conf(ctx)
-        out["virt_type"] = (conf.virt_type.value or "kvm") if conf is not None else None
+        # null when nova-compute will not start (or its value cannot be known)
+        out["virt_type"] = conf.effective_virt_type if conf is not None else None
     except Exception:  # nova.virt_type reports it
         out["virt_type"] = None
     return out

@@ -5,9 +5,16 @@ Order of preference (oslo.config semantics, later files win):
    through ``/proc/<pid>/root`` when the path does not exist on the host (kolla runs
    nova-compute in a container that shares the host's pid namespace); without those
    arguments, oslo's default search (``/etc/nova/nova.conf``, ``/etc/nova/nova-compute.conf``...);
+   its environment (``/proc/<pid>/environ``, readable by root only), whose ``OS_<GROUP>__<NAME>``
+   variables override the files;
 2. no nova-compute running: the known locations (plain, Ubuntu, kolla, TripleO, snap).
 
-Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/root/..., and the nova config files.
+The option schema applied is that of the nova release found (see :func:`nova_release`).
+
+Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/environ, /proc/<pid>/cwd,
+/proc/<pid>/exe, /proc/<pid>/root/..., the nova config files, Python distribution metadata
+(``<prefix>/lib/python3*/{site,dist}-packages/nova-*.dist-info/METADATA`` or
+``nova-*.egg-info/PKG-INFO``, the same for oslo.config) and ``/var/lib/dpkg/status``.
 """
 
 from __future__ import annotations
@@ -21,10 +28,20 @@ from hvcheck.parsers import novaconf as nc
 from hvcheck.processes import processes
 
 
+class NovaRelease(NamedTuple):
+    version: Optional[str]  # nova's version as its metadata or package states it; None: unknown
+    source: Optional[str]  # the file it was read from
+    oslo_config: Optional[str] = None  # oslo.config's version next to it, when found
+
+
 class NovaConf(NamedTuple):
     resolved: nc.NovaLibvirtConf
     how: str  # how the files were found
     pid: Optional[int]  # the nova-compute process, when one runs
+    release: NovaRelease = NovaRelease(None, None)
+    # nova-compute's environment: "read", "not readable: ...", or "no process"
+    environment: str = "no process"
+    unreadable: tuple[str, ...] = ()  # files nova loads that hvcheck may not read ("path: why")
 
     @property
     def virt_type(self) -> nc.Setting:
@@ -34,61 +51,236 @@ class NovaConf(NamedTuple):
     def cpu_mode(self) -> nc.Setting:
         return self.resolved.cpu_mode
 
-
-def _read(ctx: Context, path: str, pid: Optional[int]) -> tuple[Optional[str], str]:
-    """Text of a config file, trying the process's own root for containerised services."""
-    candidates = [path]
-    if pid is not None and path.startswith("/"):
-        candidates.append(f"/proc/{pid}/root{path}")
-    for c in candidates:
-        try:
-            t = ctx.host.read_opt(c)
-        except PermissionError:
-            raise
-        except OSError:
-            continue
-        if t is not None:
-            return t, c
-    return None, path
+    @property
+    def effective_virt_type(self) -> Optional[str]:
+        """The virt_type nova-compute runs with; None when it does not start or is unknown."""
+        vt = self.resolved.virt_type
+        if self.resolved.failures or vt.invalid or vt.unresolved or self.unreadable:
+            return None
+        return vt.value
 
 
-def _dir_files(ctx: Context, d: str, pid: Optional[int]) -> list[str]:
-    names = ctx.host.listdir(d)
-    base = d
-    if not names and pid is not None:
-        names = ctx.host.listdir(f"/proc/{pid}/root{d}")
-    return [posixpath.join(base, n) for n in nc.expand_config_dir(names)]
+class _Loader:
+    """Reads config files as one nova-compute process sees them."""
+
+    def __init__(self, ctx: Context, pid: Optional[int], home: Optional[str] = None) -> None:
+        self.ctx = ctx
+        self.pid = pid
+        self.home = home
+        self.unreadable: list[str] = []
+        self.cwd: Optional[str] = None
+        if pid is not None:
+            self.cwd = ctx.host.readlink(f"/proc/{pid}/cwd")
+
+    def absolute(self, path: str) -> str:
+        # oslo_config/cfg.py _fixpath: abspath(expanduser(path)) in the process's cwd and HOME
+        if path.startswith("~") and self.home and (path == "~" or path.startswith("~/")):
+            path = self.home + path[1:]
+        if not path.startswith("/") and self.cwd:
+            path = posixpath.join(self.cwd, path)
+        return posixpath.normpath(path) if path.startswith("/") else path
+
+    def _candidates(self, path: str) -> list[str]:
+        out = [path]
+        if self.pid is not None and path.startswith("/"):
+            out.append(f"/proc/{self.pid}/root{path}")
+        return out
+
+    def exists(self, path: str) -> bool:
+        # kolla: the paths are the container's; look through the process's root too
+        return any(self.ctx.host.exists(c) for c in self._candidates(path))
+
+    def read(self, path: str) -> Optional[nc.ParsedConf]:
+        """The file parsed, an ``unread`` conf when nova-compute cannot read it either, or None
+        when hvcheck may not (recorded in ``unreadable``)."""
+        denied = None
+        for c in self._candidates(path):
+            try:
+                data = self.ctx.host.read_bytes(c)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except PermissionError as e:
+                denied = f"{c}: {e.strerror or 'permission denied'}"
+                continue
+            except OSError as e:
+                what = "a directory" if self.ctx.host.listdir(c) else "not a regular file"
+                return nc.unread_conf(
+                    c, f"is {what} ({e.strerror or e}): nova-compute cannot read it"
+                )
+            return nc.parse_oslo_bytes(data, c)
+        if denied:
+            self.unreadable.append(denied)
+            return None
+        return nc.unread_conf(path, "does not exist (oslo.config: ConfigFilesNotFoundError)")
+
+    def dir_files(self, d: str) -> list[str]:
+        names = self.ctx.host.listdir(d)
+        if not names and self.pid is not None:
+            names = self.ctx.host.listdir(f"/proc/{self.pid}/root{d}")
+        return [posixpath.join(d, n) for n in nc.expand_config_dir(names)]
+
+    def load(self, order: list[tuple[str, str]], explicit_dirs: bool) -> list[nc.ParsedConf]:
+        confs: list[nc.ParsedConf] = []
+        for kind, path in order:
+            if kind == "dir":
+                if explicit_dirs and not self.exists(path):
+                    # _ConfigDirOpt.ConfigDirAction: ConfigDirNotFoundError
+                    confs.append(
+                        nc.unread_conf(
+                            path,
+                            "--config-dir does not exist (oslo.config: ConfigDirNotFoundError)",
+                        )
+                    )
+                    continue
+                for f in self.dir_files(path):
+                    conf = self.read(f)
+                    if conf is not None:
+                        confs.append(conf)
+            else:
+                conf = self.read(path)
+                if conf is not None:
+                    confs.append(conf)
+        return confs
 
 
-def _load(ctx: Context, paths: list[str], pid: Optional[int]) -> list[nc.ParsedConf]:
-    confs = []
-    for p in paths:
-        text, real = _read(ctx, p, pid)
-        if text is None:
-            continue
-        confs.append(nc.parse_oslo_ini(text, real))
-    return confs
+def _environment(ctx: Context, pid: int) -> tuple[Optional[dict[str, str]], str]:
+    try:
+        data = ctx.host.read_bytes(f"/proc/{pid}/environ")
+    except PermissionError:
+        return None, "not readable (root only): OS_* overrides unknown"
+    except OSError:
+        return None, "not available: OS_* overrides unknown"
+    return nc.parse_environ(data), "read"
+
+
+def _prefixes(ctx: Context, p: Optional[ProcInfo]) -> list[str]:
+    """Install prefixes to look for nova's metadata in: the interpreter's and the script's."""
+    paths: list[str] = []
+    if p is not None:
+        paths += [a for a in p.argv[:2] if a.startswith("/")]
+        exe = p.exe or ctx.host.readlink(f"/proc/{p.pid}/exe")  # the walk read it once
+        if exe and exe.startswith("/"):
+            paths.append(exe.split(" (deleted)")[0])
+    out: list[str] = []
+    for path in paths:
+        d = posixpath.dirname(path)
+        if posixpath.basename(d) == "bin":
+            out.append(posixpath.dirname(d) or "/")
+    for default in ("/usr", "/usr/local"):
+        out.append(default)
+    return list(dict.fromkeys(out))
+
+
+def _metadata_versions(ctx: Context, root: str, prefixes: list[str]) -> dict[str, tuple[str, str]]:
+    """``{"nova": (version, file), "oslo.config": ...}`` from site-packages under ``root``."""
+    h = ctx.host
+    found: dict[str, tuple[str, str]] = {}
+    for prefix in prefixes:
+        lib = f"{root}{prefix.rstrip('/')}/lib"
+        for py in h.listdir(lib):
+            if not py.startswith("python"):
+                continue
+            for sub in ("site-packages", "dist-packages"):
+                sp = f"{lib}/{py}/{sub}"
+                for name in h.listdir(sp):
+                    low = name.lower()
+                    if not low.startswith(("nova-", "oslo.config-", "oslo_config-")):
+                        continue
+                    if low.endswith(".dist-info"):
+                        meta = f"{sp}/{name}/METADATA"
+                    elif low.endswith(".egg-info"):
+                        meta = f"{sp}/{name}/PKG-INFO"
+                    else:
+                        continue
+                    try:
+                        text = h.read_text(meta, 256 * 1024)
+                    except OSError:
+                        if not low.endswith(".egg-info"):
+                            continue
+                        try:  # an egg-info may be the PKG-INFO file itself
+                            text, meta = h.read_text(f"{sp}/{name}", 256 * 1024), f"{sp}/{name}"
+                        except OSError:
+                            continue
+                    nv = nc.dist_name_version(text)
+                    if nv is None:
+                        continue
+                    dist = nv[0].lower().replace("_", ".")
+                    if dist in ("nova", "oslo.config") and dist not in found:
+                        found[dist] = (nv[1], meta)
+        if "nova" in found:
+            break
+    return found
+
+
+def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
+    """Which nova (and oslo.config) nova-compute runs, as the process sees its files.
+
+    Through ``/proc/<pid>/root`` first (a container's own tree), then the host's: the Python
+    distribution metadata in the interpreter's prefix (``lib/python3*/site-packages`` or
+    ``dist-packages``; Debian's and RDO's packages ship an ``.egg-info``, pip a
+    ``.dist-info``), then dpkg's database (``python3-nova``, ``nova-common``). None when none
+    says it: the check then applies the newest schema and says so.
+    """
+
+    def compute(c: Context) -> NovaRelease:
+        prefixes = _prefixes(c, p)
+        roots = ([f"/proc/{p.pid}/root"] if p is not None else []) + [""]
+        for root in roots:
+            found = _metadata_versions(c, root, prefixes)
+            if "nova" in found:
+                oslo = found.get("oslo.config")
+                return NovaRelease(found["nova"][0], found["nova"][1], oslo[0] if oslo else None)
+            status = f"{root}/var/lib/dpkg/status"
+            try:
+                text = c.host.read_text(status)
+            except OSError:
+                continue
+            pkgs = nc.dpkg_versions(
+                text, ["python3-nova", "nova-common", "python-nova", "python3-oslo.config"]
+            )
+            for name in ("python3-nova", "nova-common", "python-nova"):
+                if pkgs.get(name):
+                    return NovaRelease(
+                        pkgs[name], f"{status} ({name})", pkgs.get("python3-oslo.config")
+                    )
+        return NovaRelease(None, None)
+
+    key = f"nova_release:{p.pid if p is not None else '-'}"
+    release: NovaRelease = ctx.fact(key, compute)
+    return release
 
 
 def _from_process(ctx: Context, p: ProcInfo) -> NovaConf:
     sources = nc.config_sources_from_argv(list(p.argv))
-
-    def exists(path: str) -> bool:
-        # kolla: the paths are the container's; look through the process's root too
-        return ctx.host.exists(path) or ctx.host.exists(f"/proc/{p.pid}/root{path}")
-
-    order = nc.oslo_config_load_order(sources, "nova", "nova-compute", exists=exists)
-    paths: list[str] = []
-    for kind, path in order:
-        if kind == "dir":
-            paths.extend(_dir_files(ctx, path, p.pid))
-        else:
-            paths.append(path)
+    env, env_state = _environment(ctx, p.pid)
+    env = env or {}
+    loader = _Loader(ctx, p.pid, env.get("HOME"))
+    if sources is not None:
+        sources = nc.ConfigSources(tuple((k, loader.absolute(v)) for k, v in sources))
+    order = nc.oslo_config_load_order(
+        sources,
+        "nova",
+        "nova-compute",
+        exists=loader.exists,
+        home=env.get("HOME"),
+        snap=env.get("SNAP"),
+        snap_common=env.get("SNAP_COMMON"),
+    )
+    confs = loader.load(order, explicit_dirs=True)
+    release = nova_release(ctx, p)
+    schema = nc.nova_schema(release.version, release.oslo_config)
     if sources is None:
         how = f"nova-compute (pid {p.pid}) runs without --config-file: oslo.config's defaults"
     else:
         how = f"nova-compute (pid {p.pid}) command line"
-    return NovaConf(nc.resolve_nova_libvirt(_load(ctx, paths, p.pid)), how, p.pid)
+    return NovaConf(
+        nc.resolve_nova_libvirt(confs, schema, env if env_state == "read" else None),
+        how,
+        p.pid,
+        release,
+        env_state,
+        tuple(loader.unreadable),
+    )
 
 
 def nova_conf(ctx: Context) -> Optional[NovaConf]:
@@ -98,17 +290,24 @@ def nova_conf(ctx: Context) -> Optional[NovaConf]:
         procs = processes(c, "nova-compute")
         if procs:
             return _from_process(c, procs[0])
+        loader = _Loader(c, None)
         paths: list[str] = []
         for loc in nc.known_nova_config_locations():
             if "*" in loc:
                 paths.extend(sorted(c.host.glob(loc)))
-            else:
+            elif c.host.exists(loc):
                 paths.append(loc)
-        confs = _load(c, paths, None)
-        if not confs:
+        confs = loader.load([("file", p) for p in paths], explicit_dirs=False)
+        if not confs and not loader.unreadable:
             return None
+        release = nova_release(c, None)
         return NovaConf(
-            nc.resolve_nova_libvirt(confs), "known locations (nova-compute not running)", None
+            nc.resolve_nova_libvirt(confs, nc.nova_schema(release.version, release.oslo_config)),
+            "known locations (nova-compute not running)",
+            None,
+            release,
+            "no process",
+            tuple(loader.unreadable),
         )
 
     return ctx.fact("nova_conf", compute)

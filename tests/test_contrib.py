@@ -663,7 +663,10 @@ def test_playbook_structure() -> None:
 
 
 def test_playbook_syntax_check() -> None:
-    ansible = shutil.which("ansible-playbook")
+    venv_ansible = Path(sys.executable).parent / "ansible-playbook"
+    ansible = shutil.which("ansible-playbook") or (
+        str(venv_ansible) if os.access(venv_ansible, os.X_OK) else None
+    )
     if ansible is None:
         pytest.skip("ansible-playbook not installed (pip install ansible-core)")
     p = subprocess.run(

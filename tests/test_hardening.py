@@ -210,7 +210,18 @@ def test_hostile_config_values_are_inert(tmp_path: Path) -> None:
     assert "\x1b" not in text and "\x07" not in text
     _, doc = run_json("--root", str(root))
     c = next(c for c in doc["checks"] if c["id"] == "nova.virt_type")
-    assert c["status"] == "CRITICAL" and c["code"] == "invalid"
+    # not UTF-8 (\xff): nova-compute cannot even decode the file
+    assert c["status"] == "CRITICAL" and c["code"] == "will-not-start"
+    # valid UTF-8: the hostile value itself reaches the summary, outside nova's choices
+    (root / "etc/nova/nova.conf").write_bytes(
+        b"[libvirt]\nvirt_type = \x1b]52;c;cHduZWQ=\x07\x1b[2Jkvm\n"
+    )
+    text, _ = _all_output(root)
+    assert "\x1b" not in text and "\x07" not in text
+    _, doc = run_json("--root", str(root))
+    c = next(c for c in doc["checks"] if c["id"] == "nova.virt_type")
+    assert c["status"] == "CRITICAL" and c["code"] == "will-not-start"
+    assert "is not one of kvm" in c["summary"]
 
 
 EVIL_NAME = "evil\x1b]52;c;aGk=\x07"  # OSC 52: sets the terminal's clipboard

@@ -93,15 +93,36 @@ def test_known_locations_when_nova_compute_is_not_running(tmp_path: Path) -> Non
     assert c["status"] == "OK" and "known locations" in c["details"]["found_by"]
 
 
-def test_old_option_name_is_recognised_and_named(tmp_path: Path) -> None:
+def test_old_option_name_is_ignored_by_a_current_nova(tmp_path: Path) -> None:
+    # nova's version unknown: the newest schema, where [DEFAULT] libvirt_type is no option
     root = _write(
         healthy_host(tmp_path / "s"), {"etc/nova/nova.conf": "[DEFAULT]\nlibvirt_type = qemu\n"}
+    )
+    _, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert doc["verdict"]["virt_type"] == "kvm"
+    assert c["details"]["source"]["default"] is True and c["status"] == "OK"
+    assert c["details"]["ignored"][0]["key"] == "libvirt_type"
+    assert "libvirt_type = qemu at /etc/nova/nova.conf:2 is not read" in c["summary"]
+    assert c["details"]["release"]["newest_assumed"] is True
+
+
+def test_old_option_name_is_recognised_and_named_by_icehouse(tmp_path: Path) -> None:
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {
+            "etc/nova/nova.conf": "[DEFAULT]\nlibvirt_type = qemu\n",
+            "usr/lib/python2.7/dist-packages/nova-2014.1.5.egg-info/PKG-INFO": (
+                "Metadata-Version: 1.1\nName: nova\nVersion: 2014.1.5\n"
+            ),
+        },
     )
     _, doc = run_json("--root", str(root))
     c = _nova(doc)
     assert doc["verdict"]["virt_type"] == "qemu"
     assert "libvirt_type" in c["details"]["source"]["spelling"]
     assert "deprecated" in c["summary"]
+    assert c["details"]["release"]["nova"] == "2014.1.5"
 
 
 def test_unset_means_kvm(tmp_path: Path) -> None:
@@ -115,15 +136,28 @@ def test_unset_means_kvm(tmp_path: Path) -> None:
     assert c["details"]["source"]["default"] is True and c["status"] == "OK"
 
 
-def test_garbage_config_is_unknown_with_the_parse_error(tmp_path: Path) -> None:
+def test_garbage_config_stops_nova_compute(tmp_path: Path) -> None:
+    # oslo.config refuses the file (ConfigFileParseError): nova-compute does not start
     root = _write(
         healthy_host(tmp_path / "s"),
+        {"etc/nova/nova.conf": "[libvirt]\nvirt_type = kvm\nthis is not ini\n"},
+    )
+    rc, doc = run_json("--root", str(root))
+    c = _nova(doc)
+    assert c["status"] == "CRITICAL" and "line 3" in c["summary"]
+    assert c["summary"].startswith("nova-compute will not start: /etc/nova/nova.conf: line 3")
+    assert c["hint"].startswith("fix line 3 of /etc/nova/nova.conf")
+    assert doc["verdict"]["virt_type"] is None
+    assert rc == 2
+    # bytes that are not UTF-8: Python cannot decode the file before oslo parses a line
+    root = _write(
+        healthy_host(tmp_path / "t"),
         {"etc/nova/nova.conf": b"[libvirt]\nvirt_type = kvm\nthis is not ini\n\xff\x00"},
     )
     rc, doc = run_json("--root", str(root))
     c = _nova(doc)
-    assert c["status"] == "UNKNOWN" and "line 3" in c["summary"]
-    assert rc == 3
+    assert c["status"] == "CRITICAL" and "line 4: not UTF-8 (byte 0xff)" in c["summary"]
+    assert doc["verdict"]["virt_type"] is None and rc == 2
 
 
 def test_virt_type_kvm_without_usable_kvm_is_critical(tmp_path: Path) -> None:

@@ -18,11 +18,16 @@ REPO = Path(__file__).resolve().parent.parent
 UBUNTU_2204 = OsInfo("ubuntu", "debian", "Ubuntu 22.04.4 LTS", "22.04", "jammy")
 UBUNTU_1404 = OsInfo("ubuntu", "debian", "Ubuntu 14.04.5 LTS", "14.04", "Trusty Tahr")
 RHEL_94 = OsInfo("rhel", "fedora", "Red Hat Enterprise Linux 9.4 (Plow)", "9.4", "Plow")
+GENTOO = OsInfo("gentoo", "", "Gentoo Linux", "2.15", "")  # VERSION_ID is the baselayout's
 DEBIAN_12 = OsInfo("debian", "", "Debian GNU/Linux 12 (bookworm)", "12", "bookworm")
 
 # what each fixture's etc/os-release says, read by hand
 FIXTURES = {
     "aarch64-kvm-host": UBUNTU_2204,
+    "amd-builtin-kvm-intel-noise": GENTOO,
+    "builtin-kvm-intel-nested-modprobe-ignored": GENTOO,
+    "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
+    "wsl2-hyperv-guest-no-nested": UBUNTU_2204,
     "amd-nested-mismatch": RHEL_94,
     # VERSION="39 (Workstation Edition)" but VERSION_CODENAME="": the empty codename wins
     "amd-svm-disabled-in-firmware": OsInfo(

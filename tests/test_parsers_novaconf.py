@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpus import CORPUS, manifest, require_corpus
+from hvcheck.parsers import nova_schema as schema_module
 from hvcheck.parsers import novaconf
+from hvcheck.parsers.nova_schema import nova_schema
 from hvcheck.parsers.novaconf import (
     ConfEntry,
     ConfigSources,
@@ -26,7 +28,9 @@ from hvcheck.parsers.novaconf import (
     resolve_nova_libvirt,
 )
 
-DEPRECATED = "[DEFAULT] libvirt_type (deprecated, pre-Icehouse)"
+DEPRECATED = "[DEFAULT] libvirt_type (deprecated name of [libvirt] virt_type)"
+ESSEX = nova_schema("2012.1")
+ICEHOUSE = nova_schema("2014.1")
 
 # --------------------------------------------------------------------------------------------
 # corpus: every nova-conf row of MANIFEST.tsv
@@ -45,8 +49,9 @@ def test_corpus_nova_conf(path: str | None, facts: dict[str, str] | None) -> Non
     text = (CORPUS / path).read_text(encoding="utf-8")
     conf = parse_oslo_ini(text, path)
     assert conf.error is None, conf.error
-    r = resolve_nova_libvirt([conf])
-    assert r.errors == ()
+    # the flagfiles are Diablo's and Essex's; the ini files are read as the newest nova reads them
+    r = resolve_nova_libvirt([conf], ESSEX if facts.get("format") == "flagfile" else None)
+    assert r.errors == () and r.failures == ()
     assert r.files == (path,)
 
     expected = facts.get("effective_virt_type", facts["virt_type"])
@@ -75,7 +80,10 @@ def test_corpus_nova_conf(path: str | None, facts: dict[str, str] | None) -> Non
         assert r.cpu_mode.default is (want is None)
     if "cpu_model" in facts:
         assert r.cpu_models.value == facts["cpu_model"]
-        assert r.cpu_models.spelling == "[libvirt] cpu_model (deprecated name of cpu_models)"
+        assert (
+            r.cpu_models.spelling == "[libvirt] cpu_model (deprecated name of [libvirt] cpu_models)"
+        )
+        assert r.cpu_models.items == (facts["cpu_model"],)
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,7 +130,7 @@ def test_line_numbers_sections_and_continuations() -> None:
     assert r.cpu_mode == Setting(
         "host-passthrough", "/etc/nova/nova.conf", 13, "[libvirt] cpu_mode", False
     )
-    assert r.cpu_models == Setting(None, None, None, "default", True)
+    assert r.cpu_models == Setting(None, None, None, "default", True, items=())  # ListOpt: []
 
 
 def test_crlf_and_cr_line_ends_count_like_oslo() -> None:
@@ -264,8 +272,16 @@ def test_duplicate_key_last_wins() -> None:
 
 def test_deprecated_default_libvirt_type_alone() -> None:
     conf = parse_oslo_ini("[DEFAULT]\nlibvirt_type=qemu\n", "/etc/nova/nova.conf")
-    r = resolve_nova_libvirt([conf])
+    r = resolve_nova_libvirt([conf], ICEHOUSE)
     assert r.virt_type == Setting("qemu", "/etc/nova/nova.conf", 2, DEPRECATED, False)
+    assert r.ignored == ()
+    # Havana: the current name; Juno (d0a02fa390) and later: ignored, nova's default applies
+    havana = resolve_nova_libvirt([conf], nova_schema("2013.2"))
+    assert havana.virt_type.spelling == "[DEFAULT] libvirt_type"
+    for version in ("2014.2", "27.1.0", None):
+        r = resolve_nova_libvirt([conf], nova_schema(version))
+        assert r.virt_type == Setting("kvm", None, None, "default", True)
+        assert [(e.key, e.line) for e in r.ignored] == [("libvirt_type", 2)]
 
 
 def test_new_name_beats_deprecated_in_the_same_file() -> None:
@@ -273,7 +289,7 @@ def test_new_name_beats_deprecated_in_the_same_file() -> None:
     conf = parse_oslo_ini(
         "[libvirt]\nvirt_type = kvm\n\n[DEFAULT]\nlibvirt_type = qemu\n", "/etc/nova/nova.conf"
     )
-    r = resolve_nova_libvirt([conf])
+    r = resolve_nova_libvirt([conf], ICEHOUSE)
     assert (r.virt_type.value, r.virt_type.spelling, r.virt_type.line) == (
         "kvm",
         "[libvirt] virt_type",
@@ -285,30 +301,38 @@ def test_deprecated_name_in_a_later_file_beats_new_name_in_an_earlier_one() -> N
     # oslo's _Namespace._get_file_value searches files newest first, names within each file
     a = parse_oslo_ini("[libvirt]\nvirt_type = kvm\n", "/etc/nova/nova.conf")
     b = parse_oslo_ini("[DEFAULT]\nlibvirt_type = qemu\n", "/etc/nova/nova-compute.conf")
-    r = resolve_nova_libvirt([a, b])
+    r = resolve_nova_libvirt([a, b], ICEHOUSE)
     assert (r.virt_type.value, r.virt_type.spelling) == ("qemu", DEPRECATED)
 
 
 def test_default_group_must_be_spelled_exactly() -> None:
-    r = resolve_nova_libvirt([parse_oslo_ini("[default]\nlibvirt_type = qemu\n", "x")])
+    r = resolve_nova_libvirt([parse_oslo_ini("[default]\nlibvirt_type = qemu\n", "x")], ICEHOUSE)
     assert r.virt_type.default is True and r.virt_type.value == "kvm"
 
 
 def test_cpu_models_and_its_deprecated_names() -> None:
     old = parse_oslo_ini("[DEFAULT]\nlibvirt_cpu_mode = custom\nlibvirt_cpu_model = kvm64\n", "a")
-    r = resolve_nova_libvirt([old])
+    r = resolve_nova_libvirt([old], ICEHOUSE)
     assert r.cpu_mode.value == "custom"
-    assert r.cpu_mode.spelling == "[DEFAULT] libvirt_cpu_mode (deprecated, pre-Icehouse)"
+    assert (
+        r.cpu_mode.spelling == "[DEFAULT] libvirt_cpu_mode (deprecated name of [libvirt] cpu_mode)"
+    )
     assert r.cpu_models.value == "kvm64"
     assert r.cpu_models.spelling.startswith("[DEFAULT] libvirt_cpu_model")
+    assert r.cpu_models.items is None  # Icehouse's cpu_model is one string, not a list
     new = parse_oslo_ini(
         "[libvirt]\ncpu_model = kvm64\ncpu_models = Haswell,Broadwell\n", "/etc/nova/nova.conf"
     )
     r = resolve_nova_libvirt([new])
-    assert (r.cpu_models.value, r.cpu_models.spelling) == (
+    assert (r.cpu_models.value, r.cpu_models.spelling, r.cpu_models.items) == (
         "Haswell,Broadwell",
         "[libvirt] cpu_models",
+        ("Haswell", "Broadwell"),
     )
+    # before Train (20.0.0) there is no cpu_models: cpu_model is the option
+    r = resolve_nova_libvirt([new], nova_schema("19.0.0"))
+    assert (r.cpu_models.value, r.cpu_models.spelling) == ("kvm64", "[libvirt] cpu_model")
+    assert [e.key for e in r.ignored] == ["cpu_models"]
 
 
 def test_compute_driver() -> None:
@@ -325,7 +349,7 @@ def test_compute_driver() -> None:
 # pre-Grizzly flagfiles
 # --------------------------------------------------------------------------------------------
 
-ESSEX = """\
+ESSEX_FLAGS = """\
 --dhcpbridge=/usr/bin/nova-dhcpbridge
 --logdir=/var/log/nova
 # a comment
@@ -339,13 +363,13 @@ ESSEX = """\
 
 
 def test_flagfile() -> None:
-    conf = parse_oslo_ini(ESSEX, "/etc/nova/nova.conf")
+    conf = parse_oslo_ini(ESSEX_FLAGS, "/etc/nova/nova.conf")
     assert conf.format == "flagfile" and conf.error is None
     got = {e.key: (e.section, e.value, e.line) for e in conf.entries}
     assert got["libvirt_type"] == ("DEFAULT", "kvm", 4)
     assert got["force_dhcp_release"] == ("DEFAULT", "True", 8)  # a bare boolean flag
     assert got["root_helper"] == ("DEFAULT", "sudo nova-rootwrap", 9)
-    r = resolve_nova_libvirt([conf])
+    r = resolve_nova_libvirt([conf], ESSEX)
     assert r.virt_type == Setting(
         "kvm", "/etc/nova/nova.conf", 4, "--libvirt_type (flagfile)", False
     )
@@ -499,8 +523,9 @@ def test_known_locations() -> None:
 
 
 def test_module_doctests() -> None:
-    result = doctest.testmod(novaconf)
-    assert result.attempted > 0 and result.failed == 0
+    for mod in (novaconf, schema_module):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -527,12 +552,16 @@ def test_property_parse_never_raises(text: str) -> None:
         assert isinstance(e, ConfEntry)
         assert all(isinstance(x, str) for x in (e.section, e.key, e.value, e.file))
         assert e.key and 1 <= e.line <= n_lines
-    r = resolve_nova_libvirt([conf, conf])
-    assert isinstance(r, NovaLibvirtConf)
-    assert isinstance(r.virt_type.value, str)
-    for s in (r.virt_type, r.cpu_mode, r.cpu_models, r.compute_driver):
-        assert isinstance(s, Setting) and s.default is (s.file is None)
-    assert len(r.errors) == (2 if conf.error else 0)
+    for schema in (ESSEX, ICEHOUSE, None):
+        r = resolve_nova_libvirt([conf, conf], schema)
+        assert isinstance(r, NovaLibvirtConf)
+        assert isinstance(r.virt_type.value, str)
+        for s in (r.virt_type, r.cpu_mode, r.cpu_models, r.compute_driver):
+            assert isinstance(s, Setting) and s.default is (s.file is None)
+        # a flagfile is an error where the release no longer reads flagfiles
+        refused = conf.error or (conf.format == "flagfile" and schema is not ESSEX)
+        assert len(r.errors) == (2 if refused else 0)
+        assert len(r.failures) >= len(r.errors)
 
 
 @given(st.lists(st.one_of(st.text(), st.sampled_from(["--config-file", "--config-dir", "--"]))))

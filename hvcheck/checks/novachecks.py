@@ -7,20 +7,89 @@ Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also koll
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
-from hvcheck.parsers.novaconf import Setting
+from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
+from hvcheck.parsers.novaconf import Failure, Setting
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 
 
 def _where(s: Setting) -> str:
-    if s.default:
+    if s.env:
+        where = f"environment {s.env}"
+    elif s.default:
         return "nova's default (unset)"
-    return f"{s.file}:{s.line} ({s.spelling})"
+    else:
+        where = f"{s.file}:{s.line} ({s.spelling})"
+    if s.raw is not None:
+        where += f", {s.raw!r} substituted"
+    return where
+
+
+def _setting(s: Setting) -> dict[str, Any]:
+    return {
+        "value": s.value,
+        "items": list(s.items) if s.items is not None else None,
+        "file": s.file,
+        "line": s.line,
+        "spelling": s.spelling,
+        "default": s.default,
+        "environment": s.env,
+        "raw": s.raw,
+        "invalid": s.invalid,
+        "unresolved": s.unresolved,
+    }
+
+
+def _failure_hint(f: Failure, schema: Optional[NovaSchema]) -> str:
+    """What to change, from what nova-compute stumbles on."""
+    if f.kind == "file":
+        if f.file and "does not exist" in f.message and "--config-dir" in f.message:
+            return (
+                f"create the directory {f.file} or drop --config-dir {f.file} from "
+                "nova-compute's command line (its service unit or container definition)"
+            )
+        if f.file and "does not exist" in f.message:
+            return (
+                f"create {f.file} or drop --config-file {f.file} from nova-compute's command "
+                "line (its service unit or container definition)"
+            )
+        if "not UTF-8" in f.message:
+            return f"re-save {f.file} as UTF-8 (line {f.line} holds the first bad byte)"
+        if f.line:
+            return f"fix line {f.line} of {f.file}: oslo.config refuses the whole file"
+        return f"make {f.file} a readable config file, or stop nova-compute from loading it"
+    if f.kind == "cpu":
+        where = f"environment {f.env}" if f.env else f"{f.file}:{f.line}" if f.file else "nova.conf"
+        return (
+            "set [libvirt] cpu_mode = custom together with cpu_models, or remove cpu_models "
+            f"(see {where})"
+        )
+    opt: dict[str, Optional[OptSpec]] = {}
+    if schema is not None:
+        opt = {
+            "virt_type": schema.virt_type,
+            "cpu_mode": schema.cpu_mode,
+            "cpu_models": schema.cpu_models,
+        }
+    spec = opt.get(f.option or "")
+    choices = f" to one of {', '.join(spec.choices)}" if spec and spec.choices else ""
+    name = spec.spelling if spec else f"[libvirt] {f.option}"
+    if f.env:
+        return (
+            f"unset {f.env} in nova-compute's environment (its service unit or container "
+            f"definition) or set it{choices}"
+        )
+    place = f" in {f.file}" if f.file else ""
+    return (
+        f"set {name}{place}{choices} (oslo.config has no inline comments)"
+        if choices
+        else (f"fix {name}{place}")
+    )
 
 
 class NovaVirtType(Check):
@@ -28,12 +97,15 @@ class NovaVirtType(Check):
     title = "Nova [libvirt] virt_type against this host"
     reads = (
         "nova-compute --config-file/--config-dir",
+        "/proc/<nova-compute pid>/environ (OS_<GROUP>__<NAME>)",
         "/etc/nova/nova.conf",
         "/etc/nova/nova.conf.d/*.conf",
         "/etc/nova/nova-compute.conf",
         "/etc/kolla/nova-compute/nova.conf",
         "/var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf",
         "/var/snap/*/common/etc/nova/...",
+        "nova's Python metadata (site-packages nova-*.dist-info, nova-*.egg-info)",
+        "/var/lib/dpkg/status",
     )
 
     def run(self, ctx: Context) -> Result:
@@ -44,44 +116,98 @@ class NovaVirtType(Check):
             )
         vt = conf.virt_type
         r = conf.resolved
-        d = {
-            "virt_type": vt.value,
+        schema = r.schema
+        rel = conf.release
+        if rel.version:
+            release = f"nova {rel.version} ({rel.source}): {schema.name if schema else '?'}"
+        else:
+            release = (
+                "nova's version not found: the newest option schema "
+                f"({schema.name if schema else '?'}) applied"
+            )
+        d: dict[str, Any] = {
+            "virt_type": conf.effective_virt_type,
             "source": {
                 "file": vt.file,
                 "line": vt.line,
                 "spelling": vt.spelling,
                 "default": vt.default,
+                "environment": vt.env,
+                "raw": vt.raw,
+                "value": vt.value,
             },
-            "cpu_mode": {
-                "value": conf.cpu_mode.value,
-                "file": conf.cpu_mode.file,
-                "line": conf.cpu_mode.line,
-                "default": conf.cpu_mode.default,
-            },
+            "cpu_mode": _setting(conf.cpu_mode),
+            "cpu_models": _setting(r.cpu_models),
             "files": list(r.files),
             "errors": list(r.errors),
+            "failures": [dict(f._asdict()) for f in r.failures],
+            "ignored": [
+                {
+                    "section": e.section,
+                    "key": e.key,
+                    "value": e.value,
+                    "file": e.file,
+                    "line": e.line,
+                }
+                for e in r.ignored
+            ],
+            "unreadable": list(conf.unreadable),
+            "release": {
+                "nova": rel.version,
+                "source": rel.source,
+                "oslo_config": rel.oslo_config,
+                "schema": schema.name if schema else None,
+                "newest_assumed": rel.version is None,
+            },
+            "environment": conf.environment,
             "found_by": conf.how,
             "nova_compute_pid": conf.pid,
         }
         ev = [
             f"{conf.how}: {', '.join(r.files) or 'no file readable'}",
+            release,
             f"virt_type={vt.value} from {_where(vt)}",
         ]
-        if r.errors:
+        if conf.pid is not None:
+            ev.append(f"environment of pid {conf.pid}: {conf.environment}")
+        ignored = "".join(
+            f"; [{e.section}] {e.key} = {e.value} at {e.file}:{e.line} is not read by nova "
+            f"{schema.name if schema else ''}"
+            for e in r.ignored
+        )
+        if r.failures:
+            f = r.failures[0]
+            at = f" ({f.file}:{f.line})" if f.file and f.line and f.kind != "file" else ""
+            return self.result(
+                CRITICAL,
+                f"nova-compute will not start: {f.message}{at}",
+                hint=_failure_hint(f, schema),
+                code="will-not-start",
+                evidence=ev,
+                details=d,
+            )
+        if conf.unreadable:
             return self.result(
                 UNKNOWN,
-                f"nova config does not parse: {r.errors[0]}",
-                hint="fix the file (nova-compute would refuse it too); "
-                "oslo.config reports the same line",
-                code="parse-error",
+                f"cannot read {conf.unreadable[0]}, which nova-compute loads",
+                hint="re-run as root",
+                code="unreadable",
+                evidence=ev,
+                details=d,
+            )
+        if vt.unresolved:
+            return self.result(
+                UNKNOWN,
+                f"virt_type = {vt.value} ({_where(vt)}): {vt.unresolved}",
+                hint="write the value itself in [libvirt] virt_type",
+                code="unresolved",
                 evidence=ev,
                 details=d,
             )
         if vt.value is not None and not vt.value.strip():
             return self.result(
                 CRITICAL,
-                f"virt_type is empty ({_where(vt)}): oslo.config "
-                "rejects it and nova-compute will not start",
+                f"virt_type is empty ({_where(vt)}): nova's libvirt driver cannot use it",
                 hint="set [libvirt] virt_type = kvm",
                 code="empty",
                 evidence=ev,
@@ -89,16 +215,18 @@ class NovaVirtType(Check):
             )
         value = vt.value or "kvm"
         old = (
-            " (deprecated option name: use [libvirt] virt_type)"
-            if ("libvirt_type" in vt.spelling)
+            f" (deprecated option name: use {schema.virt_type.spelling})"
+            if schema is not None and "deprecated" in vt.spelling
             else ""
         )
         state = facts.kvm_state(ctx)
         if value not in KNOWN_VIRT_TYPES:
+            # only releases without choices (before Liberty) get here: oslo.config took the
+            # value, the libvirt driver cannot use it
             return self.result(
                 CRITICAL,
-                f"virt_type={value} is not a value nova accepts "
-                f"({_where(vt)}): nova-compute will not start",
+                f"virt_type={value} is not a type nova's libvirt driver knows "
+                f"({_where(vt)}): instances cannot start",
                 hint="set [libvirt] virt_type = kvm (or qemu without KVM)",
                 code="invalid",
                 evidence=ev,
@@ -108,7 +236,7 @@ class NovaVirtType(Check):
             if state.usable is True:
                 return self.result(
                     OK,
-                    f"virt_type=kvm ({_where(vt)}){old} and KVM is usable",
+                    f"virt_type=kvm ({_where(vt)}){old} and KVM is usable{ignored}",
                     code="kvm-ok",
                     evidence=ev,
                     details=d,
@@ -117,7 +245,7 @@ class NovaVirtType(Check):
                 return self.result(
                     CRITICAL,
                     f"virt_type=kvm ({_where(vt)}) but KVM is not "
-                    f"usable: instances cannot start ({state.reason})",
+                    f"usable: instances cannot start ({state.reason}){ignored}",
                     hint="fix KVM (see kvm.device), or set [libvirt] virt_type = "
                     "qemu if this host can only emulate",
                     code="kvm-unusable",
@@ -134,13 +262,17 @@ class NovaVirtType(Check):
             )
         if value == "qemu":
             if state.usable is True:
+                place = (
+                    f"unset {vt.env} in nova-compute's environment"
+                    if vt.env
+                    else f"set [libvirt] virt_type = kvm in {vt.file or '/etc/nova/nova.conf'}"
+                )
                 return self.result(
                     WARNING,
                     f"virt_type=qemu ({_where(vt)}){old}: KVM is usable "
                     "here but unused — every instance is emulated (TCG, 10-50x "
-                    "slower)",
-                    hint=f"set [libvirt] virt_type = kvm in "
-                    f"{vt.file or '/etc/nova/nova.conf'} and restart nova-compute",
+                    f"slower){ignored}",
+                    hint=f"{place} and restart nova-compute",
                     code="capable-but-unused",
                     evidence=ev,
                     details=d,
@@ -148,7 +280,7 @@ class NovaVirtType(Check):
             return self.result(
                 OK,
                 f"virt_type=qemu ({_where(vt)}){old}: emulation, as fits a "
-                "host without usable KVM (a nested lab)",
+                f"host without usable KVM (a nested lab){ignored}",
                 code="qemu-no-kvm",
                 evidence=ev,
                 details=d,
@@ -156,7 +288,7 @@ class NovaVirtType(Check):
         return self.result(
             OK,
             f"virt_type={value} ({_where(vt)}): not a QEMU/KVM driver; "
-            "acceleration checks do not apply",
+            f"acceleration checks do not apply{ignored}",
             code="other",
             evidence=ev,
             details=d,

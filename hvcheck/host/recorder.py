@@ -59,8 +59,13 @@ class RecordingHost(LiveHost):
             with self.rec_lock:
                 self.denied.add(path)
             raise
+        kept = data
+        if path.startswith("/proc/") and path.endswith("/environ"):
+            from hvcheck.parsers.novaconf import environ_for_snapshot
+
+            kept = environ_for_snapshot(data)  # only what oslo.config's environment source reads
         with self.rec_lock:
-            self.files[path] = data
+            self.files[path] = kept
         return data
 
     def _listdir(self, path: str) -> list[str]:

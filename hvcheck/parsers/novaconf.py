@@ -22,14 +22,22 @@ kolla-ansible's CI override (``tests/templates/nova-compute-overrides.j2``), ver
 An Essex-era flagfile (``nerdalert/Openstack-Essex-install-config-files``, shortened):
 
 >>> old = parse_oslo_ini("--libvirt_type=kvm\\n--connection_type=libvirt\\n", "nova.conf")
->>> old.format, resolve_nova_libvirt([old]).virt_type.spelling
+>>> old.format, resolve_nova_libvirt([old], nova_schema("2012.1")).virt_type.spelling
 ('flagfile', '--libvirt_type (flagfile)')
+
+The same file under any nova from Grizzly (2013.1) on: oslo.config refuses it.
+
+>>> resolve_nova_libvirt([old]).failures[0].message
+"nova.conf: line 1: no section header before '--libvirt_type=kvm'"
 
 Nothing here does I/O or raises: parse errors come back as ``ParsedConf.error`` (text), the way
 oslo.config would refuse the file. Semantics follow oslo.config 9.8.0 (``oslo_config/iniparser.py``
 ``BaseParser.parse``; ``oslo_config/cfg.py`` ``ConfigParser``, ``_Namespace._get_file_value``,
 ``_get_config_dirs``, ``find_config_files``, ``find_config_dirs``,
 ``ConfigOpts._parse_config_files``, ``_ConfigDirOpt.ConfigDirAction``), read from the wheel.
+What each nova release reads (option names, defaults, choices) is the table of
+:mod:`hvcheck.parsers.nova_schema` (:class:`NovaSchema`, :class:`OptSpec` and :func:`nova_schema`
+are re-exported here, as :func:`resolve_nova_libvirt` takes a schema).
 """
 
 from __future__ import annotations
@@ -37,23 +45,44 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
+import string
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Callable, NamedTuple, Optional
+
+from hvcheck.parsers.nova_schema import (
+    ALL_NAMES,
+    NEWEST_SCHEMA,
+    NOVA_LIBVIRT_OPTS,
+    NovaSchema,
+    OptSpec,
+    nova_schema,
+)
 
 __all__ = [
     "ConfEntry",
     "ConfigSources",
+    "Failure",
     "NovaLibvirtConf",
+    "NovaSchema",
+    "OptSpec",
     "ParsedConf",
     "Setting",
     "config_sources_from_argv",
+    "dist_name_version",
+    "dpkg_versions",
+    "environ_for_snapshot",
     "expand_config_dir",
     "known_nova_config_locations",
+    "nova_schema",
     "oslo_config_load_order",
     "oslo_default_config_dirs",
     "oslo_default_config_files",
+    "oslo_list",
+    "parse_environ",
+    "parse_oslo_bytes",
     "parse_oslo_ini",
     "resolve_nova_libvirt",
+    "unread_conf",
 ]
 
 
@@ -74,28 +103,61 @@ class ParsedConf(NamedTuple):
     # file at its first error (nova-compute then refuses to start); when set, ``entries`` holds
     # what was parsed before that line.
     error: Optional[str]
-    format: str  # "ini" or "flagfile"
+    # "ini", "flagfile", or "unread": nova-compute cannot read the file at all (missing, a
+    # directory, not UTF-8...; ``error`` says which), see :func:`unread_conf`
+    format: str
+    error_line: Optional[int] = None  # the line ``error`` names
+    # A flagfile only: what oslo.config's ini parser says about the same text. Nova read
+    # flagfiles up to Folsom (2012.2); from Grizzly on the file is refused with this error.
+    ini_error: Optional[str] = None
+    ini_error_line: Optional[int] = None
 
 
 class Setting(NamedTuple):
-    value: Optional[str]  # None when unset (except virt_type, which reports nova's default)
+    # the value nova-compute uses: substituted ($name), as written otherwise; None when unset
+    # (except virt_type, which reports nova's default)
+    value: Optional[str]
     file: Optional[str]
     line: Optional[int]
-    # How it was set: "[libvirt] virt_type", "[DEFAULT] libvirt_type (deprecated, pre-Icehouse)",
-    # "--libvirt_type (flagfile)", or "default" when unset.
+    # How it was set: "[libvirt] virt_type", "[DEFAULT] libvirt_type (deprecated name of
+    # [libvirt] virt_type)", "--libvirt_type (flagfile)", "environment OS_LIBVIRT__VIRT_TYPE",
+    # or "default" when unset.
     spelling: str
     default: bool
+    raw: Optional[str] = None  # the text as written, when substitution changed it
+    env: Optional[str] = None  # the environment variable it came from
+    items: Optional[tuple[str, ...]] = None  # a ListOpt's value (cpu_models from Train on)
+    invalid: Optional[str] = None  # why nova refuses it (nova-compute does not start)
+    unresolved: Optional[str] = None  # why hvcheck cannot evaluate it ($name it cannot follow)
+
+
+class Failure(NamedTuple):
+    """Something that stops nova-compute from starting."""
+
+    message: str  # e.g. "[libvirt] virt_type = 'xen' is not one of kvm, lxc, qemu, parallels"
+    file: Optional[str]
+    line: Optional[int]
+    # "file" (oslo.config refuses a file), "value" (a value nova refuses: ``option`` names it),
+    # "cpu" (init_host's _check_cpu_compatibility refuses the CPU options)
+    kind: str = "file"
+    option: Optional[str] = None  # "virt_type", "cpu_mode", "cpu_models"
+    env: Optional[str] = None  # the environment variable that set the value
 
 
 class NovaLibvirtConf(NamedTuple):
     virt_type: Setting  # unset -> "kvm", default=True (nova's default)
     cpu_mode: Setting  # unset -> None, default=True
-    cpu_models: Setting  # unset -> None, default=True; the raw comma-separated ListOpt text
+    cpu_models: Setting  # unset -> None, default=True; the ListOpt text, its list in ``items``
     files: tuple[str, ...]  # files consulted, in order
     errors: tuple[str, ...]  # parse errors, "file: message"
     # [DEFAULT] compute_driver (or a flagfile's --connection_type): which virt driver nova-compute
     # loads at all; virt_type only matters for libvirt.LibvirtDriver. Unset -> None.
     compute_driver: Setting = Setting(None, None, None, "default", True)
+    # what stops nova-compute from starting, in the order it meets them: unreadable and
+    # unparsable files, values outside the release's choices, init_host's CPU checks
+    failures: tuple[Failure, ...] = ()
+    schema: Optional[NovaSchema] = None  # the release schema applied
+    ignored: tuple[ConfEntry, ...] = ()  # settings under names the release no longer reads
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,11 +252,52 @@ def parse_oslo_ini(text: str, file: str) -> ParsedConf:
         return ParsedConf(file, (), f"internal parser error: {type(e).__name__}", "ini")
 
 
+def parse_oslo_bytes(data: bytes, file: str) -> ParsedConf:
+    """Parse a file's bytes as nova-compute reads them: UTF-8 text, then :func:`parse_oslo_ini`.
+
+    oslo.config opens the file in text mode with the locale's encoding, which is UTF-8 for
+    every Python 3.7+ service in a UTF-8 or the C/POSIX locale (PEP 538/540); bytes that are
+    not UTF-8 raise ``UnicodeDecodeError`` and nova-compute exits. That comes back as an
+    ``"unread"`` conf naming the line of the first bad byte. A BOM is kept as a character, as
+    oslo keeps it (``open()`` without ``utf-8-sig``): the first line then starts with
+    U+FEFF, which makes oslo refuse ``\ufeff[libvirt]`` and every other first line but a blank.
+
+    >>> parse_oslo_bytes(b"[libvirt]\\nvirt_type = kvm\\n# caf\\xe9\\n", "x").error
+    'line 3: not UTF-8 (byte 0xe9): nova-compute cannot decode the file'
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = len(_lines(data[: e.start].decode("utf-8", "replace") + "x"))
+        bad = data[e.start : e.start + 1].hex()
+        return unread_conf(
+            file,
+            f"line {line}: not UTF-8 (byte 0x{bad}): nova-compute cannot decode the file",
+            line,
+        )
+    return parse_oslo_ini(text, file)
+
+
+def unread_conf(file: str, message: str, line: Optional[int] = None) -> ParsedConf:
+    """A file nova-compute loads but cannot read (missing, a directory, not UTF-8...).
+
+    oslo.config raises for each of these (``ConfigFilesNotFoundError``, ``OSError``,
+    ``UnicodeDecodeError``), so nova-compute does not start.
+    """
+    return ParsedConf(file, (), message, "unread", line)
+
+
 def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
     lines = _lines(text)
     if _looks_like_flagfile(lines):
-        return _parse_flagfile(lines, file)
+        ini = _parse_ini(lines, file)
+        return _parse_flagfile(lines, file)._replace(
+            ini_error=ini.error, ini_error_line=ini.error_line
+        )
+    return _parse_ini(lines, file)
 
+
+def _parse_ini(lines: Sequence[str], file: str) -> ParsedConf:
     entries: list[ConfEntry] = []
     section: Optional[str] = None
     key: Optional[str] = None
@@ -211,8 +314,8 @@ def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
         )
         return None
 
-    def fail(message: str) -> ParsedConf:
-        return ParsedConf(file, tuple(entries), message, "ini")
+    def fail(message: str, line: int) -> ParsedConf:
+        return ParsedConf(file, tuple(entries), message, "ini", line)
 
     for lineno, raw in enumerate(lines, 1):
         line = raw.rstrip()
@@ -221,27 +324,30 @@ def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
             if key:
                 err = flush(key)
                 if err:
-                    return fail(err)
+                    return fail(err, key_line)
                 key, value = None, []
             continue
         if line.startswith((" ", "\t")):
             if key is None:
                 return fail(
                     f"line {lineno}: unexpected continuation line {_show(line)} "
-                    "(oslo.config refuses indented lines outside a value)"
+                    "(oslo.config refuses indented lines outside a value)",
+                    lineno,
                 )
             value.append(line.lstrip())
             continue
         if key:
             err = flush(key)
             if err:
-                return fail(err)
+                return fail(err, key_line)
             key, value = None, []
         if line.startswith("["):
             if not line.endswith("]"):
-                return fail(f"line {lineno}: invalid section (must end with ]): {_show(line)}")
+                return fail(
+                    f"line {lineno}: invalid section (must end with ]): {_show(line)}", lineno
+                )
             if len(line) <= 2:
-                return fail(f"line {lineno}: empty section name: {_show(line)}")
+                return fail(f"line {lineno}: empty section name: {_show(line)}", lineno)
             section = line[1:-1]
         elif line.startswith(("#", ";")):
             continue
@@ -250,7 +356,8 @@ def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
             if colon < 0 and equal < 0:
                 return fail(
                     f"line {lineno}: no '=' or ':' in {_show(line)} (oslo.config: "
-                    "No ':' or '=' found in assignment)"
+                    "No ':' or '=' found in assignment)",
+                    lineno,
                 )
             if colon < 0 or (0 <= equal < colon):
                 k, v = line[:equal], line[equal + 1 :]
@@ -261,12 +368,12 @@ def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
                 v = v[1:-1]
             k = k.strip()
             if not k:
-                return fail(f"line {lineno}: empty key in {_show(line)}")
+                return fail(f"line {lineno}: empty key in {_show(line)}", lineno)
             key, value, key_line, key_text = k, [v], lineno, line
     if key:
         err = flush(key)
         if err:
-            return fail(err)
+            return fail(err, key_line)
     return ParsedConf(file, tuple(entries), None, "ini")
 
 
@@ -274,86 +381,370 @@ def _parse_oslo_ini(text: str, file: str) -> ParsedConf:
 # Resolution: which value nova-compute ends up with
 # --------------------------------------------------------------------------------------------
 
-# (group, option name, spelling) in oslo's lookup order: the current name first, then the
-# deprecated ones (oslo_config/cfg.py Opt._get_from_namespace builds exactly this list).
-_Names = tuple[tuple[str, str, str], ...]
 
-# [libvirt] virt_type: Icehouse moved the libvirt options from [DEFAULT] libvirt_* into the
-# [libvirt] group and kept the old spelling through
-#   cfg.StrOpt('virt_type', default='kvm', deprecated_group='DEFAULT',
-#              deprecated_name='libvirt_type')   (Icehouse nova/virt/libvirt/driver.py)
-# Icehouse's sample config says "Deprecated group/name - [DEFAULT]/libvirt_type". nova 34.0.0's
-# nova/conf/libvirt.py no longer lists it (choices=('kvm', 'lxc', 'qemu', 'parallels'),
-# default 'kvm'; Icehouse also allowed uml and xen), so a current nova-compute ignores
-# [DEFAULT] libvirt_type. It is still resolved here: it is what the operator meant, and the
-# spelling lets the check say it is deprecated. nova compares choices case-sensitively
-# (oslo_config/types.py String without ignore_case): "KVM" is kept as written and is invalid.
-_VIRT_TYPE: _Names = (
-    ("libvirt", "virt_type", "[libvirt] virt_type"),
-    ("DEFAULT", "libvirt_type", "[DEFAULT] libvirt_type (deprecated, pre-Icehouse)"),
-)
-# [libvirt] cpu_mode (choices host-model, host-passthrough, custom, none; no default value).
-# When unset nova picks host-model for virt_type kvm/qemu and none otherwise
-# (nova/conf/libvirt.py help text; nova/virt/libvirt/driver.py _get_guest_cpu_model_config;
-# aarch64 hosts default to host-passthrough in recent releases). Reported here as None (unset).
-_CPU_MODE: _Names = (
-    ("libvirt", "cpu_mode", "[libvirt] cpu_mode"),
-    ("DEFAULT", "libvirt_cpu_mode", "[DEFAULT] libvirt_cpu_mode (deprecated, pre-Icehouse)"),
-)
-# [libvirt] cpu_models: ListOpt, deprecated_name='cpu_model' (nova 34.0.0 nova/conf/libvirt.py);
-# [libvirt] cpu_model itself was [DEFAULT] libvirt_cpu_model before Icehouse.
-_CPU_MODELS: _Names = (
-    ("libvirt", "cpu_models", "[libvirt] cpu_models"),
-    ("libvirt", "cpu_model", "[libvirt] cpu_model (deprecated name of cpu_models)"),
-    ("DEFAULT", "libvirt_cpu_model", "[DEFAULT] libvirt_cpu_model (deprecated, pre-Icehouse)"),
-)
-# [DEFAULT] compute_driver (e.g. libvirt.LibvirtDriver); Diablo/Essex flagfiles chose the
-# driver with --connection_type=libvirt instead.
-_COMPUTE_DRIVER: _Names = (
-    ("DEFAULT", "compute_driver", "[DEFAULT] compute_driver"),
-    ("DEFAULT", "connection_type", "[DEFAULT] connection_type (pre-Folsom)"),
-)
+class _Unresolved(Exception):
+    """A ``$name`` hvcheck cannot evaluate (an option it does not know, set nowhere)."""
 
 
-def _lookup(confs: Sequence[ParsedConf], names: _Names) -> Optional[Setting]:
-    # oslo_config/cfg.py _Namespace._get_file_value: files are searched newest first (each parsed
-    # file is inserted at the front of _parsed/_normalized); inside one file the option's names
-    # are tried in order, current name first. So within one file [libvirt] virt_type beats
-    # [DEFAULT] libvirt_type, but a *later* file's deprecated spelling beats an earlier file's
-    # current one. A file holds a list of values per key; a non-multi option takes the last
-    # (_get_value: ``values[-1]``), i.e. the last duplicate in the file wins.
-    for conf in reversed(confs):
-        for group, name, spelling in names:
-            found: Optional[ConfEntry] = None
-            for e in conf.entries:
-                if e.section == group and e.key == name:
-                    found = e
-            if found is not None:
+class _Invalid(Exception):
+    """oslo.config raises while evaluating the value: nova-compute stops."""
+
+
+class _Template(string.Template):
+    # oslo_config/cfg.py ConfigOpts.Template: "$name", "${name}", "${group.name}", "$$";
+    # string.Template's re.IGNORECASE applies, as in oslo (``$HOST`` is matched, then not found)
+    idpattern = r"[_a-z][\._a-z0-9]*"
+
+
+def oslo_list(value: str) -> list[str]:
+    """oslo_config.types.List with String items: how a ListOpt value becomes a list.
+
+    >>> oslo_list(" Haswell, Broadwell-noTSX ,"), oslo_list("")
+    (['Haswell', 'Broadwell-noTSX'], [])
+    """
+    s = value.strip().rstrip(",")
+    return [v.strip() for v in s.split(",")] if s else []
+
+
+def _env_name(group: str, name: str) -> str:
+    # oslo_config/sources/_environment.py EnvironmentConfigurationSource.get_name
+    return f"OS_{group.upper()}__{name.upper()}"
+
+
+class _Resolver:
+    """oslo_config/cfg.py ``ConfigOpts._do_get`` for the schema's options, over parsed files.
+
+    Order: the environment (``OS_<GROUP>__<NAME>``, current name only), then the files newest
+    first (per file the current name, then the deprecated ones; the last duplicate of a key),
+    then the default. The value is then substituted (``_substitute``) and converted
+    (``types.String`` choices, ``types.List``).
+    """
+
+    def __init__(
+        self, confs: Sequence[ParsedConf], schema: NovaSchema, env: Optional[Mapping[str, str]]
+    ) -> None:
+        self.confs = confs
+        self.schema = schema
+        self.env: Mapping[str, str] = env if (env is not None and schema.environment) else {}
+        self.specs = {(o.group, o.name): o for o in schema.options()}
+        # oslo_config/cfg.py _track_deprecated_opts files a deprecated name under its
+        # deprecated_group, or "DEFAULT" when it has none (cpu_model of Train on): "$cpu_model"
+        # is only found through the [DEFAULT] fallback, "${libvirt.cpu_model}" never
+        self.deprecated = {("DEFAULT", n): o for o in schema.options() for _, n in o.deprecated}
+        self.has_libvirt = any(o.group == "libvirt" for o in schema.options())
+        # the names other releases read and this one has no option for (in either group)
+        known = {p for o in schema.options() for p in o.names()}
+        every = {n for names in ALL_NAMES.values() for _, n in names}
+        self.absent = {(g, n) for n in every for g in ("libvirt", "DEFAULT")} - known
+        self.done: dict[tuple[str, str], Setting] = {}
+        self.stack: list[tuple[str, str]] = []
+
+    # ---- raw values -------------------------------------------------------------------------
+    def _file_value(self, names: Sequence[tuple[str, str]], current: OptSpec) -> Optional[Setting]:
+        for conf in reversed(self.confs):
+            for group, name in names:
+                found: Optional[ConfEntry] = None
+                for e in conf.entries:
+                    if e.section == group and e.key == name:
+                        found = e
+                if found is None:
+                    continue
                 if conf.format == "flagfile":
                     spelling = f"--{name} (flagfile)"
+                elif (group, name) == (current.group, current.name):
+                    spelling = current.spelling
+                else:
+                    spelling = f"[{group}] {name} (deprecated name of {current.spelling})"
                 return Setting(found.value, found.file, found.line, spelling, False)
-    return None
+        return None
+
+    def _raw(self, spec: OptSpec, key: Optional[str] = None) -> Setting:
+        """The text oslo finds for ``spec``; with ``key`` (a deprecated name reached through
+        the [DEFAULT] fallback of a substitution), what ``_do_get(key, group=None)`` finds:
+        oslo then looks the option up in [DEFAULT] and the environment as OS_DEFAULT__<KEY>."""
+        group = "DEFAULT" if key else spec.group
+        var = _env_name(group, key or spec.name)
+        if var in self.env:
+            return Setting(self.env[var], None, None, f"environment {var}", False, env=var)
+        found = self._file_value(spec.names(group), spec)
+        if found is not None:
+            return found
+        return Setting(spec.default, None, None, "default", True)
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def setting(self, spec: OptSpec, key: Optional[str] = None) -> Setting:
+        """The option evaluated (``key``: reached as a deprecated name, see ``_raw``)."""
+        memo = ("DEFAULT", key) if key else (spec.group, spec.name)
+        if memo in self.done:
+            return self.done[memo]
+        if memo in self.stack:
+            chain = " -> ".join(f"${n}" for _, n in [*self.stack[self.stack.index(memo) :], memo])
+            raise _Invalid(f"substitution loop {chain}")
+        self.stack.append(memo)
+        try:
+            s = self._evaluate(spec, self._raw(spec, key), "DEFAULT" if key else spec.group)
+        finally:
+            self.stack.pop()
+        self.done[memo] = s
+        return s
+
+    def _evaluate(self, spec: OptSpec, raw: Setting, group: str) -> Setting:
+        if raw.value is None:
+            return raw._replace(items=() if spec.is_list else None)
+        try:
+            value = self._substitute(raw.value, group)
+        except _Unresolved as e:
+            return raw._replace(unresolved=str(e))
+        except _Invalid as e:
+            return raw._replace(invalid=str(e))
+        s = raw if value == raw.value else raw._replace(value=value, raw=raw.value)
+        if spec.is_list:
+            return s._replace(items=tuple(oslo_list(value)))
+        if spec.choices is not None and value not in spec.choices:
+            return s._replace(
+                invalid=f"{spec.spelling} = {value!r} is not one of {', '.join(spec.choices)}"
+            )
+        return s
+
+    def _substitute(self, text: str, group: str) -> str:
+        # oslo_config/cfg.py ConfigOpts._substitute: "\$" is read as "$$" first
+        if r"\$" in text:
+            text = text.replace(r"\$", "$$")
+        return _Template(text).safe_substitute(_Refs(self, group))
+
+    def ref(self, key: str, group: str) -> str:
+        """``StrSubWrapper.__getitem__``: the text ``$key`` stands for, seen from ``group``.
+
+        ``$name`` is the option ``name`` of ``group`` when that group has one, else (oslo's
+        ``NoSuchOptError`` fallback) the [DEFAULT] option ``name``, a deprecated name filed
+        under [DEFAULT] included; ``${g.name}`` is only the option of the registered group
+        ``g`` ("DEFAULT" is none: ``NoSuchGroupError``). A name no option has stops
+        nova-compute (the error propagates out of ``safe_substitute``).
+
+        hvcheck knows the schema's options, nova's [libvirt] option names and the names no
+        release has in a group; any other [DEFAULT] name set in the files or environment is
+        taken as a string option. A registered option that is set nowhere has a default hvcheck
+        does not know, and a [DEFAULT] name set nowhere may or may not be an option: both are
+        unresolved (the check says UNKNOWN), never guessed.
+        """
+        if "." in key:
+            g, name = key.split(".", 1)
+            if g == "DEFAULT" or g != g.lower() or (g == "libvirt" and not self.has_libvirt):
+                raise _Invalid(f"${{{key}}}: oslo.config has no group {g!r}")
+            found = self._in_group(g, name, key)
+            if found is not None:
+                return found
+            if (g, name) in self.absent:
+                raise _Invalid(f"${{{key}}}: no such option in {self.schema.name}")
+            raise _Unresolved(f"${{{key}}} is set nowhere: hvcheck does not know its default")
+        if group != "DEFAULT":
+            found = self._in_group(group, key, key)
+            if found is not None:
+                return found
+        spec = self.specs.get(("DEFAULT", key))
+        if spec is not None:
+            return self._text(self.setting(spec), key)
+        spec = self.deprecated.get(("DEFAULT", key))
+        if spec is not None:
+            return self._text(self.setting(spec, key), key)
+        if key in NOVA_LIBVIRT_OPTS and ("DEFAULT", key) not in self.absent:
+            # a [libvirt] name: as a [DEFAULT] option it is most likely no option at all
+            # (NoSuchOptError), which hvcheck cannot be sure of
+            raise _Unresolved(f"${key} from [{group}]: not an option of [{group}] or [DEFAULT]")
+        if ("DEFAULT", key) not in self.absent:
+            other = self._other("DEFAULT", key)
+            if other is not None:
+                return other
+            raise _Unresolved(f"${key} is set nowhere: hvcheck does not know its default")
+        raise _Invalid(f"${key}: no such option in {self.schema.name}")
+
+    def _in_group(self, group: str, name: str, key: str) -> Optional[str]:
+        """The option ``name`` of a group other than [DEFAULT]; None when it has none."""
+        spec = self.specs.get((group, name))
+        if spec is not None:
+            return self._text(self.setting(spec), key)
+        if group == "libvirt" and not (self.has_libvirt and name in NOVA_LIBVIRT_OPTS):
+            return None
+        if (group, name) in self.absent:
+            return None
+        other = self._other(group, name)
+        if other is None:
+            raise _Unresolved(f"${key} is set nowhere: hvcheck does not know its default")
+        return other
+
+    def _text(self, s: Setting, key: str) -> str:
+        # the referenced option's converted value, as str() makes it ('' for None)
+        if s.invalid:
+            raise _Invalid(f"${key} refers to a value nova refuses ({s.invalid})")
+        if s.unresolved:
+            raise _Unresolved(s.unresolved)
+        if s.items is not None:
+            return str(list(s.items))
+        return s.value or ""
+
+    def _other(self, group: str, name: str) -> Optional[str]:
+        """An option outside the schema, as a string option set in the files or environment."""
+        key = (group, name)
+        if key in self.stack:
+            chain = " -> ".join(f"${n}" for _, n in [*self.stack[self.stack.index(key) :], key])
+            raise _Invalid(f"substitution loop {chain}")
+        var = _env_name(group, name)
+        if var in self.env:
+            raw: Optional[str] = self.env[var]
+        else:
+            found = self._file_value(((group, name),), OptSpec(group, name))
+            raw = found.value if found else None
+        if raw is None:
+            return None
+        self.stack.append(key)
+        try:
+            return self._substitute(raw, group)
+        finally:
+            self.stack.pop()
 
 
-def resolve_nova_libvirt(confs: Sequence[ParsedConf]) -> NovaLibvirtConf:
+class _Refs(Mapping[str, str]):
+    """The mapping string.Template reads; lookups that fail raise, as oslo's wrapper does."""
+
+    def __init__(self, resolver: _Resolver, group: str) -> None:
+        self.resolver = resolver
+        self.group = group
+
+    def __getitem__(self, key: str) -> str:
+        return self.resolver.ref(key, self.group)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _effective(confs: Sequence[ParsedConf], schema: NovaSchema) -> list[ParsedConf]:
+    # a flagfile where the release no longer reads them is what oslo's ini parser makes of it
+    out = []
+    for c in confs:
+        if c.format == "flagfile" and not schema.flagfiles:
+            c = ParsedConf(c.file, (), c.ini_error, "ini", c.ini_error_line)
+        out.append(c)
+    return out
+
+
+def _failures(
+    confs: Sequence[ParsedConf], schema: NovaSchema, settings: Sequence[Setting]
+) -> list[Failure]:
+    out = [Failure(f"{c.file}: {c.error}", c.file, c.error_line) for c in confs if c.error]
+    for opt, s in zip(("virt_type", "cpu_mode", "cpu_models"), settings):
+        if s.invalid:
+            out.append(Failure(s.invalid, s.file, s.line, "value", opt, s.env))
+    if out or not schema.cpu_checks_at_start:
+        return out
+    # nova/virt/libvirt/driver.py LibvirtDriver._check_cpu_compatibility (Train on), in order
+    vt, mode, models = settings
+    if vt.value not in ("kvm", "qemu") and mode.value not in (None, "none"):
+        out.append(
+            Failure(
+                f"[libvirt] cpu_mode = {mode.value} with virt_type={vt.value}: nova refuses an "
+                "explicit CPU model for a hypervisor that cannot select one",
+                mode.file,
+                mode.line,
+                "cpu",
+                "cpu_mode",
+                mode.env,
+            )
+        )
+    elif mode.value != "custom" and models.items:
+        out.append(
+            Failure(
+                f"[libvirt] cpu_models is set but cpu_mode is {mode.value or 'unset'}: nova "
+                "requires cpu_mode = custom with cpu_models",
+                models.file,
+                models.line,
+                "cpu",
+                "cpu_models",
+                models.env,
+            )
+        )
+    elif mode.value == "custom" and not models.items:
+        out.append(
+            Failure(
+                "[libvirt] cpu_mode = custom without cpu_models: nova requires a model",
+                mode.file,
+                mode.line,
+                "cpu",
+                "cpu_mode",
+                mode.env,
+            )
+        )
+    return out
+
+
+def _ignored(confs: Sequence[ParsedConf], schema: NovaSchema) -> list[ConfEntry]:
+    read = {p for o in schema.options() for p in o.names()}
+    out = []
+    for c in confs:
+        if c.format == "flagfile" and schema.flagfiles:
+            continue
+        for e in c.entries:
+            for names in ALL_NAMES.values():
+                if (e.section, e.key) in names and (e.section, e.key) not in read:
+                    out.append(e)
+    return out
+
+
+def resolve_nova_libvirt(
+    confs: Sequence[ParsedConf],
+    schema: Optional[NovaSchema] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> NovaLibvirtConf:
     """Effective ``virt_type``, ``cpu_mode``, ``cpu_models`` over files in load order.
 
+    ``schema`` is the running release's (:func:`nova_schema`; the newest when None), ``env``
+    nova-compute's environment (read only where the release's oslo.config reads it).
+
     Later files win; within a file the last duplicate wins; per file the current option name is
-    tried before its deprecated names (see ``_lookup``). Files with a parse error still
-    contribute what parsed before the error (a best guess of intent: nova-compute itself would
-    not start) and the error is listed in ``errors``. Values are reported as written, valid or
-    not; judging them is the check's job. oslo's ``$other_option`` interpolation is not done.
+    tried before its deprecated names (oslo_config/cfg.py ``_Namespace._get_file_value``: files
+    newest first, names in order within each, so a *later* file's deprecated spelling beats an
+    earlier file's current one); the environment beats every file. Values are substituted as
+    oslo does (``$name``, ``${group.name}``, ``$$``) and checked against the release's choices.
+
+    Files with a parse error still contribute what parsed before the error (what the operator
+    meant); the error is in ``errors`` and, like every value nova refuses, in ``failures``:
+    nova-compute does not start.
     """
-    virt_type = _lookup(confs, _VIRT_TYPE) or Setting("kvm", None, None, "default", True)
+    schema = schema or NEWEST_SCHEMA
+    confs = _effective(confs, schema)
+    r = _Resolver(confs, schema, env)
     unset = Setting(None, None, None, "default", True)
+
+    def get(spec: Optional[OptSpec]) -> Setting:
+        if spec is None:
+            return unset
+        try:
+            return r.setting(spec)
+        except _Invalid as e:  # a loop through this very option
+            return r._raw(spec)._replace(invalid=str(e))
+
+    vt, mode, models = get(schema.virt_type), get(schema.cpu_mode), get(schema.cpu_models)
+    driver = r._file_value(_COMPUTE_DRIVER, OptSpec("DEFAULT", "compute_driver"))
+    if driver is not None and "connection_type (deprecated" in driver.spelling:
+        driver = driver._replace(spelling="[DEFAULT] connection_type (pre-Folsom)")
     return NovaLibvirtConf(
-        virt_type=virt_type,
-        cpu_mode=_lookup(confs, _CPU_MODE) or unset,
-        cpu_models=_lookup(confs, _CPU_MODELS) or unset,
+        virt_type=vt,
+        cpu_mode=mode,
+        cpu_models=models,
         files=tuple(c.file for c in confs),
         errors=tuple(f"{c.file}: {c.error}" for c in confs if c.error),
-        compute_driver=_lookup(confs, _COMPUTE_DRIVER) or unset,
+        compute_driver=driver or unset,
+        failures=tuple(_failures(confs, schema, (vt, mode, models))),
+        schema=schema,
+        ignored=tuple(_ignored(confs, schema)),
     )
+
+
+# [DEFAULT] compute_driver (e.g. libvirt.LibvirtDriver); Diablo/Essex flagfiles chose the
+# driver with --connection_type=libvirt instead.
+_COMPUTE_DRIVER = (("DEFAULT", "compute_driver"), ("DEFAULT", "connection_type"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,3 +1023,89 @@ def known_nova_config_locations() -> tuple[str, ...]:
         "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf",
         "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf.d/*.conf",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Which nova runs, and its environment
+# --------------------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^(Name|Version):[ \t]*(\S.*?)\s*$", re.MULTILINE)
+
+
+def dist_name_version(text: str) -> Optional[tuple[str, str]]:
+    """``(Name, Version)`` of a Python distribution's ``METADATA`` or ``PKG-INFO``.
+
+    Both are RFC 822 headers (core metadata spec); only the header block, before the first
+    blank line, is read.
+
+    >>> dist_name_version("Metadata-Version: 2.1\\nName: nova\\nVersion: 27.1.0\\n\\nName: x\\n")
+    ('nova', '27.1.0')
+    """
+    block = _NEWLINE.sub("\n", text).split("\n\n", 1)[0]
+    found: dict[str, str] = {m.group(1): m.group(2) for m in _HEADER.finditer(block)}
+    if "Name" in found and "Version" in found:
+        return found["Name"], found["Version"]
+    return None
+
+
+def dpkg_versions(status: str, packages: Sequence[str]) -> dict[str, str]:
+    """Versions of the installed ``packages`` in a dpkg ``status`` database (deb-control text).
+
+    A stanza counts when its ``Status`` ends in ``installed`` (``install ok installed``).
+
+    >>> dpkg_versions("Package: python3-nova\\nStatus: install ok installed\\n"
+    ...               "Version: 3:31.0.0-0ubuntu1\\n\\nPackage: nova-common\\n"
+    ...               "Status: deinstall ok config-files\\nVersion: 3:30.0.0-0ubuntu1\\n",
+    ...               ["python3-nova", "nova-common"])
+    {'python3-nova': '3:31.0.0-0ubuntu1'}
+    """
+    want = set(packages)
+    out: dict[str, str] = {}
+    for stanza in re.split(r"\n[ \t]*\n", status.replace("\r\n", "\n")):
+        fields: dict[str, str] = {}
+        for line in stanza.split("\n"):
+            if line[:1] in (" ", "\t") or ":" not in line:
+                continue
+            k, _, v = line.partition(":")
+            fields[k.strip().lower()] = v.strip()
+        name = fields.get("package")
+        if name in want and fields.get("status", "").endswith(" installed"):
+            out[name] = fields.get("version", "")
+    return out
+
+
+# what oslo.config's environment source can read, and what its default file search uses;
+# everything else in nova-compute's environment stays out of a snapshot
+_ENV_KEEP = re.compile(r"OS_[^=]*__[^=]*|HOME|SNAP|SNAP_COMMON")
+
+
+def parse_environ(data: bytes) -> dict[str, str]:
+    """``/proc/PID/environ`` (``NAME=value`` entries, each ended by a NUL) as a dict.
+
+    >>> parse_environ(b"PATH=/usr/bin\\0OS_LIBVIRT__VIRT_TYPE=qemu\\0junk\\0")
+    {'PATH': '/usr/bin', 'OS_LIBVIRT__VIRT_TYPE': 'qemu'}
+    """
+    out: dict[str, str] = {}
+    for item in data.decode("utf-8", "replace").split("\0"):
+        name, sep, value = item.partition("=")
+        if sep and name:
+            out[name] = value
+    return out
+
+
+def environ_for_snapshot(data: bytes) -> bytes:
+    """The part of a ``/proc/PID/environ`` that ``hvcheck collect`` keeps.
+
+    Only ``OS_<GROUP>__<NAME>`` variables (all oslo.config's environment source reads),
+    ``HOME``, ``SNAP`` and ``SNAP_COMMON``: the rest of a service's environment is not hvcheck's
+    business and may hold secrets.
+
+    >>> environ_for_snapshot(b"AWS_SECRET=x\\0OS_LIBVIRT__VIRT_TYPE=kvm\\0HOME=/var/lib/nova\\0")
+    b'OS_LIBVIRT__VIRT_TYPE=kvm\\x00HOME=/var/lib/nova\\x00'
+    """
+    keep = [
+        i
+        for i in data.split(b"\0")
+        if _ENV_KEEP.fullmatch(i.split(b"=", 1)[0].decode("utf-8", "replace"))
+    ]
+    return b"".join(i + b"\0" for i in keep if b"=" in i)
