@@ -193,7 +193,7 @@ def nova_wants_qemu(ctx: Context) -> bool:
         conf = novaconfig.nova_conf(ctx)
     except Exception:
         return False
-    return conf is not None and conf.virt_type.value == "qemu"
+    return conf is not None and conf.effective_virt_type == "qemu"
 
 
 def compute_node(ctx: Context) -> bool:

@@ -344,7 +344,7 @@ class QemuUserAccess(Check):
                 details=d,
             )
         conf = novaconfig.nova_conf(ctx)
-        vt = (conf.virt_type.value if conf else None) or None
+        vt = conf.effective_virt_type if conf else None
         msg = (
             f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
             f"/dev/kvm ({a.mode}): KVM "
