@@ -58,6 +58,11 @@ class DeviceInfo(NamedTuple):
     gid: int
     owner: Optional[str] = None
     group: Optional[str] = None
+    # the node's system.posix_acl_access xattr, hex of the raw bytes (None: none or unreadable)
+    acl: Optional[str] = None
+    # {"initialized": bool, "properties": {...}, "tags": [...]} from pyudev;
+    # None = udev knows nothing / not asked
+    udev: Optional[dict[str, Any]] = None
 
     @property
     def perm(self) -> int:
