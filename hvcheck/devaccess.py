@@ -14,10 +14,10 @@ come with its ``DeviceInfo``; users and groups from /etc/passwd and /etc/group.
 from __future__ import annotations
 
 import posixpath
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
-from hvcheck.host import DeviceInfo, Host
+from hvcheck.host import DeviceInfo, Host, ProbeResult
 from hvcheck.parsers.accounts import Accounts
 from hvcheck.parsers.acl import (
     ACL_USER,
@@ -28,11 +28,17 @@ from hvcheck.parsers.acl import (
     parse_acl_xattr,
     perm_text,
 )
-from hvcheck.parsers.udev import RULES_DIRS, Device, NodeRules, node_rules
+from hvcheck.parsers.udev import RULES_DIRS, Device, NodeRules, Setting, node_rules
 
 # Where a rule of our own goes: /etc overrides the packages' directories, and a late name sorts
 # after the packages' own rules (50-udev-default.rules, 60-..., 65-kvm.rules).
 LOCAL_RULE_DIR = "/etc/udev/rules.d"
+
+# What the checks using this judgement read, for their ``reads``.
+READS: tuple[str, ...] = (
+    *(f"{d}/*.rules" for d in RULES_DIRS),
+    "/sys/dev/char/<major>:<minor>",
+)
 
 # Char major 10 is the misc class (Documentation/admin-guide/devices.txt): kvm 232,
 # vhost-net 238, tun 200 (net/tun).
@@ -141,11 +147,72 @@ def node_udev_rules(ctx: Context, path: str, dev: DeviceInfo) -> Optional[NodeRu
 def node_access(
     ctx: Context, path: str, dev: DeviceInfo, uid: int, gids: set[int], user: str
 ) -> NodeAccess:
-    """Can ``user`` (``uid``, groups ``gids``) open ``path`` read-write, and does a fix last?"""
+    """Can ``user`` (``uid``, groups ``gids``) open ``path`` read-write, and does a fix last?
+
+    The rules directories are read only when the user cannot open the node (or it cannot be
+    told): a run where access is fine costs no more than the stat.
+    """
     from hvcheck import facts
 
-    rules = node_udev_rules(ctx, path, dev) if uid != 0 else None
-    return judge(path, dev, uid, gids, user, rules, facts.accounts(ctx))
+    acc = facts.accounts(ctx)
+    now = judge(path, dev, uid, gids, user, None, acc, quiet=True)
+    if now.allowed is True:
+        return now
+    return judge(path, dev, uid, gids, user, node_udev_rules(ctx, path, dev), acc)
+
+
+def hint(access: NodeAccess) -> str:
+    """A check's hint: what is wrong and whether it lasts, then the lasting fix."""
+    text = "; ".join(access.reasons)
+    return f"{text} — lasting fix: {access.lasting_fix}" if access.lasting_fix else text
+
+
+def details(access: NodeAccess) -> dict[str, Any]:
+    """JSON for a check's details: the judgement and the udev rule behind it."""
+    r = access.rule
+    out: dict[str, Any] = {
+        "allowed": access.allowed,
+        "reasons": list(access.reasons),
+        "lasting_fix": access.lasting_fix or None,
+        "udev": None,
+    }
+    if r is not None:
+        out["udev"] = {
+            "group": _setting_json(r.group),
+            "mode": _setting_json(r.mode),
+            "owner": _setting_json(r.owner),
+            "expected_mode": r.expected_mode,
+            "tags": [_setting_json(t) for t in r.tags],
+            "static_node": r.static_node.where if r.static_node else None,
+            "uncertain": [x.where for x in r.uncertain],
+            "dropped": [f"{x.where}: {why}" for x, why in r.dropped],
+        }
+    return out
+
+
+def _setting_json(s: Optional[Setting]) -> Optional[dict[str, str]]:
+    return None if s is None else {"value": s.value, "rule": s.rule.where}
+
+
+def probe_user_hint(
+    ctx: Context, path: str, dev: Optional[DeviceInfo], probe: Optional[ProbeResult]
+) -> str:
+    """For a probe refused with EACCES: "; <user> cannot open it: why — lasting fix: ..."
+    ("" when there is nothing to add). The user is the probe's uid, with its groups from
+    /etc/passwd and /etc/group."""
+    from hvcheck import facts
+
+    if dev is None:
+        return ""
+    uid = probe.uid if probe is not None and probe.uid is not None else ctx.host.euid()
+    acc = facts.accounts(ctx)
+    name = acc.user_name(uid)
+    if name is None:
+        return ""
+    access = node_access(ctx, path, dev, uid, acc.groups_of(name), name)
+    if access.allowed is not False:
+        return ""
+    return f"; {name} cannot open it: {hint(access)}"
 
 
 # ------------------------------------------------------------------------------ judgement
@@ -169,6 +236,8 @@ def judge(
     user: str,
     rules: Optional[NodeRules],
     accounts: Accounts,
+    *,
+    quiet: bool = False,
 ) -> NodeAccess:
     """The pure judgement behind ``node_access`` (the host data already read).
 
@@ -229,9 +298,10 @@ def judge(
         )
     fix = ""
     if rules is None:
-        if allowed is not True:
+        if allowed is not True and not quiet:
             reasons.append(
-                "the udev rules directories were not read: whether a chmod lasts is unknown"
+                "no udev rules directory is here (or in this snapshot): whether a fix lasts "
+                "cannot be told"
             )
         return NodeAccess(allowed, reasons, None, fix)
     persist, fix = _persistence(path, dev, uid, gids, user, rules, accounts, allowed)

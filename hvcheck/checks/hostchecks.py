@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from hvcheck import facts
+from hvcheck import devaccess, facts
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.kernel import param_enabled, parse_kernel_cmdline_param, parse_modprobe_options
@@ -627,7 +627,7 @@ class KvmModules(KvmNeed):
 class KvmDevice(KvmNeed):
     id = "kvm.device"
     title = "/dev/kvm"
-    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)",)
+    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)", *devaccess.READS)
 
     def judge(self, ctx: Context) -> Result:
         dev = facts.kvm_device(ctx)
@@ -689,7 +689,8 @@ class KvmDevice(KvmNeed):
             return self.result(
                 UNKNOWN,
                 f"/dev/kvm ({desc}) is not accessible to this user: cannot tell whether KVM works",
-                hint="re-run with sudo (sudo hvcheck) to probe /dev/kvm",
+                hint="re-run with sudo (sudo hvcheck) to probe /dev/kvm"
+                + devaccess.probe_user_hint(ctx, "/dev/kvm", dev, probe),
                 code="permission-denied",
                 evidence=list(state.evidence),
                 details=d,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-from hvcheck import facts, novaconfig
+from hvcheck import devaccess, facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
@@ -236,6 +236,7 @@ class QemuUserAccess(Check):
         "/etc/passwd",
         "/etc/group",
         "/dev/kvm (stat)",
+        *devaccess.READS,
     )
 
     def run(self, ctx: Context) -> Result:
@@ -275,8 +276,11 @@ class QemuUserAccess(Check):
             if g is not None:
                 gids.add(g.gid)
         d["groups"] = sorted(acc.group_name(g) or str(g) for g in gids)
-        ok = can_open(dev, user.uid, gids)
+        access = devaccess.node_access(ctx, "/dev/kvm", dev, user.uid, gids, qu.user)
+        ok = access.allowed if access.allowed is not None else can_open(dev, user.uid, gids)
         d["can_open"] = ok
+        d["access"] = devaccess.details(access)
+        ev += access.reasons
         if ok:
             return self.result(
                 OK,
@@ -294,6 +298,8 @@ class QemuUserAccess(Check):
             "guests will fail to start, or fall back to TCG silently"
         )
         hint = UDEV_HINT.format(user=qu.user)
+        if access.rule is not None:
+            hint = devaccess.hint(access)
         if vt == "kvm" or (vt is None and conf is not None):
             return self.result(CRITICAL, msg, hint=hint, code="cannot-open", evidence=ev, details=d)
         if vt == "qemu":

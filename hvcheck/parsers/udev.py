@@ -28,8 +28,10 @@ src/udev/udev-node.c; udev(7) "Rules Files"):
   that creates the device is loaded.
 * ``GOTO`` jumps to the ``LABEL`` of that name further down the same file.
 
-What a file alone cannot tell (``ATTR``, ``TEST``, ``PROGRAM``, ``IMPORT``, parents' keys, an
-unknown property) leaves a rule *uncertain*: it is reported, not applied.
+What a file alone cannot tell (``ATTR``, ``TEST``, ``PROGRAM``, ``IMPORT``, parents' keys, a
+property an uncertain rule set) leaves a rule *uncertain*: it is reported, not applied. The
+properties ``IMPORT`` would add are not known; without udev's own record (``Device.properties``)
+a property is what the kernel's uevent and the rules read so far gave it, else empty.
 """
 
 from __future__ import annotations
@@ -499,7 +501,11 @@ def node_rules(
             if m is not False and maybe_skipping:
                 m = None
             goto = next((t.value for t in rule.tokens if t.key == "GOTO"), None)
-            sets = [t for t in rule.tokens if t.key in ("OWNER", "GROUP", "MODE", "TAG")]
+            sets = [
+                t
+                for t in rule.tokens
+                if t.key in ("OWNER", "GROUP", "MODE", "TAG") and t.op not in ("==", "!=")
+            ]
             if m is None:
                 if sets:
                     uncertain.append(rule)
