@@ -1,0 +1,194 @@
+"""devaccess: can a user open a device node, why not, and does a fix last -- on real rules
+files (tests/data/udev) and real ACLs written by setfacl (tests/data/acl)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from hvcheck import devaccess
+from hvcheck.check import Context
+from hvcheck.host import DeviceInfo, SnapshotHost
+from hvcheck.parsers.accounts import parse_accounts
+from hvcheck.parsers.udev import Device, node_rules
+from snap import PROJECT, make_snapshot, run_hvcheck
+
+DATA = Path(__file__).parent / "data"
+DEBIAN = DATA / "udev" / "debian12"
+USR = "/usr/lib/udev/rules.d"
+ETC = "/etc/udev/rules.d"
+CAPTURES = {
+    c["description"]: c
+    for c in json.loads((DATA / "acl" / "setfacl-captures.json").read_text())["captures"]
+}
+UACCESS_ACL = CAPTURES["uaccess-like: 0660 root:kvm node, logind's entry for the seat user"]
+# the accounts of the nova-kvm-dev-kvm-0600 capture (Debian 12)
+FIXTURE = PROJECT / "fixtures" / "nova-kvm-dev-kvm-0600"
+PASSWD = (FIXTURE / "etc" / "passwd").read_text()
+GROUP = (FIXTURE / "etc" / "group").read_text()
+ACCOUNTS = parse_accounts(PASSWD, GROUP)
+SEAT = ACCOUNTS.user_name(1000)  # the user logged in at the seat (uid 1000 of that capture)
+QEMU_UID, KVM_GID = 64055, 107
+
+NODE_0600 = DeviceInfo("char", 10, 232, "0600", 0, 0, "root", "root")
+NODE_0660 = DeviceInfo("char", 10, 232, "0660", 0, KVM_GID, "root", "kvm")
+
+
+def debian_rules(*names: str, groups: Optional[list[str]] = None) -> Any:
+    files = [(f"{USR}/{n}", (DEBIAN / n).read_text()) for n in names]
+    dev = Device("kvm", "misc", "/dev/kvm", 10, 232, "/devices/virtual/misc/kvm")
+    return node_rules(files, dev, groups=groups)
+
+
+def judge(dev: DeviceInfo, uid: int, gids: set[int], user: str, rules: Any) -> Any:
+    return devaccess.judge("/dev/kvm", dev, uid, gids, user, rules, ACCOUNTS)
+
+
+def test_root_opens_anything() -> None:
+    a = judge(NODE_0600, 0, {0}, "root", None)
+    assert a.allowed is True and a.lasting_fix == ""
+
+
+def test_no_rule_a_chmod_does_not_last() -> None:
+    rules = debian_rules("70-uaccess.rules", "73-seat-late.rules")
+    a = judge(NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False
+    assert "/dev/kvm (0600 root:root) lets only its owner in" in a.reasons
+    assert any("no udev rule sets /dev/kvm's group or mode" in r for r in a.reasons)
+    assert any('70-uaccess.rules:48 tags it "uaccess"' in r for r in a.reasons)
+    assert a.lasting_fix.startswith(
+        'create /etc/udev/rules.d/65-kvm.rules with KERNEL=="kvm", GROUP="kvm", MODE="0660"'
+    )
+    assert "usermod" not in a.lasting_fix  # kvm is libvirt-qemu's primary group
+    a = judge(NODE_0600, 1001, {1001}, "alice", rules)
+    assert a.lasting_fix.endswith("usermod -aG kvm alice")
+
+
+def test_rule_not_applied_says_so_and_gives_the_command() -> None:
+    rules = debian_rules("50-udev-default.rules")
+    a = judge(NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False
+    assert (
+        f"{USR}/50-udev-default.rules:108 sets 0660 root:kvm, the node is 0600 root:root: "
+        "udev has not applied it" in a.reasons
+    )
+    assert a.lasting_fix == (
+        "udevadm control --reload && udevadm trigger --action=add --name-match=kvm"
+    )
+    told = judge(NODE_0600._replace(udev={"initialized": False}), QEMU_UID, {KVM_GID}, "q", rules)
+    assert any("udev has no record of the node" in r for r in told.reasons)
+
+
+def test_rule_applied_but_user_not_in_the_group() -> None:
+    rules = debian_rules("50-udev-default.rules")
+    a = judge(NODE_0660, 1001, {1001}, "alice", rules)
+    assert a.allowed is False
+    assert "alice is not in group kvm, the only one /dev/kvm (0660 root:kvm) lets in" in a.reasons
+    assert f"{USR}/50-udev-default.rules:108 sets 0660 root:kvm: a fix through that rule lasts" in (
+        a.reasons
+    )
+    assert a.lasting_fix.startswith("usermod -aG kvm alice")
+    ok = judge(NODE_0660, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert ok.allowed is True and ok.lasting_fix == ""
+
+
+def test_a_rule_naming_a_missing_group_is_dropped() -> None:
+    rules = debian_rules("50-udev-default.rules", groups=["root", "audio"])
+    a = judge(NODE_0600, 1001, {1001}, "alice", rules)
+    assert any(
+        '50-udev-default.rules:108: GROUP="kvm" names no group of this host' in r for r in a.reasons
+    )
+    assert any("no udev rule sets /dev/kvm's group or mode" in r for r in a.reasons)
+    no_kvm = parse_accounts(PASSWD, "root:x:0:\n")
+    b = devaccess.judge("/dev/kvm", NODE_0600, 1001, {1001}, "alice", rules, no_kvm)
+    assert b.lasting_fix.startswith("groupadd --system kvm; create /etc/udev/rules.d/65-kvm.rules")
+
+
+def test_acl_from_setfacl_decides_over_the_mode() -> None:
+    st = UACCESS_ACL["stat"]
+    dev = DeviceInfo("char", 10, 232, st["mode"], st["uid"], st["gid"], "root", "kvm")
+    dev = dev._replace(acl=UACCESS_ACL["xattr_hex"])
+    rules = debian_rules("50-udev-default.rules", "70-uaccess.rules")
+    seat = judge(dev, 1000, {1000}, "seat", rules)
+    assert seat.allowed is True
+    assert "the ACL of /dev/kvm gives seat rw-" in seat.reasons
+    assert any("comes from uaccess" in r for r in seat.reasons)
+    other = judge(dev, 1001, {1001}, "alice", rules)
+    assert (
+        other.allowed is False and f"the ACL of /dev/kvm names {SEAT}, not alice" in other.reasons
+    )
+    # a named entry without permissions shuts out a user the group would let in
+    deny = CAPTURES["named user with no access, group:: rw"]
+    dev2 = NODE_0660._replace(acl=deny["xattr_hex"])
+    a = judge(dev2, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False and "the ACL of /dev/kvm gives libvirt-qemu ---" in a.reasons
+    # masked: the entry says rw-, the mask r--
+    masked = CAPTURES["mask limits a named user and group::"]
+    m = masked["stat"]
+    dev3 = DeviceInfo("char", 10, 232, m["mode"], m["uid"], m["gid"], acl=masked["xattr_hex"])
+    b = judge(dev3, 1000, {1000}, "seat", None)
+    assert b.allowed is False
+    assert (
+        "the ACL of /dev/kvm gives seat r-- (entry user:1000:rw-, limited by the mask)" in b.reasons
+    )
+
+
+def test_an_undecodable_acl_is_not_judged() -> None:
+    a = judge(NODE_0660._replace(acl="0300000001"), QEMU_UID, {KVM_GID}, "libvirt-qemu", None)
+    assert a.allowed is None and "cannot be decoded" in a.reasons[0]
+
+
+# ------------------------------------------------------------------------------ through a host
+def _snapshot(tmp_path: Path, files: dict[str, str], links: dict[str, str]) -> Context:
+    root = make_snapshot(
+        tmp_path / "snap",
+        {"/etc/passwd": PASSWD, "/etc/group": GROUP, **files},
+        links=links,
+    )
+    return Context(SnapshotHost(str(root)))
+
+
+def test_rules_read_through_the_host_with_masking(tmp_path: Path) -> None:
+    ctx = _snapshot(
+        tmp_path,
+        {
+            f"{USR}/50-udev-default.rules": (DEBIAN / "50-udev-default.rules").read_text(),
+            f"{USR}/70-uaccess.rules": (DEBIAN / "70-uaccess.rules").read_text(),
+            f"{ETC}/70-uaccess.rules": (DATA / "udev" / "github" / "99-kvm4all.rules").read_text(),
+        },
+        {
+            f"{ETC}/50-udev-default.rules": "/dev/null",
+            "/sys/dev/char/10:232": "../../devices/virtual/misc/kvm",
+            "/sys/devices/virtual/misc/kvm/subsystem": "../../../../class/misc",
+        },
+    )
+    files = dict(devaccess.read_rules(ctx.host) or [])
+    assert files[f"{ETC}/50-udev-default.rules"] == ""
+    assert files[f"{USR}/50-udev-default.rules"] is None  # masked: not even read
+    assert files[f"{USR}/70-uaccess.rules"] is None
+    dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
+    assert (dev.kernel, dev.subsystem, dev.devpath) == ("kvm", "misc", "/devices/virtual/misc/kvm")
+    a = devaccess.node_access(ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu")
+    assert a.rule is not None and a.rule.mode is not None
+    assert a.rule.mode.rule.where == f"{ETC}/70-uaccess.rules:1"  # GitHub's line, by that name
+    assert a.rule.files.disabled == (f"{ETC}/50-udev-default.rules",)
+    assert "udev has not applied it" in devaccess.hint(a)
+
+
+def test_without_rules_dirs_nothing_is_claimed(tmp_path: Path) -> None:
+    ctx = _snapshot(tmp_path, {}, {})
+    assert devaccess.read_rules(ctx.host) is None
+    dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
+    assert (dev.kernel, dev.subsystem) == ("kvm", "misc")  # char major 10 is misc
+    a = devaccess.node_access(ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu")
+    assert a.allowed is False and a.rule is None and a.lasting_fix == ""
+    assert any("whether a fix lasts cannot be told" in r for r in a.reasons)
+
+
+def test_kvm_device_hint_names_the_probing_user_and_why() -> None:
+    """ubuntu1404-kvm-intel-nosudo: collected as ops (uid 1000), not in kvm; EACCES."""
+    p = run_hvcheck("--root", str(PROJECT / "fixtures" / "ubuntu1404-kvm-intel-nosudo"), "--json")
+    [c] = [c for c in json.loads(p.stdout)["checks"] if c["id"] == "kvm.device"]
+    assert c["hint"].startswith("re-run with sudo (sudo hvcheck) to probe /dev/kvm; ops cannot")
+    assert "ops is not in group kvm, the only one /dev/kvm (0660 root:kvm) lets in" in c["hint"]
