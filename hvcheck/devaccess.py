@@ -330,7 +330,8 @@ def _persistence(
     kernel = rules.device.kernel
     for rule, why in rules.dropped:
         reasons.append(f"{rule.where}: {why}")
-    trigger = f"udevadm control --reload && udevadm trigger --action=add --name-match={kernel}"
+    name = path.removeprefix("/dev/")
+    trigger = f"udevadm control --reload && udevadm trigger --action=add --name-match={name}"
     steps: list[str] = []
     setting = rules.mode or rules.group
     if setting is None:
