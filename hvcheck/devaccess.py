@@ -210,6 +210,14 @@ def probe_user_hint(
     if name is None:
         return ""
     access = node_access(ctx, path, dev, uid, acc.groups_of(name), name)
+    if access.allowed is True:
+        # the files say yes, the kernel said no: the process's groups are older than
+        # /etc/group (a membership added since login), or a security module refused it
+        return (
+            f"; /etc/passwd and /etc/group let {name} open it ({'; '.join(access.reasons)}), "
+            "yet the open was refused: log in again (or newgrp) after a group change, or "
+            "look for an SELinux/AppArmor denial"
+        )
     if access.allowed is not False:
         return ""
     return f"; {name} cannot open it: {hint(access)}"
@@ -273,8 +281,15 @@ def judge(
             reasons.append(f"the ACL of {path} names {names}, not {user}")
     else:
         allowed = _mode_allows(dev.perm, dev.uid, dev.gid, uid, gids)
+    grp = dev.group or str(dev.gid)
+    if allowed is True and entries is None:
+        if dev.uid == uid:
+            reasons.append(f"{user} owns {node}")
+        elif dev.gid in gids:
+            reasons.append(f"{user} is in group {grp}, which {node} lets in")
+        else:
+            reasons.append(f"{node} lets everyone in")
     if allowed is False and entries is None:
-        grp = dev.group or str(dev.gid)
         if dev.uid == uid:
             reasons.append(f"{user} owns {node} but the mode gives the owner no read-write")
         elif dev.gid in gids:

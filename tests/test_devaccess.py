@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
-from hvcheck.host import DeviceInfo, SnapshotHost
+from hvcheck.host import DeviceInfo, ProbeResult, SnapshotHost
 from hvcheck.parsers.accounts import parse_accounts
 from hvcheck.parsers.udev import Device, node_rules
 from snap import PROJECT, make_snapshot, run_hvcheck
@@ -192,3 +192,22 @@ def test_kvm_device_hint_names_the_probing_user_and_why() -> None:
     [c] = [c for c in json.loads(p.stdout)["checks"] if c["id"] == "kvm.device"]
     assert c["hint"].startswith("re-run with sudo (sudo hvcheck) to probe /dev/kvm; ops cannot")
     assert "ops is not in group kvm, the only one /dev/kvm (0660 root:kvm) lets in" in c["hint"]
+
+
+def test_probe_refused_although_the_files_allow_it(tmp_path: Path) -> None:
+    """ops was added to kvm after logging in: /etc/group says yes, the kernel said EACCES."""
+    root = make_snapshot(
+        tmp_path / "snap",
+        {
+            "/etc/passwd": "ops:x:1000:1000::/home/ops:/bin/bash\n",
+            "/etc/group": "ops:x:1000:\nkvm:x:112:ops\n",
+        },
+    )
+    ctx = Context(SnapshotHost(str(root)))
+    dev = DeviceInfo("char", 10, 232, "0660", 0, 112, "root", "kvm")
+    probe = ProbeResult(False, "open", "EACCES", "open /dev/kvm: Permission denied", uid=1000)
+    text = devaccess.probe_user_hint(ctx, "/dev/kvm", dev, probe)
+    assert text.startswith(
+        "; /etc/passwd and /etc/group let ops open it (ops is in group kvm, which /dev/kvm "
+        "(0660 root:kvm) lets in), yet the open was refused: log in again"
+    )
