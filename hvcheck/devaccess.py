@@ -6,9 +6,10 @@ node looks like after the next boot or module reload (``hvcheck.parsers.udev``).
 
 Host paths read (through the host layer): the udev rules directories
 (/etc/udev/rules.d, /run/udev/rules.d, /usr/local/lib/udev/rules.d, /usr/lib/udev/rules.d,
-/lib/udev/rules.d: ``*.rules``, and which of them are symlinks to /dev/null) and
-/sys/dev/char/<major>:<minor> (the device's sysfs path). The node's stat, ACL and udev record
-come with its ``DeviceInfo``; users and groups from /etc/passwd and /etc/group.
+/lib/udev/rules.d: ``*.rules``, and which of them are symlinks to /dev/null), the links
+/sys/dev/char/<major>:<minor> (the device's sysfs path) and its ``subsystem``. The node's
+stat, ACL and udev record come with its ``DeviceInfo``; users and groups from /etc/passwd and
+/etc/group.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ from hvcheck.parsers.acl import (
 )
 from hvcheck.parsers.udev import RULES_DIRS, Device, NodeRules, Setting, node_rules
 
-# Where a rule of our own goes: /etc overrides the packages' directories, and a late name sorts
-# after the packages' own rules (50-udev-default.rules, 60-..., 65-kvm.rules).
+# Where a rule of our own goes: /etc overrides the packages' directories (the name we suggest,
+# 65-<node>.rules, sorts after systemd's 50-udev-default.rules and replaces a packaged file of
+# the same name, as Arch's /usr/lib/udev/rules.d/65-kvm.rules).
 LOCAL_RULE_DIR = "/etc/udev/rules.d"
 
 # What the checks using this judgement read, for their ``reads``.
 READS: tuple[str, ...] = (
     *(f"{d}/*.rules" for d in RULES_DIRS),
-    "/sys/dev/char/<major>:<minor>",
+    "/sys/dev/char/<major>:<minor> (link)",
+    "/sys/devices/virtual/misc/<node>/subsystem (link)",
 )
 
 # Char major 10 is the misc class (Documentation/admin-guide/devices.txt): kvm 232,
