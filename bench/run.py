@@ -61,13 +61,13 @@ from typing import Any, Callable, Optional
 from hvcheck import engine
 from hvcheck.check import Context
 from hvcheck.host import LiveHost, ProcInfo, SnapshotHost
-from hvcheck.instances import is_qemu_process, qemu_processes
 from hvcheck.parsers.qemu import (
     from_proc_cmdline,
     is_qemu_binary,
     parse_qemu_argv,
     split_cmdline_text,
 )
+from hvcheck.processes import is_qemu_process, qemu_processes
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("HVCHECK_CORPUS", str(REPO.parent / "shared" / "corpus")))

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 from hvcheck.host import Host
-from hvcheck.model import Result, Status
+from hvcheck.model import DEFAULT_TIMEOUT, Result, Status
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class Context:
         # time.monotonic() by which the run must end (set by the engine); None = unbounded
         self.deadline: Optional[float] = None
 
-    def remaining(self, default: float = 10.0) -> float:
+    def remaining(self, default: float = DEFAULT_TIMEOUT) -> float:
         """Seconds left before the run's deadline (``default`` when the run is unbounded).
 
         Checks that wait on something outside hvcheck (a daemon, the network) bound the wait
@@ -82,6 +82,14 @@ class Check:
         details: Optional[dict[str, Any]] = None,
         **more: Any,
     ) -> Result:
+        """A ``Result`` of this check; ``more`` keywords join ``details``.
+
+        Two ``details`` keys are read by the engine and the renderers (never a check id):
+        ``counts_instances`` (true: the summary already gives the instance counts, so the
+        verdict's summary does not repeat them) and ``thresholds`` (``{perfdata label:
+        {"warning": range, "critical": range}}``, Monitoring Plugins ranges for the Nagios
+        perfdata of that count).
+        """
         return Result(
             id=self.id,
             status=status,

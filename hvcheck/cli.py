@@ -1,399 +1,316 @@
-"""Command line: options and the choice of renderer; no judgement happens here.
+"""Command line (click): options → engine → report; no judgement happens here.
 
-Exit status is the Verdict's (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Usage errors and
-internal failures exit 3, never argparse's default 2, which Nagios would read as CRITICAL.
+Exit status is the Verdict's (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). Usage errors, aborts
+and internal failures exit 3, never click's own 2 and 1, which Nagios would read as CRITICAL
+and WARNING; in ``--format nagios`` and ``--json`` they come out in that format
+(``Verdict.failed`` through ``report.render``).
 
-argparse (not click): the probe runs every minute, and click's import alone was ~15 ms of a
-~80 ms run (bench/RESULTS.md); argparse costs ~2 ms and parses the same command lines.
+Shell completion is click's: ``eval "$(_HVCHECK_COMPLETE=bash_source hvcheck)"`` (also
+``zsh_source``, ``fish_source``); check ids complete after ``--only``/``--skip``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any, NoReturn, Optional
 
+import click
+
 from hvcheck import __version__
+from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN
+from hvcheck.report import ERROR_FORMATS, FORMATS
 from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
-FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
-UNKNOWN_EXIT = 3
+UNKNOWN_EXIT = UNKNOWN.exit_code
+# what the tests and contrib/ catch: every parse error is one (NoSuchOption, BadParameter, ...)
+UsageError = click.UsageError
 
 
-class UsageError(Exception):
-    """A command line hvcheck cannot run (exit 3)."""
-
-    def __init__(self, message: str, usage: str = "") -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Help)
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, self.format_usage())
-
-
-def _columns() -> int:
-    # shutil.get_terminal_size's rules: $COLUMNS, else the terminal, else 80
-    try:
-        return int(os.environ.get("COLUMNS", "")) or 80
-    except ValueError:
-        pass
-    out = sys.__stdout__
-    try:
-        return (os.get_terminal_size(out.fileno()).columns or 80) if out is not None else 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """argparse's formatter, given its width: left to itself it imports shutil (and with it
-    bz2, lzma, ...: ~1.5 ms) on every add_argument, to validate metavars."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: Optional[int] = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
-
-
-def _fail(fmt: str, message: str) -> None:
-    """Report a failure that prevented a verdict, in the requested format, and exit 3."""
-    msg = message.replace("\n", " ")
-    if fmt == "nagios":
-        print(f"HVCHECK UNKNOWN - {msg.replace('|', '¦')}")
-    elif fmt == "json":
-        import json
-
-        doc = {
-            "schema_version": 1,
-            "tool": {"name": "hvcheck", "version": __version__},
-            "status": "UNKNOWN",
-            "exit_code": UNKNOWN_EXIT,
-            "error": msg,
-            "host": {"hostname": "", "arch": "", "kernel": "", "os": "", "virtual": None},
-            "verdict": {
-                "kvm_usable": None,
-                "kvm_usable_reason": msg,
-                "acceleration": "unknown",
-                "virt_type": None,
-                "summary": msg,
-            },
-            "checks": [],
-            "instances": [],
-        }
-        print(json.dumps(doc, ensure_ascii=True))
-    else:
-        print(f"hvcheck: {msg}", file=sys.stderr)
-    sys.exit(UNKNOWN_EXIT)
-
-
-def _timeout(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not v >= 0.1:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} is not >= 0.1 seconds")
-    return v
-
-
-def _range(text: str) -> Any:
+def _range(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Any:
+    """A Nagios range (hvcheck.nagrange.Range), or None when the option is not given."""
+    if value is None:
+        return None
     from hvcheck.nagrange import Range
 
     try:
-        return Range.parse(text)
+        return Range.parse(value)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+        raise click.BadParameter(str(e), ctx, param) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="hvcheck",
-        description="Can this host run KVM guests, and do its QEMU instances really get KVM?\n\n"
-        "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-    )
-    p.add_argument(
-        "--format",
-        dest="fmt",
-        choices=FORMATS,
-        default=None,
-        help="Output format (default: table).",
-    )
-    p.add_argument(
-        "--json", dest="as_json", action="store_true", help="Shorthand for --format json."
-    )
-    p.add_argument(
-        "--root",
-        metavar="PATH",
-        help="Read a snapshot (directory or .tar.gz from `hvcheck collect`) instead of the live "
-        "host.",
-    )
-    p.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="Run only this check id or dotted prefix (repeatable).",
-    )
-    p.add_argument(
-        "--skip",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="Skip this check id or prefix (repeatable).",
-    )
-    p.add_argument(
-        "-t",
-        "--timeout",
-        type=_timeout,
-        default=10.0,
-        metavar="SECONDS",
-        help="The whole run ends within this many seconds; unfinished checks are UNKNOWN "
-        "(default: 10).",
-    )
-    p.add_argument(
-        "-w",
-        "--warning",
-        dest="warn_range",
-        type=_range,
-        default=None,
-        metavar="RANGE",
-        help="Nagios range for the number of TCG instances (10, 10:, ~:10, 10:20, @10:20).",
-    )
-    p.add_argument(
-        "-c",
-        "--critical",
-        dest="crit_range",
-        type=_range,
-        default=None,
-        metavar="RANGE",
-        help="Nagios range for the number of TCG instances; default: CRITICAL on any TCG "
-        "instance when nova virt_type=kvm.",
-    )
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="More detail (nagios: one line per non-OK check).",
-    )
-    p.add_argument(
-        "--no-api",
-        action="store_true",
-        help="Do not contact the OpenStack APIs (nova.api is SKIPped).",
-    )
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        help="Nova API: do not verify the server's TLS certificate (verified by default).",
-    )
-    p.add_argument(
-        "--os-cacert",
-        metavar="PATH",
-        default=os.environ.get("OS_CACERT") or None,
-        help="Nova API: CA bundle that verifies the server's TLS certificate [env OS_CACERT].",
-    )
-    p.add_argument("-V", "--version", action="version", version=f"hvcheck, version {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="[COMMAND]")
-    sub.add_parser("checks", help="List the checks: id, title and what each reads.")
-    c = sub.add_parser(
-        "collect",
-        help="Write a snapshot of everything the checks read (replay it with --root).",
-    )
-    c.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
-    )
-    sub.add_parser("schema", help="Print the JSON Schema (draft 2020-12) of --format json.")
-    v = sub.add_parser(
-        "value",
-        help="Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1), "
-        "instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent).",
-    )
-    v.add_argument("item", choices=VALUE_ITEMS)
-    v.add_argument("arg", nargs="?", default=None)
-    r = sub.add_parser(
-        "report",
-        help="Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json).",
-    )
-    r.add_argument("files", nargs="+", metavar="FILE")
-    return p
+def _seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value != value:  # FloatRange lets nan through
+        raise click.BadParameter("nan is not a number of seconds", ctx, param)
+    return value
 
 
-_TAKES_RANGE = ("-w", "--warning", "-c", "--critical")
+def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Check ids and their dotted prefixes that start with what is typed, each with its title."""
+    from click.shell_completion import CompletionItem
 
-
-def _join_negative_ranges(argv: list[str]) -> list[str]:
-    """``-w -10:20``: a Nagios range may start with "-"; argparse would take it for an option
-    (click did not), so it is passed on as ``--warning=-10:20``."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a == "--":
-            out.extend(argv[i:])
-            break
-        nxt = argv[i + 1] if i + 1 < len(argv) else ""
-        if a in _TAKES_RANGE and nxt[:1] == "-" and nxt[1:2].isdigit():
-            long = "--warning" if a in ("-w", "--warning") else "--critical"
-            out.append(f"{long}={nxt}")
-            i += 2
-            continue
-        out.append(a)
-        i += 1
-    return out
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The parsed command line; raises UsageError (argparse's own exit only for -h/-V)."""
-    ns = build_parser().parse_args(_join_negative_ranges(list(argv)))
-    if ns.command == "value" and ns.item == "instance_accel" and not ns.arg:
-        raise UsageError("instance_accel needs an instance name, uuid or pid")
-    return ns
-
-
-def run(ns: argparse.Namespace) -> None:
-    fmt = "json" if ns.as_json else (ns.fmt or "table")
-    api = {"no_api": ns.no_api, "insecure": ns.insecure, "os_cacert": ns.os_cacert}
-    if ns.command == "checks":
-        list_checks(fmt)
-    elif ns.command == "collect":
-        collect(ns.root, ns.timeout, api, ns.output)
-    elif ns.command == "schema":
-        sys.stdout.write(schema_text())
-    elif ns.command == "value":
-        value(ns.root, ns.timeout, api, ns.item, ns.arg)
-    elif ns.command == "report":
-        report(fmt, ns.files)
-    else:
-        check(ns, fmt, api)
-
-
-def check(ns: argparse.Namespace, fmt: str, api: dict[str, Any]) -> None:
     from hvcheck import engine
-    from hvcheck.host import SnapshotError, open_host
 
+    checks = engine.load_checks()
+    titles = {lc.id: lc.title for lc in checks}
+    return [
+        CompletionItem(s, help=titles.get(s))
+        for s in engine.selectors(checks)
+        if s.startswith(incomplete)
+    ]
+
+
+class _Hvcheck(click.Group):
+    """click's group; a closed stdout (``hvcheck | head -1``) exits 3 at once, where click
+    would exit 1 (WARNING to Nagios)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _quiet_broken_pipe():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _quiet_broken_pipe():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _quiet_broken_pipe() -> Iterator[None]:
     try:
-        host = open_host(ns.root)
-    except SnapshotError as e:
-        _fail(fmt, str(e))
-        return
-    options = {"tcg_warning": ns.warn_range, "tcg_critical": ns.crit_range, **api}
-    verdict = engine.run(
-        host,
-        engine.load_checks(),
-        timeout=ns.timeout,
-        only=tuple(ns.only),
-        skip=tuple(ns.skip),
-        options=options,
-    )
-    _emit(verdict, fmt, ns.verbose)
-    sys.exit(verdict.exit_code)
+        yield
+    except BrokenPipeError:
+        os._exit(UNKNOWN_EXIT)
 
 
-def _emit(verdict: Any, fmt: str, verbose: bool) -> None:
-    if fmt == "json":
-        from hvcheck.report import json as rjson
-
-        sys.stdout.write(rjson.render(verdict, verbose))
-    elif fmt == "nagios":
-        from hvcheck.report import nagios
-
-        sys.stdout.write(nagios.render(verdict, verbose))
-    elif fmt == "prometheus":
-        from hvcheck.report import prometheus
-
-        sys.stdout.write(prometheus.render(verdict, verbose))
-    elif fmt == "zabbix-discovery":
-        from hvcheck.report import zabbix
-
-        sys.stdout.write(zabbix.discovery(verdict, verbose))
-    else:
-        from hvcheck.report import table
-
-        table.render_to(verdict, sys.stdout, verbose)
-    sys.stdout.flush()
+HELP_EPILOG = (
+    "Run as root for a full answer: /dev/kvm and QEMU processes' fds are open to root "
+    "only. Without root, what cannot be read is UNKNOWN (cannot tell), never a false CRITICAL."
+    "\n\n\b\nShell completion (bash; zsh_source and fish_source for zsh and fish):\n"
+    '  eval "$(_HVCHECK_COMPLETE=bash_source hvcheck)"'
+)
 
 
-def list_checks(fmt: str) -> None:
-    """List the checks: id, title and what each reads."""
-    from hvcheck import engine
+@click.group(
+    cls=_Hvcheck,
+    invoke_without_command=True,
+    subcommand_metavar="[COMMAND [ARGS]...]",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=HELP_EPILOG,
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default: table).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
+@click.option(
+    "--root",
+    metavar="PATH",
+    type=click.Path(),
+    default=None,
+    help="Read a snapshot (directory or .tar.gz from `hvcheck collect`) instead of the live host.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="ID",
+    shell_complete=_complete_ids,
+    help="Run only this check id or dotted prefix (repeatable).",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    metavar="ID",
+    shell_complete=_complete_ids,
+    help="Skip this check id or prefix (repeatable).",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    callback=_seconds,
+    help="The whole run ends within this many seconds; unfinished checks are UNKNOWN.",
+)
+@click.option(
+    "-w",
+    "--warning",
+    "warn_range",
+    metavar="RANGE",
+    default=None,
+    callback=_range,
+    help="Nagios range for the number of TCG instances (10, 10:, ~:10, 10:20, @10:20).",
+)
+@click.option(
+    "-c",
+    "--critical",
+    "crit_range",
+    metavar="RANGE",
+    default=None,
+    callback=_range,
+    help="Nagios range for the number of TCG instances; default: CRITICAL on any TCG "
+    "instance when nova virt_type=kvm.",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="More detail (nagios: one line per non-OK check)."
+)
+@click.option(
+    "--no-api", is_flag=True, help="Do not contact the OpenStack APIs (nova.api is SKIPped)."
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Nova API: do not verify the server's TLS certificate (verified by default).",
+)
+@click.option(
+    "--os-cacert",
+    "os_cacert",
+    metavar="PATH",
+    envvar="OS_CACERT",
+    show_envvar=True,
+    default=None,
+    help="Nova API: CA bundle that verifies the server's TLS certificate.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="hvcheck")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    fmt: Optional[str],
+    as_json: bool,
+    root: Optional[str],
+    only: tuple[str, ...],
+    skip: tuple[str, ...],
+    timeout: float,
+    warn_range: Any,
+    crit_range: Any,
+    verbose: bool,
+    no_api: bool,
+    insecure: bool,
+    os_cacert: Optional[str],
+) -> int:
+    """Can this host run KVM guests, and do its QEMU instances really get KVM?
 
-    loaded = engine.load_checks()
-    if fmt == "json":
-        import json
+    Without a COMMAND, runs every check and prints the verdict.
 
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": lc.id,
-                        "title": lc.title,
-                        "reads": list(lc.reads),
-                        "source": lc.source,
-                        "error": lc.error,
-                    }
-                    for lc in loaded
-                ],
-                indent=2,
-            )
-        )
-        return
-    for lc in loaded:
-        print(f"{lc.id:<18} {lc.title}")
-        if lc.error:
-            print(f"{'':<18} ! {lc.error}")
-        for r in lc.reads:
-            print(f"{'':<18}   reads {r}")
-
-
-def _live_or_root_verdict(root: Optional[str], timeout: float, api: dict[str, Any]) -> Any:
+    Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    """
+    fmt = "json" if as_json else (fmt or "table")
+    api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
+    state = ctx.ensure_object(dict)
+    state.update(fmt=fmt, root=root, timeout=timeout, api=api)
+    if ctx.invoked_subcommand is not None:
+        return 0
     from hvcheck import engine
     from hvcheck.host import SnapshotError, open_host
 
+    checks = engine.load_checks()
+    for name, patterns in (("only", only), ("skip", skip)):
+        for pattern, near in engine.unmatched(patterns, checks).items():
+            hint = f"did you mean {', '.join(near)}?" if near else "see `hvcheck checks`"
+            param = next(p for p in ctx.command.params if p.name == name)
+            raise click.BadParameter(f"{pattern!r} selects no check; {hint}", ctx, param)
     try:
         host = open_host(root)
     except SnapshotError as e:
-        _fail("table", str(e))
-    return engine.run(host, engine.load_checks(), timeout=timeout, options=dict(api))
+        return _failed(fmt, str(e))
+    options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
+    verdict = engine.run(host, checks, timeout=timeout, only=only, skip=skip, options=options)
+    from hvcheck import report
+
+    report.render(verdict, fmt, verbose)
+    return verdict.exit_code
 
 
-def value(
-    root: Optional[str], timeout: float, api: dict[str, Any], item: str, arg: Optional[str]
-) -> None:
+def _failed(fmt: str, message: str) -> int:
+    """Print the failed run's verdict (``Verdict.failed``) in ``fmt``; its exit code (3)."""
+    from hvcheck import report
+    from hvcheck.model import Verdict
+
+    verdict = Verdict.failed(message)
+    report.render(verdict, fmt)
+    return verdict.exit_code
+
+
+@cli.command("checks")
+@click.pass_obj
+def list_checks(state: dict[str, Any]) -> int:
+    """List the checks: id, title and what each reads."""
+    from hvcheck import engine, report
+
+    report.render_checks(engine.load_checks(), state["fmt"])
+    return 0
+
+
+def _verdict(state: dict[str, Any]) -> Any:
+    """The whole run's Verdict on the live host or ``--root``; None when the snapshot
+    cannot be opened (reported on stderr)."""
+    from hvcheck import engine
+    from hvcheck.host import SnapshotError, open_host
+
+    try:
+        host = open_host(state["root"])
+    except SnapshotError as e:
+        _failed("table", str(e))
+        return None
+    return engine.run(
+        host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
+    )
+
+
+def _needs_instance(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Any:
+    if ctx.params.get("item") == "instance_accel" and not value:
+        raise click.UsageError("instance_accel needs an instance name, uuid or pid", ctx)
+    return value
+
+
+@cli.command(
+    "value",
+    short_help="Print one value (Zabbix UserParameters).",
+    epilog=f"ITEM is one of: {', '.join(VALUE_ITEMS)}.",
+)
+@click.argument("item", metavar="ITEM", type=click.Choice(VALUE_ITEMS))
+@click.argument("arg", required=False, callback=_needs_instance)
+@click.pass_obj
+def value(state: dict[str, Any], item: str, arg: Optional[str]) -> int:
+    """Print one value (for Zabbix UserParameters): status (0-3), kvm_usable (1/0/-1),
+    instance counts, or instance_accel NAME|UUID|PID (kvm/tcg/unknown/absent)."""
     from hvcheck.report import zabbix
 
-    print(zabbix.value(_live_or_root_verdict(root, timeout, api), item, arg))
+    verdict = _verdict(state)
+    if verdict is None:
+        return UNKNOWN_EXIT
+    click.echo(zabbix.value(verdict, item, arg))
+    return 0
 
 
-def report(fmt: str, files: list[str]) -> None:
-    from hvcheck import fleet
-    from hvcheck.report import fleet as rfleet
+@cli.command("report", short_help="Fleet view of many hosts' --json files.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
+@click.pass_obj
+def fleet_report(state: dict[str, Any], files: tuple[str, ...]) -> int:
+    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json)."""
+    from hvcheck import fleet, report
 
     def read(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read(16 * 1024 * 1024)
 
     rows = fleet.load(list(files), read)
-    if fmt == "json":
-        sys.stdout.write(rfleet.render_json(rows))
-    else:
-        rfleet.render_table(rows, sys.stdout)
-    sys.exit(fleet.worst(rows).exit_code)
+    report.render_fleet(rows, state["fmt"])
+    return fleet.worst(rows).exit_code
+
+
+@cli.command("schema")
+def schema() -> int:
+    """Print the JSON Schema (draft 2020-12) of --format json."""
+    click.echo(schema_text(), nl=False)
+    return 0
 
 
 def schema_text() -> str:
@@ -402,17 +319,28 @@ def schema_text() -> str:
     return files("hvcheck").joinpath("schema.json").read_text(encoding="utf-8")
 
 
-def collect(
-    root: Optional[str], timeout: float, api: dict[str, Any], output: Optional[str]
-) -> None:
+@cli.command("collect", short_help="Write a snapshot (replay it with --root).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Snapshot file to write (.tar.gz). Default: hvcheck-HOST-TIME.tar.gz",
+)
+@click.pass_obj
+def collect(state: dict[str, Any], output: Optional[str]) -> int:
+    """Write a snapshot of everything the checks read (replay it with --root)."""
     from hvcheck import engine
     from hvcheck.host import RecordingHost
 
-    if root:
-        _fail("table", "collect reads the live host; --root makes no sense here")
+    if state["root"]:
+        return _failed("table", "collect reads the live host; --root makes no sense here")
     host = RecordingHost()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    verdict = engine.run(host, engine.load_checks(), timeout=timeout, options=dict(api))
+    verdict = engine.run(
+        host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
+    )
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         live = {
@@ -423,40 +351,81 @@ def collect(
         }
         host.write_snapshot(out, stamp, live)
     except OSError as e:
-        _fail("table", f"cannot write {out}: {e}")
-    print(
-        f"wrote {out} ({os.path.getsize(out)} bytes); live verdict: "
-        f"{verdict.status.label} - {verdict.summary}",
-        file=sys.stderr,
-    )
+        return _failed("table", f"cannot write {out}: {e}")
+    from hvcheck import report
+
+    report.render_collected(out, os.path.getsize(out), verdict)
+    return 0
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point: every exit status is ours (usage errors 3, never 2)."""
-    args = sys.argv[1:] if argv is None else argv
-    fmt = (
-        "nagios"
-        if any(a in ("nagios", "--format=nagios") for a in args)
-        else ("json" if "--json" in args or "--format=json" in args else "table")
-    )
+def parse_args(argv: list[str]) -> SimpleNamespace:
+    """Parse a command line as ``main`` would, without running it: the group's options, then
+    ``command`` (None without one) and the subcommand's own parameters. Raises UsageError
+    (``--help``/``--version`` raise click.exceptions.Exit). For tests and contrib/ checks."""
+    ctx = cli.make_context("hvcheck", list(argv))
+    params = dict(ctx.params)
+    # click 8.2 renamed Context.protected_args (still there, deprecated) to _protected_args
+    protected = getattr(ctx, "_protected_args", None)
+    rest = [*(ctx.protected_args if protected is None else protected), *ctx.args]
+    params["command"] = None
+    if rest:
+        name, cmd, args = cli.resolve_command(ctx, rest)
+        assert cmd is not None and name is not None  # resolve_command raises otherwise
+        params["command"] = name
+        params.update(cmd.make_context(name, args, parent=ctx).params)
+    return SimpleNamespace(**params)
+
+
+def _requested_format(args: list[str]) -> str:
+    """The output format asked for, read from the raw arguments: what a usage error is
+    reported in. A mistyped option before ``nagios`` (``--formt nagios``) still answers
+    with a Nagios line."""
+    fmt = "table"
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a.startswith("--format="):
+            fmt = a.partition("=")[2]
+        elif a == "--format" and i + 1 < len(args):
+            fmt = args[i + 1]
+    if "--json" in args:
+        fmt = "json"
+    if fmt not in ERROR_FORMATS and "nagios" in args:
+        fmt = "nagios"
+    return fmt if fmt in FORMATS else "table"
+
+
+def main(argv: Optional[list[str]] = None) -> NoReturn:
+    """Entry point: click in non-standalone mode, so every exit status is ours."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    state: dict[str, Any] = {}  # the parsed options, once the group has seen them
     try:
-        run(parse_args(args))
-    except UsageError as e:
-        if fmt == "table":
-            sys.stderr.write(f"{e.usage}hvcheck: error: {e}\n")
+        rv = cli.main(args=args, prog_name="hvcheck", standalone_mode=False, obj=state)
+    except click.exceptions.Abort:  # click's name for Ctrl-C (and EOF at a prompt)
+        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
+    except click.ClickException as e:  # usage errors (click: 2) and others (click: 1)
+        fmt = state.get("fmt") or _requested_format(args)
+        if fmt not in ERROR_FORMATS:
+            e.show()
             sys.exit(UNKNOWN_EXIT)
-        _fail(fmt, f"usage error: {e}")
+        sys.exit(_failed(fmt, f"usage error: {e.format_message()}"))
     except BrokenPipeError:
         os._exit(UNKNOWN_EXIT)
     except KeyboardInterrupt:
-        _fail(fmt, "interrupted")
+        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
     except SystemExit:
         raise
     except BaseException as e:
         if os.environ.get("HVCHECK_DEBUG"):
             raise
-        _fail(fmt, f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)")
-    sys.exit(0)
+        sys.exit(
+            _failed(
+                state.get("fmt") or _requested_format(args),
+                f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)",
+            )
+        )
+    # --help and --version return click's exit code (0); a misuse of them is a usage error
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def console() -> NoReturn:

@@ -1,8 +1,12 @@
 """Can a user open a device node, why not, and does a fix last?
 
-A shared judgement (facts level) for /dev/kvm, /dev/vhost-net and /dev/net/tun: the node's mode
-bits and POSIX ACL decide access now (``hvcheck.parsers.acl``); the udev rules decide what the
-node looks like after the next boot or module reload (``hvcheck.parsers.udev``).
+A shared judgement at the facts level, for /dev/kvm, /dev/vhost-net and /dev/net/tun: the node's
+mode bits and POSIX ACL decide access now (``hvcheck.parsers.acl``); the udev rules decide what
+the node looks like after the next boot or module reload (``hvcheck.parsers.udev``).
+``hvcheck.facts`` calls it (``facts.can_open``, ``facts.qemu_kvm_access`` -- shared by
+libvirt.qemu_user and libvirt.caps --, ``facts.refused_open_hint`` for kvm.device) with the
+host's accounts; this module never imports ``facts``, and checks reach it only through
+``facts`` (``READS`` as ``facts.ACCESS_READS``).
 
 Host paths read (through the host layer): the udev rules directories
 (/etc/udev/rules.d, /run/udev/rules.d, /usr/local/lib/udev/rules.d, /usr/lib/udev/rules.d,
@@ -21,6 +25,8 @@ from hvcheck.check import Context
 from hvcheck.host import DeviceInfo, Host, ProbeResult
 from hvcheck.parsers.accounts import Accounts
 from hvcheck.parsers.acl import (
+    ACL_GROUP,
+    ACL_MASK,
     ACL_USER,
     AclEntry,
     AclError,
@@ -55,6 +61,34 @@ class NodeAccess(NamedTuple):
     reasons: list[str]  # why (not), then whether the state lasts, in plain sentences
     rule: Optional[NodeRules]  # what the udev rules set; None: the rules were not read
     lasting_fix: str  # what to do so that access survives a reboot ("" when nothing to do)
+
+    def hint(self) -> str:
+        """A check's hint: what is wrong and whether it lasts, then the lasting fix."""
+        text = "; ".join(self.reasons)
+        return f"{text} — lasting fix: {self.lasting_fix}" if self.lasting_fix else text
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON for a check's details: the judgement and the udev rule behind it
+        (``udev`` None when the rules were not read)."""
+        r = self.rule
+        out: dict[str, Any] = {
+            "allowed": self.allowed,
+            "reasons": list(self.reasons),
+            "lasting_fix": self.lasting_fix or None,
+            "udev": None,
+        }
+        if r is not None:
+            out["udev"] = {
+                "group": _setting_json(r.group),
+                "mode": _setting_json(r.mode),
+                "owner": _setting_json(r.owner),
+                "expected_mode": r.expected_mode,
+                "tags": [_setting_json(t) for t in r.tags],
+                "static_node": r.static_node.where if r.static_node else None,
+                "uncertain": [x.where for x in r.uncertain],
+                "dropped": [f"{x.where}: {why}" for x, why in r.dropped],
+            }
+        return out
 
 
 def read_rules(host: Host) -> Optional[list[tuple[str, Optional[str]]]]:
@@ -127,70 +161,46 @@ def udev_device(host: Host, path: str, dev: DeviceInfo) -> Device:
     )
 
 
-def node_udev_rules(ctx: Context, path: str, dev: DeviceInfo) -> Optional[NodeRules]:
+def node_udev_rules(
+    ctx: Context, path: str, dev: DeviceInfo, accounts: Accounts
+) -> Optional[NodeRules]:
     """What the udev rules of this host set for ``path`` (once per run); None when the rules
-    directories are not there to read."""
-    from hvcheck import facts
+    directories are not there to read. ``accounts``: the host's /etc/passwd and /etc/group
+    (a GROUP or OWNER naming neither makes udev drop the line)."""
 
     def compute(c: Context) -> Optional[NodeRules]:
         files = read_rules(c.host)
         if files is None:
             return None
-        acc = facts.accounts(c)
         return node_rules(
             files,
             udev_device(c.host, path, dev),
-            groups=[g.name for g in acc.groups] if acc.groups else None,
-            users=[u.name for u in acc.users] if acc.users else None,
+            groups=[g.name for g in accounts.groups] if accounts.groups else None,
+            users=[u.name for u in accounts.users] if accounts.users else None,
         )
 
     return ctx.fact(f"udev_rules:{path}", compute)
 
 
 def node_access(
-    ctx: Context, path: str, dev: DeviceInfo, uid: int, gids: set[int], user: str
+    ctx: Context,
+    path: str,
+    dev: DeviceInfo,
+    uid: int,
+    gids: set[int],
+    user: str,
+    accounts: Accounts,
 ) -> NodeAccess:
     """Can ``user`` (``uid``, groups ``gids``) open ``path`` read-write, and does a fix last?
 
     The rules directories are read only when the user cannot open the node (or it cannot be
     told): a run where access is fine costs no more than the stat.
     """
-    from hvcheck import facts
-
-    acc = facts.accounts(ctx)
-    now = judge(path, dev, uid, gids, user, None, acc, quiet=True)
+    now = judge(path, dev, uid, gids, user, None, accounts, quiet=True)
     if now.allowed is True:
         return now
-    return judge(path, dev, uid, gids, user, node_udev_rules(ctx, path, dev), acc)
-
-
-def hint(access: NodeAccess) -> str:
-    """A check's hint: what is wrong and whether it lasts, then the lasting fix."""
-    text = "; ".join(access.reasons)
-    return f"{text} — lasting fix: {access.lasting_fix}" if access.lasting_fix else text
-
-
-def details(access: NodeAccess) -> dict[str, Any]:
-    """JSON for a check's details: the judgement and the udev rule behind it."""
-    r = access.rule
-    out: dict[str, Any] = {
-        "allowed": access.allowed,
-        "reasons": list(access.reasons),
-        "lasting_fix": access.lasting_fix or None,
-        "udev": None,
-    }
-    if r is not None:
-        out["udev"] = {
-            "group": _setting_json(r.group),
-            "mode": _setting_json(r.mode),
-            "owner": _setting_json(r.owner),
-            "expected_mode": r.expected_mode,
-            "tags": [_setting_json(t) for t in r.tags],
-            "static_node": r.static_node.where if r.static_node else None,
-            "uncertain": [x.where for x in r.uncertain],
-            "dropped": [f"{x.where}: {why}" for x, why in r.dropped],
-        }
-    return out
+    rules = node_udev_rules(ctx, path, dev, accounts)
+    return judge(path, dev, uid, gids, user, rules, accounts)
 
 
 def _setting_json(s: Optional[Setting]) -> Optional[dict[str, str]]:
@@ -198,21 +208,22 @@ def _setting_json(s: Optional[Setting]) -> Optional[dict[str, str]]:
 
 
 def probe_user_hint(
-    ctx: Context, path: str, dev: Optional[DeviceInfo], probe: Optional[ProbeResult]
+    ctx: Context,
+    path: str,
+    dev: Optional[DeviceInfo],
+    probe: Optional[ProbeResult],
+    accounts: Accounts,
 ) -> str:
     """For a probe refused with EACCES: "; <user> cannot open it: why — lasting fix: ..."
     ("" when there is nothing to add). The user is the probe's uid, with its groups from
-    /etc/passwd and /etc/group."""
-    from hvcheck import facts
-
+    ``accounts`` (/etc/passwd and /etc/group)."""
     if dev is None:
         return ""
     uid = probe.uid if probe is not None and probe.uid is not None else ctx.host.euid()
-    acc = facts.accounts(ctx)
-    name = acc.user_name(uid)
+    name = accounts.user_name(uid)
     if name is None:
         return ""
-    access = node_access(ctx, path, dev, uid, acc.groups_of(name), name)
+    access = node_access(ctx, path, dev, uid, accounts.groups_of(name), name, accounts)
     if access.allowed is True:
         # the files say yes, the kernel said no: the process's groups are older than
         # /etc/group (a membership added since login), or a security module refused it
@@ -223,7 +234,7 @@ def probe_user_hint(
         )
     if access.allowed is not False:
         return ""
-    return f"; {name} cannot open it: {hint(access)}"
+    return f"; {name} cannot open it: {access.hint()}"
 
 
 # ------------------------------------------------------------------------------ judgement
@@ -237,6 +248,38 @@ def _mode_allows(perm: int, owner: int, group: int, uid: int, gids: set[int]) ->
     if group in gids:
         return perm & 0o060 == 0o060
     return perm & 0o006 == 0o006
+
+
+def allows(dev: DeviceInfo, uid: int, gids: set[int]) -> Optional[bool]:
+    """Whether a process with ``uid`` and groups ``gids`` opens ``dev`` read-write, as the
+    kernel decides it (fs/namei.c ``generic_permission``): root always (CAP_DAC_OVERRIDE);
+    with an access ACL (``dev.acl``) the acl(5) algorithm, where ``group::`` and the named
+    entries are limited by ``mask::``; else the owner, group or other bits of the mode.
+    None when the ACL's bytes cannot be decoded (then the mode's group bits are the mask, not
+    the group's permission, and the answer cannot be told)."""
+    if uid == 0:
+        return True
+    if not dev.acl:
+        return _mode_allows(dev.perm, dev.uid, dev.gid, uid, gids)
+    try:
+        entries = parse_acl_xattr(bytes.fromhex(dev.acl))
+    except (AclError, ValueError):
+        return None
+    return acl_allows(entries, uid, gids, file_uid=dev.uid, file_gid=dev.gid)
+
+
+def acl_summary(dev: DeviceInfo) -> str:
+    """``ACL user:64055:rw-,mask::rw-``: the entries of the node's ACL beyond its mode (named
+    users and groups, the mask; ``getfacl -n`` spelling); ``ACL (undecodable)`` when its bytes
+    are not an ACL; "" without one, or with only the three entries the mode bits mirror."""
+    if not dev.acl:
+        return ""
+    try:
+        entries = parse_acl_xattr(bytes.fromhex(dev.acl))
+    except (AclError, ValueError):
+        return "ACL (undecodable)"
+    extra = [e.text() for e in entries if e.tag in (ACL_USER, ACL_GROUP, ACL_MASK)]
+    return f"ACL {','.join(extra)}" if extra else ""
 
 
 def judge(

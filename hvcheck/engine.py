@@ -2,21 +2,23 @@
 
 Checks come from the ``hvcheck.checks`` entry-point group (the built-ins are registered there
 too). A plugin that fails to import, raises, or hangs becomes one UNKNOWN result and never hides
-the other checks (nagiosplugin's rule). Every check runs in a daemon thread; whatever has not
-finished at the deadline is reported UNKNOWN and abandoned, so the run ends within ``--timeout``.
+the other checks (nagiosplugin's rule). The checks and the verdict's own facts run at once
+under one deadline (``hvcheck.deadline``); whatever has not finished by then is reported UNKNOWN
+and abandoned, so the run ends within ``--timeout``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from typing import Any, Callable, NamedTuple, Optional
 
 from hvcheck import facts
 from hvcheck.check import Check, Context
+from hvcheck.deadline import call_until, run_until
 from hvcheck.host import Host, ProcessGone
-from hvcheck.model import HostFacts, Instance, Result, Status, Verdict
+from hvcheck.model import DEFAULT_TIMEOUT, HostFacts, Instance, Result, Status, Verdict
 
 GROUP = "hvcheck.checks"
 
@@ -31,9 +33,16 @@ class LoadedCheck(NamedTuple):
 
 
 def _entry_points() -> list[Any]:
-    from hvcheck.entrypoints import entry_points
+    """The ``hvcheck.checks`` entry points of the installed distributions
+    (``importlib.metadata``; one per name and value, as Python 3.10+ de-duplicates
+    distributions found twice on ``sys.path``)."""
+    import importlib.metadata as md
+    import sys
 
-    return list(entry_points(GROUP))
+    if sys.version_info >= (3, 10):
+        return list(md.entry_points(group=GROUP))
+    found = md.entry_points().get(GROUP, ())  # Python 3.9: a dict of groups
+    return list({(e.name, e.value): e for e in found}.values())
 
 
 def _as_checks(obj: Any) -> list[Check]:
@@ -104,6 +113,28 @@ def selected(check_id: str, only: Sequence[str], skip: Sequence[str]) -> bool:
     return not any(match(p) for p in skip)
 
 
+def selectors(checks: Sequence[LoadedCheck]) -> list[str]:
+    """Every ``--only``/``--skip`` id that selects one of ``checks``: each id and each of its
+    dotted prefixes ("kvm" for kvm.device), sorted."""
+    out: set[str] = set()
+    for lc in checks:
+        parts = lc.id.split(".")
+        out.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return sorted(out)
+
+
+def unmatched(patterns: Sequence[str], checks: Sequence[LoadedCheck]) -> dict[str, list[str]]:
+    """The ``patterns`` that select none of ``checks`` (``selected``'s rule), each with the
+    nearest selectors (difflib.get_close_matches, best first; empty when none is near)."""
+    from difflib import get_close_matches
+
+    bad = [p for p in patterns if not any(selected(lc.id, (p,), ()) for lc in checks)]
+    if not bad:
+        return {}
+    known = selectors(checks)
+    return {p: get_close_matches(p, known, n=3) for p in bad}
+
+
 def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
     if isinstance(e, PermissionError):
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
@@ -147,68 +178,27 @@ def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
     )
 
 
-class _Runner:
-    """Runs callables in daemon threads; collects what finished by the deadline."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.threads: list[tuple[str, threading.Thread, list[Any]]] = []
-
-    def submit(self, key: str, fn: Callable[[], Any]) -> None:
-        box: list[Any] = []
-
-        def target() -> None:
-            try:
-                box.append(("ok", fn()))
-            except BaseException as e:
-                box.append(("err", e))
-
-        t = threading.Thread(target=target, name=f"hvcheck-{key}", daemon=True)
-        t.start()
-        self.threads.append((key, t, box))
-
-    def collect(self) -> dict[str, tuple[str, Any]]:
-        out: dict[str, tuple[str, Any]] = {}
-        for key, t, box in self.threads:
-            t.join(max(0.0, self.deadline - time.monotonic()))
-            if box:
-                out[key] = box[0]
-        return out
-
-
-def _call(fn: Callable[[], Any], deadline: float, default: Any) -> Any:
-    r = _Runner(deadline)
-    r.submit("fact", fn)
-    got = r.collect().get("fact")
-    if got is None or got[0] != "ok":
-        return default
-    return got[1]
-
-
 def run(
     host: Host,
     checks: Sequence[LoadedCheck],
     *,
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_TIMEOUT,
     only: Sequence[str] = (),
     skip: Sequence[str] = (),
     options: Optional[dict[str, Any]] = None,
-    extra_facts: Iterable[Callable[[Context], None]] = (),
 ) -> Verdict:
     start = time.monotonic()
     # Leave a margin for assembling and printing the report within the caller's timeout.
     deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
     ctx = Context(host, options)
     ctx.deadline = deadline
-    runner = _Runner(deadline)
     chosen = [lc for lc in checks if selected(lc.id, only, skip)]
-    for lc in chosen:
-        if lc.check is not None:
-            check = lc.check
-            runner.submit(lc.id, lambda check=check: check.run(ctx))  # type: ignore[misc]
+    work: dict[str, Callable[[], Any]] = {
+        lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
+    }
     # The verdict's own facts run alongside the checks, under the same deadline.
-    runner.submit("_verdict", lambda: _verdict_facts(ctx))
-    done = runner.collect()
+    work["_verdict"] = partial(_verdict_facts, ctx)
+    done = run_until(work, deadline)
     results: list[Result] = []
     for lc in chosen:
         if lc.error is not None:
@@ -236,23 +226,23 @@ def run(
                     title=lc.title,
                 )
             )
-        elif got[0] == "err":
-            results.append(_error_result(lc, got[1]))
-        elif not isinstance(got[1], Result):
+        elif got.error is not None:
+            results.append(_error_result(lc, got.error))
+        elif not isinstance(got.value, Result):
             results.append(
                 Result(
                     lc.id,
                     Status.UNKNOWN,
-                    f"check returned {type(got[1]).__name__}, not a Result",
+                    f"check returned {type(got.value).__name__}, not a Result",
                     code="check-error",
                     title=lc.title,
                 )
             )
         else:
-            r: Result = got[1]
+            r: Result = got.value
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
     vf = done.get("_verdict")
-    vfacts: dict[str, Any] = vf[1] if vf and vf[0] == "ok" else {}
+    vfacts: dict[str, Any] = vf.value if vf and vf.error is None else {}
     return _assemble(ctx, results, vfacts, deadline)
 
 
@@ -272,7 +262,7 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
     except Exception:
         out["os"] = ""
     try:
-        from hvcheck.instances import acceleration, qemu_processes
+        from hvcheck.processes import acceleration, qemu_processes
 
         procs = qemu_processes(ctx)
         out["instances"] = tuple(
@@ -301,7 +291,7 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
 
 def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline: float) -> Verdict:
     host = ctx.host
-    u = _call(host.uname, deadline, None)
+    u = call_until(host.uname, deadline, None)
     hf = HostFacts(
         hostname=u.hostname if u else "",
         arch=u.arch if u else "",
@@ -318,7 +308,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
     acceleration = str(vf.get("acceleration", "none" if not instances else "unknown"))
     virt_type = vf.get("virt_type")
     status = Status.worst([r.status for r in results])
-    summary = _summary(usable, reason, status, results, instances, acceleration)
+    summary = _summary(usable, reason, status, results, instances)
     return Verdict(
         host=hf,
         kvm_usable=usable,
@@ -338,7 +328,6 @@ def _summary(
     status: Status,
     results: list[Result],
     instances: tuple[Instance, ...],
-    acceleration: str,
 ) -> str:
     if usable is True:
         head = "KVM usable"
@@ -348,7 +337,8 @@ def _summary(
         head = f"KVM usability unknown: {reason}"
     parts = [head]
     worst = [r for r in results if r.status is status and status not in (Status.OK, Status.SKIP)]
-    if instances and not (worst and worst[0].id == "instances.accel"):
+    # a result whose summary already gives the instance counts says so (details)
+    if instances and not (worst and worst[0].details.get("counts_instances")):
         c = sum(1 for i in instances if i.accel == "kvm")
         t = sum(1 for i in instances if i.accel == "tcg")
         parts.append(f"{len(instances)} instance(s): {c} KVM, {t} TCG")

@@ -2,26 +2,47 @@
 
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
-product_name}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group.
+product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
+/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
+virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
+/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
+user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
+(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+from hvcheck import devaccess
 from hvcheck.check import Context
-from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult
+from hvcheck.devaccess import NodeAccess
+from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
 from hvcheck.parsers.kernel import (
+    CPU_LACKS,
+    FAILURES,
+    FIRMWARE_DISABLED,
+    GUEST_WITHOUT_NESTED,
+    HARMLESS,
+    KVM_INITIALIZED,
+    NOT_APPLICABLE,
+    NOT_AT_EL2,
+    SUCCESSES,
+    VENDOR_REGISTERED,
     KernelMessage,
+    LogPlatform,
     arm_hyp_state,
-    firmware_messages,
+    classify_kernel_log,
     kvm_messages,
+    log_platform,
+    modules_in_oops,
     parse_modules_builtin,
     parse_proc_modules,
 )
+from hvcheck.parsers.qemuconf import parse_qemu_conf
+from hvcheck.processes import processes
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
@@ -70,8 +91,7 @@ class Modules(NamedTuple):
     loaded: frozenset[str]  # from /proc/modules
     present: frozenset[str]  # /sys/module/<name> exists (loaded module or built-in with params)
     builtin: frozenset[str]  # modules.builtin
-    proc_modules: bool  # /proc/modules was readable
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # what could be read: /proc/modules, /sys/module, modules.builtin
 
     def has(self, name: str) -> bool:
         return name in self.loaded or name in self.present or name in self.builtin
@@ -108,7 +128,6 @@ def modules(ctx: Context) -> Modules:
             frozenset(loaded & set(ALL_MODULES)),
             frozenset(present),
             frozenset(builtin),
-            text is not None,
             tuple(sources),
         )
 
@@ -120,8 +139,255 @@ def kernel_log(ctx: Context) -> KernelLog:
     return ctx.fact("kmsg", lambda c: c.host.kernel_log())
 
 
+def kernel_messages(ctx: Context) -> list[KernelMessage]:
+    """The kernel log's lines the catalogue knows (hvcheck.parsers.kernel.CATALOGUE), no context
+    applied."""
+    return ctx.fact("kmsg_classified", lambda c: classify_kernel_log(kernel_log(c).lines))
+
+
+def boot_platform(ctx: Context) -> LogPlatform:
+    """Platform lines of the kernel log (Linux version, Hypervisor detected, DMI, CPU0)."""
+    return ctx.fact("kmsg_platform", lambda c: log_platform(kernel_log(c).lines))
+
+
+# ---------------------------------------------------------------------------------- vendor module
+# x86 vendor modules by cpuinfo vendor_id: kvm_intel also drives Zhaoxin/Centaur CPUs
+# (arch/x86/kvm/vmx/vmx.c works off the VMX feature), kvm_amd also Hygon (svm.c).
+_VENDOR_IDS = {
+    "GenuineIntel": "kvm_intel",
+    "CentaurHauls": "kvm_intel",
+    "Shanghai": "kvm_intel",
+    "AuthenticAMD": "kvm_amd",
+    "HygonGenuine": "kvm_amd",
+}
+
+
+def _cpuinfo_quiet(ctx: Context) -> Optional[CpuInfo]:
+    """cpuinfo for judgements that can do without it (an unreadable one is cpu.virt_ext's to
+    report, not a reason to lose the KVM verdict)."""
+    try:
+        return cpuinfo(ctx)
+    except OSError:
+        return None
+
+
+def cpu_vendor_module(ctx: Context) -> Optional[str]:
+    """The x86 vendor module this CPU takes: ``kvm_intel`` | ``kvm_amd`` | None.
+
+    From cpuinfo's vendor_id; without cpuinfo, from the kernel log: the boot CPU line
+    ("smpboot: CPU0: Intel(R) ..."), or kvm_amd's own "not amd or hygon" refusal. None off x86
+    or when nothing tells.
+    """
+
+    def compute(c: Context) -> Optional[str]:
+        if arch(c).family not in ("x86", None):
+            return None
+        ci = _cpuinfo_quiet(c)
+        if ci is not None and ci.vendor:
+            return _VENDOR_IDS.get(ci.vendor.strip())
+        cpu0 = (boot_platform(c).cpu0 or "").lower()
+        if any(x in cpu0 for x in ("intel", "zhaoxin", "centaur")):
+            return "kvm_intel"
+        if any(x in cpu0 for x in ("amd", "hygon")):
+            return "kvm_amd"
+        if any(m.meaning == NOT_APPLICABLE and m.module == "kvm_amd" for m in kernel_messages(c)):
+            return "kvm_intel"
+        return None
+
+    return ctx.fact("cpu_vendor_module", compute)
+
+
+class VendorState(NamedTuple):
+    """The vendor module this host needs and whether it runs.
+
+    A loadable module is listed in /proc/modules only once its init succeeded. A built-in one
+    has /sys/module/<name> and a modules.builtin line whether or not its init succeeded, so it
+    counts as started only when something it does shows: /dev/kvm (kvm_init() registers it from
+    the vendor module's init on x86), a working probe, or its own success lines in the log.
+    """
+
+    module: Optional[str]  # kvm_intel | kvm_amd | kvm_pvm | kvm_hv | kvm_pr | None (none needed)
+    how: str  # loaded (/proc/modules) | built in (modules.builtin) | present (/sys/module) | absent
+    started: Optional[bool]
+    evidence: str
+
+
+def vendor_state(ctx: Context) -> VendorState:
+    return ctx.fact("vendor_state", _vendor_state)
+
+
+def _vendor_state(ctx: Context) -> VendorState:
+    fam = arch(ctx).family
+    mods = modules(ctx)
+    wanted: Optional[str] = None
+    if fam == "x86":
+        cpu_mod = cpu_vendor_module(ctx)
+        if cpu_mod and cpu_mod in mods.loaded:
+            wanted = cpu_mod
+        elif mods.has("kvm_pvm"):
+            wanted = "kvm_pvm"  # PVM: any x86 CPU, no VT-x/AMD-V needed
+        else:
+            wanted = cpu_mod
+            if wanted is None:
+                x86_loaded = [m for m in ("kvm_intel", "kvm_amd") if m in mods.loaded]
+                wanted = x86_loaded[0] if x86_loaded else None
+    elif fam == "ppc":
+        ci = _cpuinfo_quiet(ctx)
+        loaded = [m for m in ("kvm_hv", "kvm_pr") if m in mods.loaded]
+        if loaded:
+            wanted = loaded[0]
+        elif ci is not None and ci.platform:
+            wanted = "kvm_hv" if ci.platform == "PowerNV" else "kvm_pr"
+    if wanted is None:
+        return VendorState(None, "absent", None, "no vendor module applies")
+    how = mods.how(wanted)
+    if wanted in mods.loaded:
+        return VendorState(wanted, how, True, f"{wanted} is in /proc/modules: its init succeeded")
+    if not mods.has(wanted):
+        return VendorState(wanted, how, False, f"{wanted} is neither loaded nor built in")
+    probe = kvm_probe(ctx)
+    if probe is not None and probe.ok:
+        return VendorState(wanted, how, True, "the /dev/kvm probe works")
+    for m in kernel_messages(ctx):
+        if m.meaning == KVM_INITIALIZED and m.module == wanted:
+            return VendorState(wanted, how, True, f"kernel log: {m.text}")
+        if m.meaning == VENDOR_REGISTERED and m.module in (wanted, None):
+            return VendorState(wanted, how, True, f"kernel log: {m.text}")
+    dev = kvm_device(ctx)
+    if dev is not None and dev.type == "char" and (dev.major, dev.minor) == (KVM_MAJOR, KVM_MINOR):
+        return VendorState(
+            wanted, how, True, f"{KVM_DEV} exists, which only a started vendor module registers"
+        )
+    if dev is None:
+        return VendorState(
+            wanted, how, False, f"{wanted} is {how} but did not start: {KVM_DEV} does not exist"
+        )
+    return VendorState(wanted, how, None, f"{wanted} is {how}; whether it started is not shown")
+
+
+def working_evidence(ctx: Context) -> Optional[str]:
+    """What proves KVM works here (the probe, a loaded vendor module), or None.
+
+    Working evidence outranks any kernel log line: the log keeps lines from modules that do not
+    apply to this CPU and from earlier states of the host.
+    """
+    probe = kvm_probe(ctx)
+    if probe is not None and probe.ok:
+        return "the /dev/kvm probe (KVM_CREATE_VM) works"
+    vs = vendor_state(ctx)
+    if vs.started and vs.module and vs.module in modules(ctx).loaded:
+        return f"{vs.module} is loaded (/proc/modules)"
+    if vs.started and vs.module:
+        return f"{vs.module} runs ({vs.evidence})"
+    return None
+
+
+class LogFinding(NamedTuple):
+    """A catalogue message judged for this host."""
+
+    message: KernelMessage
+    meaning: str  # the message's meaning here (may refine the catalogue's)
+    relevant: bool  # False: noise here (another vendor's module, outranked, not about VT-x)
+    note: str  # why, when it is not taken at face value
+
+
+def kvm_log_findings(ctx: Context) -> list[LogFinding]:
+    return ctx.fact("kmsg_findings", _kvm_log_findings)
+
+
+def _kvm_log_findings(ctx: Context) -> list[LogFinding]:
+    fam = arch(ctx).family
+    ci = _cpuinfo_quiet(ctx)
+    cpu_mod = cpu_vendor_module(ctx)
+    own_flag = bool(
+        ci and ((cpu_mod == "kvm_intel" and ci.vmx) or (cpu_mod == "kvm_amd" and ci.svm))
+    )
+    vs = vendor_state(ctx)
+    works = working_evidence(ctx)
+    try:
+        virtual = bool(virt_env(ctx).virtual)
+    except OSError:
+        virtual = False
+    out: list[LogFinding] = []
+    for m in kernel_messages(ctx):
+        w = m.wording
+        meaning, relevant, note = m.meaning, True, ""
+        if w is not None and fam and w.family != fam:
+            relevant, note = False, f"a {w.arch} message on a {fam} host"
+        elif meaning == HARMLESS:
+            relevant, note = False, "not about VT-x/AMD-V"
+        elif meaning == NOT_APPLICABLE:
+            relevant, note = (
+                False,
+                f"{m.module or 'a vendor module'} refusing a CPU it does not drive",
+            )
+        elif (
+            m.module in ("kvm_intel", "kvm_amd")
+            and cpu_mod in ("kvm_intel", "kvm_amd")
+            and m.module != cpu_mod
+            and meaning != VENDOR_REGISTERED
+        ):
+            meaning, relevant = NOT_APPLICABLE, False
+            note = f"printed by {m.module}, which does not apply to this CPU ({cpu_mod} does)"
+        elif (
+            meaning == CPU_LACKS
+            and m.module is None
+            and w is not None
+            and w.code == "no-hardware-support"
+            and cpu_mod
+            and (own_flag or vs.started)
+        ):
+            meaning, relevant = NOT_APPLICABLE, False
+            why = "its flag is in cpuinfo" if own_flag else f"{cpu_mod} runs"
+            note = (
+                f"printed by the other vendor's module (this wording does not name it): "
+                f"{cpu_mod} is the one for this CPU and {why}"
+            )
+        if relevant and meaning in FAILURES and works:
+            relevant, note = False, f"outranked: {works}"
+        if relevant and meaning in (CPU_LACKS, NOT_AT_EL2) and virtual:
+            meaning = GUEST_WITHOUT_NESTED
+            note = "this host is a VM: the hypervisor below does not expose virtualization to it"
+        out.append(LogFinding(m, meaning, relevant, note))
+    return out
+
+
 def firmware_disabled(ctx: Context) -> list[KernelMessage]:
-    return ctx.fact("firmware_msgs", lambda c: firmware_messages(kernel_log(c).lines))
+    """Kernel log lines that, on this host, say the firmware switched VT-x/AMD-V off."""
+    return [
+        f.message for f in kvm_log_findings(ctx) if f.relevant and f.meaning == FIRMWARE_DISABLED
+    ]
+
+
+class LogState(NamedTuple):
+    """What the kernel log alone says about KVM on this host."""
+
+    available: Optional[bool]  # True: KVM initialised / guests ran; False: it cannot; None
+    meaning: str  # the deciding finding's meaning ("" when none)
+    finding: Optional[LogFinding]
+
+
+def kernel_log_state(ctx: Context) -> LogState:
+    def compute(c: Context) -> LogState:
+        found = [f for f in kvm_log_findings(c) if f.relevant]
+        for meaning in FAILURES:
+            for f in found:
+                if f.meaning == meaning:
+                    return LogState(False, meaning, f)
+        for meaning in SUCCESSES:
+            for f in found:
+                if f.meaning == meaning:
+                    return LogState(True, meaning, f)
+        seen = modules_in_oops(kernel_log(c).lines)
+        vs = vendor_state(c)
+        cands = (
+            [vs.module] if vs.module else ["kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr"]
+        )
+        if any(m in seen for m in cands):
+            return LogState(True, "module-listed-in-oops", None)
+        return LogState(None, "", None)
+
+    return ctx.fact("kmsg_state", compute)
 
 
 # ---------------------------------------------------------------------------------- /dev/kvm
@@ -150,16 +416,41 @@ def _kvm_state(ctx: Context) -> KvmState:
     dev = kvm_device(ctx)
     probe = kvm_probe(ctx)
     mods = modules(ctx)
-    vendor = [m for m in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr") if mods.has(m)]
+    # vendor modules that run: loaded ones, and the built-in one this CPU started (a built-in
+    # kvm_intel on an AMD host is listed in modules.builtin but never ran)
+    try:
+        vs = vendor_state(ctx)
+    except OSError:
+        vs = VendorState(None, "absent", None, "unreadable")
+    vendor: list[str] = [
+        m for m in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_pr") if m in mods.loaded
+    ]
+    if vs.module and vs.started and vs.module not in vendor:
+        vendor.append(vs.module)
     mod_ev = [f"module {m} {mods.how(m)}" for m in ["kvm", *vendor] if mods.has(m)]
     if probe is not None:
         who = f"uid {probe.uid}" if probe.uid is not None else "this user"
         if probe.ok:
+            g = probe.guest
+            ran = ""
+            if g is not None and g.get("ok"):
+                ran = "; a vCPU ran real-mode guest code (" + ", ".join(g.get("exits", [])) + ")"
+            elif g is not None and not modules(ctx).has("kvm_pvm"):
+                # hvcheck.guestcode: the VM exists but no vCPU can run code in it
+                return KvmState(
+                    False,
+                    "guest-code-failed",
+                    f"{KVM_DEV} opens and KVM_CREATE_VM works, but a vCPU could not run "
+                    f"real-mode guest code: {g.get('stage')}: {g.get('error')}",
+                    (f"probe:/dev/kvm guest code {g.get('stage')} failed", *mod_ev),
+                )
+            elif g is not None:
+                ran = f"; real-mode guest code failed ({g.get('stage')}: {g.get('error')})"
             return KvmState(
                 True,
                 "probe-ok",
                 f"functional probe: opened {KVM_DEV}, KVM_GET_API_VERSION = "
-                f"{probe.api_version}, KVM_CREATE_VM succeeded as {who}",
+                f"{probe.api_version}, KVM_CREATE_VM succeeded as {who}{ran}",
                 ("probe:/dev/kvm KVM_CREATE_VM ok", *mod_ev),
             )
         if probe.errno in ("EACCES", "EPERM"):
@@ -227,6 +518,26 @@ _DMI_VIRTUAL = (
     ("RHEV", "RHEV"),
     ("Firecracker", "Firecracker"),
 )
+
+
+# systemd-detect-virt names as printed by systemd at boot ("Detected virtualization kvm.")
+_SYSTEMD_VIRT = {
+    "kvm": "KVM",
+    "qemu": "QEMU",
+    "microsoft": "Hyper-V",
+    "oracle": "VirtualBox",
+    "vmware": "VMware",
+    "xen": "Xen",
+    "amazon": "AWS EC2",
+    "google": "Google Compute Engine",
+    "parallels": "Parallels",
+    "bhyve": "bhyve",
+    "zvm": "z/VM",
+    "powervm": "PowerVM LPAR",
+    "wsl": "Hyper-V (WSL2)",
+}
+# Azure writes this chassis asset tag into every VM's DMI (cloud-init's DataSourceAzure checks it)
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 
 
 class VirtEnv(NamedTuple):
@@ -299,12 +610,30 @@ def _virt_env(ctx: Context) -> VirtEnv:
         # arch/arm64/kernel/smp.c: the kernel owns EL2 — bare metal, or a VM given nested EL2
         virtual = False
         ev.append("kernel log: CPU: All CPU(s) started at EL2")
-    for line in kernel_log(ctx).lines:
-        if "Hypervisor detected:" in line:
-            virtual = True
-            hv = hv or line.rsplit("Hypervisor detected:", 1)[1].strip()
-            ev.append("kernel log: Hypervisor detected: " + hv)
-            break
+    boot = boot_platform(ctx)
+    if boot.hypervisor:
+        # arch/x86/kernel/cpu/hypervisor.c init_hypervisor_platform()
+        virtual = True
+        hv = hv or boot.hypervisor
+        ev.append("kernel log: Hypervisor detected: " + boot.hypervisor)
+    if boot.systemd_virt and boot.systemd_virt != "none":
+        # systemd-detect-virt's names (src/basic/virt.c virtualization_table)
+        virtual = True
+        hv = hv or _SYSTEMD_VIRT.get(boot.systemd_virt, boot.systemd_virt)
+        ev.append(f"kernel log: systemd detected virtualization {boot.systemd_virt}")
+    if boot.dmi and not vendor and not product:
+        for needle, name in _DMI_VIRTUAL:
+            if needle.lower() in boot.dmi.lower():
+                virtual, hv = True, hv or name
+                ev.append(f"kernel log: DMI/Hardware name {boot.dmi.split(',')[0]}")
+                break
+    release = ctx.host.uname().kernel or boot.kernel or ""
+    if "microsoft" in release.lower() and "wsl" in release.lower():
+        virtual, hv = True, "Hyper-V (WSL2)"
+        ev.append(f"kernel release {release} (WSL2's kernel)")
+    if _first_line(ctx, "/sys/class/dmi/id/chassis_asset_tag") == AZURE_ASSET_TAG:
+        virtual, hv = True, "Hyper-V (Microsoft Azure)"
+        ev.append(f"DMI chassis_asset_tag {AZURE_ASSET_TAG} (Azure)")
     container: Optional[str] = None
     weak = False
     nspawn = _first_line(ctx, "/run/systemd/container")
@@ -354,19 +683,66 @@ def os_info(ctx: Context) -> OsInfo:
 
 
 def os_family(ctx: Context) -> str:
-    """debian | rhel | suse | other: which package names and commands hints should use."""
+    """debian | rhel | suse | arch | alpine | gentoo | other: which package names and commands
+    hints should use (os-release ID and ID_LIKE)."""
     try:
         info = os_info(ctx)
     except Exception:
         return "other"
-    ids = f"{info.id} {info.like}".lower()
-    if any(x in ids for x in ("debian", "ubuntu")):
-        return "debian"
-    if any(x in ids for x in ("rhel", "fedora", "centos", "rocky", "almalinux")):
-        return "rhel"
-    if "suse" in ids:
-        return "suse"
+    ids = f"{info.id} {info.like}".lower().split()
+    for fam, names in (
+        ("debian", ("debian", "ubuntu")),
+        ("rhel", ("rhel", "fedora", "centos", "rocky", "almalinux", "ol", "amzn")),
+        ("suse", ("suse", "opensuse", "sles", "sled", "opensuse-leap", "opensuse-tumbleweed")),
+        ("arch", ("arch", "manjaro")),
+        ("alpine", ("alpine",)),
+        ("gentoo", ("gentoo",)),
+    ):
+        if any(i in names or (fam == "suse" and "suse" in i) for i in ids):
+            return fam
     return "other"
+
+
+# QEMU system emulator packages per distribution family and CPU family: what gives this host a
+# QEMU for its own architecture (packages.debian.org, openSUSE's qemu-* split, Alpine aports).
+_QEMU_PACKAGES: dict[str, dict[str, str]] = {
+    "debian": {
+        "x86": "qemu-system-x86",
+        "arm": "qemu-system-arm",
+        "ppc": "qemu-system-ppc",
+        "s390": "qemu-system-s390x",
+        "riscv": "qemu-system-misc",
+    },
+    "suse": {"x86": "qemu-x86", "arm": "qemu-arm", "ppc": "qemu-ppc", "s390": "qemu-s390x"},
+    "alpine": {
+        "x86": "qemu-system-x86_64",
+        "arm": "qemu-system-aarch64",
+        "ppc": "qemu-system-ppc64",
+        "s390": "qemu-system-s390x",
+        "riscv": "qemu-system-riscv64",
+    },
+}
+
+
+def install_command(ctx: Context) -> str:
+    """The command that installs QEMU/KVM for this distribution and architecture (Debian on
+    arm64 gets qemu-system-arm, never qemu-system-x86)."""
+    fam = os_family(ctx)
+    cpu = arch(ctx).family or ""
+    if fam == "rhel":
+        return "dnf install qemu-kvm"  # the host-architecture QEMU on every RHEL/Fedora arch
+    if fam == "arch":
+        return "pacman -S qemu-base"
+    if fam == "gentoo":
+        return "emerge app-emulation/qemu"
+    pkg = _QEMU_PACKAGES.get(fam, {}).get(cpu)
+    if fam == "debian" and pkg:
+        return f"apt-get install {pkg}"
+    if fam == "suse" and pkg:
+        return f"zypper install {pkg}"
+    if fam == "alpine" and pkg:
+        return f"apk add {pkg}"
+    return "install your distribution's QEMU/KVM packages"
 
 
 def kvm_log_lines(ctx: Context) -> list[str]:
@@ -375,3 +751,142 @@ def kvm_log_lines(ctx: Context) -> list[str]:
 
 def arm_hyp(ctx: Context) -> Optional[bool]:
     return arm_hyp_state(kernel_log(ctx).lines)
+
+
+# ---------------------------------------------------------------------------------- QEMU user
+# What the device-access judgement reads (udev rules, sysfs links), for the checks' ``reads``.
+ACCESS_READS: tuple[str, ...] = devaccess.READS
+
+# The generic fix, when the udev rules were not there to read (a snapshot without them).
+UDEV_HINT = (
+    "make /dev/kvm 0660 root:kvm and put the QEMU user in group kvm: "
+    "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, persisted by a udev rule "
+    '(/etc/udev/rules.d/65-kvm.rules: KERNEL=="kvm", GROUP="kvm", MODE="0660"; '
+    "Debian/Ubuntu ship it in the qemu-system packages), and usermod -aG kvm {user}"
+)
+
+
+class QemuUser(NamedTuple):
+    user: str  # a name or, for kolla, a numeric uid as text
+    group: Optional[str]
+    source: str  # "path:line" of qemu.conf's user, or which default applies
+
+
+def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
+    """The running libvirtd / virtqemud processes (the process walk's "libvirtd" group)."""
+    return processes(ctx, "libvirtd")
+
+
+def qemu_user(ctx: Context) -> Optional[QemuUser]:
+    """Who libvirt runs QEMU as; None when libvirt is not on this host.
+
+    qemu.conf's ``user``/``group`` (the host's, kolla's, or a containerised libvirtd's through
+    its /proc/<pid>/root), else the default of libvirt's build: ``libvirt-qemu`` on Debian and
+    Ubuntu, ``qemu`` elsewhere, uid 42427 in kolla's images.
+    """
+
+    def compute(c: Context) -> Optional[QemuUser]:
+        h = c.host
+        daemons = libvirt_daemons(c)
+        paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
+        paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
+        for path in paths:
+            text = h.read_opt(path)
+            if text is None:
+                continue
+            qc = parse_qemu_conf(text)
+            if qc.user:
+                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}")
+            break
+        else:
+            if not daemons and not h.exists("/etc/libvirt"):
+                return None
+        if "kolla" in path:
+            return QemuUser("42427", "42427", "kolla's default (uid 42427)")
+        fam = os_family(c)
+        if fam == "debian":
+            return QemuUser(
+                "libvirt-qemu", "libvirt-qemu", "Debian/Ubuntu default (qemu.conf user unset)"
+            )
+        if fam in ("rhel", "suse"):
+            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)")
+        return QemuUser("qemu", "qemu", "libvirt's build default (qemu.conf user unset)")
+
+    return ctx.fact("qemu_user", compute)
+
+
+def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> Optional[bool]:
+    """Read-write access as the kernel decides it: root always; the node's POSIX ACL when it
+    has one (``DeviceInfo.acl``: a setfacl entry, logind's uaccess), by the acl(5) algorithm;
+    else the owner, group or other mode bits (``devaccess.allows``). None when the ACL's bytes
+    cannot be decoded."""
+    return devaccess.allows(dev, uid, gids)
+
+
+class KvmAccess(NamedTuple):
+    """Can libvirt's QEMU user open /dev/kvm?"""
+
+    user: QemuUser
+    device: DeviceInfo
+    uid: Optional[int]  # None: the user is not in /etc/passwd (NSS/LDAP users are not read)
+    groups: tuple[str, ...]  # the user's groups (names, or gids without a name), sorted
+    ok: Optional[bool]  # None when the uid is unknown or the node's ACL cannot be decoded
+    # the judgement behind ``ok`` (reasons, the udev rule, the lasting fix); None without uid
+    access: Optional[NodeAccess] = None
+
+    @property
+    def mode(self) -> str:
+        """``mode 0660 root:kvm`` (``, ACL user:64055:rw-,mask::rw-`` when the node has an
+        ACL with entries beyond the mode's): the device's access, for messages."""
+        d = self.device
+        acl = devaccess.acl_summary(d)
+        return f"mode {d.mode} {d.owner or d.uid}:{d.group or d.gid}" + (f", {acl}" if acl else "")
+
+    @property
+    def hint(self) -> str:
+        """The hint for a QEMU user who cannot open /dev/kvm: what is wrong, whether udev
+        keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
+        the generic udev advice when the rules were not there to read."""
+        if self.access is not None and self.access.rule is not None:
+            return self.access.hint()
+        return UDEV_HINT.format(user=self.user.user)
+
+
+def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
+    """The QEMU user's access to /dev/kvm (mode bits and POSIX ACL, ``devaccess``); None
+    without libvirt or /dev/kvm.
+
+    Its groups: its primary group (/etc/passwd) and memberships (/etc/group), plus
+    qemu.conf's ``group``, the group libvirt runs QEMU with. When it cannot open the node,
+    the udev rules are read to tell whether a fix lasts (``KvmAccess.hint``).
+    """
+
+    def compute(c: Context) -> Optional[KvmAccess]:
+        qu = qemu_user(c)
+        dev = kvm_device(c)
+        if qu is None or dev is None:
+            return None
+        acc = accounts(c)
+        user = acc.user(qu.user)
+        if user is None:
+            return KvmAccess(qu, dev, None, (), None)
+        gids = acc.groups_of(user.name)
+        if qu.group:
+            g = acc.group(qu.group)
+            if g is not None:
+                gids.add(g.gid)
+        groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
+        judged = devaccess.node_access(c, KVM_DEV, dev, user.uid, gids, qu.user, acc)
+        return KvmAccess(qu, dev, user.uid, groups, judged.allowed, judged)
+
+    return ctx.fact("qemu_kvm_access", compute)
+
+
+def refused_open_hint(
+    ctx: Context, path: str, dev: Optional[DeviceInfo], probe: Optional[ProbeResult]
+) -> str:
+    """For a probe of ``path`` refused with EACCES: ``"; <user> cannot open it: why — lasting
+    fix: ..."``, or why the files allow it and the kernel still refused (stale login groups,
+    an LSM); "" when there is nothing to add. The user is the probe's uid (else the effective
+    uid), with its groups from /etc/passwd and /etc/group."""
+    return devaccess.probe_user_hint(ctx, path, dev, probe, accounts(ctx))

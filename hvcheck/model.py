@@ -49,6 +49,7 @@ OK, WARNING, CRITICAL, UNKNOWN, SKIP = (
     Status.UNKNOWN,
     Status.SKIP,
 )
+DEFAULT_TIMEOUT = 10.0  # seconds; the whole run ends within it (-t/--timeout)
 
 
 class _Record:
@@ -179,9 +180,33 @@ class Verdict(NamedTuple):
     results: tuple[Result, ...]
     instances: tuple[Instance, ...] = ()
     snapshot: Optional[str] = None
+    error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+
+    @classmethod
+    def failed(cls, message: str) -> Verdict:
+        """The verdict of a run that could not reach one: a usage error, a snapshot that cannot
+        be read, an interrupt or an internal failure.
+
+        Status UNKNOWN (exit 3) with no check results; ``kvm_usable`` is None with ``message``
+        as the reason, ``acceleration`` "unknown", the host facts empty. ``message`` becomes
+        one line (newlines to spaces) and is kept in ``error``.
+        """
+        msg = " ".join(message.splitlines())
+        return cls(
+            host=HostFacts(hostname="", arch="", kernel="", os="", virtual=None),
+            kvm_usable=None,
+            kvm_usable_reason=msg,
+            acceleration="unknown",
+            virt_type=None,
+            summary=msg,
+            results=(),
+            error=msg,
+        )
 
     @property
     def status(self) -> Status:
+        if self.error is not None:
+            return Status.UNKNOWN
         return Status.worst([r.status for r in self.results])
 
     @property

@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
 from hvcheck.parsers import novaconf as nc
-from hvcheck.procs import processes
+from hvcheck.processes import processes
 
 
 class NovaConf(NamedTuple):

@@ -1,6 +1,6 @@
 """Ask Nova's API for this host's hypervisor record (the ``nova.api`` check's live I/O).
 
-Only :class:`hvcheck.host.LiveHost` calls :func:`nova_hypervisors`; checks see a
+Only :mod:`hvcheck.services` (for the live host) calls :func:`nova_hypervisors`; checks see a
 :class:`NovaAnswer`, and a snapshot replays the one ``collect`` recorded (``probes.nova_api``),
 which holds no credential: no password, no token, no ``clouds.yaml`` content.
 

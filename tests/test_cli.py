@@ -87,7 +87,12 @@ def test_version_and_help() -> None:
 
 def test_only_and_skip_select_by_id_and_prefix(healthy: Path) -> None:
     _, doc = run_json("--root", str(healthy), "--only", "kvm")
-    assert {c["id"] for c in doc["checks"]} == {"kvm.device", "kvm.modules", "kvm.vhost"}
+    assert {c["id"] for c in doc["checks"]} == {
+        "kvm.device",
+        "kvm.modules",
+        "kvm.vhost",
+        "kvm.kernel_log",
+    }
     _, doc = run_json("--root", str(healthy), "--only", "cpu.arch", "--only", "kvm.device")
     assert [c["id"] for c in doc["checks"]] == ["cpu.arch", "kvm.device"]
     _, doc = run_json("--root", str(healthy), "--skip", "kvm", "--skip", "host.os")
@@ -169,3 +174,317 @@ def test_ranges_starting_with_a_minus_are_values_not_options() -> None:
         parse_args(["-w", "--bogus"])
     with pytest.raises(UsageError):  # no abbreviations: a renamed option must not half-match
         parse_args(["--form", "json"])
+
+
+# ------------------------------------------------------------------------------------------
+# click: usage errors exit 3 in the requested format, typos name the right spelling
+# ------------------------------------------------------------------------------------------
+def _schema() -> dict[str, object]:
+    from hvcheck.cli import schema_text
+
+    return json.loads(schema_text())  # type: ignore[no-any-return]
+
+
+def test_mistyped_option_names_the_right_one_and_exits_3() -> None:
+    p = run_hvcheck("--formt", "nagios")
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    # a Nagios command line with a typo still answers with a Nagios line
+    assert re.fullmatch(r"HVCHECK UNKNOWN - usage error: [^|\n]+\n", p.stdout), p.stdout
+    # click's suggestion: "Did you mean --format?" (8.1, one near option), "(Possible options:
+    # --format, --root)" (8.1, several), "(Did you mean one of: '--format', '--root'?)" (8.2+)
+    near = r"(did you mean|possible options)[^|\n]*--{}"
+    assert "No such option" in p.stdout and "--formt" in p.stdout
+    assert re.search(near.format("format"), p.stdout, re.I), p.stdout
+    t = run_hvcheck("--timout", "3")
+    assert t.returncode == 3 and t.stdout == ""
+    assert re.search(near.format("timeout"), t.stderr, re.I), t.stderr
+    assert "Usage: hvcheck" in t.stderr and "Traceback" not in t.stderr
+
+
+def test_mistyped_format_names_the_valid_choices() -> None:
+    from hvcheck.report import FORMATS
+
+    p = run_hvcheck("--format", "nagois")
+    assert p.returncode == 3 and p.stdout == ""
+    assert "--format" in p.stderr and "'nagois'" in p.stderr
+    for fmt in FORMATS:
+        assert fmt in p.stderr, fmt
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "near"),
+    [
+        (["--only", "kvmm"], "--only", "kvm"),
+        (["--only", "kvm.devcie"], "--only", "kvm.device"),
+        (["--only", "cpu.arch", "--only", "nova.ap"], "--only", "nova.api"),
+        (["--skip", "intances"], "--skip", "instances"),
+        (["--only", "zzzz"], "--only", "hvcheck checks"),
+    ],
+)
+def test_a_selector_that_selects_no_check_is_a_usage_error(
+    healthy: Path, args: list[str], named: str, near: str
+) -> None:
+    # a typo in --only must never give a green probe: exit 3 naming the nearest ids
+    t = run_hvcheck("--root", str(healthy), *args)
+    assert t.returncode == 3 and t.stdout == "", t.stdout
+    assert named in t.stderr and args[-1] in t.stderr and near in t.stderr, t.stderr
+    n = run_hvcheck("--root", str(healthy), "--format", "nagios", *args)
+    assert n.returncode == 3
+    assert n.stdout.startswith("HVCHECK UNKNOWN - usage error: ") and near in n.stdout
+    assert "|" not in n.stdout  # nothing was measured: no perfdata
+    rc, doc = run_json("--root", str(healthy), *args)
+    assert rc == 3 and doc["status"] == "UNKNOWN" and doc["exit_code"] == 3
+    assert named in doc["error"] and near in doc["error"] and doc["checks"] == []
+
+
+def test_selectors_that_select_a_check_still_run(healthy: Path) -> None:
+    for args in (["--only", "kvm."], ["--only", "nova.api"], ["--skip", "nova"]):
+        rc, doc = run_json("--root", str(healthy), "--no-api", *args)
+        assert rc in (0, 1, 2) and doc["checks"] and "error" not in doc, args
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--bogus"],
+        ["--timeout", "0.05"],
+        ["--timeout", "nan"],
+        ["--only"],
+        ["-c", "5:1"],
+        ["nagioss"],
+        ["value"],
+        ["value", "instance_accel"],
+        ["report"],
+    ],
+)
+def test_usage_errors_in_json_and_nagios_keep_their_format(bad: list[str]) -> None:
+    j = run_hvcheck("--json", *bad)
+    assert j.returncode == 3, (j.stdout, j.stderr)
+    doc = json.loads(j.stdout)
+    import jsonschema
+
+    jsonschema.validate(doc, _schema())
+    assert doc["status"] == "UNKNOWN" and doc["exit_code"] == 3
+    assert doc["error"].startswith("usage error: ")
+    assert doc["verdict"] == {
+        "kvm_usable": None,
+        "kvm_usable_reason": doc["error"],
+        "acceleration": "unknown",
+        "virt_type": None,
+        "summary": doc["error"],
+    }
+    assert doc["host"] == {"hostname": "", "arch": "", "kernel": "", "os": "", "virtual": None}
+    assert doc["checks"] == [] and doc["instances"] == []
+    n = run_hvcheck("--format", "nagios", *bad)
+    assert n.returncode == 3
+    assert re.fullmatch(r"HVCHECK UNKNOWN - usage error: [^|\n]+\n", n.stdout), n.stdout
+    t = run_hvcheck(*bad)
+    assert t.returncode == 3 and t.stdout == "" and "Error: " in t.stderr
+    assert "Traceback" not in j.stderr + n.stderr + t.stderr
+
+
+def test_help_says_a_full_answer_needs_root_and_shows_completion() -> None:
+    h = run_hvcheck("--help")
+    assert h.returncode == 0
+    assert "Run as root for a full answer" in h.stdout and "/dev/kvm" in h.stdout
+    assert "_HVCHECK_COMPLETE=bash_source hvcheck" in h.stdout
+    for cmd in ("checks", "collect", "schema", "value", "report"):
+        assert re.search(rf"^\s+{cmd}\s", h.stdout, re.M), cmd
+        sub = run_hvcheck(cmd, "-h")
+        assert sub.returncode == 0 and f"Usage: hvcheck {cmd}" in sub.stdout
+
+
+def test_defaults_come_from_the_model_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcheck.cli import parse_args
+    from hvcheck.model import DEFAULT_TIMEOUT
+
+    monkeypatch.delenv("OS_CACERT", raising=False)
+    ns = parse_args([])
+    assert ns.timeout == DEFAULT_TIMEOUT and ns.command is None and ns.os_cacert is None
+    assert (ns.fmt, ns.as_json, ns.only, ns.skip) == (None, False, (), ())
+    monkeypatch.setenv("OS_CACERT", "/etc/ca.pem")
+    assert parse_args([]).os_cacert == "/etc/ca.pem"
+    assert parse_args(["--os-cacert", "/x.pem"]).os_cacert == "/x.pem"
+    monkeypatch.setenv("OS_CACERT", "")
+    assert parse_args([]).os_cacert is None
+
+
+def test_parse_args_reads_subcommands() -> None:
+    from hvcheck.cli import UsageError, parse_args
+
+    ns = parse_args(["--json", "-t", "3", "report", "a.json", "b.json"])
+    assert (ns.command, ns.as_json, ns.timeout, ns.files) == (
+        "report",
+        True,
+        3.0,
+        ("a.json", "b.json"),
+    )
+    ns = parse_args(["--root", "/s", "value", "instance_accel", "instance-0000000a"])
+    assert (ns.command, ns.root, ns.item, ns.arg) == (
+        "value",
+        "/s",
+        "instance_accel",
+        "instance-0000000a",
+    )
+    assert parse_args(["collect", "-o", "x.tar.gz"]).output == "x.tar.gz"
+    for bad in (
+        ["value", "instance_accel"],
+        ["value", "bogus"],
+        ["report"],
+        ["collect", "--root", "/s"],  # group options go before the command
+        ["-t", "0"],
+    ):
+        with pytest.raises(UsageError):
+            parse_args(bad)
+
+
+# ------------------------------------------------------------------------------------------
+# shell completion (click's _HVCHECK_COMPLETE)
+# ------------------------------------------------------------------------------------------
+def _complete(words: str, cword: int, shell: str = "bash") -> list[str]:
+    p = run_hvcheck(
+        env={
+            "_HVCHECK_COMPLETE": f"{shell}_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(cword),
+        }
+    )
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    return p.stdout.splitlines()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    p = run_hvcheck(env={"_HVCHECK_COMPLETE": f"{shell}_source"})
+    assert p.returncode == 0, p.stderr
+    assert "_HVCHECK_COMPLETE=" in p.stdout and f"{shell}_complete" in p.stdout
+    if shell == "bash":
+        assert "complete -o nosort -F _hvcheck_completion hvcheck" in p.stdout
+        bash = shutil.which("bash")
+        if bash:  # the script is valid bash
+            import subprocess
+
+            check = subprocess.run([bash, "-n"], input=p.stdout, text=True, capture_output=True)
+            assert check.returncode == 0, check.stderr
+
+
+def test_check_ids_formats_and_commands_complete() -> None:
+    from hvcheck import engine
+
+    ids = {lc.id for lc in engine.load_checks()}
+    kvm = {i for i in ids if i.startswith("kvm")}
+    assert kvm >= {"kvm.device", "kvm.modules", "kvm.vhost"}
+    got = _complete("hvcheck --only kv", 2)
+    assert set(got) == {f"plain,{i}" for i in kvm | {"kvm"}}, got
+    got = _complete("hvcheck --format nagios --skip nova.", 4)
+    assert {g.split(",", 1)[1] for g in got} == {i for i in ids if i.startswith("nova.")}
+    from hvcheck.report import FORMATS
+
+    assert _complete("hvcheck --format ", 2) == [f"plain,{f}" for f in FORMATS]
+    assert set(_complete("hvcheck c", 1)) == {"plain,checks", "plain,collect"}
+    assert _complete("hvcheck value instance_", 2) == ["plain,instance_accel"]
+
+
+# ------------------------------------------------------------------------------------------
+# the CLI holds no logic: Verdict.failed rendered by report.render
+# ------------------------------------------------------------------------------------------
+def test_failed_verdict_renders_in_every_format() -> None:
+    import io
+
+    import jsonschema
+
+    from hvcheck import report
+    from hvcheck.model import Verdict
+
+    v = Verdict.failed("cannot read\nthe snapshot | \x1b[31mx")
+    assert v.status.label == "UNKNOWN" and v.exit_code == 3 and v.results == ()
+    assert v.kvm_usable is None and v.acceleration == "unknown" and v.host.hostname == ""
+    assert v.error == v.summary == v.kvm_usable_reason == "cannot read the snapshot | \x1b[31mx"
+    out = io.StringIO()
+    report.render(v, "json", stream=out)
+    doc = json.loads(out.getvalue())
+    jsonschema.validate(doc, _schema())
+    assert doc["error"] == v.error and doc["status"] == "UNKNOWN" and doc["exit_code"] == 3
+    assert "counts" not in doc  # nothing was counted
+    out = io.StringIO()
+    report.render(v, "nagios", stream=out)
+    assert out.getvalue() == "HVCHECK UNKNOWN - cannot read the snapshot ¦ \\x1b[31mx\n"
+    for fmt in ("table", "prometheus", "zabbix-discovery"):
+        out, err = io.StringIO(), io.StringIO()
+        report.render(v, fmt, stream=out, errors=err)
+        assert (
+            out.getvalue() == ""
+            and err.getvalue() == "hvcheck: cannot read the snapshot | \\x1b[31mx\n"
+        )
+    for verdict in (v, v._replace(error=None)):
+        with pytest.raises(ValueError, match="unknown format"):
+            report.render(verdict, "xml", stream=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (KeyboardInterrupt(), "interrupted"),
+        (RuntimeError("boom"), "internal error: RuntimeError: boom"),
+    ],
+)
+def test_interrupts_and_internal_errors_exit_3_not_clicks_1(
+    healthy: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    exc: BaseException,
+    said: str,
+) -> None:
+    from hvcheck import cli, engine
+
+    def broken(*a: object, **k: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(engine, "run", broken)
+    monkeypatch.delenv("HVCHECK_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--root", str(healthy), "--format", "nagios"])
+    assert e.value.code == 3
+    assert capsys.readouterr().out == f"HVCHECK UNKNOWN - {said}" + (
+        " (set HVCHECK_DEBUG=1 for details)\n" if "internal" in said else "\n"
+    )
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--root", str(healthy), "--json"])
+    assert e.value.code == 3 and json.loads(capsys.readouterr().out)["error"].startswith(said)
+
+
+@pytest.mark.parametrize("fmt", ["nagios", "json"])
+def test_a_closed_stdout_exits_3(healthy: Path, fmt: str) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen(
+        [sys.executable, "-m", "hvcheck", "--root", str(healthy), "--format", fmt],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # before the interpreter has even started: the first write fails
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 3 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["nagios", "json"])
+def test_probe_paths_import_no_rich(healthy: Path, fmt: str) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from hvcheck.cli import main\n"
+        "try:\n"
+        f"    main(['--root', {str(healthy)!r}, '--format', {fmt!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "rich = sorted(m for m in sys.modules if m.startswith('rich'))\n"
+        "sys.stderr.write('IMPORTED ' + ' '.join(rich))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stderr.strip() == "IMPORTED", p.stderr
+    assert p.stdout.startswith("HVCHECK OK" if fmt == "nagios" else "{")

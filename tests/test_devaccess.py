@@ -4,10 +4,11 @@ files (tests/data/udev) and real ACLs written by setfacl (tests/data/acl)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from hvcheck import devaccess
+from hvcheck import devaccess, facts
 from hvcheck.check import Context
 from hvcheck.host import DeviceInfo, ProbeResult, SnapshotHost
 from hvcheck.parsers.accounts import parse_accounts
@@ -169,11 +170,13 @@ def test_rules_read_through_the_host_with_masking(tmp_path: Path) -> None:
     assert files[f"{USR}/70-uaccess.rules"] is None
     dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
     assert (dev.kernel, dev.subsystem, dev.devpath) == ("kvm", "misc", "/devices/virtual/misc/kvm")
-    a = devaccess.node_access(ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu")
+    a = devaccess.node_access(
+        ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", ACCOUNTS
+    )
     assert a.rule is not None and a.rule.mode is not None
     assert a.rule.mode.rule.where == f"{ETC}/70-uaccess.rules:1"  # GitHub's line, by that name
     assert a.rule.files.disabled == (f"{ETC}/50-udev-default.rules",)
-    assert "udev has not applied it" in devaccess.hint(a)
+    assert "udev has not applied it" in a.hint()
 
 
 def test_without_rules_dirs_nothing_is_claimed(tmp_path: Path) -> None:
@@ -181,7 +184,9 @@ def test_without_rules_dirs_nothing_is_claimed(tmp_path: Path) -> None:
     assert devaccess.read_rules(ctx.host) is None
     dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
     assert (dev.kernel, dev.subsystem) == ("kvm", "misc")  # char major 10 is misc
-    a = devaccess.node_access(ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu")
+    a = devaccess.node_access(
+        ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", ACCOUNTS
+    )
     assert a.allowed is False and a.rule is None and a.lasting_fix == ""
     assert any("whether a fix lasts cannot be told" in r for r in a.reasons)
 
@@ -206,8 +211,113 @@ def test_probe_refused_although_the_files_allow_it(tmp_path: Path) -> None:
     ctx = Context(SnapshotHost(str(root)))
     dev = DeviceInfo("char", 10, 232, "0660", 0, 112, "root", "kvm")
     probe = ProbeResult(False, "open", "EACCES", "open /dev/kvm: Permission denied", uid=1000)
-    text = devaccess.probe_user_hint(ctx, "/dev/kvm", dev, probe)
+    text = facts.refused_open_hint(ctx, "/dev/kvm", dev, probe)
     assert text.startswith(
         "; /etc/passwd and /etc/group let ops open it (ops is in group kvm, which /dev/kvm "
         "(0660 root:kvm) lets in), yet the open was refused: log in again"
     )
+
+
+# ------------------------------------------------------------ the ACL fixture: setfacl's bytes
+ACL_FIXTURE = PROJECT / "fixtures" / "nova-kvm-dev-kvm-0600-acl-qemu-user"
+QEMU_ACL = next(c for c in CAPTURES.values() if ACL_FIXTURE.name in c["description"])
+
+
+def _acl_fixture_device() -> DeviceInfo:
+    dev = SnapshotHost(str(ACL_FIXTURE)).stat_device("/dev/kvm")
+    assert dev is not None
+    return dev
+
+
+def test_the_acl_fixture_carries_setfacls_bytes_and_the_kernel_agrees() -> None:
+    """The fixture's /dev/kvm is the node setfacl -m u:64055:rw made of a 0600 root:root one:
+    its bytes, its stat (0660: the group bits show the mask), and what the kernel then let
+    uid 64055 and uid 1001 do are held to the capture."""
+    dev = _acl_fixture_device()
+    st = QEMU_ACL["stat"]
+    assert dev.acl == QEMU_ACL["xattr_hex"]
+    assert (dev.mode, dev.uid, dev.gid) == (st["mode"], st["uid"], st["gid"])
+    kernel = QEMU_ACL["kernel_open"]
+    assert facts.can_open(dev, QEMU_UID, {KVM_GID}) is (kernel["uid 64055 groups 107"] == "ok")
+    assert facts.can_open(dev, 1001, {1001}) is (kernel["uid 1001 groups 1001"] == "ok")
+    assert kernel["uid 64055 groups 107"] == "ok" and kernel["uid 1001 groups 1001"] == "EACCES"
+    # by the mode bits alone (the node without its ACL) libvirt-qemu would be shut out, as the
+    # kernel shut it out of the 0600 node before setfacl
+    assert facts.can_open(dev._replace(acl=None), QEMU_UID, {KVM_GID}) is False
+    before = dev._replace(acl=None, mode="0600")
+    assert facts.can_open(before, QEMU_UID, {KVM_GID}) is (
+        kernel["uid 64055 groups 107, before setfacl"] == "ok"
+    )
+    assert devaccess.acl_summary(dev) == "ACL user:64055:rw-,mask::rw-"
+
+
+def _replay(tmp_path: Path, drop_acl: bool, caps: Optional[dict[str, Any]]) -> dict[str, Any]:
+    root = tmp_path / "snap"
+    shutil.copytree(ACL_FIXTURE, root, symlinks=True)
+    mpath = root / "hvcheck-snapshot.json"
+    marker = json.loads(mpath.read_text())
+    if drop_acl:
+        del marker["devices"]["/dev/kvm"]["acl"]
+    if caps is not None:
+        marker["probes"]["libvirt_caps"] = caps
+    mpath.write_text(json.dumps(marker))
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr, p.stderr
+    return {c["id"]: c for c in json.loads(p.stdout)["checks"]}
+
+
+# libvirt's answer as `virsh capabilities` gives it on this project's x86_64 machine (libvirt
+# 9.0.0, QEMU 7.2), shortened to the x86_64 guest: kvm and qemu domains offered.
+CAPS = {
+    "status": "ok",
+    "via": "virsh",
+    "capabilities": (
+        "<capabilities><host><cpu><arch>x86_64</arch></cpu></host>"
+        "<guest><os_type>hvm</os_type><arch name='x86_64'><wordsize>64</wordsize>"
+        "<emulator>/usr/bin/qemu-system-x86_64</emulator>"
+        "<machine maxCpus='255'>pc-i440fx-7.2</machine>"
+        "<domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>"
+    ),
+}
+
+
+def test_the_acl_decides_libvirt_qemu_user_and_libvirt_caps(tmp_path: Path) -> None:
+    """Both checks take the QEMU user's access from facts.qemu_kvm_access: with the ACL the
+    QEMU user opens /dev/kvm (OK, and libvirt's kvm offer is consistent); the same snapshot
+    without its ACL is the 0660 root:root node libvirt-qemu cannot open (CRITICAL, and
+    libvirt.caps's contradiction, with the same hint)."""
+    with_acl = _replay(tmp_path / "a", drop_acl=False, caps=CAPS)
+    q = with_acl["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("OK", "ok"), q
+    assert "the ACL of /dev/kvm gives libvirt-qemu rw-" in q["evidence"]
+    assert q["details"]["access"]["allowed"] is True
+    c = with_acl["libvirt.caps"]
+    assert (c["status"], c["code"]) == ("OK", "kvm-offered"), c
+    assert c["details"]["qemu_user_can_open"] is True
+
+    without = _replay(tmp_path / "b", drop_acl=True, caps=CAPS)
+    q = without["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("CRITICAL", "cannot-open"), q
+    assert "cannot open /dev/kvm (mode 0660 root:root)" in q["summary"]
+    assert "libvirt-qemu is not in group root, the only one" in " ".join(q["evidence"])
+    c = without["libvirt.caps"]
+    assert (c["status"], c["code"]) == ("WARNING", "contradiction"), c
+    assert c["details"]["qemu_user_can_open"] is False
+    assert c["hint"] == q["hint"] and "usermod -aG kvm libvirt-qemu" in c["hint"]
+
+
+def test_an_acl_that_does_not_decode_is_unknown_not_critical(tmp_path: Path) -> None:
+    """Valid hex, not an ACL (version 3): the access cannot be told -- UNKNOWN with the
+    reason, never a CRITICAL on a guess from the mode bits."""
+    root = tmp_path / "snap"
+    shutil.copytree(ACL_FIXTURE, root, symlinks=True)
+    mpath = root / "hvcheck-snapshot.json"
+    marker = json.loads(mpath.read_text())
+    marker["devices"]["/dev/kvm"]["acl"] = "03000000" + QEMU_ACL["xattr_hex"][8:]
+    mpath.write_text(json.dumps(marker))
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr, p.stderr
+    q = {c["id"]: c for c in json.loads(p.stdout)["checks"]}["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("UNKNOWN", "acl-unreadable"), q
+    assert "ACL (undecodable)" in q["summary"]
+    assert any("cannot be decoded (ACL xattr version 3, expected 2)" in e for e in q["evidence"])

@@ -213,6 +213,43 @@ def test_hostile_config_values_are_inert(tmp_path: Path) -> None:
     assert c["status"] == "CRITICAL" and c["code"] == "invalid"
 
 
+EVIL_NAME = "evil\x1b]52;c;aGk=\x07"  # OSC 52: sets the terminal's clipboard
+
+
+def test_a_hostile_instance_name_is_escaped_once(tmp_path: Path) -> None:
+    """Checks carry the name raw; each renderer escapes it once: ``evil\\x1b]52…`` with one
+    backslash (never ``evil\\\\x1b…``), and JSON gives back the exact name."""
+    root = healthy_host(tmp_path / "s")
+    proc = root / "proc/4321"
+    (proc / "fd").mkdir(parents=True)
+    (proc / "task/4322").mkdir(parents=True)
+    (proc / "cmdline").write_bytes(
+        b"/usr/bin/qemu-system-x86_64\0-name\0guest="
+        + EVIL_NAME.encode()
+        + b",debug-threads=on\0-accel\0tcg\0"
+    )
+    (proc / "comm").write_text("qemu-system-x86\n")
+    (proc / "status").write_text("Name:\tqemu-system-x86\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\n")
+    (proc / "task/4322/comm").write_text("CPU 0/TCG\n")
+    os.symlink("/dev/null", proc / "fd/0")
+    once = "evil\\x1b]52;c;aGk=\\x07"  # as printed: a backslash, then x1b
+    wide = {"COLUMNS": "400"}
+    for fmt in ("table", "nagios"):
+        out = run_hvcheck("--root", str(root), "--format", fmt, "-v", env=wide).stdout
+        assert "\x1b" not in out and "\x07" not in out, fmt
+        assert f"{once} (pid 4321)" in out, (fmt, out)  # the check's own finding
+        assert "\\\\x1b" not in out and "\\\\x07" not in out, (fmt, out)
+    nagios = run_hvcheck("--root", str(root), "--format", "nagios").stdout.splitlines()[0]
+    assert f"{once} (pid 4321)" in nagios and nagios.count("|") == 1
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "\x1b" not in p.stdout and "\\u001b" in p.stdout
+    doc = json.loads(p.stdout)
+    assert [i["name"] for i in doc["instances"]] == [EVIL_NAME]
+    acc = next(c for c in doc["checks"] if c["id"] == "instances.accel")
+    assert acc["status"] == "WARNING" and f"{EVIL_NAME} (pid 4321)" in acc["summary"]
+    assert f"{EVIL_NAME} (pid 4321)" in doc["verdict"]["summary"]
+
+
 needs_qemu = pytest.mark.skipif(
     shutil.which("qemu-system-x86_64") is None and not os.environ.get("CI"),
     reason="needs qemu-system-x86_64",

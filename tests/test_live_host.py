@@ -64,8 +64,11 @@ def _run_as_nobody(args: list[str]) -> tuple[int, str, str]:
     # warm rich's lazily imported modules (unicode tables) while they are still readable
     hvcheck.report.table.render_to(_dummy_verdict(), io.StringIO())
     import encodings.ascii  # noqa: F401 - distro opens files with it, lazily
+    import grp  # noqa: F401 - the device owner's names (host.live), imported lazily
 
     import distro  # noqa: F401
+    import psutil  # noqa: F401 - the live process table (host.live), imported lazily
+    import pyudev  # noqa: F401 - udev's view of the device nodes (host.live), lazily
     import rich.console
     import rich.table  # noqa: F401
 
@@ -186,7 +189,7 @@ def test_a_zombie_named_like_qemu_is_no_instance() -> None:
 
     from hvcheck.check import Context
     from hvcheck.host import LiveHost
-    from hvcheck.instances import qemu_processes
+    from hvcheck.processes import qemu_processes
 
     r, w = os.pipe()
     pid = os.fork()
@@ -214,3 +217,27 @@ def test_a_zombie_named_like_qemu_is_no_instance() -> None:
     finally:
         os.close(r)
         os.waitpid(pid, 0)
+
+
+@needs_root
+@needs_kvm
+def test_probe_runs_real_mode_guest_code_and_checks_both_exits() -> None:
+    import platform
+
+    from hvcheck.host import ProbeResult
+    from hvcheck.host.live import _probe_kvm
+
+    p = _probe_kvm()
+    assert p.ok, p
+    if platform.machine() != "x86_64":
+        assert p.guest is None
+        return
+    assert p.guest is not None
+    assert p.guest == {
+        "ok": True,
+        "stage": "done",
+        "error": None,
+        "exits": ["IO port 0x10 out 0x42", "KVM_EXIT_HLT"],
+    }, p.guest
+    # recorded in snapshots like the rest of the probe
+    assert ProbeResult.from_json(p.to_json()) == p

@@ -139,7 +139,12 @@ def test_ranges(text: str, alerting: list[int], quiet: list[int]) -> None:
 def test_thresholds_on_tcg_instances() -> None:
     one_tcg = PROJECT / "fixtures" / "nova-kvm-tcg-instance"  # virt_type=kvm, 1 TCG domain
     base = ["--root", str(one_tcg), "--format", "nagios"]
-    assert run_hvcheck(*base).returncode == 2  # default: any TCG instance with virt_type=kvm
+    p = run_hvcheck(*base)
+    assert p.returncode == 2  # default: any TCG instance with virt_type=kvm
+    first = p.stdout.splitlines()[0]
+    assert "'tcg_instances'=1;;0;0;" in first
+    # the instances check is the worst and gives the counts: the summary says them once
+    assert first.count("instance(s)") == 1 and "CRITICAL: instances.accel (2 instance(s)" in first
     p = run_hvcheck(*base, "-w", "0", "-c", "5")  # 1 TCG: outside 0:0 → WARNING
     assert "'tcg_instances'=1;0;5;0;" in p.stdout
 

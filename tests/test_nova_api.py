@@ -532,4 +532,13 @@ def test_replay_errors_and_absent_probe(tmp_path: Path) -> None:
     assert c["status"] == "SKIP", c
     hostile = _answer((_record(hypervisor_hostname="vm\x1b]52;c;aGk=\x07", service_host="vm"),))
     c = _replay(tmp_path / "d", hostile)
-    assert "\x1b" not in c["summary"] and "\\x1b" in c["summary"], c
+    # the check carries the API's name raw (JSON gives it back exactly); output escapes it once
+    assert "Nova hypervisor vm\x1b]52;c;aGk=\x07: QEMU" in c["summary"], c
+    root = str(tmp_path / "d" / "snap")
+    table = subprocess.run(
+        [sys.executable, "-m", "hvcheck", "--root", root, "--format", "table", "-v"],
+        capture_output=True, text=True, timeout=60, cwd=PROJECT,
+        env={**os.environ, "COLUMNS": "1000"},
+    )  # fmt: skip
+    assert "\x1b" not in table.stdout and "\x07" not in table.stdout, table.stdout
+    assert "Nova hypervisor vm\\x1b]52;c;aGk=\\x07: QEMU" in table.stdout, table.stdout

@@ -14,6 +14,8 @@ from hvcheck.host import SnapshotError, SnapshotHost
 from hvcheck.parsers.accounts import parse_accounts
 from hvcheck.parsers.cpuinfo import parse_cpuinfo
 from hvcheck.parsers.kernel import (
+    CPU_LACKS,
+    classify_kernel_log,
     firmware_messages,
     kmsg_text,
     param_enabled,
@@ -22,7 +24,7 @@ from hvcheck.parsers.kernel import (
     parse_modules_builtin,
     parse_proc_modules,
 )
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 MODULE_ROWS = [r for r in manifest("modules") if "format" in r[1]] or [("(corpus absent)", {}, "")]
 PARAM_ROWS = [r for r in manifest("modules") if "file" in r[1]] or [("(corpus absent)", {}, "")]
@@ -72,7 +74,11 @@ def test_firmware_messages_real_texts() -> None:
         "6,1,1,-;kvm-clock: Using msrs 4b564d01 and 4b564d00",
     ]
     codes = [m.code for m in firmware_messages(lines)]
-    assert codes == ["vmx-disabled-by-bios", "svm-disabled-by-bios", "no-hardware-support"]
+    assert codes == ["vmx-disabled-by-bios", "disabled-by-bios", "svm-disabled-by-bios"]
+    # "no hardware support" is the CPU (or the other vendor's module), never the firmware
+    assert [(m.code, m.meaning) for m in classify_kernel_log(lines[3:])] == [
+        ("no-hardware-support", CPU_LACKS)
+    ]
     assert kmsg_text("6,1,2,-;hello") == "hello" and kmsg_text("[ 0.1] hi") == "hi"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 import shlex
 from typing import Any
 
@@ -14,12 +15,23 @@ from corpus import CORPUS, manifest, require_corpus
 from hvcheck.parsers import qemu
 from hvcheck.parsers.qemu import (
     AccelRequest,
-    _posix_split,
     from_proc_cmdline,
     is_qemu_binary,
     parse_qemu_argv,
-    split_cmdline_text,
 )
+
+_ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def args_argv(text: str) -> list[str]:
+    """The argv of a libvirt ``.args`` text as the shell runs it: line continuations joined,
+    words split by ``shlex`` (POSIX rules), the leading ``NAME=value`` assignments dropped."""
+    words = shlex.split(text.replace("\\\n", ""), posix=True)
+    start = 0
+    while start < len(words) and _ENV_ASSIGNMENT.match(words[start]):
+        start += 1
+    return words[start:]
+
 
 # --------------------------------------------------------------------------------------------
 # Corpus: every qemu-cmdline row of MANIFEST.tsv
@@ -40,7 +52,7 @@ def argv_from_ps_aux(text: str) -> list[str]:
         cols = line.split(None, 10)
         if len(cols) < 11 or cols[10] == "COMMAND":
             continue
-        argv = split_cmdline_text(cols[10])
+        argv = cols[10].split()  # ps joins the arguments with spaces, unquoted
         if argv and is_qemu_binary(argv[0]):
             return argv
     return []
@@ -50,7 +62,7 @@ def _corpus_argv(file: str, facts: dict[str, str]) -> list[str]:
     text = (CORPUS / file).read_text(encoding="utf-8")
     if facts.get("format") == "ps-aux":
         return argv_from_ps_aux(text)
-    return split_cmdline_text(text)
+    return args_argv(text)
 
 
 # argv_accel= in the manifest names the option the source says decided it.
@@ -320,39 +332,6 @@ def test_accel_request_properties() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_split_cmdline_text_drops_env_and_unquotes() -> None:
-    text = (
-        "LC_ALL=C PATH=/bin HOME=/var/lib/libvirt/qemu/domain--1-QEMUGuest1 USER=test "
-        "/usr/bin/qemu-system-x86_64 -name guest=QEMUGuest1,debug-threads=on -S "
-        '-object \'{"qom-type":"secret","id":"masterKey0"}\' -accel tcg'
-    )
-    assert split_cmdline_text(text) == [
-        "/usr/bin/qemu-system-x86_64",
-        "-name",
-        "guest=QEMUGuest1,debug-threads=on",
-        "-S",
-        "-object",
-        '{"qom-type":"secret","id":"masterKey0"}',
-        "-accel",
-        "tcg",
-    ]
-
-
-def test_split_cmdline_text_continuations_and_fallback() -> None:
-    assert split_cmdline_text("LC_ALL=C \\\n/usr/bin/qemu \\\n-S \\\n-m 214\n") == [
-        "/usr/bin/qemu",
-        "-S",
-        "-m",
-        "214",
-    ]
-    # unbalanced quote: plain whitespace split
-    assert split_cmdline_text("qemu-kvm -name 'x -S") == ["qemu-kvm", "-name", "'x", "-S"]
-    assert split_cmdline_text("") == []
-    assert split_cmdline_text("A=1 B=2") == []
-    # an assignment after the command is an argument, not environment
-    assert split_cmdline_text("qemu-kvm X=1") == ["qemu-kvm", "X=1"]
-
-
 def test_from_proc_cmdline() -> None:
     raw = b"/usr/libexec/qemu-kvm\x00-name\x00guest=vm1,debug-threads=on\x00-S\x00"
     assert from_proc_cmdline(raw) == [
@@ -455,7 +434,7 @@ def test_parse_qemu_argv_never_raises(argv: list[str]) -> None:
 @settings(max_examples=2000, deadline=None)
 @given(st.text())
 def test_text_helpers_never_raise(text: str) -> None:
-    argv = split_cmdline_text(text)
+    argv = text.split()
     assert all(isinstance(a, str) for a in argv)
     assert isinstance(is_qemu_binary(text), bool)
     assert isinstance(parse_qemu_argv(argv).accel.decided, str)
@@ -469,33 +448,13 @@ def test_from_proc_cmdline_never_raises(raw: bytes) -> None:
     assert isinstance(parse_qemu_argv(argv).accel.decided, str)
 
 
-_SHELLISH = st.text(alphabet=st.sampled_from(list(" \t\r\n'\"\\ab$#\x00é-=,")), max_size=40)
-
-
-@settings(max_examples=2000, deadline=None)
-@given(st.one_of(_SHELLISH, st.text(max_size=40)))
-def test_linear_splitter_matches_shlex(text: str) -> None:
-    """Texts over 64 KiB go through _posix_split instead of shlex: same words, same errors."""
-    try:
-        expected: object = shlex.split(text, comments=False, posix=True)
-    except ValueError:
-        expected = ValueError
-    try:
-        got: object = _posix_split(text)
-    except ValueError:
-        got = ValueError
-    assert got == expected
-
-
 def test_huge_and_control_inputs() -> None:
     huge = "-accel " * 200_000 + "kvm"
-    assert isinstance(parse_qemu_argv(split_cmdline_text(huge)).accel.decided, str)
-    assert split_cmdline_text("'" + "x" * 1_000_000) == ["'" + "x" * 1_000_000]
-    big = "LC_ALL=C /usr/bin/qemu-kvm -name 'guest=" + "y" * 500_000 + '\' -accel "kvm"'
-    q = parse_qemu_argv(split_cmdline_text(big))
+    assert isinstance(parse_qemu_argv(huge.split()).accel.decided, str)
+    big = ["/usr/bin/qemu-kvm", "-name", "guest=" + "y" * 500_000, "-accel", "kvm"]
+    q = parse_qemu_argv(big)
     assert (q.binary, q.name, q.accel.decided) == ("/usr/bin/qemu-kvm", "y" * 500_000, "kvm")
     assert parse_qemu_argv(["\x00", "-accel", "\x00kvm\x1b"]).accel.decided == "\x00kvm\x1b"
-    assert split_cmdline_text(None) == []  # type: ignore[arg-type]
     assert from_proc_cmdline(None) == []  # type: ignore[arg-type]
     assert parse_qemu_argv(None).accel.decided == "unknown"  # type: ignore[arg-type]
     assert is_qemu_binary(None) is False  # type: ignore[arg-type]

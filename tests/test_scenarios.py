@@ -3,11 +3,13 @@ from the kernel command line, and libvirt XML found through a kolla container's 
 
 from __future__ import annotations
 
+import doctest
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from hvcheck import processes
 from snap import healthy_host, run_json
 
 NO_VMX_CPUINFO = """processor\t: 0
@@ -128,3 +130,9 @@ def test_a_zombie_qemu_is_not_an_instance(tmp_path: Path) -> None:
     (proc / "status").write_text("Name:\tqemu-system-x86\nState:\tZ (zombie)\nUid:\t0\t0\t0\t0\n")
     _, doc = run_json("--root", str(root))
     assert doc["instances"] == [] and doc["verdict"]["acceleration"] == "none"
+
+
+def test_processes_doctests() -> None:
+    result = doctest.testmod(processes)
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -12,7 +12,7 @@ Reads: the Nova API through :mod:`hvcheck.openstack` (credentials from ``OS_CLOU
 ``clouds.yaml`` / ``OS_*``; live only, replayed from ``probes.nova_api`` in snapshots); libvirt's
 capabilities through ``LiveHost.libvirt_capabilities`` (``probes.libvirt_caps``); nova.conf's
 ``[DEFAULT] host``; ``/etc/libvirt/qemu/*.xml`` (Nova domains defined but not running); the
-QEMU processes (:mod:`hvcheck.instances`).
+QEMU processes (:mod:`hvcheck.processes`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from typing import Any, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
-from hvcheck.checks.novachecks import UDEV_HINT, can_open, qemu_user
-from hvcheck.instances import acceleration, qemu_processes
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
 from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
-from hvcheck.text import inert
+from hvcheck.processes import acceleration, qemu_processes
 
 # Leave this much of the run's time for the check to report its own UNKNOWN
 MARGIN = 0.3
@@ -79,7 +77,7 @@ def _libvirt_host(ctx: Context) -> bool:
     if conf is not None:
         drv = (conf.resolved.compute_driver.value or "libvirt.LibvirtDriver").lower()
         return "libvirt" in drv
-    return qemu_user(ctx) is not None
+    return facts.qemu_user(ctx) is not None
 
 
 def _stopped_nova_domains(ctx: Context, running: set[str]) -> list[str]:
@@ -188,7 +186,7 @@ class NovaApi(Check):
                 else f"{ans.scanned} record(s)"
             )
             msg = f"no Nova hypervisor record matches this host ({full.describe()}; {where})"
-            if novaconfig.nova_conf(ctx) is None and qemu_user(ctx) is None:
+            if novaconfig.nova_conf(ctx) is None and facts.qemu_user(ctx) is None:
                 return self.result(
                     OK,
                     msg + "; no nova-compute or libvirt here either: not a compute node",
@@ -198,7 +196,7 @@ class NovaApi(Check):
                 )
             return self.result(
                 WARNING,
-                inert(msg),
+                msg,
                 hint="nova-compute registers the node under libvirt's hostname (usually the "
                 "FQDN) and the service under nova.conf's [DEFAULT] host: compare with "
                 "`openstack hypervisor list`; a renamed host leaves its old record behind",
@@ -215,7 +213,7 @@ class NovaApi(Check):
             )
             return self.result(
                 WARNING,
-                inert(f"{len(ans.records)} Nova hypervisor records match this host: {listed}"),
+                f"{len(ans.records)} Nova hypervisor records match this host: {listed}",
                 hint="a renamed host or a changed [DEFAULT] host leaves a stale compute node "
                 "and service: remove the stale one (`openstack compute service delete ID`)",
                 code="duplicate",
@@ -235,10 +233,10 @@ class NovaApi(Check):
     ) -> Result:
         procs = qemu_processes(ctx)
         accel = acceleration(procs)
-        name = inert(r.hypervisor_hostname or r.service_host or "?")
+        name = r.hypervisor_hostname or r.service_host or "?"
         htype = r.hypervisor_type or "?"
         version = f" {r.version_text}" if r.version_text and htype == "QEMU" else ""
-        ev.append(f"record {name} (id {inert(r.id or '?')}) matched by {how}")
+        ev.append(f"record {name} (id {r.id or '?'}) matched by {how}")
         d["local_acceleration"] = accel
         problems: list[tuple[Status, str, str, str]] = []  # status, text, hint, code
         if htype != "QEMU" and _libvirt_host(ctx):
@@ -246,7 +244,7 @@ class NovaApi(Check):
             problems.append(
                 (
                     WARNING,
-                    f"hypervisor_type is '{inert(htype)}'{what}, not 'QEMU' as Nova's libvirt "
+                    f"hypervisor_type is '{htype}'{what}, not 'QEMU' as Nova's libvirt "
                     "driver reports on a libvirt host",
                     "this record was not written by a libvirt nova-compute on this host: "
                     "check [DEFAULT] compute_driver in nova.conf and whether another node "
@@ -266,7 +264,7 @@ class NovaApi(Check):
                 )
             )
         if (r.status or "").lower() == "disabled":
-            reason = inert(r.disabled_reason) if r.disabled_reason else "no reason given"
+            reason = r.disabled_reason or "no reason given"
             problems.append(
                 (
                     WARNING,
@@ -328,8 +326,8 @@ class NovaApi(Check):
         d["explanation"] = QEMU_MEANS
         local_ev = _local_evidence(ctx, accel, local)
         head = (
-            f"Nova hypervisor {name}: {inert(htype)}{version}, "
-            f"{inert(r.state or '?')}/{inert(r.status or '?')}, {count_text}"
+            f"Nova hypervisor {name}: {htype}{version}, "
+            f"{r.state or '?'}/{r.status or '?'}, {count_text}"
         )
         if not problems:
             return self.result(
@@ -365,22 +363,23 @@ CACHE_HINT = (
 
 def _qemu_user_access(ctx: Context) -> tuple[Optional[bool], str]:
     """Can libvirt's QEMU user open /dev/kvm? (None: cannot tell), and a description."""
-    qu = qemu_user(ctx)
-    dev = facts.kvm_device(ctx)
-    if qu is None or dev is None:
+    a = facts.qemu_kvm_access(ctx)
+    if a is None:
         return None, ""
-    acc = facts.accounts(ctx)
-    user = acc.user(qu.user)
-    if user is None:
-        return None, f"QEMU user {qu.user} is unknown"
-    gids = acc.groups_of(user.name)
-    if qu.group:
-        g = acc.group(qu.group)
-        if g is not None:
-            gids.add(g.gid)
-    mode = f"/dev/kvm mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
-    ok = can_open(dev, user.uid, gids)
-    return ok, f"{qu.user} {'can' if ok else 'cannot'} open {mode}"
+    if a.uid is None:
+        return None, f"QEMU user {a.user.user} is unknown"
+    if a.ok is None:
+        return None, f"whether {a.user.user} can open /dev/kvm ({a.mode}) cannot be told"
+    return a.ok, f"{a.user.user} {'can' if a.ok else 'cannot'} open /dev/kvm {a.mode}"
+
+
+def _qemu_user_hint(ctx: Context) -> str:
+    """The fix for a QEMU user who cannot open /dev/kvm (the same as libvirt.qemu_user's)."""
+    a = facts.qemu_kvm_access(ctx)
+    if a is not None:
+        return a.hint
+    qu = facts.qemu_user(ctx)
+    return facts.UDEV_HINT.format(user=qu.user if qu else "qemu")
 
 
 class LibvirtCaps(Check):
@@ -389,7 +388,8 @@ class LibvirtCaps(Check):
     reads = (
         "virsh -r capabilities (or virConnectGetCapabilities)",
         "virsh domcapabilities --virttype kvm (root)",
-        "/dev/kvm (stat), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+        "/dev/kvm (stat, POSIX ACL), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+        *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
@@ -406,7 +406,7 @@ class LibvirtCaps(Check):
         d: dict[str, Any] = {"via": cr.via, "uri": cr.uri, "elapsed_s": round(cr.elapsed, 3)}
         if cr.status == "unavailable":
             return self.result(
-                SKIP, inert(cr.error or "libvirt is not available"), code="no-libvirt", details=d
+                SKIP, cr.error or "libvirt is not available", code="no-libvirt", details=d
             )
         if cr.status == "timeout":
             access, access_text = _qemu_user_access(ctx)
@@ -421,14 +421,17 @@ class LibvirtCaps(Check):
             )
             d["qemu_user_can_open"] = access
             return self.result(
-                UNKNOWN, inert(cr.error or "libvirt did not answer in time"), hint=why,
-                code="timeout", details=d,
-            )  # fmt: skip
+                UNKNOWN,
+                cr.error or "libvirt did not answer in time",
+                hint=why,
+                code="timeout",
+                details=d,
+            )
         caps = parse_capabilities(cr.capabilities or "") if cr.status == "ok" else None
         if caps is None:
             return self.result(
                 UNKNOWN,
-                inert(
+                (
                     f"libvirt's capabilities could not be read: {cr.error}"
                     if cr.error
                     else "libvirt's capabilities XML does not parse"
@@ -461,10 +464,8 @@ class LibvirtCaps(Check):
         if guest is None:
             return self.result(
                 WARNING,
-                inert(
-                    f"libvirt knows no hvm guest for {arch}: no QEMU emulator for this "
-                    "architecture is installed, so libvirt can run no guest"
-                ),
+                f"libvirt knows no hvm guest for {arch}: no QEMU emulator for this "
+                "architecture is installed, so libvirt can run no guest",
                 hint="install QEMU for this architecture (Debian/Ubuntu: qemu-system-x86 "
                 "on x86_64; RHEL: qemu-kvm), then restart libvirtd",
                 code="no-guest",
@@ -484,7 +485,6 @@ class LibvirtCaps(Check):
             )
         elif cr.domcaps_error and "did not answer" in cr.domcaps_error:
             what += "; kvm domain caps: no answer in time"
-        what = inert(what)
         state = facts.kvm_state(ctx)
         access, access_text = _qemu_user_access(ctx)
         d["kvm_usable"] = state.usable
@@ -496,7 +496,7 @@ class LibvirtCaps(Check):
                     f"{what}, but {access_text}: libvirt offers KVM that its own QEMU "
                     "processes cannot use — a type='kvm' domain fails to start, and a QEMU "
                     f"asked for kvm:tcg silently runs TCG{slow}",
-                    hint=UDEV_HINT.format(user=qu.user if (qu := qemu_user(ctx)) else "qemu"),
+                    hint=_qemu_user_hint(ctx),
                     code="contradiction",
                     evidence=[*ev, access_text],
                     details=d,
@@ -515,9 +515,7 @@ class LibvirtCaps(Check):
             if dc is None and "kvm" in refused and "did not answer" not in refused:
                 return self.result(
                     WARNING,
-                    inert(
-                        f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}"
-                    ),
+                    f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}",
                     hint=CACHE_HINT,
                     code="domcaps-refused",
                     evidence=ev,

@@ -10,12 +10,23 @@ DMI and container markers.
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Optional
 
-from hvcheck import devaccess, facts
+from hvcheck import facts
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
-from hvcheck.parsers.kernel import param_enabled, parse_kernel_cmdline_param, parse_modprobe_options
+from hvcheck.parsers.kernel import (
+    CPU_LACKS,
+    FAILURES,
+    GUEST_WITHOUT_NESTED,
+    MEANING_TEXT,
+    NOT_AT_EL2,
+    kvm_messages,
+    param_enabled,
+    parse_kernel_cmdline_param,
+    parse_modprobe_options,
+)
 
 KVM_ARCHES = ("x86_64", "aarch64", "s390x", "ppc64", "ppc64le", "riscv64", "loongarch64")
 FIRMWARE_HINT = (
@@ -27,64 +38,151 @@ NESTED_HINT = (
     "the host below (L0: kvm_intel nested=1 / kvm_amd nested=1, and give this VM a CPU "
     "model with vmx/svm, e.g. host-passthrough)"
 )
-
-
-# How to give a VM virtualization extensions, by the hypervisor below it (vendor docs).
-_NESTED_BY_HYPERVISOR = (
-    ("VirtualBox", "VBoxManage modifyvm <vm> --nested-hw-virt on (VirtualBox >= 6.1)"),
-    (
-        "VMware",
-        'set vhv.enable = "TRUE" in the VM\'s .vmx ("Expose hardware assisted '
-        'virtualization to the guest OS")',
-    ),
-    ("Hyper-V", "Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"),
-    ("Microsoft", "Set-VMProcessor -VMName <vm> -ExposeVirtualizationExtensions $true"),
-    ("AWS", "use an EC2 .metal instance type or one that supports nested virtualization"),
-    ("Amazon", "use an EC2 .metal instance type or one that supports nested virtualization"),
-    ("Google", "create the VM with --enable-nested-virtualization (GCE)"),
+EL2_HINT = (
+    "the firmware or boot loader must start the kernel at EL2 (Arm's hypervisor level; "
+    "TF-A/U-Boot/UEFI decide it): with the kernel entered at EL1, KVM cannot exist"
 )
 
 
+def firmware_hint(ctx: Context) -> str:
+    """The firmware switch, named as this CPU's vendor names it."""
+    vendor = facts.cpu_vendor_module(ctx)
+    if vendor == "kvm_intel":
+        what = "Intel Virtualization Technology (VT-x)"
+    elif vendor == "kvm_amd":
+        what = "SVM Mode (AMD-V)"
+    else:
+        return FIRMWARE_HINT
+    return (
+        f"enable {what} in the firmware (BIOS/UEFI) setup, then cold power-cycle the host "
+        "(a warm reboot can keep the MSR locked)"
+    )
+
+
+# How the layer below gives a VM virtualization extensions (vendor documentation). The first
+# entry whose words appear in the hypervisor name or the evidence applies.
+_NESTED_BY_LAYER: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("wsl2",),
+        "WSL2: set nestedVirtualization=true under [wsl2] in .wslconfig in the Windows user "
+        "profile folder (Windows 11), then wsl --shutdown",
+    ),
+    (
+        ("azure",),
+        "Azure: resize the VM to a size that supports nested virtualization (the Dv3/Ev3 "
+        "series and newer)",
+    ),
+    (
+        ("hyper-v", "hyperv", "microsoft"),
+        "Hyper-V: with the VM off, Set-VMProcessor -VMName <vm> "
+        "-ExposeVirtualizationExtensions $true",
+    ),
+    (
+        ("google",),
+        "GCE: create the VM with --enable-nested-virtualization (an Intel machine type)",
+    ),
+    (
+        ("amazon", "aws"),
+        "AWS: use a *.metal instance type, or an instance type that offers nested virtualization",
+    ),
+    (
+        ("virtualbox", "innotek", "oracle"),
+        "VirtualBox: VBoxManage modifyvm <vm> --nested-hw-virt on (VirtualBox 6.1 or later, "
+        "VM powered off)",
+    ),
+    (
+        ("vmware",),
+        'VMware: set vhv.enable = "TRUE" in the VM\'s .vmx ("Expose hardware assisted '
+        'virtualization to the guest OS")',
+    ),
+    (("xen",), "Xen: nestedhvm=1 in the guest's xl configuration (HVM guests)"),
+    (("parallels",), "Parallels: enable nested virtualization in the VM's CPU settings"),
+    (
+        ("firecracker",),
+        "Firecracker exposes no VT-x/AMD-V to microVMs (nested virtualization is not "
+        "offered): run guests on a host with VT-x/AMD-V, or through kvm_pvm",
+    ),
+    (
+        ("powervm",),
+        "PowerVM: enable 'KVM Mode' in the LPAR's configuration on the HMC (Power10, "
+        "firmware FW1060.10 or later)",
+    ),
+    (("z/vm",), "z/VM: run the KVM host in an LPAR instead of a z/VM guest"),
+)
+# The generic KVM/QEMU host below, per CPU family of this VM
+_NESTED_ON_KVM = {
+    "x86": "on the KVM host below: kvm_intel nested=1 / kvm_amd nested=1, and a CPU model "
+    "with vmx/svm for this VM (host-passthrough, -cpu host)",
+    "arm": "on the KVM host below: an Armv8.4+ CPU with FEAT_NV2, kvm-arm.mode=nested, and "
+    "QEMU -machine virt,virtualization=on for this VM",
+    "s390": "on the KVM host below: kvm.nested=1 (s390x), and a CPU model with sie",
+    "ppc": "on the KVM host below: kvm_hv nested=1, and QEMU -machine pseries,cap-nested-hv=on",
+}
+_EXTENSION = {"x86": "VT-x/AMD-V", "arm": "EL2", "s390": "SIE", "ppc": "nested KVM-HV"}
+
+
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Whole-word match ("hyperv" must not match "hypervisor detected")."""
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w])", text) for w in words)
+
+
 def nested_hint(ctx: Context) -> str:
+    """What to switch on in the layer below this VM so it gets virtualization extensions."""
     env = facts.virt_env(ctx)
-    below = f"{env.hypervisor or ''} {' '.join(env.evidence)}"
-    for needle, how in _NESTED_BY_HYPERVISOR:
-        if needle.lower() in below.lower():
-            return (
-                f"use [libvirt] virt_type = qemu in nova.conf, or enable nested "
-                f"virtualization on the host below: {how}"
-            )
-    return NESTED_HINT
+    fam = facts.arch(ctx).family or "x86"
+    below = f"{env.hypervisor or ''} {' '.join(env.evidence)}".lower()
+    how = next((h for words, h in _NESTED_BY_LAYER if _mentions(below, words)), None)
+    if how is None:
+        how = _NESTED_ON_KVM.get(fam, _NESTED_ON_KVM["x86"])
+        if not _mentions(below, ("kvm", "qemu", "openstack", "proxmox", "ovirt")):
+            how = f"the hypervisor below must expose {_EXTENSION.get(fam, 'virtualization')}; {how}"
+    return (
+        f"enable nested virtualization in the layer below this VM — {how}; or run guests "
+        "without KVM: [libvirt] virt_type = qemu in nova.conf"
+    )
 
 
 def _install_hint(ctx: Context) -> str:
-    fam = facts.os_family(ctx)
-    if fam == "debian":
-        return "apt-get install qemu-system-x86 (Debian/Ubuntu load kvm modules via udev)"
-    if fam == "rhel":
-        return "dnf install qemu-kvm"
-    return "install your distribution's QEMU/KVM packages"
+    return facts.install_command(ctx)
 
 
 def _vendor_for_cpu(ctx: Context) -> Optional[str]:
+    """The vendor module to load here: kvm_intel | kvm_amd (x86), kvm_hv | kvm_pr (POWER)."""
     ci = facts.cpuinfo(ctx)
-    if ci is None:
-        return None
-    if ci.vmx:
+    if ci is not None and ci.arch_family == "ppc":
+        return "kvm_hv" if ci.platform == "PowerNV" else "kvm_pr"
+    if ci is not None and ci.vmx:
         return "kvm_intel"
-    if ci.svm:
+    if ci is not None and ci.svm:
         return "kvm_amd"
     # feat_ctl.c clears the vmx flag when firmware disabled VT-x: the vendor still tells
     # (on bare metal; in a VM a missing flag means the hypervisor below hides it)
-    if ci.hypervisor:
+    if ci is not None and ci.hypervisor:
         return None
-    if ci.vendor == "GenuineIntel":
-        return "kvm_intel"
-    if ci.vendor in ("AuthenticAMD", "HygonGenuine"):
-        return "kvm_amd"
-    if ci.arch_family == "ppc":
-        return "kvm_hv" if ci.platform == "PowerNV" else "kvm_pr"
-    return None
+    return facts.cpu_vendor_module(ctx)
+
+
+_LOG_FAILURE_HINT = {
+    "cpu-lacks": "this CPU has no VT-x/AMD-V as the kernel sees it: KVM guests need other "
+    "hardware; without KVM use [libvirt] virt_type = qemu",
+    "other-hypervisor-holds-vtx": "another hypervisor holds VT-x/AMD-V (VirtualBox, VMware "
+    "Workstation, another KVM): stop its VMs and unload its driver (vboxdrv, vmmon), then load "
+    "the KVM vendor module again (reboot if it is built in)",
+    "disabled-on-command-line": "remove kvm-arm.mode=none from the kernel command line and reboot",
+    "init-failed": "KVM's setup failed for another reason: read the kernel message and the "
+    "source the catalogue names",
+}
+
+
+def log_failure_hint(ctx: Context, meaning: str) -> str:
+    """The lasting fix for a kernel-log failure meaning (hvcheck.parsers.kernel)."""
+    if meaning == "firmware-disabled":
+        return firmware_hint(ctx)
+    if meaning == "guest-without-nested":
+        return nested_hint(ctx)
+    if meaning == "not-booted-at-el2":
+        return EL2_HINT
+    return _LOG_FAILURE_HINT.get(meaning, "read `dmesg | grep -i kvm`")
 
 
 def nova_wants_qemu(ctx: Context) -> bool:
@@ -101,14 +199,13 @@ def nova_wants_qemu(ctx: Context) -> bool:
 def compute_node(ctx: Context) -> bool:
     """A nova config, QEMU instances or a libvirt daemon: guest networking matters here."""
     from hvcheck import novaconfig
-    from hvcheck.checks.novachecks import libvirt_daemons
-    from hvcheck.instances import qemu_processes
+    from hvcheck.processes import qemu_processes
 
     try:
         return (
             novaconfig.nova_conf(ctx) is not None
             or bool(qemu_processes(ctx))
-            or bool(libvirt_daemons(ctx))
+            or bool(facts.libvirt_daemons(ctx))
         )
     except Exception:
         return True
@@ -172,6 +269,18 @@ class CpuArch(Check):
                 arch=a.machine,
                 family=a.family,
             )
+        if a.family == "arm":
+            return self.result(
+                WARNING,
+                f"{a.machine}: a 32-bit ARM kernel; KVM for 32-bit ARM hosts was removed in "
+                "Linux 5.7 (before that it needed the kernel entered in HYP mode)",
+                hint="install a 64-bit (aarch64) kernel on an ARMv8 CPU, started at EL2; "
+                "otherwise use virt_type=qemu (pure emulation)",
+                code="32bit",
+                evidence=ev,
+                arch=a.machine,
+                family=a.family,
+            )
         return self.result(
             WARNING,
             f"{a.machine}: KVM is not available on this architecture",
@@ -211,6 +320,18 @@ class CpuVirtExt(KvmNeed):
         if fam == "x86":
             if ci.vmx or ci.svm:
                 ext = "vmx (Intel VT-x)" if ci.vmx else "svm (AMD-V)"
+                fw = facts.firmware_disabled(ctx)
+                if fw and not state.usable:
+                    # AMD before ~6.8 keeps the svm flag when VM_CR.SVMDIS is set
+                    return self.result(
+                        CRITICAL,
+                        f"{ext} is in the CPU but disabled by the firmware (kernel log: "
+                        f"{fw[0].text})",
+                        hint=firmware_hint(ctx),
+                        code="disabled-by-firmware",
+                        evidence=[f"/proc/cpuinfo flags: {ci.virt_ext}", "kernel log"],
+                        details=details,
+                    )
                 return self.result(
                     OK,
                     f"{ext} present",
@@ -234,7 +355,7 @@ class CpuVirtExt(KvmNeed):
                 return self.result(
                     CRITICAL,
                     f"no vmx/svm: disabled by firmware ({fw[0].text})",
-                    hint=FIRMWARE_HINT,
+                    hint=firmware_hint(ctx),
                     code="disabled-by-firmware",
                     evidence=[*ev, "kernel log"],
                     details=details,
@@ -258,10 +379,21 @@ class CpuVirtExt(KvmNeed):
                     evidence=[*ev, *env.evidence],
                     details=details,
                 )
+            said = facts.kernel_log_state(ctx)
+            if said.meaning == CPU_LACKS and said.finding is not None:
+                return self.result(
+                    CRITICAL,
+                    f"no vmx/svm: the CPU has no VT-x/AMD-V (kernel log: "
+                    f"{said.finding.message.text})",
+                    hint=log_failure_hint(ctx, CPU_LACKS),
+                    code="cpu-lacks",
+                    evidence=[*ev, "kernel log"],
+                    details=details,
+                )
             return self.result(
                 CRITICAL,
                 "no vmx/svm: the CPU lacks VT-x/AMD-V or the firmware hides it",
-                hint=FIRMWARE_HINT,
+                hint=firmware_hint(ctx),
                 code="absent",
                 evidence=ev,
                 details=details,
@@ -337,13 +469,26 @@ class CpuVirtExt(KvmNeed):
                     evidence=["kernel log"],
                     details=details,
                 )
-            if hyp is False:
+            if hyp is False or facts.kernel_log_state(ctx).meaning in (
+                NOT_AT_EL2,
+                GUEST_WITHOUT_NESTED,
+            ):
+                said = facts.kernel_log_state(ctx)
+                text = said.finding.message.text if said.finding else "HYP mode not available"
+                if said.meaning == GUEST_WITHOUT_NESTED:
+                    return self.result(
+                        CRITICAL,
+                        f"kernel log: {text} — this VM was not given EL2 (nested "
+                        "virtualization) by the hypervisor below",
+                        hint=nested_hint(ctx),
+                        code="arm-no-el2-in-vm",
+                        evidence=["kernel log", *facts.virt_env(ctx).evidence],
+                        details=details,
+                    )
                 return self.result(
                     CRITICAL,
-                    "kernel log: HYP mode not available (the kernel was not booted at EL2)",
-                    hint="boot the kernel at EL2 (firmware/"
-                    "bootloader setting); in a VM, nested virtualization is "
-                    "needed from the host below",
+                    f"kernel log: {text} (the kernel was not started at EL2)",
+                    hint=EL2_HINT,
                     code="arm-no-hyp",
                     evidence=["kernel log"],
                     details=details,
@@ -466,7 +611,7 @@ class FirmwareVirt(KvmNeed):
                     return self.result(
                         CRITICAL,
                         "IA32_FEATURE_CONTROL is locked with VMX off: VT-x disabled in firmware",
-                        hint=FIRMWARE_HINT,
+                        hint=firmware_hint(ctx),
                         code="msr-vmx-locked-off",
                         evidence=ev,
                         msr=msr.value,
@@ -480,19 +625,34 @@ class FirmwareVirt(KvmNeed):
                     return self.result(
                         CRITICAL,
                         "VM_CR.SVMDIS is set: AMD-V disabled in firmware",
-                        hint=FIRMWARE_HINT,
+                        hint=firmware_hint(ctx),
                         code="msr-svm-disabled",
                         evidence=ev,
                         msr=msr.value,
                     )
+        works = facts.working_evidence(ctx)
+        if works:
+            stale = [
+                f.message.text
+                for f in facts.kvm_log_findings(ctx)
+                if f.note.startswith("outranked")
+            ]
+            return self.result(
+                OK,
+                f"virtualization is enabled: {works}" + msr_note,
+                code="enabled",
+                evidence=[works, *ev],
+                outranked_log_lines=stale,
+            )
         if fw:
             return self.result(
                 CRITICAL,
                 f"kernel log: {fw[0].text}",
-                hint=FIRMWARE_HINT,
+                hint=firmware_hint(ctx),
                 code="disabled-by-firmware",
                 evidence=[log.source, *ev],
                 messages=[m.text for m in fw],
+                sources=[m.wording.source for m in fw if m.wording],
             )
         state = facts.kvm_state(ctx)
         if state.usable:
@@ -502,17 +662,26 @@ class FirmwareVirt(KvmNeed):
                 code="enabled",
                 evidence=[*state.evidence[:1], *ev],
             )
-        mods = facts.modules(ctx)
-        loaded = [m for m in ("kvm_intel", "kvm_amd") if m in mods.loaded or m in mods.present]
-        if loaded:
-            # vmx_init()/svm_init() refuse to load when firmware disabled VT-x/AMD-V
-            # (arch/x86/kvm/vmx/vmx.c, svm/svm.c): a loaded vendor module proves it is on
+        vs = facts.vendor_state(ctx)
+        if vs.started and vs.module in ("kvm_intel", "kvm_amd"):
+            # vmx_init()/svm_init() refuse to start when firmware disabled VT-x/AMD-V
+            # (arch/x86/kvm/vmx/vmx.c, svm/svm.c): a started vendor module proves it is on
             return self.result(
                 OK,
-                f"{loaded[0]} is loaded, which it cannot be with VT-x/AMD-V "
+                f"{vs.module} runs ({vs.evidence}), which it cannot with VT-x/AMD-V "
                 "disabled in firmware" + msr_note,
                 code="vendor-module-loaded",
-                evidence=[f"module {loaded[0]} {mods.how(loaded[0])}", *ev],
+                evidence=[f"module {vs.module} {vs.how}", *ev],
+            )
+        env = facts.virt_env(ctx)
+        if env.virtual and ci is not None and not (ci.vmx or ci.svm):
+            return self.result(
+                SKIP,
+                "this host is a VM without VT-x/AMD-V: the firmware switch that matters is "
+                "the physical host's, and the hypervisor below decides what this VM gets "
+                "(see cpu.virt_ext)",
+                code="vm",
+                evidence=list(env.evidence),
             )
         if log.error:
             return self.result(
@@ -550,20 +719,30 @@ class KvmModules(KvmNeed):
         fam = facts.arch(ctx).family or ""
         vendors = [m for m in facts.VENDOR_MODULES.get(fam, ()) if mods.has(m)]
         have_kvm = mods.has("kvm")
+        vs = facts.vendor_state(ctx)
         ev = [f"{m}: {mods.how(m)}" for m in ["kvm", *vendors] if mods.has(m)] or [
             f"searched {', '.join(mods.sources) or 'nothing readable'}"
         ]
-        d = {
+        d: dict[str, Any] = {
             "kvm": mods.how("kvm"),
             "vendor": {m: mods.how(m) for m in vendors},
+            "vendor_module": vs.module,
+            "vendor_started": vs.started,
             "sources": list(mods.sources),
         }
         state = facts.kvm_state(ctx)
         needs_vendor = bool(facts.VENDOR_MODULES.get(fam))
-        if have_kvm and (vendors or not needs_vendor):
-            names = ", ".join(["kvm", *vendors])
-            return self.result(OK, f"{names} present", code="ok", evidence=ev, details=d)
+        if have_kvm and (not needs_vendor or vs.started):
+            running = ["kvm", *([vs.module] if vs.module else [])]
+            if vs.module == "kvm_pvm":
+                return self._pvm(ctx, running, ev, d)
+            extra = f" ({vs.module} {vs.how}: {vs.evidence})" if vs.module else ""
+            return self.result(
+                OK, f"{', '.join(running)} present{extra}", code="ok", evidence=ev, details=d
+            )
         if state.usable and state.code == "probe-ok":
+            if vs.module == "kvm_pvm":
+                return self._pvm(ctx, ["kvm", "kvm_pvm"], ev, d)
             return self.result(
                 OK,
                 "KVM works (built into the kernel or module list unreadable)",
@@ -588,38 +767,108 @@ class KvmModules(KvmNeed):
         if fw and fam == "x86":
             return self.result(
                 CRITICAL,
-                f"the vendor module cannot load: {fw[0].text}",
-                hint=FIRMWARE_HINT,
+                f"the vendor module cannot start: {fw[0].text}",
+                hint=firmware_hint(ctx),
                 code="firmware",
                 evidence=[*ev, "kernel log"],
                 details=d,
             )
+        said = facts.kernel_log_state(ctx)
+        reason = (
+            f" (kernel log: {said.finding.message.text})"
+            if said.available is False and said.finding is not None
+            else ""
+        )
+        if vs.module and mods.has(vs.module) and vs.started is False:
+            # a built-in vendor module keeps its /sys/module entry when its init fails
+            hint = (
+                log_failure_hint(ctx, said.meaning)
+                if said.available is False
+                else "read `dmesg | grep -i kvm` for why it did not start"
+            )
+            env = facts.virt_env(ctx)
+            ci = facts.cpuinfo(ctx)
+            if said.available is not False and env.virtual and ci and not (ci.vmx or ci.svm):
+                hint = nested_hint(ctx)
+            return self.result(
+                CRITICAL,
+                f"{vs.module} is {vs.how} but did not start{reason}: /dev/kvm cannot work",
+                hint=hint + f"; a {vs.module} built into the kernel cannot be reloaded, only "
+                "rebooted"
+                if "built in" in vs.how
+                else hint,
+                code="vendor-not-started",
+                evidence=[*ev, vs.evidence],
+                details=d,
+            )
+        if vs.module and mods.has(vs.module) and vs.started is None:
+            return self.result(
+                UNKNOWN,
+                f"{vs.evidence}",
+                hint="see kvm.device",
+                code="vendor-undecided",
+                evidence=ev,
+                details=d,
+            )
         if have_kvm and needs_vendor:
-            hint = f"modprobe {want}" if want else "modprobe kvm_intel (Intel) or kvm_amd (AMD)"
+            if said.available is False:
+                hint = log_failure_hint(ctx, said.meaning)
+            else:
+                hint = f"modprobe {want}" if want else "modprobe kvm_intel (Intel) or kvm_amd (AMD)"
+                hint += "; if it fails, read `dmesg | grep -i kvm`"
             return self.result(
                 CRITICAL,
                 "kvm is loaded without a vendor module "
-                f"({'/'.join(facts.VENDOR_MODULES[fam])}): /dev/kvm cannot work",
-                hint=f"{hint}; if it fails, read `dmesg | grep -i kvm`",
+                f"({'/'.join(facts.VENDOR_MODULES[fam])}){reason}: /dev/kvm cannot work",
+                hint=hint,
                 code="no-vendor",
                 evidence=ev,
                 details=d,
             )
-        if want:
+        if said.available is False:
+            hint = log_failure_hint(ctx, said.meaning)
+        elif want:
             hint = (
                 f"modprobe {want} (persist: echo {want} > /etc/modules-load.d/kvm.conf); "
                 f"if missing: {_install_hint(ctx)}"
             )
         elif fam == "x86":
             hint = "no vmx/svm: the module cannot load here; " + nested_hint(ctx)
+        elif fam == "arm":
+            # arch/arm64/kvm/Kconfig: KVM is bool, never a module
+            hint = (
+                "arm64 KVM is built into the kernel (CONFIG_KVM=y) and has no module to load: "
+                "without /dev/kvm, " + EL2_HINT
+            )
         else:
-            hint = "modprobe kvm"
+            hint = f"modprobe kvm; if missing: {_install_hint(ctx)}"
         return self.result(
             CRITICAL,
-            "kvm modules are not loaded",
+            f"kvm modules are not loaded{reason}",
             hint=hint,
             code="not-loaded",
             evidence=ev,
+            details=d,
+        )
+
+    def _pvm(self, ctx: Context, running: list[str], ev: list[str], d: dict[str, Any]) -> Result:
+        """kvm_pvm: KVM without VT-x/AMD-V, for PVM-enabled guest kernels only."""
+        pvm_lines = [m.text for m in facts.kernel_messages(ctx) if m.module == "kvm_pvm"]
+        ci = facts.cpuinfo(ctx)
+        more = list(pvm_lines[:1])
+        if ci is not None and ci.arch_family == "x86" and not (ci.vmx or ci.svm):
+            more.append("/proc/cpuinfo: no vmx, no svm")
+        return self.result(
+            WARNING,
+            f"{', '.join(running)} present: KVM here is PVM (kvm_pvm), which runs only "
+            "PVM-enabled guest kernels — ordinary distribution and cloud images will not boot "
+            "under -accel kvm (they hang early or stop with 'KVM internal error ... emulation "
+            "failure')",
+            hint="boot guests with a PVM-enabled guest kernel, or run stock images under TCG "
+            "([libvirt] virt_type = qemu); a host with VT-x/AMD-V (kvm_intel/kvm_amd) runs "
+            "them under KVM",
+            code="pvm-guest-kernels-only",
+            evidence=[*ev, *more],
             details=d,
         )
 
@@ -627,7 +876,7 @@ class KvmModules(KvmNeed):
 class KvmDevice(KvmNeed):
     id = "kvm.device"
     title = "/dev/kvm"
-    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)", *devaccess.READS)
+    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)", *facts.ACCESS_READS)
 
     def judge(self, ctx: Context) -> Result:
         dev = facts.kvm_device(ctx)
@@ -657,17 +906,26 @@ class KvmDevice(KvmNeed):
         if dev is None or state.code == "no-device":
             fw = facts.firmware_disabled(ctx)
             mods = facts.modules(ctx)
+            vs = facts.vendor_state(ctx)
+            said = facts.kernel_log_state(ctx)
             want = _vendor_for_cpu(ctx)
+            env = facts.virt_env(ctx)
+            ci = facts.cpuinfo(ctx)
             if fw:
-                hint = FIRMWARE_HINT
+                hint = firmware_hint(ctx)
+            elif said.available is False:
+                hint = log_failure_hint(ctx, said.meaning)
+            elif env.virtual and ci is not None and not (ci.vmx or ci.svm or ci.sie):
+                hint = nested_hint(ctx)
+            elif vs.module and mods.has(vs.module) and vs.started is False:
+                hint = (
+                    f"{vs.module} is {vs.how} but did not start: read `dmesg | grep -i kvm` "
+                    "(see kvm.kernel_log)"
+                )
             elif mods.has("kvm") and want and not mods.has(want):
                 hint = f"modprobe {want} (kvm is loaded, {want} is not)"
             else:
                 hint = f"load the KVM modules (see kvm.modules); {_install_hint(ctx)}"
-            env = facts.virt_env(ctx)
-            ci = facts.cpuinfo(ctx)
-            if not fw and env.virtual and ci is not None and not (ci.vmx or ci.svm or ci.sie):
-                hint = nested_hint(ctx)
             return self.result(
                 CRITICAL,
                 "/dev/kvm does not exist: guests cannot get KVM",
@@ -690,7 +948,7 @@ class KvmDevice(KvmNeed):
                 UNKNOWN,
                 f"/dev/kvm ({desc}) is not accessible to this user: cannot tell whether KVM works",
                 hint="re-run with sudo (sudo hvcheck) to probe /dev/kvm"
-                + devaccess.probe_user_hint(ctx, "/dev/kvm", dev, probe),
+                + facts.refused_open_hint(ctx, "/dev/kvm", dev, probe),
                 code="permission-denied",
                 evidence=list(state.evidence),
                 details=d,
@@ -764,11 +1022,12 @@ class NetDevices(Check):
         )
 
 
-_NESTED = (
-    ("kvm_intel", "/sys/module/kvm_intel/parameters/nested"),
-    ("kvm_amd", "/sys/module/kvm_amd/parameters/nested"),
-    ("kvm", "/sys/module/kvm/parameters/nested"),
-)  # s390x: kvm.nested
+_NESTED = {
+    "kvm_intel": "/sys/module/kvm_intel/parameters/nested",
+    "kvm_amd": "/sys/module/kvm_amd/parameters/nested",
+    "kvm_hv": "/sys/module/kvm_hv/parameters/nested",
+    "kvm": "/sys/module/kvm/parameters/nested",  # s390x: kvm.ko itself
+}
 _MODPROBE_DIRS = (
     "/etc/modprobe.d",
     "/run/modprobe.d",
@@ -776,55 +1035,140 @@ _MODPROBE_DIRS = (
     "/lib/modprobe.d",
     "/usr/lib/modprobe.d",
 )
+_CMDLINE_HOW = (
+    "the kernel command line (GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub or "
+    "grub2-mkconfig -o /boot/grub2/grub.cfg; or grubby --update-kernel=ALL --args=...)"
+)
 
 
 class Nested(Check):
     id = "nested.runtime"
     title = "Nested virtualization (runtime vs persisted)"
-    reads = (*(p for _, p in _NESTED), *(f"{d}/*.conf" for d in _MODPROBE_DIRS), "/proc/cmdline")
+    reads = (*_NESTED.values(), *(f"{d}/*.conf" for d in _MODPROBE_DIRS), "/proc/cmdline")
+
+    @staticmethod
+    def _module(ctx: Context) -> Optional[str]:
+        """Whose nested parameter counts: the vendor module this CPU runs (a built-in kvm_intel
+        keeps /sys/module/kvm_intel/parameters on an AMD host, where it means nothing)."""
+        fam = facts.arch(ctx).family
+        if fam == "s390":
+            return "kvm"
+        vs = facts.vendor_state(ctx)
+        if vs.module in _NESTED:
+            return vs.module
+        if fam in ("x86", None) and vs.module is None:
+            for mod in ("kvm_intel", "kvm_amd"):
+                if mod in facts.modules(ctx).loaded:
+                    return mod
+        return None
 
     def run(self, ctx: Context) -> Result:
-        runtime: Optional[tuple[str, str, str]] = None
-        for mod, path in _NESTED:
-            v = ctx.host.read_opt(path)
-            if v is not None:
-                runtime = (mod, path, v.strip())
-                break
-        if runtime is None:
+        mod = self._module(ctx)
+        vs = facts.vendor_state(ctx)
+        path = _NESTED.get(mod or "", "")
+        raw_text = ctx.host.read_opt(path) if mod else None
+        if mod is None or raw_text is None:
+            what = f"{vs.module} has no nested parameter" if vs.module else "no vendor module"
             return self.result(
-                SKIP, "no nested parameter (kvm_intel/kvm_amd/s390 kvm not loaded)", code="n/a"
+                SKIP,
+                f"no nested parameter to read ({what}; kvm_intel/kvm_amd/kvm_hv/s390 kvm not "
+                "running)",
+                code="n/a",
             )
-        mod, path, raw = runtime
+        if mod == vs.module and vs.started is False:
+            return self.result(
+                SKIP,
+                f"{mod} is {vs.how} but did not start: its nested parameter means nothing "
+                "until it runs",
+                code="not-started",
+                evidence=[vs.evidence],
+            )
+        raw = raw_text.strip()
         rt = param_enabled(raw)
-        persisted = self._persisted(ctx, mod)
+        mods = facts.modules(ctx)
+        builtin = mod in mods.builtin and mod not in mods.loaded
+        cmdline = ctx.host.read_opt("/proc/cmdline") or ""
+        on_cmdline = parse_kernel_cmdline_param(cmdline, mod, "nested")
+        in_modprobe = self._modprobe(ctx, mod)
+        key = f"{mod.replace('_', '-')}.nested"
+        persisted: Optional[tuple[str, str]] = None
+        if on_cmdline is not None:
+            persisted = (on_cmdline, f"kernel command line {key}")
+        elif in_modprobe is not None and not builtin:
+            persisted = in_modprobe
         d = {
             "module": mod,
+            "builtin": builtin,
             "runtime": raw,
             "runtime_enabled": rt,
             "persisted": None
             if persisted is None
             else {"value": persisted[0], "source": persisted[1]},
+            "modprobe_d": None
+            if in_modprobe is None
+            else {"value": in_modprobe[0], "source": in_modprobe[1], "applies": not builtin},
         }
-        ev = [f"{path} = {raw}"] + ([f"{persisted[1]}: nested={persisted[0]}"] if persisted else [])
+        ev = [f"{path} = {raw}"]
+        if builtin:
+            ev.append(f"{mod} is built into the kernel (modules.builtin)")
+        if persisted:
+            ev.append(f"{persisted[1]}: nested={persisted[0]}")
+        if in_modprobe is not None and builtin:
+            ev.append(f"{in_modprobe[1]}: nested={in_modprobe[0]} (not read: built in)")
+        want = "1" if mod == "kvm_amd" or mod == "kvm" else "Y"
+        if builtin and in_modprobe is not None and on_cmdline is None:
+            wanted = param_enabled(in_modprobe[0])
+            if wanted != rt:
+                state = "on" if wanted else "off"
+                return self.result(
+                    WARNING,
+                    f"{mod} nested is {raw} at runtime ({path}) and {in_modprobe[1]} sets "
+                    f"nested={in_modprobe[0]}, which never applies: {mod} is built into the "
+                    "kernel, and modprobe.d only configures modules that modprobe loads",
+                    hint=f"to turn nested {state}, add {key}={in_modprobe[0]} to {_CMDLINE_HOW}, "
+                    f"and reboot (a built-in {mod} cannot be reloaded); drop the inert "
+                    f"options line from {in_modprobe[1].rsplit(':', 1)[0]}",
+                    code="builtin-modprobe-ignored",
+                    evidence=ev,
+                    details=d,
+                )
         if persisted is not None and param_enabled(persisted[0]) != rt:
+            if builtin:
+                hint = (
+                    f"reboot to apply {persisted[1]}={persisted[0]} (a built-in {mod} cannot "
+                    "be reloaded)"
+                )
+            else:
+                hint = (
+                    f"reload to apply: modprobe -r {mod} && modprobe {mod} (with no guests "
+                    "running), or fix the persisted setting to match"
+                )
             return self.result(
                 WARNING,
                 f"{mod} nested is {raw} at runtime ({path}) but {persisted[1]} sets "
-                f"nested={persisted[0]}: the next module load or reboot changes it",
-                hint=f"reload to apply: modprobe -r {mod} && modprobe {mod} (with no guests "
-                "running), or fix the persisted setting to match",
+                f"nested={persisted[0]}: the next "
+                + ("reboot" if builtin else "module load or reboot")
+                + " changes it",
+                hint=hint,
                 code="mismatch",
                 evidence=ev,
                 details=d,
             )
         state = "enabled" if rt else "disabled"
-        tail = "" if persisted else " (not set persistently; kernel default)"
+        if persisted:
+            tail = ""
+        elif builtin:
+            tail = (
+                f" (built in: kernel default; {key}={want} on the kernel command line changes it)"
+            )
+        else:
+            tail = " (not set persistently; kernel default)"
         return self.result(
             OK, f"{mod} nested {state} ({raw}){tail}", code=state, evidence=ev, details=d
         )
 
     @staticmethod
-    def _persisted(ctx: Context, mod: str) -> Optional[tuple[str, str]]:
+    def _modprobe(ctx: Context, mod: str) -> Optional[tuple[str, str]]:
         found: Optional[tuple[str, str]] = None
         # modprobe.d(5): files sorted by name across directories; /etc overrides same-named
         # files in /lib. The last "options" for a parameter wins.
@@ -836,10 +1180,6 @@ class Nested(Check):
             text = ctx.host.read_opt(byname[name])
             for value, line in parse_modprobe_options(text or "", mod, "nested"):
                 found = (value, f"{byname[name]}:{line}")
-        cmdline = ctx.host.read_opt("/proc/cmdline") or ""
-        v = parse_kernel_cmdline_param(cmdline, mod, "nested")
-        if v is not None:
-            found = (v, f"kernel command line {mod.replace('_', '-')}.nested")
         return found
 
 
@@ -873,6 +1213,91 @@ class OsRelease(Check):
         )
 
 
+class KernelLogKvm(KvmNeed):
+    """The manual procedure's `dmesg | grep kvm` step: KVM's own kernel messages since boot,
+    each with what it means on this host (hvcheck.parsers.kernel.CATALOGUE)."""
+
+    id = "kvm.kernel_log"
+    title = "KVM messages in the kernel log"
+    reads = ("/dev/kmsg",)
+
+    def judge(self, ctx: Context) -> Result:
+        log = facts.kernel_log(ctx)
+        if log.error and not log.lines:
+            return self.result(
+                UNKNOWN,
+                f"kernel log unreadable ({log.error})",
+                hint="re-run with sudo (or set kernel.dmesg_restrict=0)",
+                code="unreadable",
+            )
+        findings = facts.kvm_log_findings(ctx)
+        known = {f.message.text for f in findings}
+        other = [t for t in kvm_messages(log.lines) if t not in known]
+        listed = [
+            {
+                "text": f.message.text,
+                "code": f.message.code,
+                "meaning": f.meaning,
+                "relevant": f.relevant,
+                "note": f.note,
+                "module": f.message.module,
+                "repeats": f.message.repeats,
+                "kernels": f.message.wording.kernels if f.message.wording else None,
+                "source": f.message.wording.source if f.message.wording else None,
+            }
+            for f in findings
+        ]
+        d: dict[str, Any] = {"messages": listed, "unrecognised": other[:50]}
+        rotated = _ring_rotated(log.lines)
+        since = "in the kernel log" if not rotated else "in what the ring buffer still holds"
+        d["boot_messages_lost"] = rotated
+        said = facts.kernel_log_state(ctx)
+        if said.available is False and said.finding is not None:
+            f = said.finding
+            w = f.message.wording
+            where = f" ({w.source}, kernels {w.kernels})" if w else ""
+            return self.result(
+                CRITICAL,
+                f"kernel log: {f.message.text} — {MEANING_TEXT.get(f.meaning, f.meaning)}{where}"
+                + (f"; {f.note}" if f.note else ""),
+                hint=log_failure_hint(ctx, f.meaning),
+                code=f.meaning,
+                evidence=[log.source, f.message.text],
+                details=d,
+            )
+        noise = [f for f in findings if not f.relevant]
+        good = [f for f in findings if f.relevant and f.meaning not in FAILURES]
+        parts = []
+        if good:
+            parts.append(f"{len(good)} saying KVM works or ran guests ({good[0].message.text})")
+        if noise:
+            parts.append(
+                f"{len(noise)} that do not apply here ({noise[0].message.text}: {noise[0].note})"
+            )
+        if other:
+            parts.append(f"{len(other)} not in the catalogue")
+        if not parts:
+            summary = f"no KVM messages {since}"
+            if rotated:
+                summary += " (the boot messages have been overwritten)"
+            return self.result(OK, summary, code="none", evidence=[log.source], details=d)
+        return self.result(
+            OK,
+            f"KVM messages {since}: " + "; ".join(parts) + "; none says KVM cannot work",
+            code="ok",
+            evidence=[log.source],
+            details=d,
+        )
+
+
+def _ring_rotated(lines: tuple[str, ...]) -> bool:
+    """/dev/kmsg records carry a sequence number: a first record past 0 means the boot
+    messages were overwritten (Documentation/ABI/testing/dev-kmsg)."""
+    head = lines[0] if lines else ""
+    seq = head.split(",", 2)[1] if head[:1].isdigit() and head.count(",") >= 2 else ""
+    return seq.isdigit() and int(seq) > 0 and ";" in head
+
+
 BUILTIN_HOST_CHECKS = (
     CpuArch,
     CpuVirtExt,
@@ -882,5 +1307,6 @@ BUILTIN_HOST_CHECKS = (
     KvmDevice,
     NetDevices,
     Nested,
+    KernelLogKvm,
     OsRelease,
 )

@@ -1,7 +1,7 @@
 """Running instances: does every QEMU process really run with KVM?
 
 Reads: the process table, /proc/<pid>/{cmdline,fd/*,task/*/comm,status},
-/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.instances), and the nova config
+/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.processes), and the nova config
 (see hvcheck.novaconfig) to know what was intended.
 """
 
@@ -11,9 +11,8 @@ from typing import Any
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
-from hvcheck.instances import QemuProcess, qemu_processes
 from hvcheck.model import Result, Status
-from hvcheck.text import inert
+from hvcheck.processes import QemuProcess, qemu_processes
 
 FALLBACK_HINT = (
     "the QEMU user could not open /dev/kvm, so QEMU fell back to TCG: make /dev/kvm 0660 "
@@ -27,7 +26,7 @@ def _label(q: QemuProcess) -> str:
     name = q.name or "?"
     nova = q.domain.nova if q.domain else None
     disp = f" '{nova.name}'" if nova and nova.name else ""
-    return inert(f"{name}{disp} (pid {q.pid})")
+    return f"{name}{disp} (pid {q.pid})"
 
 
 def _names(qs: list[QemuProcess], limit: int = 5) -> str:
@@ -62,6 +61,7 @@ class InstancesAccel(Check):
             f"{_label(q)}: {q.decision.accel} by {', '.join(q.decision.kinds) or 'nothing'}"
             for q in procs[:20]
         ]
+        warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         d = {
             "count": len(procs),
             "kvm": len(kvm),
@@ -69,11 +69,17 @@ class InstancesAccel(Check):
             "unknown": len(unknown),
             "silent_fallback": [q.pid for q in fallback],
             "virt_type": virt_type,
+            # the summary states the instance counts: the verdict need not repeat them
+            "counts_instances": True,
+            # the perfdata thresholds of tcg_instances (the -w/-c ranges where they judge):
+            # any TCG instance is critical where nova asks for KVM
+            "thresholds": {
+                "tcg_instances": {"warning": "", "critical": "0" if virt_type == "kvm" else ""}
+            },
         }
         counts = f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG" + (
             f", {len(unknown)} unknown" if unknown else ""
         )
-        warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         # -w/-c judge the number of deliberate TCG instances; a silent fallback (asked for
         # KVM, runs TCG) is a broken host, CRITICAL whatever the thresholds say
         if (warn is not None or crit is not None) and not fallback:
@@ -151,10 +157,17 @@ class InstancesAccel(Check):
         d: dict[str, Any],
     ) -> Result:
         """-w/-c given: the operator's ranges decide on the TCG count (fallbacks included)."""
+        limits = d["thresholds"]["tcg_instances"]
         d = {
             **d,
             "warning_range": warn.text if warn else None,
             "critical_range": crit.text if crit else None,
+            "thresholds": {
+                "tcg_instances": {
+                    "warning": warn.text if warn else limits["warning"],
+                    "critical": crit.text if crit else limits["critical"],
+                }
+            },
         }
         names = f": {_names(tcg)}" if tcg else ""
         extra = f" ({len(fallback)} silent fallback)" if fallback else ""

@@ -7,24 +7,14 @@ Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also koll
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any
 
-from hvcheck import devaccess, facts, novaconfig
+from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
-from hvcheck.host import DeviceInfo, ProcInfo
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.novaconf import Setting
-from hvcheck.parsers.qemuconf import parse_qemu_conf
-from hvcheck.procs import processes
-from hvcheck.text import inert
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
-UDEV_HINT = (
-    "make /dev/kvm 0660 root:kvm and put the QEMU user in group kvm: "
-    "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, persisted by a udev rule "
-    '(/etc/udev/rules.d/65-kvm.rules: KERNEL=="kvm", GROUP="kvm", MODE="0660"; '
-    "Debian/Ubuntu ship it in the qemu-system packages), and usermod -aG kvm {user}"
-)
 
 
 def _where(s: Setting) -> str:
@@ -80,7 +70,7 @@ class NovaVirtType(Check):
         if r.errors:
             return self.result(
                 UNKNOWN,
-                f"nova config does not parse: {inert(r.errors[0])}",
+                f"nova config does not parse: {r.errors[0]}",
                 hint="fix the file (nova-compute would refuse it too); "
                 "oslo.config reports the same line",
                 code="parse-error",
@@ -107,7 +97,7 @@ class NovaVirtType(Check):
         if value not in KNOWN_VIRT_TYPES:
             return self.result(
                 CRITICAL,
-                f"virt_type={inert(value)} is not a value nova accepts "
+                f"virt_type={value} is not a value nova accepts "
                 f"({_where(vt)}): nova-compute will not start",
                 hint="set [libvirt] virt_type = kvm (or qemu without KVM)",
                 code="invalid",
@@ -173,60 +163,6 @@ class NovaVirtType(Check):
         )
 
 
-class QemuUser(NamedTuple):
-    user: str
-    group: Optional[str]
-    source: str
-
-
-def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
-    return processes(ctx, "libvirtd")
-
-
-def qemu_user(ctx: Context) -> Optional[QemuUser]:
-    """Who libvirt runs QEMU as; None when libvirt is not on this host."""
-
-    def compute(c: Context) -> Optional[QemuUser]:
-        h = c.host
-        daemons = libvirt_daemons(c)
-        paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
-        paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
-        for path in paths:
-            text = h.read_opt(path)
-            if text is None:
-                continue
-            qc = parse_qemu_conf(text)
-            if qc.user:
-                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}")
-            break
-        else:
-            if not daemons and not h.exists("/etc/libvirt"):
-                return None
-        if "kolla" in path:
-            return QemuUser("42427", "42427", "kolla's default (uid 42427)")
-        fam = facts.os_family(c)
-        if fam == "debian":
-            return QemuUser(
-                "libvirt-qemu", "libvirt-qemu", "Debian/Ubuntu default (qemu.conf user unset)"
-            )
-        if fam in ("rhel", "suse"):
-            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)")
-        return QemuUser("qemu", "qemu", "libvirt's build default (qemu.conf user unset)")
-
-    return ctx.fact("qemu_user", compute)
-
-
-def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> bool:
-    """Read-write access by mode bits (ACLs, e.g. logind's uaccess, are not considered)."""
-    if uid == 0:
-        return True
-    if dev.uid == uid:
-        return dev.perm & 0o600 == 0o600
-    if dev.gid in gids:
-        return dev.perm & 0o060 == 0o060
-    return dev.perm & 0o006 == 0o006
-
-
 class QemuUserAccess(Check):
     id = "libvirt.qemu_user"
     title = "libvirt's QEMU user can open /dev/kvm"
@@ -235,23 +171,19 @@ class QemuUserAccess(Check):
         "/etc/kolla/nova-libvirt/qemu.conf",
         "/etc/passwd",
         "/etc/group",
-        "/dev/kvm (stat)",
-        *devaccess.READS,
+        "/dev/kvm (stat, POSIX ACL)",
+        *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
-        qu = qemu_user(ctx)
+        qu = facts.qemu_user(ctx)
         if qu is None:
             return self.result(SKIP, "libvirt is not installed or running here", code="no-libvirt")
         dev = facts.kvm_device(ctx)
-        if dev is None:
+        a = facts.qemu_kvm_access(ctx)
+        if dev is None or a is None:
             return self.result(SKIP, "no /dev/kvm (see kvm.device)", code="no-device")
-        acc = facts.accounts(ctx)
-        user = acc.user(qu.user)
-        ev = [
-            f"QEMU user {qu.user} from {qu.source}",
-            f"/dev/kvm mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}",
-        ]
+        ev = [f"QEMU user {qu.user} from {qu.source}", f"/dev/kvm {a.mode}"]
         d: dict[str, Any] = {
             "user": qu.user,
             "group": qu.group,
@@ -260,32 +192,34 @@ class QemuUserAccess(Check):
             "device_owner": dev.owner or dev.uid,
             "device_group": dev.group or dev.gid,
         }
-        if user is None:
+        if a.uid is None:
             return self.result(
                 UNKNOWN,
-                f"QEMU user '{inert(qu.user)}' is not in /etc/passwd: "
+                f"QEMU user '{qu.user}' is not in /etc/passwd: "
                 "cannot work out its access to /dev/kvm",
                 code="no-user",
                 hint=f"check `id {qu.user}` (NSS/LDAP users are not read)",
                 evidence=ev,
                 details=d,
             )
-        gids = acc.groups_of(user.name)
-        if qu.group:
-            g = acc.group(qu.group)
-            if g is not None:
-                gids.add(g.gid)
-        d["groups"] = sorted(acc.group_name(g) or str(g) for g in gids)
-        access = devaccess.node_access(ctx, "/dev/kvm", dev, user.uid, gids, qu.user)
-        ok = access.allowed if access.allowed is not None else can_open(dev, user.uid, gids)
-        d["can_open"] = ok
-        d["access"] = devaccess.details(access)
-        ev += access.reasons
-        if ok:
+        d["groups"] = list(a.groups)
+        d["can_open"] = a.ok
+        if a.access is not None:
+            d["access"] = a.access.to_json()
+            ev += a.access.reasons
+        if a.ok is None:
+            return self.result(
+                UNKNOWN,
+                f"cannot tell whether {qu.user} (uid {a.uid}) can open /dev/kvm ({a.mode})",
+                code="acl-unreadable",
+                hint="read the node's ACL with `getfacl /dev/kvm`",
+                evidence=ev,
+                details=d,
+            )
+        if a.ok:
             return self.result(
                 OK,
-                f"{qu.user} (uid {user.uid}) can open /dev/kvm "
-                f"(mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid})",
+                f"{qu.user} (uid {a.uid}) can open /dev/kvm ({a.mode})",
                 code="ok",
                 evidence=ev,
                 details=d,
@@ -293,13 +227,11 @@ class QemuUserAccess(Check):
         conf = novaconfig.nova_conf(ctx)
         vt = (conf.virt_type.value if conf else None) or None
         msg = (
-            f"{qu.user} (uid {user.uid}, groups {', '.join(d['groups'])}) cannot open "
-            f"/dev/kvm (mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}): KVM "
+            f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
+            f"/dev/kvm ({a.mode}): KVM "
             "guests will fail to start, or fall back to TCG silently"
         )
-        hint = UDEV_HINT.format(user=qu.user)
-        if access.rule is not None:
-            hint = devaccess.hint(access)
+        hint = a.hint
         if vt == "kvm" or (vt is None and conf is not None):
             return self.result(CRITICAL, msg, hint=hint, code="cannot-open", evidence=ev, details=d)
         if vt == "qemu":

@@ -1,6 +1,13 @@
 """Parse kernel-side text: ``/proc/modules``, ``modules.builtin``, ``modprobe.d``, the kernel
 command line, module parameters and kernel log records.
 
+``CATALOGUE`` holds the kernel's own messages about KVM availability, each as the kernel
+source words it (with the version range that prints that wording), what it means
+(``FIRMWARE_DISABLED``, ``CPU_LACKS``, ``NOT_APPLICABLE``, ``GUEST_WITHOUT_NESTED``, ...) and
+the file and function it comes from. Parsing is pure: what a message means *on a given host*
+(its CPU vendor, whether it is a VM, whether KVM demonstrably works) is decided in
+``hvcheck.facts``.
+
 >>> sorted(parse_proc_modules('kvm_intel 368640 0 - Live 0x0000000000000000\\n'
 ...                           'kvm 1028096 1 kvm_intel, Live 0x0000000000000000\\n'))
 ['kvm', 'kvm_intel']
@@ -106,77 +113,792 @@ def param_enabled(value: Optional[str]) -> Optional[bool]:
     return None
 
 
+# ============================================================================================
+# Kernel log lines
+# ============================================================================================
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?=>]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-~])")
 _KMSG_PREFIX = re.compile(r"^\d+,\d+,\d+,[^;]*;")
-_DMESG_PREFIX = re.compile(r"^(?:<\d+>)?\s*\[\s*\d+\.\d+\]\s?")
+# journalctl -k / syslog: "Aug 25 22:22:40 host kernel: ..." (any locale's month), ISO stamps too
+_SYSLOG_PREFIX = re.compile(
+    r"^(?:\S{3,4} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.,+-]+Z?)\s+\S+\s+kernel:\s?"
+)
+# dmesg: "[    2.1] ", "<3>[    2.1] ", CONFIG_PRINTK_CALLER "[    8.7][    T1] " (or "] [ T1] "),
+# a console logger's stamp or terminal debris before it ("2019-08-18 19:28:52: [    0.022155] ")
+_DMESG_PREFIX = re.compile(
+    r"^(?:(?:<\d+>)?\s*\[\s*\d+\.\d+\]|.{1,40}?(?:<\d+>)?\s*\[\s*\d+\.\d{6}\])"
+    r"\s?(?:\[\s*[TC]\d+\]\s?)?"
+)
+_PRIO_ONLY = re.compile(r"^<\d+>")
 
 
 def kmsg_text(line: str) -> str:
-    """The message text of one /dev/kmsg record ("6,123,456,-;text") or dmesg line."""
+    """The message text of one kernel log line, in any of the forms the kernel log is kept in.
+
+    /dev/kmsg records (``6,123,456,-;text``, Documentation/ABI/testing/dev-kmsg), ``dmesg``
+    lines with or without a ``<level>`` and the ``[ T1]`` caller field (CONFIG_PRINTK_CALLER),
+    ``journalctl -k``/syslog lines, and serial-console captures with terminal escapes and CRs.
+
+    >>> [kmsg_text(x) for x in ("6,1,2,-;hi", "<3>[    2.1] kvm: x", "[ 8.7][    T1] a",
+    ...                         "Aug 25 22:22:40 desk kernel: b", "\\x1b[0m[ 0.1] c\\r")]
+    ['hi', 'kvm: x', 'a', 'b', 'c']
+    """
+    line = _ANSI.sub("", line).replace("\r", "")
     m = _KMSG_PREFIX.match(line)
     if m:
         return line[m.end() :]
+    m = _SYSLOG_PREFIX.match(line)
+    if m:
+        line = line[m.end() :]
     m = _DMESG_PREFIX.match(line)
+    if m:
+        return line[m.end() :]
+    m = _PRIO_ONLY.match(line)
     return line[m.end() :] if m else line
 
 
-class KernelMessage(NamedTuple):
+# ============================================================================================
+# The kernel's own messages about KVM availability
+# ============================================================================================
+# What a message means. A check judges it in context (CPU vendor, a VM, working evidence):
+FIRMWARE_DISABLED = "firmware-disabled"  # VT-x/AMD-V switched off in the firmware setup
+CPU_LACKS = "cpu-lacks"  # the CPU (as this kernel sees it) has no VT-x/AMD-V/SIE
+NOT_APPLICABLE = "vendor-module-not-applicable"  # the other vendor's module: noise
+GUEST_WITHOUT_NESTED = "guest-without-nested"  # a VM whose hypervisor exposes no VT-x/AMD-V
+OTHER_HYPERVISOR = "other-hypervisor-holds-vtx"  # VMXON/EFER.SVME refused: VT-x already in use
+VENDOR_REGISTERED = "vendor-module-registered"  # a vendor module already holds KVM (it works)
+KVM_INITIALIZED = "kvm-initialized"  # the vendor/arch code finished its setup
+GUESTS_RAN = "guests-ran"  # printed while a guest runs: KVM worked then (harmless)
+HARMLESS = "harmless"  # about something else (SGX, mitigations)
+BOOTED_AT_EL2 = "booted-at-el2"  # arm: the kernel owns the hypervisor mode
+NOT_AT_EL2 = "not-booted-at-el2"  # arm: started at EL1 / in SVC mode: no KVM possible
+DISABLED_ON_CMDLINE = "disabled-on-command-line"
+INIT_FAILED = "init-failed"  # KVM's setup failed for another reason
+
+# The meanings in words, for summaries
+MEANING_TEXT = {
+    FIRMWARE_DISABLED: "VT-x/AMD-V is switched off in the firmware setup",
+    CPU_LACKS: "the CPU has no VT-x/AMD-V (or SIE) as this kernel sees it",
+    NOT_APPLICABLE: "a vendor module for the other CPU vendor: noise",
+    GUEST_WITHOUT_NESTED: "this VM is not given virtualization extensions by the layer below",
+    OTHER_HYPERVISOR: "VT-x/AMD-V could not be turned on: another hypervisor may hold it",
+    VENDOR_REGISTERED: "a KVM vendor module is already registered",
+    KVM_INITIALIZED: "KVM set itself up",
+    GUESTS_RAN: "printed while guests ran (harmless)",
+    HARMLESS: "not about VT-x/AMD-V",
+    BOOTED_AT_EL2: "the kernel was started at EL2 (KVM possible)",
+    NOT_AT_EL2: "the kernel was not started at EL2/HYP: no KVM",
+    DISABLED_ON_CMDLINE: "KVM was disabled on the kernel command line",
+    INIT_FAILED: "KVM's setup failed",
+}
+
+FAILURES = (
+    FIRMWARE_DISABLED,
+    OTHER_HYPERVISOR,
+    GUEST_WITHOUT_NESTED,
+    CPU_LACKS,
+    NOT_AT_EL2,
+    DISABLED_ON_CMDLINE,
+    INIT_FAILED,
+)  # most specific first
+SUCCESSES = (KVM_INITIALIZED, VENDOR_REGISTERED, GUESTS_RAN)
+
+
+class Wording(NamedTuple):
+    """One message as the kernel writes it, with what it means and where it comes from."""
+
     code: str
-    text: str
+    wording: str  # the source's format string, pr_fmt prefix included
+    meaning: str
+    arch: str  # x86 | arm64 | arm (32-bit) | ppc | s390
+    module: Optional[str]  # the module that prints it; None: named in the text (group 'mod')
+    kernels: str  # kernel versions that print this wording
+    source: str  # kernel file and function
+    pattern: re.Pattern[str]
+
+    @property
+    def family(self) -> str:
+        """The cpuinfo/uname family (hvcheck.parsers.cpuinfo.arch_family) it applies to."""
+        return "arm" if self.arch in ("arm64", "arm") else self.arch
 
 
-# Messages that prove firmware or hardware switched virtualization off, with their sources.
-_FIRMWARE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    # arch/x86/kernel/cpu/feat_ctl.c (pr_fmt "x86/cpu: "): "VMX (outside TXT) disabled by BIOS",
-    # "...(inside TXT)..."; the same file also prints "SGX disabled by BIOS." — not VT-x, so
-    # every pattern here is anchored to VMX/SVM/kvm wording.
-    ("vmx-disabled-by-bios", re.compile(r"VMX \((?:outside|inside) TXT\) disabled by BIOS")),
-    # arch/x86/kvm/vmx/vmx.c since 6.4: "VMX not enabled (by BIOS) in MSR_IA32_FEAT_CTL on CPU %d"
-    ("vmx-not-enabled-by-bios", re.compile(r"VMX not (?:fully )?enabled(?: \(by BIOS\))?")),
-    # arch/x86/kvm/vmx/vmx.c (older kernels): "kvm: disabled by bios"
-    ("disabled-by-bios", re.compile(r"\bkvm(?:_intel|_amd)?: disabled by bios\b", re.IGNORECASE)),
-    # arch/x86/kvm/svm/svm.c: "SVM disabled (by BIOS) in MSR_VM_CR on CPU %d"
-    ("svm-disabled-by-bios", re.compile(r"SVM disabled \(by BIOS\) in MSR_VM_CR")),
-    # virt/kvm/kvm_main.c / arch/x86/kvm/x86.c: "kvm: no hardware support"
-    ("no-hardware-support", re.compile(r"kvm(?:_intel|_amd)?: no hardware support")),
-    ("vmx-not-supported", re.compile(r"kvm_intel: VMX not supported by CPU")),
-    ("svm-not-supported", re.compile(r"kvm_amd: SVM not supported by CPU")),
+def _w(
+    code: str,
+    wording: str,
+    meaning: str,
+    arch: str,
+    module: Optional[str],
+    kernels: str,
+    source: str,
+    pattern: str,
+) -> Wording:
+    return Wording(code, wording, meaning, arch, module, kernels, source, re.compile(pattern))
+
+
+_X86 = "arch/x86/kvm/x86.c"
+_VMX = "arch/x86/kvm/vmx/vmx.c"
+_SVM = "arch/x86/kvm/svm/svm.c"
+_FEAT = "arch/x86/kernel/cpu/feat_ctl.c init_ia32_feat_ctl()"
+_ARM64 = "arch/arm64/kvm/arm.c kvm_arm_init() (virt/kvm/arm/arm.c before 5.7)"
+_MOD = r"'(?P<mod>kvm_intel|kvm_amd|kvm_pvm|[\w-]+)'"
+
+# Order matters: the first matching entry names a line.
+CATALOGUE: tuple[Wording, ...] = (
+    # ---- x86: feature control (IA32_FEAT_CTL, MSR 0x3a) set up at boot, Intel and Zhaoxin
+    _w(
+        "vmx-disabled-by-bios",
+        "x86/cpu: VMX (%s TXT) disabled by BIOS",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_intel",
+        ">= 5.6",
+        _FEAT,
+        r"VMX \((?:outside|inside) TXT\) disabled by BIOS",
+    ),
+    _w(
+        "sgx-virt-lacks-vmx",
+        "x86/cpu: SGX virtualization disabled due to lack of VMX.",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_intel",
+        ">= 5.13",
+        _FEAT,
+        r"SGX virtualization disabled due to lack of VMX",
+    ),
+    _w(
+        "sgx-disabled-by-bios",
+        "x86/cpu: SGX disabled by BIOS.",
+        HARMLESS,
+        "x86",
+        "kvm_intel",
+        ">= 5.11",
+        _FEAT + " (SGX, not VT-x)",
+        r"SGX disabled by BIOS",
+    ),
+    _w(
+        "sgx-launch-control-locked",
+        "x86/cpu: SGX Launch Control is locked. %s",
+        HARMLESS,
+        "x86",
+        "kvm_intel",
+        ">= 5.11",
+        _FEAT + " (SGX, not VT-x)",
+        r"SGX Launch Control is locked",
+    ),
+    # ---- x86: the vendor-module registration in kvm.ko, three generations of wording
+    _w(
+        "disabled-by-bios",
+        "kvm: disabled by bios",
+        FIRMWARE_DISABLED,
+        "x86",
+        None,
+        "<= 5.15",
+        _X86 + " kvm_arch_init()",
+        r"^kvm: disabled by bios\b",
+    ),
+    _w(
+        "no-hardware-support",
+        "kvm: no hardware support",
+        CPU_LACKS,
+        "x86",
+        None,
+        "<= 5.15",
+        _X86 + " kvm_arch_init()",
+        r"^kvm: no hardware support\s*$",
+    ),
+    _w(
+        "already-loaded-other-module",
+        "kvm: already loaded the other module",
+        VENDOR_REGISTERED,
+        "x86",
+        None,
+        "<= 5.15",
+        _X86 + " kvm_arch_init()",
+        r"^kvm: already loaded the other module",
+    ),
+    _w(
+        "disabled-by-bios-named",
+        "kvm: support for '%s' disabled by bios",
+        FIRMWARE_DISABLED,
+        "x86",
+        None,
+        "5.16 - 6.3",
+        _X86 + " kvm_arch_init()/kvm_x86_vendor_init()",
+        r"^kvm: support for " + _MOD + r" disabled by bios",
+    ),
+    _w(
+        "no-hardware-support-named",
+        "kvm: no hardware support for '%s'",
+        CPU_LACKS,
+        "x86",
+        None,
+        "5.16 - 6.3",
+        _X86 + " kvm_arch_init()/kvm_x86_vendor_init()",
+        r"^kvm: no hardware support for " + _MOD,
+    ),
+    _w(
+        "already-loaded-vendor-module",
+        "kvm: already loaded vendor module '%s'",
+        VENDOR_REGISTERED,
+        "x86",
+        None,
+        ">= 5.16",
+        _X86 + " kvm_x86_vendor_init()",
+        r"^kvm: already loaded vendor module " + _MOD,
+    ),
+    _w(
+        "inadequate-fpu",
+        "kvm: inadequate fpu",
+        CPU_LACKS,
+        "x86",
+        None,
+        "all",
+        _X86 + " kvm_arch_init()/kvm_x86_vendor_init()",
+        r"^kvm: inadequate fpu",
+    ),
+    _w(
+        "host-pat-not-wb",
+        "kvm: host PAT[0] is not WB",
+        INIT_FAILED,
+        "x86",
+        None,
+        ">= 6.0",
+        _X86 + " kvm_x86_vendor_init()",
+        r"^kvm: host PAT\[0\] is not WB",
+    ),
+    # ---- x86: kvm_intel's own checks (pr_fmt KBUILD_MODNAME since 6.4)
+    _w(
+        "vmx-not-supported",
+        "kvm_intel: VMX not supported by CPU %d",
+        CPU_LACKS,
+        "x86",
+        "kvm_intel",
+        ">= 6.4",
+        _VMX + " __kvm_is_vmx_supported()",
+        r"^(?:kvm_intel: )?VMX not supported by CPU \d+",
+    ),
+    _w(
+        "vmx-not-enabled-by-bios",
+        "kvm_intel: VMX not enabled (by BIOS) in MSR_IA32_FEAT_CTL on CPU %d",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_intel",
+        ">= 6.4",
+        _VMX + " __kvm_is_vmx_supported()",
+        r"VMX not enabled \(by BIOS\) in MSR_IA32_FEAT_CTL",
+    ),
+    _w(
+        "vmx-not-fully-enabled",
+        "kvm_intel: VMX not fully enabled on CPU %d.  Check kernel logs and/or BIOS",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_intel",
+        "posted patch (x86/virt/hw.c series), not in a release checked",
+        _VMX + " __kvm_is_vmx_supported()",
+        r"VMX not fully enabled on CPU \d+",
+    ),
+    _w(
+        "vmx-disabled-on-cpu",
+        "kvm_intel: VMX is disabled on CPU %d",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_intel",
+        "before 6.4",
+        _VMX + " vmx_check_processor_compat()",
+        r"^(?:kvm_intel: |kvm: )?VMX is disabled on CPU \d+",
+    ),
+    _w(
+        "vmxon-faulted",
+        "VMXON faulted, MSR_IA32_FEAT_CTL (0x3a) = 0x%llx",
+        OTHER_HYPERVISOR,
+        "x86",
+        "kvm_intel",
+        "5.x and later",
+        _VMX + " kvm_cpu_vmxon()",
+        r"VMXON faulted, MSR_IA32_FEAT_CTL",
+    ),
+    _w(
+        "vmx-perf-global-ctrl-workaround",
+        "kvm: VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL does not work properly. Using workaround",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_intel",
+        "3.x - 5.x",
+        _VMX + " setup_vmcs_config()",
+        r"VM_EXIT_LOAD_IA32_PERF_GLOBAL_CTRL does not work properly",
+    ),
+    _w(
+        "l1tf-smt-leak",
+        "kvm_intel: L1TF CPU bug present and SMT on, data leak possible. ...",
+        HARMLESS,
+        "x86",
+        "kvm_intel",
+        ">= 4.19",
+        _VMX + " vmx_vm_init() (a mitigation notice)",
+        r"L1TF CPU bug present and SMT on",
+    ),
+    # ---- x86: kvm_amd's own checks (has_svm() until 6.3; pr_fmt KBUILD_MODNAME since 6.4)
+    _w(
+        "svm-not-amd",
+        "has_svm: not amd or hygon  ('not amd' before 4.20)",
+        NOT_APPLICABLE,
+        "x86",
+        "kvm_amd",
+        "<= 6.3",
+        _SVM + " has_svm() / asm/virtext.h cpu_has_svm()",
+        r"^has_svm: not amd",
+    ),
+    _w(
+        "svm-not-available",
+        "has_svm: svm not available",
+        CPU_LACKS,
+        "x86",
+        "kvm_amd",
+        "<= 6.3",
+        _SVM + " has_svm() / asm/virtext.h cpu_has_svm()",
+        r"^has_svm: svm not available",
+    ),
+    _w(
+        "svm-no-cpuid-8000000a",
+        "has_svm: can't execute cpuid_8000000a",
+        CPU_LACKS,
+        "x86",
+        "kvm_amd",
+        "<= 6.3",
+        _SVM + " has_svm() / asm/virtext.h cpu_has_svm()",
+        r"^has_svm: can't execute cpuid_8000000a",
+    ),
+    _w(
+        "svm-not-supported-not-amd",
+        "kvm_amd: SVM not supported by CPU %d, not amd or hygon",
+        NOT_APPLICABLE,
+        "x86",
+        "kvm_amd",
+        "6.4 - 6.5",
+        _SVM + " kvm_is_svm_supported()",
+        r"^(?:kvm_amd: )?SVM not supported(?: by CPU \d+)?, not amd",
+    ),
+    _w(
+        "svm-not-supported",
+        "kvm_amd: SVM not supported by CPU %d[, %s]",
+        CPU_LACKS,
+        "x86",
+        "kvm_amd",
+        ">= 6.4",
+        _SVM + " __kvm_is_svm_supported()",
+        r"^(?:kvm_amd: )?SVM not supported(?: by CPU \d+)?",
+    ),
+    _w(
+        "svm-cpu-not-amd",
+        "kvm_amd: CPU %d isn't AMD or Hygon",
+        NOT_APPLICABLE,
+        "x86",
+        "kvm_amd",
+        ">= 6.6",
+        _SVM + " __kvm_is_svm_supported()",
+        r"^(?:kvm_amd: )?CPU \d+ isn't AMD or Hygon",
+    ),
+    _w(
+        "svm-sev-guest",
+        "kvm_amd: KVM is unsupported when running as an SEV guest",
+        GUEST_WITHOUT_NESTED,
+        "x86",
+        "kvm_amd",
+        ">= 6.4",
+        _SVM + " __kvm_is_svm_supported()",
+        r"KVM is unsupported when running as an SEV guest",
+    ),
+    _w(
+        "svm-disabled-by-bios",
+        "kvm_amd: SVM disabled (by BIOS) in MSR_VM_CR on CPU %d",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_amd",
+        ">= 6.4",
+        _SVM + " __kvm_is_svm_supported()",
+        r"SVM disabled \(by BIOS\) in MSR_VM_CR on CPU \d+",
+    ),
+    _w(
+        "amd-svm-disabled-by-bios",
+        "SVM disabled (by BIOS) in MSR_VM_CR",
+        FIRMWARE_DISABLED,
+        "x86",
+        "kvm_amd",
+        ">= 6.8 (about; clears the svm flag at boot)",
+        "arch/x86/kernel/cpu/amd.c init_amd()",
+        r"^SVM disabled \(by BIOS\) in MSR_VM_CR\s*$",
+    ),
+    _w(
+        "svm-nested-paging",
+        "kvm: Nested Paging enabled  ('SVM: kvm: ...' 5.8 - 6.3, 'kvm_amd: ...' since 6.4)",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_amd",
+        "all",
+        _SVM + " svm_hardware_setup()",
+        r"^(?:SVM: )?(?:kvm|kvm_amd): Nested Paging (?:en|dis)abled",
+    ),
+    _w(
+        "svm-nested-virtualization",
+        "kvm: Nested Virtualization enabled  (kvm_amd: since 6.4)",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_amd",
+        "all",
+        _SVM + " svm_hardware_setup()",
+        r"^(?:SVM: )?(?:kvm|kvm_amd): Nested Virtualization enabled",
+    ),
+    _w(
+        "svm-feature-supported",
+        "SVM: TSC scaling supported / Virtual VMLOAD VMSAVE supported / Virtual GIF supported / "
+        "LBR virtualization supported  ('kvm_amd: ' since 6.4)",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_amd",
+        ">= 5.8",
+        _SVM + " svm_hardware_setup()",
+        r"^(?:SVM|kvm_amd): (?:TSC scaling|Virtual VMLOAD VMSAVE|Virtual GIF|LBR virtualization"
+        r"|AVIC|Virtual NMI|x2AVIC)\b.*(?:supported|enabled)",
+    ),
+    # ---- x86: common code
+    _w(
+        "enabling-virtualization-failed",
+        "kvm: enabling virtualization on CPU%d failed",
+        OTHER_HYPERVISOR,
+        "x86",
+        None,
+        "all",
+        "virt/kvm/kvm_main.c hardware_enable_nolock()/kvm_enable_virtualization_cpu()",
+        r"kvm: enabling virtualization on CPU\d+ failed",
+    ),
+    _w(
+        "pvm-loaded",
+        "kvm-pvm: loaded (native=%d ...)",
+        KVM_INITIALIZED,
+        "x86",
+        "kvm_pvm",
+        "PVM kernels",
+        "the PVM patch set's arch/x86/kvm/pvm (as this project's own machines log it)",
+        r"^kvm-pvm: loaded\b",
+    ),
+    _w(
+        "guest-msr-unhandled",
+        "kvm [%d]: vcpu%d, guest rIP: %#lx unhandled rdmsr/wrmsr ...",
+        GUESTS_RAN,
+        "x86",
+        None,
+        "all",
+        _X86 + " kvm_pr_unimpl() callers (a guest touched an MSR)",
+        r"^kvm \[\d+\]: vcpu\d+[ ,].*(?:unhandled|ignored) (?:rd|wr)msr",
+    ),
+    _w(
+        "guest-perfctr-wrmsr",
+        "kvm [%d]: vcpu%d disabled perfctr wrmsr: 0x%x data 0x%llx",
+        GUESTS_RAN,
+        "x86",
+        None,
+        "<= 4.x",
+        "arch/x86/kvm/pmu.c / x86.c (a guest wrote a PMU MSR)",
+        r"^kvm \[\d+\]: vcpu\d+ disabled perfctr wrmsr",
+    ),
+    _w(
+        "mmio-generation-wraparound",
+        "kvm: zapping shadow pages for mmio generation wraparound",
+        GUESTS_RAN,
+        "x86",
+        None,
+        "3.x - 5.x",
+        "arch/x86/kvm/mmu/mmu.c kvm_mmu_invalidate_mmio_sptes()",
+        r"zapping shadow pages for mmio generation wraparound",
+    ),
+    # ---- arm64 (KVM is built in: arch/arm64/kvm/Kconfig bool)
+    _w(
+        "arm-hyp-mode-not-available",
+        "kvm [%d]: HYP mode not available",
+        NOT_AT_EL2,
+        "arm64",
+        None,
+        ">= 3.11",
+        _ARM64,
+        r"^kvm \[\d+\]: HYP mode not available",
+    ),
+    _w(
+        "arm-kvm-initialized",
+        "kvm [%d]: {Hyp|VHE|Protected nVHE} mode initialized successfully"
+        "  (later: '%s%sVHE%s mode ...')",
+        KVM_INITIALIZED,
+        "arm64",
+        None,
+        ">= 3.11",
+        _ARM64,
+        r"^kvm \[\d+\]: (?:Hyp |Protected )?(?:[nh]?VHE(?:\+NV2)? )?mode initialized successfully",
+    ),
+    _w(
+        "arm-kvm-disabled-cmdline",
+        "kvm [%d]: KVM disabled from command line",
+        DISABLED_ON_CMDLINE,
+        "arm64",
+        None,
+        ">= 5.16 (kvm-arm.mode=none)",
+        _ARM64,
+        r"^kvm \[\d+\]: KVM disabled from command line",
+    ),
+    _w(
+        "arm-hyp-init-error",
+        "kvm [%d]: error initializing Hyp mode: %d",
+        INIT_FAILED,
+        "arm64",
+        None,
+        ">= 3.11",
+        _ARM64 + " init_hyp_mode()",
+        r"^kvm \[\d+\]: error initializing Hyp mode",
+    ),
+    _w(
+        "arm64-started-at-el2",
+        "CPU: All CPU(s) started at EL2",
+        BOOTED_AT_EL2,
+        "arm64",
+        None,
+        ">= 3.11",
+        "arch/arm64/kernel/smp.c hyp_mode_check()",
+        r"^CPU: All CPU\(s\) started at EL2",
+    ),
+    _w(
+        "arm64-started-at-el1",
+        "CPU: All CPU(s) started at EL1",
+        NOT_AT_EL2,
+        "arm64",
+        None,
+        ">= 3.11",
+        "arch/arm64/kernel/smp.c hyp_mode_check()",
+        r"^CPU: All CPU\(s\) started at EL1",
+    ),
+    _w(
+        "arm64-inconsistent-modes",
+        "CPU: CPUs started in inconsistent modes",
+        NOT_AT_EL2,
+        "arm64",
+        None,
+        ">= 3.11",
+        "arch/arm64/kernel/smp.c hyp_mode_check()",
+        r"CPUs started in inconsistent modes",
+    ),
+    _w(
+        "arm-started-in-hyp",
+        "CPU: All CPU(s) started in HYP mode.",
+        BOOTED_AT_EL2,
+        "arm",
+        None,
+        "3.x - 5.6 (32-bit KVM removed in 5.7)",
+        "arch/arm/kernel/setup.c hyp_mode_check()",
+        r"^CPU: All CPU\(s\) started in HYP mode",
+    ),
+    _w(
+        "arm-started-in-svc",
+        "CPU: All CPU(s) started in SVC mode.",
+        NOT_AT_EL2,
+        "arm",
+        None,
+        "all",
+        "arch/arm/kernel/setup.c hyp_mode_check()",
+        r"^CPU: All CPU\(s\) started in SVC mode",
+    ),
+    _w(
+        "arm-wrong-modes",
+        "CPU: WARNING: CPU(s) started in wrong/inconsistent modes (primary CPU mode 0x%x)",
+        NOT_AT_EL2,
+        "arm",
+        None,
+        "all",
+        "arch/arm/kernel/setup.c hyp_mode_check()",
+        r"CPU\(s\) started in wrong/inconsistent modes",
+    ),
+    # ---- POWER
+    _w(
+        "ppc-no-nested",
+        "kvm-hv: Parent hypervisor does not support nesting (rc=%ld)",
+        GUEST_WITHOUT_NESTED,
+        "ppc",
+        "kvm_hv",
+        ">= 4.20",
+        "arch/powerpc/kvm/book3s_hv_nested.c kvmhv_nested_init()",
+        r"kvm-hv: Parent hypervisor does not support nesting",
+    ),
+    _w(
+        "ppc-xics-unknown",
+        "KVM-HV: Cannot determine method for accessing XICS",
+        INIT_FAILED,
+        "ppc",
+        "kvm_hv",
+        ">= 4.x",
+        "arch/powerpc/kvm/book3s_hv.c kvmppc_book3s_init_hv()",
+        r"KVM-HV: Cannot determine method for accessing XICS",
+    ),
+    # ---- s390x
+    _w(
+        "s390-no-sie",
+        "kvm-s390: SIE is not available",
+        CPU_LACKS,
+        "s390",
+        None,
+        "all",
+        "arch/s390/kvm/kvm-s390.c kvm_s390_init()/kvm_arch_init()",
+        r"^(?:kvm-s390: )?SIE (?:is )?not available",
+    ),
+    _w(
+        "s390-nested-hpage",
+        "kvm-s390: A KVM host that supports nesting cannot back its KVM guests with huge pages",
+        INIT_FAILED,
+        "s390",
+        None,
+        ">= 4.19",
+        "arch/s390/kvm/kvm-s390.c kvm_s390_init()",
+        r"A KVM host that supports nesting cannot back its KVM guests with huge pages",
+    ),
 )
 
-# arch/arm64/kvm/arm.c: "kvm [1]: Hyp mode initialized successfully" / "HYP mode not available"
-_ARM_OK = re.compile(
-    r"kvm \[\d+\]: (?:Hyp|VHE|nVHE|Protected nVHE) mode initialized successfully", re.IGNORECASE
-)
-_ARM_NO = re.compile(r"kvm \[\d+\]: HYP mode not available", re.IGNORECASE)
+
+class KernelMessage(NamedTuple):
+    """One kernel log line the catalogue recognised."""
+
+    code: str
+    text: str  # the message text (prefixes stripped)
+    meaning: str = ""
+    module: Optional[str] = None  # the module that printed it, when the wording tells
+    wording: Optional[Wording] = None
+    repeats: int = 1  # identical lines seen (per-CPU messages repeat)
 
 
-def firmware_messages(lines: Iterable[str]) -> list[KernelMessage]:
+_BY_CODE = {w.code: w for w in CATALOGUE}
+
+
+def wording(code: str) -> Wording:
+    """The catalogue entry with this code (KeyError for an unknown code)."""
+    return _BY_CODE[code]
+
+
+def classify_line(text: str) -> Optional[KernelMessage]:
+    """The catalogue's reading of one message text (already through ``kmsg_text``).
+
+    >>> m = classify_line("kvm: support for 'kvm_amd' disabled by bios")
+    >>> (m.code, m.meaning, m.module, m.wording.kernels)
+    ('disabled-by-bios-named', 'firmware-disabled', 'kvm_amd', '5.16 - 6.3')
+    """
+    text = text.strip()
+    if not text or len(text) > 2000:
+        return None
+    for w in CATALOGUE:
+        m = w.pattern.search(text)
+        if m:
+            mod = m.groupdict().get("mod")
+            return KernelMessage(w.code, text, w.meaning, modname(mod) if mod else w.module, w)
+    return None
+
+
+def classify_kernel_log(lines: Iterable[str]) -> list[KernelMessage]:
+    """Every catalogue message in a kernel log, in log order; repeats of one text counted once."""
     out: list[KernelMessage] = []
-    seen: set[str] = set()
+    index: dict[str, int] = {}
     for raw in lines:
-        text = kmsg_text(raw)
-        for code, pat in _FIRMWARE_PATTERNS:
-            if pat.search(text):
-                if code == "disabled-by-bios" and any("by-bios" in c.code for c in out):
-                    break
-                if text not in seen:
-                    seen.add(text)
-                    out.append(KernelMessage(code, text.strip()))
-                break
+        msg = classify_line(kmsg_text(raw))
+        if msg is None:
+            continue
+        if msg.text in index:
+            i = index[msg.text]
+            out[i] = out[i]._replace(repeats=out[i].repeats + 1)
+            continue
+        index[msg.text] = len(out)
+        out.append(msg)
     return out
 
 
+def firmware_messages(lines: Iterable[str]) -> list[KernelMessage]:
+    """The catalogue's firmware-disabled messages in a log (no context applied)."""
+    return [m for m in classify_kernel_log(lines) if m.meaning == FIRMWARE_DISABLED]
+
+
+_KVM_LINE = re.compile(
+    r"^(?:kvm[\w-]*|kvm \[\d+\]|kvm_intel|kvm_amd|kvm_pvm|kvm-pvm|has_svm|KVM-HV|kvm-hv|"
+    r"kvm-s390)[: ]"
+)
+_NOT_KVM = re.compile(r"^kvm-(?:clock|guest|stealtime)\b|^kvm_ptp|^kvm-ptp")
+
+
 def kvm_messages(lines: Iterable[str]) -> list[str]:
-    """Kernel log lines about KVM itself (kvm:, kvm-pvm:, kvm_intel:, kvm [1]: ...)."""
-    pat = re.compile(r"^(?:kvm[\w-]*|kvm \[\d+\]|pvm[\w-]*):", re.IGNORECASE)
-    return [kmsg_text(x).strip() for x in lines if pat.match(kmsg_text(x).strip())]
+    """Kernel log lines from KVM itself (what ``dmesg | grep kvm`` is after), minus the
+    guest-side paravirt lines (kvm-clock, kvm-guest, kvm-stealtime) a KVM *guest* prints."""
+    out: list[str] = []
+    for raw in lines:
+        t = kmsg_text(raw).strip()
+        if _KVM_LINE.match(t) and not _NOT_KVM.match(t):
+            out.append(t)
+    return out
 
 
 def arm_hyp_state(lines: Iterable[str]) -> Optional[bool]:
+    """arm64: True once KVM reports its hypervisor mode initialised, False for "HYP mode not
+    available" (the last of these wins), None when the log says neither."""
     state: Optional[bool] = None
-    for raw in lines:
-        t = kmsg_text(raw)
-        if _ARM_OK.search(t):
+    for m in classify_kernel_log(lines):
+        if m.code == "arm-kvm-initialized":
             state = True
-        elif _ARM_NO.search(t):
+        elif m.code == "arm-hyp-mode-not-available":
             state = False
     return state
+
+
+_MODULES_LINKED = re.compile(r"^Modules linked in:(.*)$")
+
+
+def modules_in_oops(lines: Iterable[str]) -> set[str]:
+    """Module names from the "Modules linked in:" list of oops and warning reports
+    (kernel/module/main.c print_modules): what was loaded when the report was printed."""
+    out: set[str] = set()
+    cont = False
+    for raw in lines:
+        t = kmsg_text(raw)
+        m = _MODULES_LINKED.match(t.strip())
+        if m:
+            body, cont = m.group(1), True
+        elif cont and t[:1].isspace() and t.strip():
+            body = t
+        else:
+            cont = False
+            continue
+        for word in body.replace("[last unloaded:", " ").split():
+            name = word.split("(", 1)[0].strip("[],")
+            if name and all(c.isalnum() or c in "_-" for c in name):
+                out.add(modname(name))
+    return out
+
+
+class LogPlatform(NamedTuple):
+    """What a kernel log says about the machine it booted on."""
+
+    kernel: Optional[str]  # "Linux version X"
+    hypervisor: Optional[str]  # arch/x86/kernel/cpu/hypervisor.c "Hypervisor detected: %s"
+    systemd_virt: Optional[str]  # systemd "Detected virtualization %s."
+    dmi: Optional[str]  # "DMI: ..." (dmi_setup) or "Hardware name: ..." (dump_stack)
+    cpu0: Optional[str]  # x86 "smpboot: CPU0: <model name> (family: ...)"
+
+
+_LINUX_VERSION = re.compile(r"^Linux version (\S+)")
+_SYSTEMD_VIRT = re.compile(r"systemd\[1\]: Detected virtualization ([\w-]+)")
+_CPU0 = re.compile(r"^smpboot: CPU0: (.+?)(?: \((?:family|fam):.*)?$")
+
+
+def log_platform(lines: Iterable[str]) -> LogPlatform:
+    """The first of each platform line in a kernel log."""
+    kernel = hv = sd = dmi = cpu0 = None
+    for raw in lines:
+        t = kmsg_text(raw).strip()
+        if kernel is None and (m := _LINUX_VERSION.match(t)):
+            kernel = m.group(1)
+        elif hv is None and t.startswith("Hypervisor detected:"):
+            hv = t.split(":", 1)[1].strip()
+        elif sd is None and (m := _SYSTEMD_VIRT.search(t)):
+            sd = m.group(1)
+        elif dmi is None and t.startswith(("DMI: ", "Hardware name: ")):
+            dmi = t.split(":", 1)[1].strip()
+        elif cpu0 is None and (m := _CPU0.match(t)):
+            cpu0 = m.group(1)
+    return LogPlatform(kernel, hv, sd, dmi, cpu0)

@@ -1,18 +1,17 @@
 """Parse QEMU command lines: which accelerator (KVM, TCG, HVF, ...) a QEMU process asked for.
 
-Input comes in three real-world shapes, all handled here without any I/O:
+Input, handled here without any I/O:
 
 * ``/proc/PID/cmdline`` bytes (NUL separated, trailing NUL) -> :func:`from_proc_cmdline`;
-* libvirt's ``.args`` text, shell-quoted with leading environment assignments, as libvirt
-  logs it to ``/var/log/libvirt/qemu/NAME.log`` and keeps it in its test suite
-  (``tests/qemuxmlconfdata/*.args``) -> :func:`split_cmdline_text`;
 * an argv list -> :func:`parse_qemu_argv`, which mirrors QEMU's own option parser
   (``system/vl.c``, formerly ``softmmu/vl.c`` and ``vl.c``: ``lookup_opt`` and ``qemu_init``).
 
-A shortened line from libvirt's ``tests/qemuxmlconfdata/kvm-features.x86_64-latest.args``:
+A shortened line from libvirt's ``tests/qemuxmlconfdata/kvm-features.x86_64-latest.args``
+(its leading environment assignments dropped, split as the shell does):
 
->>> argv = split_cmdline_text(
-...     "LC_ALL=C PATH=/bin /usr/bin/qemu-system-x86_64 -name guest=QEMUGuest1,debug-threads=on"
+>>> import shlex
+>>> argv = shlex.split(
+...     "/usr/bin/qemu-system-x86_64 -name guest=QEMUGuest1,debug-threads=on"
 ...     " -S -machine pc,usb=off,dump-guest-core=off -accel kvm,dirty-ring-size=4096"
 ...     " -cpu host,migratable=off,kvm=off,kvm-hint-dedicated=on -uuid"
 ...     " c7a5fdbd-edaf-9455-926a-d65c16db1809")
@@ -29,7 +28,6 @@ Every function here returns a value for any input (garbage included) and never r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -39,7 +37,6 @@ __all__ = [
     "from_proc_cmdline",
     "is_qemu_binary",
     "parse_qemu_argv",
-    "split_cmdline_text",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -110,23 +107,6 @@ _HELP_VALUES = frozenset({"help", "?"})
 # qapi_bool_parse() in qapi/qapi-util.c.
 _TRUE_VALUES = frozenset({"on", "yes", "true", "y"})
 
-# Shell variable assignment ("NAME=value") as libvirt prefixes .args lines with.
-_ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
-# shlex (posix) whitespace; used for the fast path and the unbalanced-quote fallback.
-_SHELL_WHITESPACE = re.compile(r"[ \t\r\n]+")
-
-# shlex builds each token one character at a time (quadratic in a token's length), so texts
-# larger than this are split by _posix_split, which gives the same words in linear time.
-_SHLEX_MAX_CHARS = 64 * 1024
-
-# One shell word as shlex (posix, whitespace_split) reads it: runs of plain characters,
-# '...' (no escapes inside), "..." (backslash escapes), and backslash-escaped characters.
-# Each alternative starts with a different character, so matching never backtracks.
-_SHELL_WORD = re.compile(r"""(?:[^ \t\r\n'"\\]|'[^']*'|"(?:[^"\\]|\\[\s\S])*"|\\[\s\S])+""")
-_SHELL_PIECE = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\[\s\S])*)"|\\([\s\S])|([^'"\\]+)""")
-_DQUOTE_ESCAPE = re.compile(r"\\([\s\S])")
-
 
 class AccelRequest(NamedTuple):
     """The accelerators QEMU will try, in order, as the command line (or binary) decides."""
@@ -179,80 +159,6 @@ class QemuArgv(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 # Text helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _dquote_unescape(m: re.Match[str]) -> str:
-    # Inside "...", shlex (posix) drops the backslash only before '"' and '\\'.
-    c = m.group(1)
-    return c if c in '"\\' else "\\" + c
-
-
-def _posix_split(text: str) -> list[str]:
-    """``shlex.split(text, posix=True)`` in linear time; ValueError on unbalanced quotes or a
-    trailing backslash, as shlex does."""
-    words: list[str] = []
-    pos, n = 0, len(text)
-    while True:
-        gap = _SHELL_WHITESPACE.match(text, pos)
-        if gap:
-            pos = gap.end()
-        if pos >= n:
-            return words
-        word = _SHELL_WORD.match(text, pos)
-        if not word:
-            raise ValueError("No closing quotation")
-        pos = word.end()
-        out: list[str] = []
-        for piece in _SHELL_PIECE.finditer(word.group()):
-            single, double, escaped, plain = piece.groups()
-            if single is not None:
-                out.append(single)
-            elif double is not None:
-                out.append(_DQUOTE_ESCAPE.sub(_dquote_unescape, double))
-            elif escaped is not None:
-                out.append(escaped)
-            else:
-                out.append(plain)
-        words.append("".join(out))
-
-
-def split_cmdline_text(text: str) -> list[str]:
-    """Split a shell-quoted command line (libvirt ``.args`` style) into argv.
-
-    Leading ``NAME=value`` environment assignments are dropped; backslash-newline line
-    continuations are joined as the shell does. Unbalanced quotes fall back to a plain
-    whitespace split. Never raises; non-str input gives [].
-
-    >>> split_cmdline_text("LC_ALL=C HOME=/var/lib/libvirt /usr/bin/qemu-kvm \\\\\\n"
-    ...                    "-object '{\\"qom-type\\":\\"secret\\"}' -S")
-    ['/usr/bin/qemu-kvm', '-object', '{"qom-type":"secret"}', '-S']
-    >>> split_cmdline_text("qemu-system-x86_64 -name 'unbalanced")
-    ['qemu-system-x86_64', '-name', "'unbalanced"]
-    """
-    if not isinstance(text, str):
-        return []
-    try:
-        joined = text.replace("\\\r\n", "").replace("\\\n", "")
-        words: list[str]
-        if not any(c in joined for c in "'\"\\"):
-            # Without quotes or escapes, posix shlex is exactly a split on " \t\r\n".
-            words = [w for w in _SHELL_WHITESPACE.split(joined) if w]
-        else:
-            try:
-                if len(joined) <= _SHLEX_MAX_CHARS:
-                    import shlex
-
-                    words = shlex.split(joined, comments=False, posix=True)
-                else:
-                    words = _posix_split(joined)
-            except ValueError:  # "No closing quotation" / "No escaped character"
-                words = [w for w in _SHELL_WHITESPACE.split(joined) if w]
-        start = 0
-        while start < len(words) and _ENV_ASSIGNMENT.match(words[start]):
-            start += 1
-        return words[start:]
-    except Exception:  # never raise on garbage
-        return []
 
 
 def from_proc_cmdline(raw: bytes) -> list[str]:

@@ -1,4 +1,8 @@
-"""Print the fleet view (table or JSON)."""
+"""Print the fleet view (table or JSON).
+
+The hosts' documents are other runs' output, read back raw: the table prints each of their
+strings through ``inert`` once; JSON is escaped by ``json`` (ASCII only).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from typing import IO
 
 from hvcheck.fleet import HostRow, document
 from hvcheck.model import Status
+from hvcheck.report.escape import inert
 from hvcheck.report.table import STYLE
-from hvcheck.text import inert
 
 
 def render_json(rows: list[HostRow]) -> str:
@@ -40,7 +44,7 @@ def render_table(rows: list[HostRow], out: IO[str]) -> None:
         usable = {True: "yes", False: "NO", None: "?"}[r.kvm_usable]
         t.add_row(
             Text(inert(r.hostname)),
-            Text(r.status, style=STYLE[Status[r.status]]),
+            Text(inert(r.status), style=STYLE[Status[r.status]]),
             usable,
             inert(r.acceleration),
             inert(r.virt_type or "-"),

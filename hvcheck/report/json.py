@@ -1,4 +1,8 @@
-"""The JSON document (contract schema_version 1)."""
+"""The JSON document (contract schema_version 1).
+
+Strings go in raw and ``json`` escapes them (``ensure_ascii``: control characters and non-ASCII
+as ``\\uXXXX``), so a hostile name round-trips exactly and prints no control character.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +27,18 @@ def _result(r: Result) -> dict[str, Any]:
 
 
 def document(v: Verdict) -> dict[str, Any]:
-    return {
+    """The document of ``v``. A run that reached no verdict (``Verdict.failed``) carries its
+    reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read."""
+    head: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "hvcheck", "version": __version__},
         "status": v.status.label,
         "exit_code": v.exit_code,
+    }
+    if v.error is not None:
+        head["error"] = v.error
+    doc = {
+        **head,
         "host": {
             "hostname": v.host.hostname,
             "arch": v.host.arch,
@@ -54,9 +65,11 @@ def document(v: Verdict) -> dict[str, Any]:
             }
             for i in v.instances
         ],
-        "counts": v.counts(),
-        "source": {"live": v.snapshot is None, "snapshot": v.snapshot},
     }
+    if v.error is None:
+        doc["counts"] = v.counts()
+        doc["source"] = {"live": v.snapshot is None, "snapshot": v.snapshot}
+    return doc
 
 
 def render(v: Verdict, verbose: bool = False) -> str:

@@ -7,29 +7,37 @@ Follows the Monitoring Plugins development guidelines: a short first line, perfd
 from __future__ import annotations
 
 from hvcheck.model import Status, Verdict
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 MAX_SUMMARY = 200
 
 
 def clean(s: str) -> str:
-    return inert(s).replace("|", "¦").replace("\n", " ")
+    """Text for the plugin output: escaped once (``inert``), and no ``|``, which would start
+    the perfdata."""
+    return inert(s).replace("|", "¦")
+
+
+def _range(r: object) -> str:
+    """A threshold range as perfdata carries it: its own characters only (no ``;``, space)."""
+    text = "" if r is None else str(r)
+    return "".join(ch for ch in text if ch.isascii() and (ch.isalnum() or ch in "~:@.-+"))
 
 
 def perfdata(v: Verdict) -> str:
     c = v.counts()
     usable = {True: 1, False: 0}.get(v.kvm_usable)  # type: ignore[arg-type]
-    inst = next((r for r in v.results if r.id == "instances.accel"), None)
-    det = inst.details if inst else {}
-    tw = det.get("warning_range") or ""
-    tc = det.get("critical_range") or ("0" if det.get("virt_type") == "kvm" else "")
-    items = [
-        ("instances", c["instances"], "", ""),
-        ("kvm_instances", c["kvm_instances"], "", ""),
-        ("tcg_instances", c["tcg_instances"], tw, tc),
-        ("unknown_instances", c["unknown_instances"], "", ""),
-    ]
-    parts = [f"'{k}'={val};{w};{cr};0;" for k, val, w, cr in items]
+    # thresholds come from the checks that judge a count: details["thresholds"][label]
+    limits: dict[str, dict[str, str]] = {}
+    for r in v.results:
+        t = r.details.get("thresholds")
+        if isinstance(t, dict):
+            limits.update({k: lim for k, lim in t.items() if isinstance(lim, dict)})
+    parts = []
+    for k in ("instances", "kvm_instances", "tcg_instances", "unknown_instances"):
+        lim = limits.get(k, {})
+        w, cr = _range(lim.get("warning")), _range(lim.get("critical"))
+        parts.append(f"'{k}'={c[k]};{w};{cr};0;")
     if usable is not None:
         parts.append(f"'kvm_usable'={usable};;;0;1")
     n = {s: sum(1 for r in v.results if r.status is s) for s in Status}
@@ -43,11 +51,13 @@ def render(v: Verdict, verbose: bool = False) -> str:
     summary = clean(v.summary)
     if len(summary) > MAX_SUMMARY:
         summary = summary[: MAX_SUMMARY - 1] + "…"
-    lines = [f"HVCHECK {v.status.label} - {summary} | {perfdata(v)}"]
+    # a run that reached no verdict (Verdict.failed) measured nothing: no perfdata
+    perf = "" if v.error is not None else f" | {perfdata(v)}"
+    lines = [f"HVCHECK {v.status.label} - {summary}{perf}"]
     if verbose:
         for r in v.results:
             if r.status in (Status.OK, Status.SKIP):
                 continue
             hint = f" (hint: {clean(r.hint)})" if r.hint else ""
-            lines.append(f"{r.status.label} {r.id}: {clean(r.summary)}{hint}")
+            lines.append(f"{r.status.label} {clean(r.id)}: {clean(r.summary)}{hint}")
     return "\n".join(lines) + "\n"

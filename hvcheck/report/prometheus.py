@@ -1,7 +1,7 @@
 """node_exporter textfile-collector format (Prometheus text exposition format 0.0.4).
 
-Label values are escaped as the format requires (backslash, double quote, newline); tenant
-strings are made inert first so no control character reaches a scrape.
+Every label value is made inert once (``inert``: no control character reaches a scrape), then
+escaped as the format requires (backslash, double quote, newline).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from hvcheck.model import Status, Verdict
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 
 def _label(value: object) -> str:
@@ -17,7 +17,7 @@ def _label(value: object) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
+def render(v: Verdict, verbose: bool = False) -> str:
     out: list[str] = []
 
     def metric(name: str, help_: str, kind: str, samples: list[tuple[str, float]]) -> None:
@@ -61,7 +61,7 @@ def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
         "One series per QEMU instance; the accel label is what it runs with (value always 1).",
         "gauge",
         [
-            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{i.accel}"}}', 1)
+            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{_label(i.accel)}"}}', 1)
             for i in v.instances
         ],
     )
@@ -69,6 +69,6 @@ def render(v: Verdict, verbose: bool = False, now: float | None = None) -> str:
         "hvcheck_last_run_timestamp_seconds",
         "When this hvcheck run finished.",
         "gauge",
-        [("", round(time.time() if now is None else now, 3))],
+        [("", round(time.time(), 3))],
     )
     return "\n".join(out) + "\n"

@@ -1,12 +1,12 @@
-"""The human table (rich). Every tenant-controlled string goes in as a plain ``Text``, never as
-markup, after ``inert()`` has made control characters visible."""
+"""The human table (rich). Every string of the verdict is printed through ``inert()`` once, as a
+plain ``Text`` (the console has markup off): control characters show as visible escapes."""
 
 from __future__ import annotations
 
-from typing import IO, Optional
+from typing import IO
 
 from hvcheck.model import Status, Verdict
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 STYLE = {
     Status.OK: "green",
@@ -17,12 +17,12 @@ STYLE = {
 }
 
 
-def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[int] = None) -> None:
+def render_to(v: Verdict, out: IO[str], verbose: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out, width=width, highlight=False, emoji=False, markup=False)
+    console = Console(file=out, highlight=False, emoji=False, markup=False)
     usable = {True: "yes", False: "NO", None: "cannot tell"}[v.kvm_usable]
     head = Text()
     head.append(f"hvcheck {v.status.label}", style=STYLE[v.status])
@@ -36,7 +36,7 @@ def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[i
         Text(
             f"Instances: {c['instances']} ({c['kvm_instances']} KVM, "
             f"{c['tcg_instances']} TCG, {c['unknown_instances']} unknown); "
-            f"acceleration: {v.acceleration}; nova virt_type: {inert(v.virt_type or '-')}"
+            f"acceleration: {inert(v.acceleration)}; nova virt_type: {inert(v.virt_type or '-')}"
         )
     )
     table = Table(show_lines=False, expand=False)
@@ -51,7 +51,7 @@ def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[i
             finding.append("\n→ " + inert(r.hint), style="cyan")
         if verbose and r.evidence:
             finding.append("\nevidence: " + "; ".join(inert(e) for e in r.evidence), style="dim")
-        table.add_row(Text(r.status.label, style=STYLE[r.status]), Text(r.id), finding)
+        table.add_row(Text(r.status.label, style=STYLE[r.status]), Text(inert(r.id)), finding)
     console.print(table)
     if v.instances:
         it = Table(title="Instances")
@@ -63,7 +63,7 @@ def render_to(v: Verdict, out: IO[str], verbose: bool = False, width: Optional[i
                 str(i.pid),
                 Text(inert(i.name or "-")),
                 Text(inert(i.uuid or "-")),
-                Text(i.accel, style=style),
+                Text(inert(i.accel), style=style),
                 Text(", ".join(inert(e) for e in i.evidence)),
             )
         console.print(it)

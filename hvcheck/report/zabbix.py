@@ -1,11 +1,14 @@
-"""Zabbix: low-level discovery of instances and single values for UserParameters."""
+"""Zabbix: low-level discovery of instances and single values for UserParameters.
+
+Discovery is JSON (escaped by ``json``, ASCII only); a value is printed through ``inert`` once.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Optional
 
-from hvcheck.text import inert
+from hvcheck.report.escape import inert
 
 if TYPE_CHECKING:
     from hvcheck.model import Verdict
@@ -48,13 +51,13 @@ def value(v: Verdict, item: str, arg: Optional[str]) -> str:
     if item in ("instances", "kvm_instances", "tcg_instances", "unknown_instances"):
         return str(v.counts()[item])
     if item == "acceleration":
-        return v.acceleration
+        return inert(v.acceleration)
     if item == "virt_type":
         return inert(v.virt_type or "")
     if item == "instance_accel":
         for i in v.instances:
             nova = i.details.get("nova") or {}
             if arg in (i.name, i.uuid, str(i.pid), nova.get("instance_uuid")):
-                return i.accel
+                return inert(i.accel)
         return "absent"
     raise ValueError(f"unknown item {item!r}")

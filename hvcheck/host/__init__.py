@@ -1,0 +1,61 @@
+"""The host layer: every byte hvcheck reads comes through here.
+
+- :mod:`hvcheck.host.base`: the :class:`Host` interface and its records,
+- :mod:`hvcheck.host.live`: :class:`LiveHost`, the running system,
+- :mod:`hvcheck.host.snapshot`: :class:`SnapshotHost` (a directory or a ``.tar.gz`` made by
+  ``hvcheck collect``) and :func:`open_host`,
+- :mod:`hvcheck.host.recorder`: :class:`RecordingHost`, what ``collect`` writes,
+- :mod:`hvcheck.host.procdir`: one ``/proc/<pid>`` read relative to a directory fd.
+
+The outside services (libvirt, Nova) are :mod:`hvcheck.services`. Checks never import ``os``
+or ``pyudev`` themselves: that keeps ``--root`` honest.
+"""
+
+from __future__ import annotations
+
+from hvcheck.host.base import (
+    MARKER,
+    MAX_READ,
+    MAX_SNAPSHOT_TOTAL,
+    CapsResult,
+    DeviceInfo,
+    Host,
+    KernelLog,
+    MsrResult,
+    OsInfo,
+    ProbeResult,
+    ProcessGone,
+    ProcessTable,
+    ProcInfo,
+    ProcView,
+    SnapshotError,
+    Uname,
+    os_info_from_distro,
+)
+from hvcheck.host.live import LiveHost
+from hvcheck.host.recorder import RecordingHost
+from hvcheck.host.snapshot import SnapshotHost, open_host
+
+__all__ = [
+    "MARKER",
+    "MAX_READ",
+    "MAX_SNAPSHOT_TOTAL",
+    "CapsResult",
+    "DeviceInfo",
+    "Host",
+    "KernelLog",
+    "LiveHost",
+    "MsrResult",
+    "OsInfo",
+    "ProbeResult",
+    "ProcInfo",
+    "ProcView",
+    "ProcessGone",
+    "ProcessTable",
+    "RecordingHost",
+    "SnapshotError",
+    "SnapshotHost",
+    "Uname",
+    "open_host",
+    "os_info_from_distro",
+]

@@ -1,0 +1,603 @@
+"""The host interface and its records: what checks may ask of a host, and the shapes of the
+answers.
+
+Implementations: :mod:`hvcheck.host.live` (the running system), :mod:`hvcheck.host.snapshot`
+(a snapshot made by ``hvcheck collect``, a directory or a ``.tar.gz``) and
+:mod:`hvcheck.host.recorder` (a live host that remembers every answer, for ``collect``).
+Checks never import ``os`` or ``pyudev`` themselves: that keeps ``--root`` honest.
+
+Reads nothing itself but through the host's primitives: ``/proc/<pid>/{cmdline,comm}`` for
+the generic (snapshot) process walk, ``/proc/<pid>/status`` for the processes it matched, and
+``/proc/<pid>/{fd,task}`` for :class:`ProcView`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fnmatch
+import posixpath
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
+
+from hvcheck.parsers.procstatus import ZOMBIE_STATES, parse_status
+
+if TYPE_CHECKING:
+    from hvcheck.novaquery import NovaAnswer, NovaQuery
+
+MAX_READ = 8 * 1024 * 1024  # cpuinfo of a 448-CPU host is ~1.5 MiB; nothing we read is larger
+MAX_SNAPSHOT_TOTAL = 512 * 1024 * 1024
+MARKER = "hvcheck-snapshot.json"
+
+
+class SnapshotError(Exception):
+    """The path given to --root is not a usable snapshot."""
+
+
+class ProcessGone(Exception):
+    """The process exited between listing and reading."""
+
+
+class DeviceInfo(NamedTuple):
+    """``stat`` of a device node, its POSIX ACL and udev's view of it, as the marker stores it.
+
+    ``acl``: the node's ``system.posix_acl_access`` extended attribute, the hex of its raw
+    bytes (the kernel's ``posix_acl_xattr`` layout, include/uapi/linux/posix_acl_xattr.h);
+    None when the node has none or it could not be read.
+    ``udev``: udev's view through pyudev (libudev), ``{"initialized": bool, "properties":
+    {"DEVNAME": "/dev/kvm", ...}, "tags": ["uaccess", ...]}`` and ``"current_tags"`` where
+    pyudev has them (0.23+); ``initialized`` false when udev never processed the node (no
+    udev database: the properties are then the kernel's uevent only). None when udev knows
+    nothing of the node (pyudev or libudev missing, no such device number) or was not asked.
+    """
+
+    type: str  # char | block | file | dir | other
+    major: int
+    minor: int
+    mode: str  # octal permission bits, e.g. "0660"
+    uid: int
+    gid: int
+    owner: Optional[str] = None
+    group: Optional[str] = None
+    acl: Optional[str] = None
+    udev: Optional[dict[str, Any]] = None
+
+    @property
+    def perm(self) -> int:
+        return int(self.mode, 8)
+
+
+def acl_from_json(v: Any) -> Optional[str]:
+    """A marker's ``acl``: a string of hex digits (pairs), else None."""
+    if isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in v):
+        return v.lower()
+    return None
+
+
+def _str_list(v: Any) -> Optional[list[str]]:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return list(v)
+    return None
+
+
+def udev_from_json(v: Any) -> Optional[dict[str, Any]]:
+    """A marker's ``udev`` view, when every part has its type (``initialized`` a bool,
+    ``properties`` strings to strings, ``tags`` and ``current_tags`` lists of strings); else
+    None."""
+    if not isinstance(v, dict) or not isinstance(v.get("initialized"), bool):
+        return None
+    props = v.get("properties")
+    if not isinstance(props, dict) or not all(
+        isinstance(k, str) and isinstance(x, str) for k, x in props.items()
+    ):
+        return None
+    tags = _str_list(v.get("tags"))
+    if tags is None:
+        return None
+    out: dict[str, Any] = {"initialized": v["initialized"], "properties": dict(props), "tags": tags}
+    if "current_tags" in v:
+        current = _str_list(v["current_tags"])
+        if current is None:
+            return None
+        out["current_tags"] = current
+    return out
+
+
+class ProbeResult(NamedTuple):
+    """Outcome of the functional /dev/kvm probe (open, KVM_GET_API_VERSION, KVM_CREATE_VM)."""
+
+    ok: bool
+    stage: str  # open | api_version | create_vm | done
+    errno: Optional[str] = None  # symbolic, e.g. "EACCES"
+    error: Optional[str] = None
+    api_version: Optional[int] = None
+    uid: Optional[int] = None
+    # x86: one vCPU running `out; hlt` in real mode (hvcheck.host.guestcode): {"ok", "stage",
+    # "error", "exits"}; None where it was not run (other architectures, older snapshots)
+    guest: Optional[dict[str, Any]] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._asdict())
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[ProbeResult]:
+        if not isinstance(d, dict) or not isinstance(d.get("ok"), bool):
+            return None
+        api = d.get("api_version")
+        uid = d.get("uid")
+        return cls(
+            ok=d["ok"],
+            stage=str(d.get("stage", "done")),
+            errno=str(d["errno"]) if d.get("errno") is not None else None,
+            error=str(d["error"]) if d.get("error") is not None else None,
+            api_version=api if isinstance(api, int) else None,
+            uid=uid if isinstance(uid, int) else None,
+            guest=_guest_json(d.get("guest")),
+        )
+
+
+def _guest_json(g: Any) -> Optional[dict[str, Any]]:
+    if not isinstance(g, dict) or not isinstance(g.get("ok"), bool):
+        return None
+    exits = g.get("exits")
+    return {
+        "ok": g["ok"],
+        "stage": str(g.get("stage", "")),
+        "error": str(g["error"]) if g.get("error") is not None else None,
+        "exits": [str(x) for x in exits] if isinstance(exits, list) else [],
+    }
+
+
+class MsrResult(NamedTuple):
+    value: Optional[int]
+    error: Optional[str] = None
+
+
+class KernelLog(NamedTuple):
+    lines: tuple[str, ...]
+    source: str  # "/dev/kmsg" or "snapshot dev/kmsg"
+    error: Optional[str] = None  # why it could not be read (lines is empty then)
+
+
+class ProcInfo(NamedTuple):
+    """One process of the table.
+
+    ``comm``: the kernel's name (``/proc/<pid>/comm``, at most 15 characters); ``argv``: its
+    command line. For the processes a walk matched (:meth:`Host.process_table`), also
+    ``status`` in psutil's names ("running", "sleeping", ... see
+    :mod:`hvcheck.parsers.procstatus`), ``uids``/``gids`` (real, effective, saved) and the
+    supplementary ``groups``; None where unknown (not asked, denied, an older snapshot).
+    """
+
+    pid: int
+    comm: str
+    argv: tuple[str, ...]
+    uids: Optional[tuple[int, int, int]] = None
+    gids: Optional[tuple[int, int, int]] = None
+    groups: Optional[tuple[int, ...]] = None
+    status: Optional[str] = None
+
+
+class ProcessTable(NamedTuple):
+    """One walk of the process table, sorted into the groups asked for (sorted by pid).
+
+    ``denied``: pids whose command line could not be read (psutil's AccessDenied, EACCES in
+    a snapshot): any group may be missing them, so the table is incomplete when it is not
+    empty.
+    """
+
+    groups: dict[str, list[ProcInfo]]
+    denied: tuple[int, ...] = ()
+
+
+class Uname(NamedTuple):
+    hostname: str
+    arch: str
+    kernel: str
+
+
+class OsInfo(NamedTuple):
+    """The distribution, as ``distro`` names it: ``id`` (normalised, e.g. "ubuntu", "rhel",
+    "oracle"), ``like`` (os-release ID_LIKE), ``name`` (pretty name), ``version``,
+    ``codename``; "" where unknown."""
+
+    id: str
+    like: str
+    name: str
+    version: str
+    codename: str
+
+
+class CapsResult(NamedTuple):
+    """libvirt's capabilities and kvm domain capabilities, as libvirt gave them (raw XML).
+
+    ``status``: ``ok`` (``capabilities`` holds the XML; ``domcapabilities`` too unless libvirt
+    refused, then ``domcaps_error`` says why), ``unavailable`` (libvirt not installed or not
+    running: the check does not apply), ``timeout`` (no answer within the bound), ``error``.
+    """
+
+    status: str
+    via: str  # libvirt-python | virsh | none
+    uri: str = "qemu:///system"
+    capabilities: Optional[str] = None
+    domcapabilities: Optional[str] = None
+    domcaps_error: Optional[str] = None
+    error: Optional[str] = None
+    elapsed: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self._asdict())
+        d["elapsed"] = round(self.elapsed, 3)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[CapsResult]:
+        if not isinstance(d, dict) or d.get("status") not in (
+            "ok",
+            "unavailable",
+            "timeout",
+            "error",
+        ):
+            return None
+
+        def s(k: str) -> Optional[str]:
+            v = d.get(k)
+            return v if isinstance(v, str) else None
+
+        el = d.get("elapsed")
+        return cls(
+            status=str(d["status"]),
+            via=s("via") or "snapshot",
+            uri=s("uri") or "qemu:///system",
+            capabilities=s("capabilities"),
+            domcapabilities=s("domcapabilities"),
+            domcaps_error=s("domcaps_error"),
+            error=s("error"),
+            elapsed=float(el) if isinstance(el, (int, float)) and not isinstance(el, bool) else 0.0,
+        )
+
+
+def _errno_name(e: OSError) -> str:
+    return errno_mod.errorcode.get(e.errno or 0, str(e.errno))
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+_MISS = object()
+
+
+class _Err(NamedTuple):
+    kind: type[OSError]
+    errno: Optional[int]
+    strerror: Optional[str]
+    filename: Any
+
+    def error(self) -> OSError:
+        return self.kind(self.errno, self.strerror, self.filename)
+
+
+class Host(ABC):
+    """What checks may ask of a host. Paths are absolute host paths ("/proc/cpuinfo")."""
+
+    live: bool = False
+    label: str = ""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def _memo(self, kind: str, key: str, fn: Callable[[], Any]) -> Any:
+        # Per-process files (/proc/PID/...) are read once per run: caching them would only
+        # hold memory on a host with thousands of instances.
+        if key.startswith("/proc/") and key[6:7].isdigit():
+            return fn()
+        with self._lock:
+            hit = self._cache.get((kind, key), _MISS)
+        if hit is not _MISS:
+            if isinstance(hit, _Err):
+                raise hit.error()
+            return hit
+        try:
+            value = fn()
+        except OSError as e:
+            # remember the failure, not the exception (its traceback holds whole frames)
+            with self._lock:
+                self._cache[(kind, key)] = _Err(type(e), e.errno, e.strerror, e.filename)
+            raise
+        with self._lock:
+            self._cache[(kind, key)] = value
+        return value
+
+    # ---- files -------------------------------------------------------------------------
+    def read_bytes(self, path: str, limit: int = MAX_READ) -> bytes:
+        """Content of a regular file. Raises FileNotFoundError, PermissionError or OSError."""
+        data: bytes = self._memo("read", path, lambda: self._read_bytes(path, limit))
+        return data
+
+    def read_text(self, path: str, limit: int = MAX_READ) -> str:
+        return _decode(self.read_bytes(path, limit))
+
+    def read_opt(self, path: str) -> Optional[str]:
+        """Text of ``path``, or None when it does not exist. Other errors propagate."""
+        try:
+            return self.read_text(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        ok: bool = self._memo("exists", path, lambda: self._exists(path))
+        return ok
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entries of a directory; [] when it does not exist."""
+        try:
+            names: list[str] = self._memo("listdir", path, lambda: sorted(self._listdir(path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return names
+
+    def glob(self, pattern: str) -> list[str]:
+        """Absolute paths matching a shell pattern (wildcards in the last component only)."""
+        directory, base = posixpath.split(pattern)
+        if not any(c in base for c in "*?["):
+            return [pattern] if self.exists(pattern) else []
+        return [
+            posixpath.join(directory, n)
+            for n in self.listdir(directory)
+            if fnmatch.fnmatchcase(n, base)
+        ]
+
+    def readlink(self, path: str) -> Optional[str]:
+        try:
+            target: str = self._memo("readlink", path, lambda: self._readlink(path))
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return None
+        return target
+
+    # ---- processes ---------------------------------------------------------------------
+    def processes(self, predicate: Callable[[ProcInfo], bool]) -> list[ProcInfo]:
+        """Processes for which ``predicate`` holds, sorted by pid (vanished ones are dropped)."""
+        return self.process_groups({"": predicate})[""]
+
+    def process_groups(
+        self, predicates: Mapping[str, Callable[[ProcInfo], bool]]
+    ) -> dict[str, list[ProcInfo]]:
+        """One walk of the process table, sorted into groups (a process may be in several)."""
+        return self.process_table(predicates).groups
+
+    def process_table(self, predicates: Mapping[str, Callable[[ProcInfo], bool]]) -> ProcessTable:
+        """One walk of the process table, sorted into groups (a process may be in several).
+
+        Kernel threads (no command line) are not in it. Each process a predicate matched is
+        completed with its status, ids and groups; one that vanished meanwhile or is a zombie
+        (it runs no guest and no daemon) is dropped. Pids whose command line could not be read
+        are listed in ``denied``.
+        """
+        groups: dict[str, list[ProcInfo]] = {k: [] for k in predicates}
+        denied: list[int] = []
+        for p, handle in self._walk_processes(denied):
+            keys = [k for k, pred in predicates.items() if pred(p)]
+            if not keys:
+                continue
+            full = self._process_details(p, handle)
+            if full is None or full.status in ZOMBIE_STATES:
+                continue
+            for k in keys:
+                groups[k].append(full)
+        for v in groups.values():
+            v.sort(key=lambda p: p.pid)
+        return ProcessTable(groups, tuple(sorted(denied)))
+
+    def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
+        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/`` through the
+        host's paths, each with the handle ``_process_details`` reads it by."""
+        return _walk_procs(self.listdir("/proc"), self._read_bytes, denied, self._was_denied)
+
+    def _was_denied(self, path: str) -> bool:
+        """Whether reading ``path`` was refused to the user who made this host's record (a
+        snapshot's ``denied`` list); the live host answers by trying."""
+        return False
+
+    def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
+        """``p`` completed from its ``/proc/<pid>/status`` (``handle``: the read function of
+        the walk); ``p`` as it is when there is none (an older snapshot) or it is denied."""
+        try:
+            text = _decode(handle(f"/proc/{p.pid}/status", 65536))
+        except OSError:
+            return p
+        st = parse_status(text)
+        return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
+
+    def open_proc(self, pid: int) -> ProcView:
+        """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
+        return ProcView(self, pid)
+
+    def proc_fd_targets(self, pid: int) -> list[str]:
+        """Where each /proc/PID/fd/N points. Raises ProcessGone or PermissionError."""
+        with self.open_proc(pid) as v:
+            return v.fd_targets()
+
+    def proc_thread_names(self, pid: int) -> list[str]:
+        with self.open_proc(pid) as v:
+            return v.thread_names()
+
+    # ---- device, probes, kernel --------------------------------------------------------
+    @abstractmethod
+    def stat_device(self, path: str) -> Optional[DeviceInfo]: ...
+
+    @abstractmethod
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        """The functional probe; None where it cannot be run (a snapshot without it)."""
+
+    @abstractmethod
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]: ...
+
+    @abstractmethod
+    def kernel_log(self) -> KernelLog: ...
+
+    @abstractmethod
+    def uname(self) -> Uname: ...
+
+    @abstractmethod
+    def euid(self) -> int: ...
+
+    @abstractmethod
+    def os_info(self) -> OsInfo: ...
+
+    # ---- live-only probes of outside services (snapshots replay what collect recorded) ----
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        """libvirt's capabilities within ``timeout`` s; None where none can be had."""
+        return None
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        """Nova's record(s) of this hypervisor; None where none can be had."""
+        return None
+
+    # ---- backend primitives -------------------------------------------------------------
+    @abstractmethod
+    def _read_bytes(self, path: str, limit: int) -> bytes: ...
+
+    @abstractmethod
+    def _exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def _listdir(self, path: str) -> list[str]: ...
+
+    @abstractmethod
+    def _readlink(self, path: str) -> str: ...
+
+    def _readlink_raw(self, path: str) -> Optional[str]:
+        try:
+            return self._readlink(path)
+        except OSError:
+            return None
+
+
+def _walk_procs(
+    names: Iterable[str],
+    read: Callable[[str, int], bytes],
+    denied: list[int],
+    was_denied: Callable[[str], bool],
+) -> Iterator[tuple[ProcInfo, Callable[[str, int], bytes]]]:
+    """``/proc/<pid>/{cmdline,comm}`` of each pid in ``names`` (a snapshot's, or any path
+    host's). A pid whose cmdline ``was_denied`` (to the collecting user) goes to ``denied``;
+    one that cannot be read for another reason (a link out of a snapshot) is read as empty."""
+    for name in names:
+        if not (name.isascii() and name.isdigit()):
+            continue
+        pid = int(name)
+        if was_denied(f"/proc/{pid}/cmdline"):
+            denied.append(pid)
+            continue
+        try:
+            raw = read(f"/proc/{pid}/cmdline", MAX_READ)
+        except OSError:
+            raw = b""
+        try:
+            comm = _decode(read(f"/proc/{pid}/comm", 4096)).rstrip("\n")
+        except OSError:
+            comm = ""
+        # decoded whole, then split: a NUL is never inside a UTF-8 sequence, so this is the
+        # per-argument decoding, in one call
+        text = _decode(raw)
+        argv = (
+            tuple(text.split("\0")[:-1])
+            if text.endswith("\0")
+            else tuple(a for a in text.split("\0") if a)
+        )
+        if not argv and not comm:
+            continue
+        yield ProcInfo(pid=pid, comm=comm, argv=argv), read
+
+
+def _by_number(names: Iterable[str]) -> list[str]:
+    # fd and task entries are decimal numbers: (length, text) is their numeric order, and
+    # still a total order for whatever else a snapshot may hold
+    items = list(names)
+    if all(n.isascii() and n.isdigit() for n in items):
+        return sorted(items, key=int)
+    return sorted(items, key=lambda s: (len(s), s))
+
+
+class ProcView:
+    """One process's ``/proc/<pid>`` directory, read through the host's path methods.
+
+    The generic form: every read is a path lookup in the host layer (what a ``.tar.gz``
+    snapshot and ``hvcheck collect`` use, the latter so that every read is recorded).
+    """
+
+    def __init__(self, host: Host, pid: int) -> None:
+        self.host = host
+        self.pid = pid
+        self.base = f"/proc/{pid}"
+
+    def __enter__(self) -> ProcView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def read(self, name: str, limit: int = MAX_READ) -> bytes:
+        """Content of ``/proc/<pid>/<name>``; FileNotFoundError when it is not there."""
+        return self.host._read_bytes(f"{self.base}/{name}", limit)
+
+    def has(self, name: str) -> bool:
+        return self.host.exists(f"{self.base}/{name}")
+
+    def readlink(self, name: str) -> Optional[str]:
+        return self.host.readlink(f"{self.base}/{name}")
+
+    def alive(self) -> bool:
+        """Still there (live: not exited, not a zombie) after everything was read."""
+        return self.host.exists(self.base)
+
+    def _entries(self, sub: str) -> tuple[str, list[str]]:
+        base = f"{self.base}/{sub}"
+        try:
+            return base, _by_number(self.host._listdir(base))
+        except FileNotFoundError as e:
+            raise ProcessGone(self.pid) from e
+
+    def fd_targets(self) -> list[str]:
+        """Where each fd/N points. Raises ProcessGone or PermissionError."""
+        base, names = self._entries("fd")
+        targets = (self.host._readlink_raw(f"{base}/{n}") for n in names)
+        return [t for t in targets if t is not None]
+
+    def thread_names(self) -> list[str]:
+        """``comm`` of every thread (task/TID/comm). Raises ProcessGone or PermissionError."""
+        base, tids = self._entries("task")
+        names: list[str] = []
+        for tid in tids:
+            try:
+                names.append(self._comm(base, tid))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # the thread ended meanwhile
+        return names
+
+    def _comm(self, task_base: str, tid: str) -> str:
+        return _decode(self.host._read_bytes(f"{task_base}/{tid}/comm", 4096)).rstrip("\n")
+
+
+def os_info_from_distro(dist: Any) -> OsInfo:
+    """The answer of a ``distro.LinuxDistribution`` (distro's id normalisation and its
+    os-release / ``/etc/*-release`` precedence), as an :class:`OsInfo`.
+
+    Raises ValueError naming the cause when distro cannot parse the files (its shell lexer
+    on an unbalanced quote in os-release)."""
+    try:
+        return OsInfo(
+            id=str(dist.id() or ""),
+            like=str(dist.like() or ""),
+            name=str(dist.name(pretty=True) or ""),
+            version=str(dist.version() or ""),
+            codename=str(dist.codename() or ""),
+        )
+    except ValueError as e:
+        raise ValueError(f"os-release cannot be parsed (distro: {e})") from None

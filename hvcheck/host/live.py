@@ -1,0 +1,384 @@
+"""The live host: the running system.
+
+Reads files through ``os`` (``O_NONBLOCK``, regular files only); the process table through
+psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
+``/proc/<pid>/status`` itself (psutil has no supplementary groups), and each QEMU process's
+``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
+thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
+``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
+``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
+through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
+imported only when first asked. The outside services (libvirt, Nova) are asked through
+:mod:`hvcheck.services`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
+
+from hvcheck.host.base import (
+    MAX_READ,
+    CapsResult,
+    DeviceInfo,
+    Host,
+    KernelLog,
+    MsrResult,
+    OsInfo,
+    ProbeResult,
+    ProcessGone,
+    ProcInfo,
+    ProcView,
+    Uname,
+    _decode,
+    _errno_name,
+    os_info_from_distro,
+)
+from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_all
+from hvcheck.parsers.procstatus import parse_status
+
+if TYPE_CHECKING:
+    from hvcheck.novaquery import NovaAnswer, NovaQuery
+
+# include/uapi/linux/kvm.h: KVMIO 0xAE;
+# KVM_GET_API_VERSION _IO(KVMIO, 0x00); KVM_CREATE_VM _IO(KVMIO, 0x01)
+KVM_GET_API_VERSION = 0xAE00
+KVM_CREATE_VM = 0xAE01
+KVM_API_VERSION = 12  # stable since Linux 2.6.22 (include/uapi/linux/kvm.h)
+
+
+class LiveHost(Host):
+    live = True
+    label = "live host"
+    _udev_context: Any = None  # one pyudev.Context per host, made when first needed
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        # O_NONBLOCK: a FIFO planted where a config file should be must not hang the run.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno_mod.EINVAL, "not a regular file", path)
+            chunks: list[bytes] = []
+            size = 0
+            while size < limit:
+                chunk = os.read(fd, min(65536, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
+    def _exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def _listdir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def _readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
+        """The process table through psutil (``process_iter``; ``cmdline``, ``name``), each
+        process with its ``psutil.Process``. Kernel threads (no command line) and zombies
+        (psutil's ZombieProcess) are left out, vanished processes (NoSuchProcess) skipped,
+        denied ones (AccessDenied) listed in ``denied``.
+
+        Never recorded by ``collect`` as such: a snapshot keeps only the processes the checks
+        matched, not every command line on the host.
+        """
+        import psutil
+
+        for proc in psutil.process_iter():
+            try:
+                with proc.oneshot():
+                    argv = proc.cmdline()
+                    if not argv:
+                        continue  # a kernel thread, or a process exiting (its memory gone)
+                    # psutil's name is /proc/PID/stat's comm, completed from the command line
+                    # when the kernel cut it: the first 15 characters are the kernel's
+                    comm = proc.name()[:_COMM_LEN]
+            except psutil.ZombieProcess:
+                continue  # exited, not yet reaped: runs no guest and no daemon
+            except psutil.NoSuchProcess:
+                continue
+            except psutil.AccessDenied:
+                denied.append(proc.pid)
+                continue
+            yield ProcInfo(proc.pid, _text(comm), tuple(_text(a) for a in argv)), proc
+
+    def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
+        """psutil's status, uids and gids of a matched process; its supplementary groups
+        (which psutil does not report) from the ``Groups:`` line of ``/proc/<pid>/status``.
+        None when it vanished or is a zombie by now."""
+        import psutil
+
+        proc: psutil.Process = handle
+        try:
+            with proc.oneshot():
+                status = proc.status()
+                uids = proc.uids()
+                gids = proc.gids()
+        except psutil.NoSuchProcess:  # and its ZombieProcess
+            return None
+        except psutil.AccessDenied:
+            return p
+        try:
+            groups = parse_status(_decode(_read_procfs(f"/proc/{p.pid}/status", 65536))).groups
+        except OSError:
+            groups = None
+        return p._replace(
+            uids=(uids.real, uids.effective, uids.saved),
+            gids=(gids.real, gids.effective, gids.saved),
+            groups=groups,
+            status=str(status),
+        )
+
+    def open_proc(self, pid: int) -> ProcView:
+        try:
+            fd = os.open(f"/proc/{pid}", _O_DIR)
+        except FileNotFoundError as e:
+            raise ProcessGone(pid) from e
+        return _FdProcView(self, pid, fd, live=True, denied=frozenset())
+
+    def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        """``os.stat`` of the node, its ACL (``os.getxattr``) and, for a device, udev's view
+        of its device number (pyudev)."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        info = _device_info(st)
+        udev = self._udev_view(info.type, st.st_rdev) if info.type in ("char", "block") else None
+        return info._replace(acl=_posix_acl(path), udev=udev)
+
+    def _udev_view(self, kind: str, rdev: int) -> Optional[dict[str, Any]]:
+        """udev's record of the device (libudev through pyudev:
+        ``Devices.from_device_number``): initialized (in udev's database), properties, tags.
+        None when pyudev, libudev or the device cannot be had."""
+        try:
+            with self._lock:
+                if self._udev_context is None:
+                    # pyudev finds libudev with ctypes.util.find_library (`ldconfig -p`): once
+                    import pyudev
+
+                    self._udev_context = pyudev.Context()
+                context = self._udev_context
+            import pyudev
+
+            dev = pyudev.Devices.from_device_number(context, kind, rdev)
+            props = getattr(dev, "properties", dev)  # Device.properties since pyudev 0.21
+            view: dict[str, Any] = {
+                "initialized": bool(dev.is_initialized),
+                "properties": {str(k): str(props[k]) for k in props},
+                "tags": sorted(str(t) for t in dev.tags),
+            }
+            current = getattr(dev, "current_tags", None)  # pyudev 0.23+, libudev 247+
+            if current is not None:
+                view["current_tags"] = sorted(str(t) for t in current)
+            return view
+        except Exception:  # no pyudev or libudev, unknown device number, undecodable values
+            return None
+
+    def probe_kvm(self) -> Optional[ProbeResult]:
+        result: ProbeResult = self._memo("probe", "kvm", _probe_kvm)
+        return result
+
+    def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
+        path = f"/dev/cpu/{cpu}/msr"
+        if not os.path.exists(path):
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            return MsrResult(None, f"{path}: {_errno_name(e)} ({e.strerror})")
+        try:
+            data = os.pread(fd, 8, register)
+            return (
+                MsrResult(struct.unpack("<Q", data)[0])
+                if len(data) == 8
+                else MsrResult(None, "short read")
+            )
+        except OSError as e:
+            return MsrResult(None, f"rdmsr {register:#x}: {_errno_name(e)} ({e.strerror})")
+        finally:
+            os.close(fd)
+
+    def kernel_log(self) -> KernelLog:
+        log: KernelLog = self._memo("kmsg", "", _read_kmsg)
+        return log
+
+    def uname(self) -> Uname:
+        u = os.uname()
+        return Uname(hostname=u.nodename, arch=u.machine, kernel=u.release)
+
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def os_info(self) -> OsInfo:
+        """distro's answer from ``/etc/os-release`` (or ``/usr/lib/os-release``) and the
+        ``/etc/*-release`` / ``/etc/*_version`` files."""
+        import distro
+
+        # include_uname/include_lsb off: distro would otherwise spawn `uname` / `lsb_release`
+        return os_info_from_distro(distro.LinuxDistribution(include_lsb=False, include_uname=False))
+
+    def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
+        from hvcheck.services import libvirt_caps
+
+        return libvirt_caps(timeout, os.uname().machine, os.geteuid())
+
+    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+        from hvcheck.services import nova_hypervisors
+
+        return nova_hypervisors(query)
+
+
+_COMM_LEN = 15  # TASK_COMM_LEN (include/linux/sched.h) less its NUL
+
+
+def _text(s: str) -> str:
+    """A string psutil decoded with the filesystem encoding's ``surrogateescape``, decoded as
+    the rest of hvcheck decodes what it reads: UTF-8, invalid bytes as U+FFFD."""
+    return s if s.isascii() else _decode(os.fsencode(s))
+
+
+def _read_procfs(path: str, limit: int) -> bytes:
+    """A file of procfs (always a regular file there: no fstat needed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _read_all(fd, limit, short_is_eof=True)
+    finally:
+        os.close(fd)
+
+
+def _device_info(st: os.stat_result) -> DeviceInfo:
+    import grp
+    import pwd
+
+    if stat.S_ISCHR(st.st_mode):
+        kind = "char"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "block"
+    elif stat.S_ISREG(st.st_mode):
+        kind = "file"
+    elif stat.S_ISDIR(st.st_mode):
+        kind = "dir"
+    else:
+        kind = "other"
+    try:
+        owner: Optional[str] = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = None
+    try:
+        group: Optional[str] = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = None
+    dev = st.st_rdev if kind in ("char", "block") else 0
+    return DeviceInfo(
+        type=kind,
+        major=os.major(dev),
+        minor=os.minor(dev),
+        mode=f"{stat.S_IMODE(st.st_mode):04o}",
+        uid=st.st_uid,
+        gid=st.st_gid,
+        owner=owner,
+        group=group,
+    )
+
+
+def _posix_acl(path: str) -> Optional[str]:
+    """The hex of the node's ``system.posix_acl_access`` xattr; None when it has none
+    (ENODATA), the filesystem has no xattrs (ENOTSUP) or it cannot be read."""
+    try:
+        return os.getxattr(path, "system.posix_acl_access").hex()
+    except OSError:
+        return None
+
+
+def _probe_kvm(path: str = "/dev/kvm") -> ProbeResult:
+    """Open /dev/kvm, check KVM_GET_API_VERSION == 12, create a VM, close every fd.
+
+    This is what QEMU's kvm_init() does first (accel/kvm/kvm-all.c), so success here means a
+    process with this uid can get KVM. On x86-64 the new VM then runs ``out; hlt`` in one
+    real-mode vCPU (hvcheck.host.guestcode), recorded as ``guest``.
+    """
+    uid = os.geteuid()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return ProbeResult(False, "open", _errno_name(e), f"open {path}: {e.strerror}", uid=uid)
+    try:
+        try:
+            api = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+        except OSError as e:
+            return ProbeResult(
+                False, "api_version", _errno_name(e), f"KVM_GET_API_VERSION: {e.strerror}", uid=uid
+            )
+        if api != KVM_API_VERSION:
+            return ProbeResult(
+                False,
+                "api_version",
+                None,
+                f"KVM_GET_API_VERSION returned {api}, expected 12",
+                api,
+                uid,
+            )
+        try:
+            vm = fcntl.ioctl(fd, KVM_CREATE_VM, 0)
+        except OSError as e:
+            return ProbeResult(
+                False, "create_vm", _errno_name(e), f"KVM_CREATE_VM: {e.strerror}", api, uid
+            )
+        try:
+            guest = None
+            if os.uname().machine == "x86_64":
+                from hvcheck.host.guestcode import run_real_mode_guest
+
+                guest = run_real_mode_guest(fd, vm)
+        finally:
+            os.close(vm)
+        return ProbeResult(True, "done", None, None, api, uid, guest)
+    finally:
+        os.close(fd)
+
+
+def _read_kmsg() -> KernelLog:
+    """Read the kernel ring buffer through /dev/kmsg without blocking.
+
+    Each read() returns one record ("PRI,SEQ,TS,FLAGS;text"); EAGAIN marks the end
+    (Documentation/ABI/testing/dev-kmsg). EPIPE means a record was overwritten: keep going.
+    """
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        return KernelLog((), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})")
+    lines: list[str] = []
+    total = 0
+    try:
+        while total < MAX_READ:
+            try:
+                rec = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno_mod.EPIPE:
+                    continue
+                return KernelLog(
+                    tuple(lines), "/dev/kmsg", f"/dev/kmsg: {_errno_name(e)} ({e.strerror})"
+                )
+            if not rec:
+                break
+            total += len(rec)
+            # continuation lines (" KEY=value") are dictionary properties: keep the record only
+            lines.append(_decode(rec).split("\n", 1)[0])
+    finally:
+        os.close(fd)
+    return KernelLog(tuple(lines), "/dev/kmsg")

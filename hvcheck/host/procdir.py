@@ -1,0 +1,200 @@
+"""One process's ``/proc/<pid>`` read relative to an open directory fd (live and snapshot
+directories): ``openat`` per file, every name ``O_NOFOLLOW``.
+
+Reads ``/proc/<pid>/{cmdline,comm,stat,status,root,fd/*,task/*/comm}`` (live) or the same
+names under a snapshot directory's ``proc/``.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import stat
+from typing import Optional
+
+from hvcheck.host.base import MAX_READ, Host, ProcessGone, ProcView, _by_number, _decode
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_all(fd: int, limit: int, short_is_eof: bool = False) -> bytes:
+    """Up to ``limit`` bytes. ``short_is_eof``: the files of /proc/PID hvcheck reads (cmdline,
+    comm, status, stat: one record each) return everything they have up to the size asked
+    for, so a shorter read is their end and the read that would return nothing is spared."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        want = min(65536, limit - size)
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if short_is_eof and len(chunk) < want:
+            break
+    return b"".join(chunks)
+
+
+def _read_at(dir_fd: int, name: str, limit: int, check_regular: bool, shown: str) -> bytes:
+    """Read ``name`` relative to ``dir_fd``, last component ``O_NOFOLLOW`` (``ELOOP`` on a
+    link). ``check_regular`` (snapshots): refuse anything but a regular file, and let its
+    size spare the read that would only find the end."""
+    fd = os.open(name, _O_FILE, dir_fd=dir_fd)
+    try:
+        if not check_regular:  # live /proc/PID
+            return _read_all(fd, limit, short_is_eof=True)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
+        want = min(limit, st.st_size + 1)
+        data = os.read(fd, want)
+        if len(data) < want or len(data) >= limit:
+            return data  # a short read of a regular file is its end
+        return data + _read_all(fd, limit - len(data))  # it grew meanwhile
+    finally:
+        os.close(fd)
+
+
+class _FdProcView(ProcView):
+    """``/proc/<pid>`` read relative to an open directory fd: one ``openat`` per file, no path
+    walk and no per-component checks; every name is opened ``O_NOFOLLOW``.
+
+    Live, the fd pins the process: every read is of the process that was opened, even if its
+    pid is reused meanwhile (a read after it exits fails instead of reading another process).
+    In a snapshot directory whatever is not plain (a symlink where a file or directory should
+    be: ``ELOOP``/``ENOTDIR``) is handed to the generic, path-checked reads, so the snapshot's
+    confinement rules stay those of ``_DirTree``; non-regular files are refused the same way.
+    """
+
+    def __init__(
+        self, host: Host, pid: int, dir_fd: int, *, live: bool, denied: frozenset[str]
+    ) -> None:
+        super().__init__(host, pid)
+        self.fd: Optional[int] = dir_fd
+        self.live = live
+        self.denied = denied
+        self.root_read = False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _check_denied(self, name: str) -> None:
+        if self.denied and f"{self.base}/{name}" in self.denied:
+            raise PermissionError(
+                errno_mod.EACCES, "Permission denied (when collected)", f"{self.base}/{name}"
+            )
+
+    def _missing(self, e: OSError, shown: str) -> OSError:
+        # live: ESRCH when the process exited after its directory was opened
+        if e.errno == errno_mod.ESRCH:
+            return FileNotFoundError(errno_mod.ENOENT, "process exited", shown)
+        return e
+
+    def read(self, name: str, limit: int = MAX_READ) -> bytes:
+        assert self.fd is not None
+        self._check_denied(name)
+        shown = f"{self.base}/{name}"
+        try:
+            return _read_at(self.fd, name, limit, not self.live, shown)
+        except OSError as e:
+            if not self.live and e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                return super().read(name, limit)
+            raise self._missing(e, shown) from None
+
+    def readlink(self, name: str) -> Optional[str]:
+        assert self.fd is not None
+        if self.denied and f"{self.base}/{name}" in self.denied:
+            return None
+        try:
+            target = os.readlink(name, dir_fd=self.fd)  # never follows: safe in a snapshot too
+        except OSError:
+            return None
+        if name == "root":
+            # live: the root link reads only while the process runs (a zombie's, or a reaped
+            # one's, fails), so once it has read after the evidence, alive() has its answer
+            self.root_read = True
+        return target
+
+    def _open_dir(self, name: str) -> Optional[int]:
+        """fd of a sub-directory; None when the generic path must decide (snapshot link)."""
+        assert self.fd is not None
+        self._check_denied(name)
+        try:
+            return os.open(name, _O_DIR, dir_fd=self.fd)
+        except FileNotFoundError as e:
+            raise ProcessGone(self.pid) from e
+        except OSError as e:
+            if e.errno == errno_mod.ESRCH:
+                raise ProcessGone(self.pid) from e
+            if not self.live and e.errno in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                return None
+            raise
+
+    def fd_targets(self) -> list[str]:
+        d = self._open_dir("fd")
+        if d is None:
+            return super().fd_targets()
+        try:
+            names = _by_number(os.listdir(d))
+            try:
+                return [os.readlink(n, dir_fd=d) for n in names]
+            except OSError:
+                pass  # one was closed meanwhile, or (snapshot) is not a link: one by one
+            out: list[str] = []
+            for n in names:
+                try:
+                    out.append(os.readlink(n, dir_fd=d))
+                except OSError:
+                    continue
+            return out
+        finally:
+            os.close(d)
+
+    def thread_names(self) -> list[str]:
+        d = self._open_dir("task")
+        if d is None:
+            return super().thread_names()
+        try:
+            if self.live:
+                # nothing can plant a link inside /proc: one openat per thread
+                tids = [(t, True) for t in os.listdir(d)]
+            else:
+                with os.scandir(d) as it:
+                    tids = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            names: list[str] = []
+            for tid, plain in sorted(tids, key=lambda t: (len(t[0]), t[0])):
+                try:
+                    if not plain:  # a link, or a file where a directory should be
+                        names.append(self._comm(f"{self.base}/task", tid))
+                        continue
+                    try:
+                        raw = _read_at(
+                            d, f"{tid}/comm", 4096, not self.live, f"{self.base}/task/{tid}/comm"
+                        )
+                    except OSError as e:
+                        if self.live or e.errno not in (errno_mod.ELOOP, errno_mod.ENOTDIR):
+                            raise
+                        raw = self.host._read_bytes(f"{self.base}/task/{tid}/comm", 4096)
+                    names.append(_decode(raw).rstrip("\n"))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue  # the thread ended meanwhile
+                except OSError as e:
+                    if e.errno != errno_mod.ESRCH:
+                        raise
+            return names
+        finally:
+            os.close(d)
+
+    def alive(self) -> bool:
+        if not self.live or self.root_read:
+            return True
+        try:
+            text = _decode(self.read("stat", 4096))
+        except OSError:
+            return False
+        # proc(5): "pid (comm) S ..."; comm may hold spaces and parentheses
+        state = text.rpartition(")")[2].split()[:1]
+        return bool(state) and state[0] not in ("Z", "X", "x")

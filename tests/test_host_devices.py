@@ -1,0 +1,132 @@
+"""Device nodes: ``os.stat``, the POSIX ACL (``system.posix_acl_access``) and udev's view through
+pyudev on the live host, held against sysfs, udev's own database and setfacl; recorded by
+``collect`` in the marker and read back, with wrong types refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pyudev
+
+from hvcheck.host import DeviceInfo, LiveHost, RecordingHost, SnapshotHost
+from snap import make_snapshot
+
+
+def test_udev_view_of_a_live_char_device_is_sysfs_and_udevs() -> None:
+    st = os.stat("/dev/null")
+    info = LiveHost().stat_device("/dev/null")
+    assert info is not None and info.type == "char" and (info.major, info.minor) == (1, 3)
+    assert info.udev is not None, "pyudev found no device 1:3"
+    props = info.udev["properties"]
+    assert (props["MAJOR"], props["MINOR"]) == (
+        str(os.major(st.st_rdev)),
+        str(os.minor(st.st_rdev)),
+    )
+    sysfs = os.path.realpath(f"/sys/dev/char/{info.major}:{info.minor}")
+    assert props["DEVPATH"] == sysfs[len("/sys") :]
+    assert props["DEVNAME"] == "/dev/null"
+    # initialized: udev has processed it, i.e. it is in udev's database (libudev:
+    # udev_device_get_is_initialized reads /run/udev/data/c<major>:<minor>)
+    in_db = os.path.exists(f"/run/udev/data/c{info.major}:{info.minor}")
+    assert info.udev["initialized"] is in_db
+    assert isinstance(info.udev["tags"], list)
+
+
+def test_no_udev_for_a_plain_file_and_no_acl_without_one(tmp_path: Path) -> None:
+    f = tmp_path / "plain"
+    f.write_text("x")
+    info = LiveHost().stat_device(str(f))
+    assert info is not None and info.type == "file"
+    assert info.udev is None and info.acl is None
+
+
+@pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (acl package)")
+def test_acl_is_the_raw_xattr_setfacl_wrote(tmp_path: Path) -> None:
+    f = tmp_path / "node"
+    f.write_text("")
+    p = subprocess.run(["setfacl", "-m", "u:65534:rw", str(f)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"no ACLs on this filesystem: {p.stderr.strip()}")
+    info = LiveHost().stat_device(str(f))
+    assert info is not None and info.acl is not None
+    raw = bytes.fromhex(info.acl)
+    # include/uapi/linux/posix_acl_xattr.h: a le32 version 2 header, then 8-byte entries
+    # (le16 tag, le16 perm, le32 id); ACL_USER is tag 0x02
+    assert raw[:4] == (2).to_bytes(4, "little") and (len(raw) - 4) % 8 == 0
+    assert (2).to_bytes(2, "little") + (6).to_bytes(2, "little") + (65534).to_bytes(
+        4, "little"
+    ) in raw
+
+
+def test_udev_failures_leave_the_stat_standing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: Any, **_k: Any) -> Any:
+        raise pyudev.DeviceNotFoundByNumberError("char", 0)
+
+    monkeypatch.setattr(pyudev.Devices, "from_device_number", boom)
+    info = LiveHost().stat_device("/dev/null")
+    assert info is not None and info.udev is None and info.mode
+
+    def no_libudev() -> Any:
+        raise ImportError("No library named udev")
+
+    monkeypatch.setattr(pyudev, "Context", no_libudev)
+    info = LiveHost().stat_device("/dev/null")
+    assert info is not None and info.udev is None and (info.major, info.minor) == (1, 3)
+
+
+def test_collect_records_acl_and_udev_and_root_reads_them_back(tmp_path: Path) -> None:
+    f = tmp_path / "node"
+    f.write_text("")
+    if shutil.which("setfacl"):
+        subprocess.run(["setfacl", "-m", "u:65534:rw", str(f)], capture_output=True)
+    rec = RecordingHost()
+    paths = ["/dev/null", str(f)]
+    live = {p: rec.stat_device(p) for p in paths}
+    out = tmp_path / "snap.tar.gz"
+    rec.write_snapshot(str(out), "2024-01-01T00:00:00Z")
+    snap = SnapshotHost(str(out))
+    assert {p: snap.stat_device(p) for p in paths} == live
+    null = snap.stat_device("/dev/null")
+    assert null is not None and null.udev is not None
+
+
+GOOD_UDEV = {
+    "initialized": True,
+    "properties": {"DEVNAME": "/dev/kvm", "MAJOR": "10", "MINOR": "232", "TAGS": ":uaccess:"},
+    "tags": ["uaccess"],
+    "current_tags": ["uaccess"],
+}
+
+
+@pytest.mark.parametrize(
+    ("acl", "udev", "want_acl", "want_udev"),
+    [
+        ("0200000001000600FFFFFFFF", GOOD_UDEV, "0200000001000600ffffffff", GOOD_UDEV),
+        ({"hex": "02"}, {"initialized": "yes", "properties": {}, "tags": []}, None, None),
+        ("zz", {"initialized": True, "properties": {"A": 1}, "tags": []}, None, None),
+        ("020", {"initialized": True, "properties": {}, "tags": "uaccess"}, None, None),
+        (None, {**GOOD_UDEV, "current_tags": [1]}, None, None),
+        (None, [1, 2], None, None),
+    ],
+)
+def test_marker_acl_and_udev_are_type_checked(
+    tmp_path: Path, acl: Any, udev: Any, want_acl: Any, want_udev: Any
+) -> None:
+    dev = {"type": "char", "major": 10, "minor": 232, "mode": "0660", "uid": 0, "gid": 107}
+    root = make_snapshot(
+        tmp_path / "s", marker={"devices": {"/dev/kvm": {**dev, "acl": acl, "udev": udev}}}
+    )
+    info = SnapshotHost(str(root)).stat_device("/dev/kvm")
+    assert info == DeviceInfo("char", 10, 232, "0660", 0, 107, None, None, want_acl, want_udev)
+
+
+def test_an_older_marker_has_neither(tmp_path: Path) -> None:
+    dev = {"type": "char", "major": 10, "minor": 232, "mode": "0660", "uid": 0, "gid": 107}
+    root = make_snapshot(tmp_path / "s", marker={"devices": {"/dev/kvm": dev}})
+    info = SnapshotHost(str(root)).stat_device("/dev/kvm")
+    assert info is not None and info.acl is None and info.udev is None and info.perm == 0o660
