@@ -5,14 +5,18 @@ Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
 /run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
 virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
-/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf.
+/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
+user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
+(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+from hvcheck import devaccess
 from hvcheck.check import Context
+from hvcheck.devaccess import NodeAccess
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
@@ -750,6 +754,10 @@ def arm_hyp(ctx: Context) -> Optional[bool]:
 
 
 # ---------------------------------------------------------------------------------- QEMU user
+# What the device-access judgement reads (udev rules, sysfs links), for the checks' ``reads``.
+ACCESS_READS: tuple[str, ...] = devaccess.READS
+
+# The generic fix, when the udev rules were not there to read (a snapshot without them).
 UDEV_HINT = (
     "make /dev/kvm 0660 root:kvm and put the QEMU user in group kvm: "
     "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm, persisted by a udev rule "
@@ -807,15 +815,12 @@ def qemu_user(ctx: Context) -> Optional[QemuUser]:
     return ctx.fact("qemu_user", compute)
 
 
-def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> bool:
-    """Read-write access by mode bits (ACLs, e.g. logind's uaccess, are not considered)."""
-    if uid == 0:
-        return True
-    if dev.uid == uid:
-        return dev.perm & 0o600 == 0o600
-    if dev.gid in gids:
-        return dev.perm & 0o060 == 0o060
-    return dev.perm & 0o006 == 0o006
+def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> Optional[bool]:
+    """Read-write access as the kernel decides it: root always; the node's POSIX ACL when it
+    has one (``DeviceInfo.acl``: a setfacl entry, logind's uaccess), by the acl(5) algorithm;
+    else the owner, group or other mode bits (``devaccess.allows``). None when the ACL's bytes
+    cannot be decoded."""
+    return devaccess.allows(dev, uid, gids)
 
 
 class KvmAccess(NamedTuple):
@@ -825,20 +830,35 @@ class KvmAccess(NamedTuple):
     device: DeviceInfo
     uid: Optional[int]  # None: the user is not in /etc/passwd (NSS/LDAP users are not read)
     groups: tuple[str, ...]  # the user's groups (names, or gids without a name), sorted
-    ok: Optional[bool]  # None when the uid is unknown
+    ok: Optional[bool]  # None when the uid is unknown or the node's ACL cannot be decoded
+    # the judgement behind ``ok`` (reasons, the udev rule, the lasting fix); None without uid
+    access: Optional[NodeAccess] = None
 
     @property
     def mode(self) -> str:
-        """``mode 0660 root:kvm``: the device's mode and ownership, for messages."""
+        """``mode 0660 root:kvm`` (``, ACL user:64055:rw-,mask::rw-`` when the node has an
+        ACL with entries beyond the mode's): the device's access, for messages."""
         d = self.device
-        return f"mode {d.mode} {d.owner or d.uid}:{d.group or d.gid}"
+        acl = devaccess.acl_summary(d)
+        return f"mode {d.mode} {d.owner or d.uid}:{d.group or d.gid}" + (f", {acl}" if acl else "")
+
+    @property
+    def hint(self) -> str:
+        """The hint for a QEMU user who cannot open /dev/kvm: what is wrong, whether udev
+        keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
+        the generic udev advice when the rules were not there to read."""
+        if self.access is not None and self.access.rule is not None:
+            return self.access.hint()
+        return UDEV_HINT.format(user=self.user.user)
 
 
 def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
-    """The QEMU user's access to /dev/kvm by mode bits; None without libvirt or /dev/kvm.
+    """The QEMU user's access to /dev/kvm (mode bits and POSIX ACL, ``devaccess``); None
+    without libvirt or /dev/kvm.
 
     Its groups: its primary group (/etc/passwd) and memberships (/etc/group), plus
-    qemu.conf's ``group``, the group libvirt runs QEMU with.
+    qemu.conf's ``group``, the group libvirt runs QEMU with. When it cannot open the node,
+    the udev rules are read to tell whether a fix lasts (``KvmAccess.hint``).
     """
 
     def compute(c: Context) -> Optional[KvmAccess]:
@@ -856,6 +876,17 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
             if g is not None:
                 gids.add(g.gid)
         groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
-        return KvmAccess(qu, dev, user.uid, groups, can_open(dev, user.uid, gids))
+        judged = devaccess.node_access(c, KVM_DEV, dev, user.uid, gids, qu.user, acc)
+        return KvmAccess(qu, dev, user.uid, groups, judged.allowed, judged)
 
     return ctx.fact("qemu_kvm_access", compute)
+
+
+def refused_open_hint(
+    ctx: Context, path: str, dev: Optional[DeviceInfo], probe: Optional[ProbeResult]
+) -> str:
+    """For a probe of ``path`` refused with EACCES: ``"; <user> cannot open it: why — lasting
+    fix: ..."``, or why the files allow it and the kernel still refused (stale login groups,
+    an LSM); "" when there is nothing to add. The user is the probe's uid (else the effective
+    uid), with its groups from /etc/passwd and /etc/group."""
+    return devaccess.probe_user_hint(ctx, path, dev, probe, accounts(ctx))

@@ -55,3 +55,13 @@ def test_only_the_renderers_escape() -> None:
         if {"hvcheck.report.escape", "hvcheck.report.escape.inert"} & _imports(p)
     )
     assert escapers and all(e.startswith("report/") for e in escapers), escapers
+
+
+def test_devaccess_sits_below_facts() -> None:
+    """The device-access judgement is a facts-level module: facts imports it, it never imports
+    facts or a check (no cycle), and checks reach it only through facts."""
+    own = _imports(PKG / "devaccess.py")
+    assert not {m for m in own if m == "hvcheck.facts" or m.startswith("hvcheck.checks")}, own
+    assert "hvcheck.devaccess" in _imports(PKG / "facts.py")
+    for p in sorted((PKG / "checks").glob("*.py")):
+        assert "hvcheck.devaccess" not in _imports(p), p.name

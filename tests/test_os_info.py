@@ -18,22 +18,21 @@ REPO = Path(__file__).resolve().parent.parent
 UBUNTU_2204 = OsInfo("ubuntu", "debian", "Ubuntu 22.04.4 LTS", "22.04", "jammy")
 UBUNTU_1404 = OsInfo("ubuntu", "debian", "Ubuntu 14.04.5 LTS", "14.04", "Trusty Tahr")
 RHEL_94 = OsInfo("rhel", "fedora", "Red Hat Enterprise Linux 9.4 (Plow)", "9.4", "Plow")
-GENTOO = OsInfo("gentoo", "", "Gentoo Linux", "2.15", "")  # VERSION_ID is the baselayout's
 DEBIAN_12 = OsInfo("debian", "", "Debian GNU/Linux 12 (bookworm)", "12", "bookworm")
+GENTOO = OsInfo("gentoo", "", "Gentoo Linux", "2.15", "")
 
 # what each fixture's etc/os-release says, read by hand
 FIXTURES = {
     "aarch64-kvm-host": UBUNTU_2204,
     "amd-builtin-kvm-intel-noise": GENTOO,
-    "builtin-kvm-intel-nested-modprobe-ignored": GENTOO,
-    "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
-    "wsl2-hyperv-guest-no-nested": UBUNTU_2204,
     "amd-nested-mismatch": RHEL_94,
     # VERSION="39 (Workstation Edition)" but VERSION_CODENAME="": the empty codename wins
     "amd-svm-disabled-in-firmware": OsInfo(
         "fedora", "", "Fedora Linux 39 (Workstation Edition)", "39", ""
     ),
+    "builtin-kvm-intel-nested-modprobe-ignored": GENTOO,
     "cloud-guest-no-vmx": UBUNTU_2204,
+    "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
     "intel-sgx-disabled-kvm-ok": UBUNTU_2204,
     "kvm-without-vendor-module": OsInfo("arch", "", "Arch Linux", "", ""),  # rolling: no version
     "live-libvirt-dev-kvm-0600": DEBIAN_12,
@@ -41,6 +40,9 @@ FIXTURES = {
     "live-qemu-kvm-tcg-fallback": DEBIAN_12,
     "nova-kvm-all-instances-kvm": DEBIAN_12,
     "nova-kvm-dev-kvm-0600": DEBIAN_12,
+    "nova-kvm-dev-kvm-0600-acl-qemu-user": DEBIAN_12,
+    "nova-kvm-dev-kvm-0600-no-udev-rule": DEBIAN_12,
+    "nova-kvm-dev-kvm-0600-udev-rule-not-applied": DEBIAN_12,
     "nova-kvm-tcg-instance": DEBIAN_12,
     "own-machine-kvm-pvm": DEBIAN_12,
     "ppc64le-powernv": DEBIAN_12,
@@ -52,6 +54,7 @@ FIXTURES = {
     "virtualbox-guest-no-vmx": OsInfo("ubuntu", "debian", "Ubuntu 20.04.6 LTS", "20.04", "focal"),
     "vt-disabled-in-firmware": UBUNTU_2204,
     "vt-disabled-kmsg-rotated": OsInfo("ubuntu", "debian", "Ubuntu 24.04.1 LTS", "24.04", "noble"),
+    "wsl2-hyperv-guest-no-nested": UBUNTU_2204,
 }
 
 

@@ -368,7 +368,18 @@ def _qemu_user_access(ctx: Context) -> tuple[Optional[bool], str]:
         return None, ""
     if a.uid is None:
         return None, f"QEMU user {a.user.user} is unknown"
+    if a.ok is None:
+        return None, f"whether {a.user.user} can open /dev/kvm ({a.mode}) cannot be told"
     return a.ok, f"{a.user.user} {'can' if a.ok else 'cannot'} open /dev/kvm {a.mode}"
+
+
+def _qemu_user_hint(ctx: Context) -> str:
+    """The fix for a QEMU user who cannot open /dev/kvm (the same as libvirt.qemu_user's)."""
+    a = facts.qemu_kvm_access(ctx)
+    if a is not None:
+        return a.hint
+    qu = facts.qemu_user(ctx)
+    return facts.UDEV_HINT.format(user=qu.user if qu else "qemu")
 
 
 class LibvirtCaps(Check):
@@ -377,7 +388,8 @@ class LibvirtCaps(Check):
     reads = (
         "virsh -r capabilities (or virConnectGetCapabilities)",
         "virsh domcapabilities --virttype kvm (root)",
-        "/dev/kvm (stat), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+        "/dev/kvm (stat, POSIX ACL), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+        *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
@@ -484,9 +496,7 @@ class LibvirtCaps(Check):
                     f"{what}, but {access_text}: libvirt offers KVM that its own QEMU "
                     "processes cannot use — a type='kvm' domain fails to start, and a QEMU "
                     f"asked for kvm:tcg silently runs TCG{slow}",
-                    hint=facts.UDEV_HINT.format(
-                        user=qu.user if (qu := facts.qemu_user(ctx)) else "qemu"
-                    ),
+                    hint=_qemu_user_hint(ctx),
                     code="contradiction",
                     evidence=[*ev, access_text],
                     details=d,

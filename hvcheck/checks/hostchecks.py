@@ -193,7 +193,7 @@ def nova_wants_qemu(ctx: Context) -> bool:
         conf = novaconfig.nova_conf(ctx)
     except Exception:
         return False
-    return conf is not None and conf.virt_type.value == "qemu"
+    return conf is not None and conf.effective_virt_type == "qemu"
 
 
 def compute_node(ctx: Context) -> bool:
@@ -876,7 +876,7 @@ class KvmModules(KvmNeed):
 class KvmDevice(KvmNeed):
     id = "kvm.device"
     title = "/dev/kvm"
-    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)",)
+    reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)", *facts.ACCESS_READS)
 
     def judge(self, ctx: Context) -> Result:
         dev = facts.kvm_device(ctx)
@@ -947,7 +947,8 @@ class KvmDevice(KvmNeed):
             return self.result(
                 UNKNOWN,
                 f"/dev/kvm ({desc}) is not accessible to this user: cannot tell whether KVM works",
-                hint="re-run with sudo (sudo hvcheck) to probe /dev/kvm",
+                hint="re-run with sudo (sudo hvcheck) to probe /dev/kvm"
+                + facts.refused_open_hint(ctx, "/dev/kvm", dev, probe),
                 code="permission-denied",
                 evidence=list(state.evidence),
                 details=d,

@@ -62,7 +62,7 @@ class InstancesAccel(Check):
         if not procs:
             return self.result(Status.OK, "no QEMU instances running", code="none", count=0)
         nova = novaconfig.nova_conf(ctx)
-        virt_type = nova.virt_type.value if nova is not None else None
+        virt_type = nova.effective_virt_type if nova is not None else None
         kvm = [q for q in procs if q.decision.accel == "kvm"]
         tcg = [q for q in procs if q.decision.accel == "tcg"]
         unknown = [q for q in procs if q.decision.accel == "unknown"]

@@ -303,7 +303,8 @@ class QemuUserAccess(Check):
         "/etc/kolla/nova-libvirt/qemu.conf",
         "/etc/passwd",
         "/etc/group",
-        "/dev/kvm (stat)",
+        "/dev/kvm (stat, POSIX ACL)",
+        *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
@@ -335,6 +336,18 @@ class QemuUserAccess(Check):
             )
         d["groups"] = list(a.groups)
         d["can_open"] = a.ok
+        if a.access is not None:
+            d["access"] = a.access.to_json()
+            ev += a.access.reasons
+        if a.ok is None:
+            return self.result(
+                UNKNOWN,
+                f"cannot tell whether {qu.user} (uid {a.uid}) can open /dev/kvm ({a.mode})",
+                code="acl-unreadable",
+                hint="read the node's ACL with `getfacl /dev/kvm`",
+                evidence=ev,
+                details=d,
+            )
         if a.ok:
             return self.result(
                 OK,
@@ -344,13 +357,13 @@ class QemuUserAccess(Check):
                 details=d,
             )
         conf = novaconfig.nova_conf(ctx)
-        vt = (conf.virt_type.value if conf else None) or None
+        vt = conf.effective_virt_type if conf else None
         msg = (
             f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
             f"/dev/kvm ({a.mode}): KVM "
             "guests will fail to start, or fall back to TCG silently"
         )
-        hint = facts.UDEV_HINT.format(user=qu.user)
+        hint = a.hint
         if vt == "kvm" or (vt is None and conf is not None):
             return self.result(CRITICAL, msg, hint=hint, code="cannot-open", evidence=ev, details=d)
         if vt == "qemu":

@@ -1,0 +1,323 @@
+"""devaccess: can a user open a device node, why not, and does a fix last -- on real rules
+files (tests/data/udev) and real ACLs written by setfacl (tests/data/acl)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+from hvcheck import devaccess, facts
+from hvcheck.check import Context
+from hvcheck.host import DeviceInfo, ProbeResult, SnapshotHost
+from hvcheck.parsers.accounts import parse_accounts
+from hvcheck.parsers.udev import Device, node_rules
+from snap import PROJECT, make_snapshot, run_hvcheck
+
+DATA = Path(__file__).parent / "data"
+DEBIAN = DATA / "udev" / "debian12"
+USR = "/usr/lib/udev/rules.d"
+ETC = "/etc/udev/rules.d"
+CAPTURES = {
+    c["description"]: c
+    for c in json.loads((DATA / "acl" / "setfacl-captures.json").read_text())["captures"]
+}
+UACCESS_ACL = CAPTURES["uaccess-like: 0660 root:kvm node, logind's entry for the seat user"]
+# the accounts of the nova-kvm-dev-kvm-0600 capture (Debian 12)
+FIXTURE = PROJECT / "fixtures" / "nova-kvm-dev-kvm-0600"
+PASSWD = (FIXTURE / "etc" / "passwd").read_text()
+GROUP = (FIXTURE / "etc" / "group").read_text()
+ACCOUNTS = parse_accounts(PASSWD, GROUP)
+SEAT = ACCOUNTS.user_name(1000)  # the user logged in at the seat (uid 1000 of that capture)
+QEMU_UID, KVM_GID = 64055, 107
+
+NODE_0600 = DeviceInfo("char", 10, 232, "0600", 0, 0, "root", "root")
+NODE_0660 = DeviceInfo("char", 10, 232, "0660", 0, KVM_GID, "root", "kvm")
+
+
+def debian_rules(*names: str, groups: Optional[list[str]] = None) -> Any:
+    files = [(f"{USR}/{n}", (DEBIAN / n).read_text()) for n in names]
+    dev = Device("kvm", "misc", "/dev/kvm", 10, 232, "/devices/virtual/misc/kvm")
+    return node_rules(files, dev, groups=groups)
+
+
+def judge(dev: DeviceInfo, uid: int, gids: set[int], user: str, rules: Any) -> Any:
+    return devaccess.judge("/dev/kvm", dev, uid, gids, user, rules, ACCOUNTS)
+
+
+def test_root_opens_anything() -> None:
+    a = judge(NODE_0600, 0, {0}, "root", None)
+    assert a.allowed is True and a.lasting_fix == ""
+
+
+def test_no_rule_a_chmod_does_not_last() -> None:
+    rules = debian_rules("70-uaccess.rules", "73-seat-late.rules")
+    a = judge(NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False
+    assert "/dev/kvm (0600 root:root) lets only its owner in" in a.reasons
+    assert any("no udev rule sets /dev/kvm's group or mode" in r for r in a.reasons)
+    assert any('70-uaccess.rules:48 tags it "uaccess"' in r for r in a.reasons)
+    assert a.lasting_fix.startswith(
+        'create /etc/udev/rules.d/65-kvm.rules with KERNEL=="kvm", GROUP="kvm", MODE="0660"'
+    )
+    assert "usermod" not in a.lasting_fix  # kvm is libvirt-qemu's primary group
+    a = judge(NODE_0600, 1001, {1001}, "alice", rules)
+    assert a.lasting_fix.endswith("usermod -aG kvm alice")
+
+
+def test_rule_not_applied_says_so_and_gives_the_command() -> None:
+    rules = debian_rules("50-udev-default.rules")
+    a = judge(NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False
+    assert (
+        f"{USR}/50-udev-default.rules:108 sets 0660 root:kvm, the node is 0600 root:root: "
+        "udev has not applied it" in a.reasons
+    )
+    assert a.lasting_fix == (
+        "udevadm control --reload && udevadm trigger --action=add --name-match=kvm"
+    )
+    told = judge(NODE_0600._replace(udev={"initialized": False}), QEMU_UID, {KVM_GID}, "q", rules)
+    assert any("udev has no record of the node" in r for r in told.reasons)
+
+
+def test_rule_applied_but_user_not_in_the_group() -> None:
+    rules = debian_rules("50-udev-default.rules")
+    a = judge(NODE_0660, 1001, {1001}, "alice", rules)
+    assert a.allowed is False
+    assert "alice is not in group kvm, the only one /dev/kvm (0660 root:kvm) lets in" in a.reasons
+    assert f"{USR}/50-udev-default.rules:108 sets 0660 root:kvm: a fix through that rule lasts" in (
+        a.reasons
+    )
+    assert a.lasting_fix.startswith("usermod -aG kvm alice")
+    ok = judge(NODE_0660, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert ok.allowed is True and ok.lasting_fix == ""
+
+
+def test_a_rule_naming_a_missing_group_is_dropped() -> None:
+    rules = debian_rules("50-udev-default.rules", groups=["root", "audio"])
+    a = judge(NODE_0600, 1001, {1001}, "alice", rules)
+    assert any(
+        '50-udev-default.rules:108: GROUP="kvm" names no group of this host' in r for r in a.reasons
+    )
+    assert any("no udev rule sets /dev/kvm's group or mode" in r for r in a.reasons)
+    no_kvm = parse_accounts(PASSWD, "root:x:0:\n")
+    b = devaccess.judge("/dev/kvm", NODE_0600, 1001, {1001}, "alice", rules, no_kvm)
+    assert b.lasting_fix.startswith("groupadd --system kvm; create /etc/udev/rules.d/65-kvm.rules")
+
+
+def test_acl_from_setfacl_decides_over_the_mode() -> None:
+    st = UACCESS_ACL["stat"]
+    dev = DeviceInfo("char", 10, 232, st["mode"], st["uid"], st["gid"], "root", "kvm")
+    dev = dev._replace(acl=UACCESS_ACL["xattr_hex"])
+    rules = debian_rules("50-udev-default.rules", "70-uaccess.rules")
+    seat = judge(dev, 1000, {1000}, "seat", rules)
+    assert seat.allowed is True
+    assert "the ACL of /dev/kvm gives seat rw-" in seat.reasons
+    assert any("comes from uaccess" in r for r in seat.reasons)
+    other = judge(dev, 1001, {1001}, "alice", rules)
+    assert (
+        other.allowed is False and f"the ACL of /dev/kvm names {SEAT}, not alice" in other.reasons
+    )
+    # a named entry without permissions shuts out a user the group would let in
+    deny = CAPTURES["named user with no access, group:: rw"]
+    dev2 = NODE_0660._replace(acl=deny["xattr_hex"])
+    a = judge(dev2, QEMU_UID, {KVM_GID}, "libvirt-qemu", rules)
+    assert a.allowed is False and "the ACL of /dev/kvm gives libvirt-qemu ---" in a.reasons
+    # masked: the entry says rw-, the mask r--
+    masked = CAPTURES["mask limits a named user and group::"]
+    m = masked["stat"]
+    dev3 = DeviceInfo("char", 10, 232, m["mode"], m["uid"], m["gid"], acl=masked["xattr_hex"])
+    b = judge(dev3, 1000, {1000}, "seat", None)
+    assert b.allowed is False
+    assert (
+        "the ACL of /dev/kvm gives seat r-- (entry user:1000:rw-, limited by the mask)" in b.reasons
+    )
+
+
+def test_an_undecodable_acl_is_not_judged() -> None:
+    a = judge(NODE_0660._replace(acl="0300000001"), QEMU_UID, {KVM_GID}, "libvirt-qemu", None)
+    assert a.allowed is None and "cannot be decoded" in a.reasons[0]
+
+
+# ------------------------------------------------------------------------------ through a host
+def _snapshot(tmp_path: Path, files: dict[str, str], links: dict[str, str]) -> Context:
+    root = make_snapshot(
+        tmp_path / "snap",
+        {"/etc/passwd": PASSWD, "/etc/group": GROUP, **files},
+        links=links,
+    )
+    return Context(SnapshotHost(str(root)))
+
+
+def test_rules_read_through_the_host_with_masking(tmp_path: Path) -> None:
+    ctx = _snapshot(
+        tmp_path,
+        {
+            f"{USR}/50-udev-default.rules": (DEBIAN / "50-udev-default.rules").read_text(),
+            f"{USR}/70-uaccess.rules": (DEBIAN / "70-uaccess.rules").read_text(),
+            f"{ETC}/70-uaccess.rules": (DATA / "udev" / "github" / "99-kvm4all.rules").read_text(),
+        },
+        {
+            f"{ETC}/50-udev-default.rules": "/dev/null",
+            "/sys/dev/char/10:232": "../../devices/virtual/misc/kvm",
+            "/sys/devices/virtual/misc/kvm/subsystem": "../../../../class/misc",
+        },
+    )
+    files = dict(devaccess.read_rules(ctx.host) or [])
+    assert files[f"{ETC}/50-udev-default.rules"] == ""
+    assert files[f"{USR}/50-udev-default.rules"] is None  # masked: not even read
+    assert files[f"{USR}/70-uaccess.rules"] is None
+    dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
+    assert (dev.kernel, dev.subsystem, dev.devpath) == ("kvm", "misc", "/devices/virtual/misc/kvm")
+    a = devaccess.node_access(
+        ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", ACCOUNTS
+    )
+    assert a.rule is not None and a.rule.mode is not None
+    assert a.rule.mode.rule.where == f"{ETC}/70-uaccess.rules:1"  # GitHub's line, by that name
+    assert a.rule.files.disabled == (f"{ETC}/50-udev-default.rules",)
+    assert "udev has not applied it" in a.hint()
+
+
+def test_without_rules_dirs_nothing_is_claimed(tmp_path: Path) -> None:
+    ctx = _snapshot(tmp_path, {}, {})
+    assert devaccess.read_rules(ctx.host) is None
+    dev = devaccess.udev_device(ctx.host, "/dev/kvm", NODE_0600)
+    assert (dev.kernel, dev.subsystem) == ("kvm", "misc")  # char major 10 is misc
+    a = devaccess.node_access(
+        ctx, "/dev/kvm", NODE_0600, QEMU_UID, {KVM_GID}, "libvirt-qemu", ACCOUNTS
+    )
+    assert a.allowed is False and a.rule is None and a.lasting_fix == ""
+    assert any("whether a fix lasts cannot be told" in r for r in a.reasons)
+
+
+def test_kvm_device_hint_names_the_probing_user_and_why() -> None:
+    """ubuntu1404-kvm-intel-nosudo: collected as ops (uid 1000), not in kvm; EACCES."""
+    p = run_hvcheck("--root", str(PROJECT / "fixtures" / "ubuntu1404-kvm-intel-nosudo"), "--json")
+    [c] = [c for c in json.loads(p.stdout)["checks"] if c["id"] == "kvm.device"]
+    assert c["hint"].startswith("re-run with sudo (sudo hvcheck) to probe /dev/kvm; ops cannot")
+    assert "ops is not in group kvm, the only one /dev/kvm (0660 root:kvm) lets in" in c["hint"]
+
+
+def test_probe_refused_although_the_files_allow_it(tmp_path: Path) -> None:
+    """ops was added to kvm after logging in: /etc/group says yes, the kernel said EACCES."""
+    root = make_snapshot(
+        tmp_path / "snap",
+        {
+            "/etc/passwd": "ops:x:1000:1000::/home/ops:/bin/bash\n",
+            "/etc/group": "ops:x:1000:\nkvm:x:112:ops\n",
+        },
+    )
+    ctx = Context(SnapshotHost(str(root)))
+    dev = DeviceInfo("char", 10, 232, "0660", 0, 112, "root", "kvm")
+    probe = ProbeResult(False, "open", "EACCES", "open /dev/kvm: Permission denied", uid=1000)
+    text = facts.refused_open_hint(ctx, "/dev/kvm", dev, probe)
+    assert text.startswith(
+        "; /etc/passwd and /etc/group let ops open it (ops is in group kvm, which /dev/kvm "
+        "(0660 root:kvm) lets in), yet the open was refused: log in again"
+    )
+
+
+# ------------------------------------------------------------ the ACL fixture: setfacl's bytes
+ACL_FIXTURE = PROJECT / "fixtures" / "nova-kvm-dev-kvm-0600-acl-qemu-user"
+QEMU_ACL = next(c for c in CAPTURES.values() if ACL_FIXTURE.name in c["description"])
+
+
+def _acl_fixture_device() -> DeviceInfo:
+    dev = SnapshotHost(str(ACL_FIXTURE)).stat_device("/dev/kvm")
+    assert dev is not None
+    return dev
+
+
+def test_the_acl_fixture_carries_setfacls_bytes_and_the_kernel_agrees() -> None:
+    """The fixture's /dev/kvm is the node setfacl -m u:64055:rw made of a 0600 root:root one:
+    its bytes, its stat (0660: the group bits show the mask), and what the kernel then let
+    uid 64055 and uid 1001 do are held to the capture."""
+    dev = _acl_fixture_device()
+    st = QEMU_ACL["stat"]
+    assert dev.acl == QEMU_ACL["xattr_hex"]
+    assert (dev.mode, dev.uid, dev.gid) == (st["mode"], st["uid"], st["gid"])
+    kernel = QEMU_ACL["kernel_open"]
+    assert facts.can_open(dev, QEMU_UID, {KVM_GID}) is (kernel["uid 64055 groups 107"] == "ok")
+    assert facts.can_open(dev, 1001, {1001}) is (kernel["uid 1001 groups 1001"] == "ok")
+    assert kernel["uid 64055 groups 107"] == "ok" and kernel["uid 1001 groups 1001"] == "EACCES"
+    # by the mode bits alone (the node without its ACL) libvirt-qemu would be shut out, as the
+    # kernel shut it out of the 0600 node before setfacl
+    assert facts.can_open(dev._replace(acl=None), QEMU_UID, {KVM_GID}) is False
+    before = dev._replace(acl=None, mode="0600")
+    assert facts.can_open(before, QEMU_UID, {KVM_GID}) is (
+        kernel["uid 64055 groups 107, before setfacl"] == "ok"
+    )
+    assert devaccess.acl_summary(dev) == "ACL user:64055:rw-,mask::rw-"
+
+
+def _replay(tmp_path: Path, drop_acl: bool, caps: Optional[dict[str, Any]]) -> dict[str, Any]:
+    root = tmp_path / "snap"
+    shutil.copytree(ACL_FIXTURE, root, symlinks=True)
+    mpath = root / "hvcheck-snapshot.json"
+    marker = json.loads(mpath.read_text())
+    if drop_acl:
+        del marker["devices"]["/dev/kvm"]["acl"]
+    if caps is not None:
+        marker["probes"]["libvirt_caps"] = caps
+    mpath.write_text(json.dumps(marker))
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr, p.stderr
+    return {c["id"]: c for c in json.loads(p.stdout)["checks"]}
+
+
+# libvirt's answer as `virsh capabilities` gives it on this project's x86_64 machine (libvirt
+# 9.0.0, QEMU 7.2), shortened to the x86_64 guest: kvm and qemu domains offered.
+CAPS = {
+    "status": "ok",
+    "via": "virsh",
+    "capabilities": (
+        "<capabilities><host><cpu><arch>x86_64</arch></cpu></host>"
+        "<guest><os_type>hvm</os_type><arch name='x86_64'><wordsize>64</wordsize>"
+        "<emulator>/usr/bin/qemu-system-x86_64</emulator>"
+        "<machine maxCpus='255'>pc-i440fx-7.2</machine>"
+        "<domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>"
+    ),
+}
+
+
+def test_the_acl_decides_libvirt_qemu_user_and_libvirt_caps(tmp_path: Path) -> None:
+    """Both checks take the QEMU user's access from facts.qemu_kvm_access: with the ACL the
+    QEMU user opens /dev/kvm (OK, and libvirt's kvm offer is consistent); the same snapshot
+    without its ACL is the 0660 root:root node libvirt-qemu cannot open (CRITICAL, and
+    libvirt.caps's contradiction, with the same hint)."""
+    with_acl = _replay(tmp_path / "a", drop_acl=False, caps=CAPS)
+    q = with_acl["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("OK", "ok"), q
+    assert "the ACL of /dev/kvm gives libvirt-qemu rw-" in q["evidence"]
+    assert q["details"]["access"]["allowed"] is True
+    c = with_acl["libvirt.caps"]
+    assert (c["status"], c["code"]) == ("OK", "kvm-offered"), c
+    assert c["details"]["qemu_user_can_open"] is True
+
+    without = _replay(tmp_path / "b", drop_acl=True, caps=CAPS)
+    q = without["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("CRITICAL", "cannot-open"), q
+    assert "cannot open /dev/kvm (mode 0660 root:root)" in q["summary"]
+    assert "libvirt-qemu is not in group root, the only one" in " ".join(q["evidence"])
+    c = without["libvirt.caps"]
+    assert (c["status"], c["code"]) == ("WARNING", "contradiction"), c
+    assert c["details"]["qemu_user_can_open"] is False
+    assert c["hint"] == q["hint"] and "usermod -aG kvm libvirt-qemu" in c["hint"]
+
+
+def test_an_acl_that_does_not_decode_is_unknown_not_critical(tmp_path: Path) -> None:
+    """Valid hex, not an ACL (version 3): the access cannot be told -- UNKNOWN with the
+    reason, never a CRITICAL on a guess from the mode bits."""
+    root = tmp_path / "snap"
+    shutil.copytree(ACL_FIXTURE, root, symlinks=True)
+    mpath = root / "hvcheck-snapshot.json"
+    marker = json.loads(mpath.read_text())
+    marker["devices"]["/dev/kvm"]["acl"] = "03000000" + QEMU_ACL["xattr_hex"][8:]
+    mpath.write_text(json.dumps(marker))
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr, p.stderr
+    q = {c["id"]: c for c in json.loads(p.stdout)["checks"]}["libvirt.qemu_user"]
+    assert (q["status"], q["code"]) == ("UNKNOWN", "acl-unreadable"), q
+    assert "ACL (undecodable)" in q["summary"]
+    assert any("cannot be decoded (ACL xattr version 3, expected 2)" in e for e in q["evidence"])
