@@ -7,7 +7,7 @@ Reads through the host layer: the process table (``/proc/<pid>/comm``, ``cmdline
 ``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a
 container sharing the host's pid namespace (kolla's nova_libvirt) — the config files QEMU
 read at start (``/etc/qemu/qemu.conf``, ``-readconfig FILE``) as ``/proc/<pid>/root/<path>``,
-a relative one under the target of ``/proc/<pid>/cwd``, and ``/dev/kvm``'s mode and owner
+a relative one under the target of ``/proc/<pid>/cwd``, and ``/dev/kvm``'s mode, owner and ACL
 (``hvcheck.facts.kvm_device``) when a process's request must be judged without fds or threads.
 
 Process groups. One walk reads each process's ``comm``, ``cmdline`` and ``exe`` link once and
@@ -39,7 +39,7 @@ TCG) means the request was misread: "cannot tell what was asked", never a fallba
 
 Without 1 and 2 (a snapshot without fds or threads, another user's process) the request is
 judged, never verified: a single accelerator is what QEMU runs if it runs at all (it does not
-start when that one fails); for ``kvm:tcg`` the device node's mode and owner and the process's
+start when that one fails); for ``kvm:tcg`` the device node's mode, owner and ACL and the process's
 uid and groups say which is likely (:func:`kvm_access`).
 
 >>> d = decide(["/dev/null", "/dev/kvm", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"],
@@ -56,6 +56,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
+from hvcheck.devaccess import acl_summary, allows
 from hvcheck.host import DeviceInfo, ProcessGone, ProcInfo, ProcView
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
@@ -148,7 +149,7 @@ def vcpu_thread_accels(names: Sequence[str]) -> list[str]:
 
 class KvmAccess(NamedTuple):
     """Could one QEMU process have opened /dev/kvm when it started? From the records of the
-    node and the process (``hvcheck.facts.KvmAccess`` is the other question: libvirt's QEMU
+    node and the process (``hvcheck.facts.KvmAccess`` is another question: libvirt's QEMU
     user's access)."""
 
     can_open: Optional[bool]  # None: cannot be told
@@ -162,23 +163,19 @@ def kvm_access(
     runas: Optional[str],
     device_absent: bool = False,
 ) -> KvmAccess:
-    """Judge from the node's mode and owner and the process's ids whether QEMU could open
-    /dev/kvm (O_RDWR: read and write permission, generic_permission() in fs/namei.c; the mode
-    bits as :func:`hvcheck.facts.can_open` weighs them).
+    """Judge from the node's mode, owner and POSIX ACL and the process's ids whether QEMU
+    could open /dev/kvm (O_RDWR: read and write permission, generic_permission() in
+    fs/namei.c, as :func:`hvcheck.devaccess.allows` decides it).
 
     ``uid``/``gids``: the process's effective uid and its gids (``/proc/PID/status`` Uid, Gid,
     Groups); ``runas``: QEMU's -runas user — QEMU opened /dev/kvm as whoever started it, before
     dropping to that user (os_setup_post), so the uid now says nothing. uid 0 may open it
-    (CAP_DAC_OVERRIDE, or the owner bits of a root-owned node). A "no" leaves the POSIX ACL
-    of the node aside (its entries are not weighed), and the mode is the node's now.
+    (CAP_DAC_OVERRIDE). The node is judged as it is now, not as it was when QEMU started.
 
     >>> from hvcheck.host import DeviceInfo
     >>> kvm_access(DeviceInfo("char", 10, 232, "0600", 0, 0, "root", "root"), 65534, [65534], None)
     KvmAccess(can_open=False, why='uid 65534 (gids 65534) may not open /dev/kvm 0600 root:root')
     """
-    # hvcheck.facts reads the process groups of this module: imported when first used
-    from hvcheck.facts import can_open
-
     if runas is not None:
         return KvmAccess(None, f"QEMU opened /dev/kvm before -runas {runas} dropped its rights")
     if device is None:
@@ -191,11 +188,16 @@ def kvm_access(
         mode = device.perm
     except ValueError:
         return KvmAccess(None, f"/dev/kvm has an unreadable mode {device.mode!r}")
-    node = f"/dev/kvm {mode:04o} {device.owner or device.uid}:{device.group or device.gid}"
+    acl = acl_summary(device)
+    node = f"/dev/kvm {mode:04o} {device.owner or device.uid}:{device.group or device.gid}" + (
+        f" ({acl})" if acl else ""
+    )
     if uid == 0:
         return KvmAccess(True, f"uid 0 may open {node}")
-    ok = can_open(device, uid, set(gids))
     who = f"uid {uid} (gids {' '.join(str(g) for g in gids) or 'none'})"
+    ok = allows(device, uid, set(gids))
+    if ok is None:
+        return KvmAccess(None, f"whether {who} may open {node} cannot be told")
     return KvmAccess(ok, f"{who} {'may' if ok else 'may not'} open {node}")
 
 
@@ -365,7 +367,7 @@ def _judged(
             likely = nxt
             details.append(
                 f"judged: likely {nxt}, a silent fallback, unverified ({access.why}; "
-                "an ACL on the node, not weighed, could still allow it)"
+                "the node as it is now, not necessarily as QEMU found it)"
             )
     other: Optional[str] = None
     if accel not in ("kvm", "tcg", "unknown"):

@@ -227,6 +227,30 @@ def test_kvm_access_from_mode_owner_and_groups() -> None:
     assert kvm_access(DEV_0600, 0, [0], "nobody").can_open is None
 
 
+def _setfacl_capture(description: str) -> dict[str, Any]:
+    """One of the real ACLs in tests/data/acl (setfacl's bytes, and what the kernel let open)."""
+    import json
+
+    data = json.loads((Path(__file__).parent / "data/acl/setfacl-captures.json").read_text())
+    [cap] = [c for c in data["captures"] if c["description"] == description]
+    return dict(cap)
+
+
+def test_kvm_access_weighs_the_nodes_acl() -> None:
+    """A 0600 root:root node with setfacl -m u:1000:rw (setfacl's real bytes): uid 1000 opens it,
+    and the reason names the entry; anyone else does not; an ACL that cannot be decoded leaves
+    it untold."""
+    cap = _setfacl_capture("0600 root:root, one named user")
+    st = cap["stat"]
+    node = DeviceInfo(
+        "char", 10, 232, st["mode"], st["uid"], st["gid"], "root", "root", acl=cap["xattr_hex"]
+    )
+    yes = kvm_access(node, 1000, [1000], None)
+    assert yes.can_open is True and "ACL user:1000:rw-,mask::rw-" in yes.why
+    assert kvm_access(node, 1001, [1001], None).can_open is False
+    assert kvm_access(node._replace(acl="02000000ff"), 1000, [1000], None).can_open is None
+
+
 # --------------------------------------------------------------------------------------------
 # ... and what the check says of it, from snapshots
 # --------------------------------------------------------------------------------------------
