@@ -158,7 +158,7 @@ def _prefixes(ctx: Context, p: Optional[ProcInfo]) -> list[str]:
     paths: list[str] = []
     if p is not None:
         paths += [a for a in p.argv[:2] if a.startswith("/")]
-        exe = ctx.host.readlink(f"/proc/{p.pid}/exe")
+        exe = p.exe or ctx.host.readlink(f"/proc/{p.pid}/exe")  # the walk read it once
         if exe and exe.startswith("/"):
             paths.append(exe.split(" (deleted)")[0])
     out: list[str] = []

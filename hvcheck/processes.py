@@ -1,15 +1,18 @@
 """QEMU processes: find them in the one walk of the process table, and prove, per process,
 which accelerator it runs with (KVM or TCG).
 
-Reads through the host layer: the process table (``/proc/<pid>/comm`` and ``cmdline``, live
-or in a snapshot), ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
+Reads through the host layer: the process table (``/proc/<pid>/comm``, ``cmdline`` and the
+``exe`` link, live or in a snapshot), ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
 ``/proc/<pid>/status``, libvirt's status XML ``/run/libvirt/qemu/<name>.xml`` and config XML
 ``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a
-container sharing the host's pid namespace (kolla's nova_libvirt).
+container sharing the host's pid namespace (kolla's nova_libvirt) — the config files QEMU
+read at start (``/etc/qemu/qemu.conf``, ``-readconfig FILE``) as ``/proc/<pid>/root/<path>``,
+a relative one under the target of ``/proc/<pid>/cwd``, and ``/dev/kvm``'s mode, owner and ACL
+(``hvcheck.facts.kvm_device``) when a process's request must be judged without fds or threads.
 
-Process groups. One walk reads each process's ``comm`` and ``cmdline`` once and sorts the
-processes into the groups the checks ask about (``GROUPS``: QEMU, libvirtd, nova-compute);
-only the processes of a group are kept.
+Process groups. One walk reads each process's ``comm``, ``cmdline`` and ``exe`` link once and
+sorts the processes into the groups the checks ask about (``GROUPS``: QEMU, libvirtd,
+nova-compute); only the processes of a group are kept.
 
 The decision (``decide``), from evidence, strongest first:
 
@@ -18,21 +21,31 @@ The decision (``decide``), from evidence, strongest first:
    names them with anon_inode_getfd("kvm-vm"), "kvm-vcpu:%d"). Under TCG none exists.
    ``anon_inode:kvm-vm-stats`` / ``kvm-vcpu-stats`` are binary-stats fds, matched exactly so
    they never count on their own.
-2. vCPU thread names (``/proc/PID/task/TID/comm``): ``CPU 0/KVM`` or ``CPU 0/TCG``, set by
-   QEMU's qemu_thread_create() only with ``-name ...,debug-threads=on`` (libvirt always sets it).
-   Not read when the fds already hold a ``kvm-vcpu`` inode (``scan_process``): nothing a
-   thread name says can add to that; they corroborate a TCG or undecided process.
-3. libvirt's status XML ``<domain type='kvm'|'qemu'>``: what libvirt asked for.
-4. The command line (``-accel``, ``-machine accel=``, ``-enable-kvm``, the binary default).
+2. vCPU thread names (``/proc/PID/task/TID/comm``), set by QEMU's qemu_thread_create() only
+   with ``-name ...,debug-threads=on`` (libvirt always sets it): ``CPU 0/KVM``; ``CPU 0/TCG``
+   for multi-threaded TCG (accel/tcg/tcg-accel-ops-mttcg.c) and ``ALL CPUs/TCG`` for the one
+   round-robin thread of single-threaded TCG (tcg-accel-ops-rr.c: ``-accel tcg,thread=single``,
+   ``-icount``). Not read when the fds already hold a ``kvm-vcpu`` inode (``scan_process``):
+   nothing a thread name says can add to that; they corroborate a TCG or undecided process.
+3. libvirt's status XML ``<domain type='kvm'|'qemu'>``: what libvirt asked for (libvirt
+   passes ``-accel kvm`` or ``-accel tcg``, never a fallback list).
+4. The command line and the config files QEMU read (``parsers.qemu``): the list QEMU tries.
 
-3 and 4 say what was *requested*; 1 and 2 what the process *has*. When they disagree the
-strongest wins, and a request for KVM (alone or ``kvm:tcg``) that ended in TCG is a silent
-fallback: QEMU's configure_accelerators() tries the next accelerator and only warns on stderr.
+3 and 4 say what was *requested*; 1 and 2 what the process *has*. A **silent fallback** is a
+request with KVM followed by another accelerator (``kvm:tcg``) whose process runs that other
+one: QEMU's configure_accelerators() then tries the next accelerator and only warns on stderr.
+A process running an accelerator its request does not list (``-accel kvm`` alone, running
+TCG) means the request was misread: "cannot tell what was asked", never a fallback.
+
+Without 1 and 2 (a snapshot without fds or threads, another user's process) the request is
+judged, never verified: a single accelerator is what QEMU runs if it runs at all (it does not
+start when that one fails); for ``kvm:tcg`` the device node's mode, owner and ACL and the process's
+uid and groups say which is likely (:func:`kvm_access`).
 
 >>> d = decide(["/dev/null", "/dev/kvm", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"],
 ...            ["qemu-system-x86", "CPU 0/KVM"], None, None)
->>> (d.accel, d.kinds)
-('kvm', ('fd', 'threads'))
+>>> (d.accel, d.kinds, d.verified)
+('kvm', ('fd', 'threads'), True)
 """
 
 from __future__ import annotations
@@ -43,17 +56,21 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
-from hvcheck.host import ProcessGone, ProcInfo, ProcView
+from hvcheck.devaccess import acl_summary, allows
+from hvcheck.host import DeviceInfo, ProcessGone, ProcInfo, ProcView
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
+from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
 from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
 
 __all__ = [
     "GROUPS",
     "Decision",
+    "KvmAccess",
     "QemuProcess",
     "acceleration",
     "decide",
     "is_qemu_process",
+    "kvm_access",
     "processes",
     "qemu_processes",
     "scan_process",
@@ -62,8 +79,16 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------- groups
 def is_qemu_process(p: ProcInfo) -> bool:
-    if p.argv:
-        return is_qemu_binary(p.argv[0])
+    """A QEMU system emulator, known by the file it runs (``/proc/PID/exe``, also when the
+    binary was replaced since: " (deleted)"), not by the name it was given: ``exec -a my-kvm
+    qemu-system-x86_64`` is QEMU. When the link cannot be read (another user's process, an
+    older snapshot): argv[0], or ``comm`` (the kernel names a process after the file it
+    executes, not after argv[0]; QEMU's ``-name ...,process=NAME`` renames it).
+    """
+    if p.exe:
+        return is_qemu_binary(p.exe)
+    if p.argv and is_qemu_binary(p.argv[0]):
+        return True
     return bool(p.comm) and is_qemu_binary(p.comm)
 
 
@@ -92,7 +117,9 @@ def processes(ctx: Context, group: str) -> list[ProcInfo]:
 
 # ---------------------------------------------------------------------------------- decision
 _VCPU_FD = re.compile(r"anon_inode:kvm-vcpu:\d+")
-_VCPU_THREAD = re.compile(r"CPU \d+/([A-Za-z0-9_]+)")
+# "CPU %d/KVM", "CPU %d/TCG", "CPU %d/HVF", "CPU %d/Dummy" (qtest, xen), and round-robin
+# TCG's single "ALL CPUs/TCG" (QEMU 7.2 accel/*/…-accel-ops*.c, snprintf into thread_name)
+_VCPU_THREAD = re.compile(r"(?:CPU \d+|ALL CPUs)/([A-Za-z0-9_]+)")
 KVM_FD_EXACT = ("/dev/kvm", "anon_inode:kvm-vm")
 
 
@@ -120,14 +147,74 @@ def vcpu_thread_accels(names: Sequence[str]) -> list[str]:
     return out
 
 
+class KvmAccess(NamedTuple):
+    """Could one QEMU process have opened /dev/kvm when it started? From the records of the
+    node and the process (``hvcheck.facts.KvmAccess`` is another question: libvirt's QEMU
+    user's access)."""
+
+    can_open: Optional[bool]  # None: cannot be told
+    why: str  # e.g. "uid 65534 (gids 65534) may not open /dev/kvm 0600 root:root"
+
+
+def kvm_access(
+    device: Optional[DeviceInfo],
+    uid: Optional[int],
+    gids: Sequence[int],
+    runas: Optional[str],
+    device_absent: bool = False,
+) -> KvmAccess:
+    """Judge from the node's mode, owner and POSIX ACL and the process's ids whether QEMU
+    could open /dev/kvm (O_RDWR: read and write permission, generic_permission() in
+    fs/namei.c, as :func:`hvcheck.devaccess.allows` decides it).
+
+    ``uid``/``gids``: the process's effective uid and its gids (``/proc/PID/status`` Uid, Gid,
+    Groups); ``runas``: QEMU's -runas user — QEMU opened /dev/kvm as whoever started it, before
+    dropping to that user (os_setup_post), so the uid now says nothing. uid 0 may open it
+    (CAP_DAC_OVERRIDE). The node is judged as it is now, not as it was when QEMU started.
+
+    >>> from hvcheck.host import DeviceInfo
+    >>> kvm_access(DeviceInfo("char", 10, 232, "0600", 0, 0, "root", "root"), 65534, [65534], None)
+    KvmAccess(can_open=False, why='uid 65534 (gids 65534) may not open /dev/kvm 0600 root:root')
+    """
+    if runas is not None:
+        return KvmAccess(None, f"QEMU opened /dev/kvm before -runas {runas} dropped its rights")
+    if device is None:
+        if device_absent:
+            return KvmAccess(False, "there is no /dev/kvm")
+        return KvmAccess(None, "the mode of /dev/kvm is not recorded")
+    if uid is None:
+        return KvmAccess(None, "the process's uid is not recorded")
+    try:
+        mode = device.perm
+    except ValueError:
+        return KvmAccess(None, f"/dev/kvm has an unreadable mode {device.mode!r}")
+    acl = acl_summary(device)
+    node = f"/dev/kvm {mode:04o} {device.owner or device.uid}:{device.group or device.gid}" + (
+        f" ({acl})" if acl else ""
+    )
+    if uid == 0:
+        return KvmAccess(True, f"uid 0 may open {node}")
+    who = f"uid {uid} (gids {' '.join(str(g) for g in gids) or 'none'})"
+    ok = allows(device, uid, set(gids))
+    if ok is None:
+        return KvmAccess(None, f"whether {who} may open {node} cannot be told")
+    return KvmAccess(ok, f"{who} {'may' if ok else 'may not'} open {node}")
+
+
 class Decision(NamedTuple):
     accel: str  # kvm | tcg | unknown
     kinds: tuple[str, ...]  # evidence kinds that agree with the decision: fd, threads, ...
     details: tuple[str, ...]  # human-readable evidence lines
-    requested: Optional[str]  # what the command line / libvirt asked for ("kvm:tcg", ...)
+    requested: Optional[str]  # what QEMU tries ("kvm:tcg", ...); None: cannot tell what was asked
     conflict: Optional[str]  # a disagreement between sources, explained
-    silent_fallback: bool  # KVM was asked for, TCG is what runs
+    silent_fallback: bool  # asked for KVM then another accelerator; runs that other one
     other_accel: Optional[str] = None  # hvf, xen, whpx...: named as such
+    verified: bool = False  # fds or vCPU thread names decided; False: judged from the request
+    likely: Optional[str] = None  # accel "unknown", but this one is likely (and why, in details)
+
+
+def _after_kvm(accels: Sequence[str]) -> tuple[str, ...]:
+    return tuple(accels[list(accels).index("kvm") + 1 :]) if "kvm" in accels else ()
 
 
 def decide(
@@ -135,8 +222,10 @@ def decide(
     threads: Optional[Sequence[str]],
     domain_type: Optional[str],
     argv: Optional[QemuArgv],
+    access: Optional[KvmAccess] = None,
 ) -> Decision:
-    """``fds``/``threads`` are None when they could not be read (permission, vanished)."""
+    """``fds``/``threads`` are None when they could not be read (permission, vanished, not in
+    the snapshot); ``access``: :func:`kvm_access` for the process, used only then."""
     details: list[str] = []
     votes: list[tuple[str, str]] = []  # (kind, accel) strongest first
     if fds is not None:
@@ -159,44 +248,132 @@ def decide(
                 votes.append(("threads", "tcg"))
             else:
                 votes.append(("threads", names[0].lower()))
+    observed = list(votes)
+
+    # what was asked: the list QEMU tries (None: cannot be told), and from where
+    asked: Optional[tuple[str, ...]] = None
+    source = ""
+    unknown_why: Optional[str] = None
     if domain_type:
         a = accel_from_domain_type(domain_type)
         details.append(f"libvirt-xml: <domain type='{domain_type}'> requests {a}")
         votes.append(("libvirt-xml", a))
-    requested: Optional[str] = None
+        asked, source = (a,), f"<domain type='{domain_type}'>"
     if argv is not None and argv.binary:
         req = argv.accel
-        requested = req.decided
         tokens = " ".join(req.tokens) if req.tokens else req.source
-        details.append(f"cmdline: {tokens} → tries {req.decided}")
-        votes.append(("cmdline", req.primary))
-    elif domain_type:
-        requested = accel_from_domain_type(domain_type)
+        skipped = f" (QEMU skips unknown {', '.join(req.dropped)})" if req.dropped else ""
+        if req.conflict:
+            skipped += ' (QEMU 7.2 refuses -accel with "-machine accel=": read as older QEMU)'
+        if req.undetermined is not None:
+            details.append(f"cmdline: {tokens} → cannot tell what QEMU tries: {req.undetermined}")
+            asked, unknown_why = None, req.undetermined
+        else:
+            details.append(f"cmdline: {tokens} → tries {req.decided}{skipped}")
+            votes.append(("cmdline", req.primary))
+            if asked is not None and asked[0] != req.primary:
+                unknown_why = f"{source} and the command line ({req.decided}) disagree"
+                asked = None
+            else:
+                asked, source = req.accels, "the command line"
 
-    observed = [v for v in votes if v[0] in ("fd", "threads")]
     if observed:
-        accel = observed[0][1]
-    elif votes:
-        accel = votes[0][1]
+        return _observed(observed, votes, details, asked, source, unknown_why)
+    return _judged(votes, details, asked, source, unknown_why, access)
+
+
+def _observed(
+    observed: list[tuple[str, str]],
+    votes: list[tuple[str, str]],
+    details: list[str],
+    asked: Optional[tuple[str, ...]],
+    source: str,
+    unknown_why: Optional[str],
+) -> Decision:
+    """fds or threads say what the process runs; the request only explains it."""
+    accel = observed[0][1]
+    other: Optional[str] = None
+    if accel not in ("kvm", "tcg"):
+        other, accel = accel, "unknown"
+    kinds = tuple(k for k, a in votes if a == accel)
+    run = (other or accel).upper()
+    conflict: Optional[str] = None
+    disagree = [(k, a) for k, a in votes if a != accel and accel != "unknown"]
+    if disagree:
+        # fd and threads are what the process has; anything else was only a request
+        conflict = "; ".join(f"{k} says {a}" for k, a in disagree) + (
+            f", but the process runs {run} ({observed[0][0]})"
+        )
+    silent = False
+    requested: Optional[str] = None
+    if asked is not None and accel != "unknown" and accel not in asked:
+        # QEMU runs only what its list names: a list without it was misread (a config file
+        # changed since, an option this parser does not know)
+        unknown_why = f"{source} reads as {':'.join(asked)}, which QEMU does not run under {run}"
+    elif asked is not None:
+        requested = ":".join(asked)
+        silent = accel == "tcg" and "tcg" in _after_kvm(asked)
+    if requested is None and unknown_why:
+        note = f"cannot tell what was asked: {unknown_why}"
+        details.append(note)
+        conflict = f"{conflict}; {note}" if conflict else note
+    return Decision(accel, kinds, tuple(details), requested, conflict, silent, other, True)
+
+
+def _judged(
+    votes: list[tuple[str, str]],
+    details: list[str],
+    asked: Optional[tuple[str, ...]],
+    source: str,
+    unknown_why: Optional[str],
+    access: Optional[KvmAccess],
+) -> Decision:
+    """No fds, no thread names: what the request and the records make of it, unverified."""
+    if asked is None:
+        note = f"cannot tell what was asked: {unknown_why}" if unknown_why else None
+        if note:
+            details.append(note)
+        return Decision("unknown", (), tuple(details), None, note, False)
+    requested = ":".join(asked)
+    likely: Optional[str] = None
+    accel = "unknown"
+    conflict: Optional[str] = None
+    if asked[0] != "kvm":
+        # QEMU runs the first accelerator of the list (TCG does not fail to start)
+        accel = asked[0]
+        details.append(f"judged: {accel}, the first QEMU tries (unverified: no fds or threads)")
+    elif len(asked) == 1:
+        if access is not None and access.can_open is False:
+            conflict = (
+                f"cannot tell what was asked: {source} asks for KVM alone, without which QEMU "
+                f"does not start, but {access.why}"
+            )
+            details.append(conflict)
+            return Decision("unknown", (), tuple(details), None, conflict, False)
+        accel = "kvm"
+        details.append(
+            "judged: requested kvm, unverified (QEMU does not start when KVM alone fails; "
+            "no fds or threads to show it)"
+        )
     else:
-        accel = "unknown"
+        nxt = asked[1]
+        if access is None or access.can_open is None:
+            why = access.why if access is not None else "who opened /dev/kvm is not recorded"
+            details.append(f"judged: kvm or, if KVM failed, {nxt}; unverified ({why})")
+        elif access.can_open:
+            likely = "kvm"
+            details.append(f"judged: likely kvm, unverified ({access.why})")
+        else:
+            likely = nxt
+            details.append(
+                f"judged: likely {nxt}, a silent fallback, unverified ({access.why}; "
+                "the node as it is now, not necessarily as QEMU found it)"
+            )
     other: Optional[str] = None
     if accel not in ("kvm", "tcg", "unknown"):
         other, accel = accel, "unknown"
     kinds = tuple(k for k, a in votes if a == accel)
-    conflict: Optional[str] = None
-    disagree = [(k, a) for k, a in votes if a != accel and accel != "unknown"]
-    silent = False
-    if observed and disagree:
-        # fd and threads are what the process has; anything else was only a request
-        conflict = "; ".join(f"{k} says {a}" for k, a in disagree) + (
-            f", but the process runs {accel.upper()} ({observed[0][0]})"
-        )
-        wants_kvm = (argv is not None and argv.accel.wants_kvm) or (domain_type == "kvm")
-        silent = accel == "tcg" and wants_kvm
-    elif votes and not observed and len({a for _, a in votes}) > 1:
-        conflict = "; ".join(f"{k} says {a}" for k, a in votes)
-    return Decision(accel, kinds, tuple(details), requested, conflict, silent, other)
+    return Decision(accel, kinds, tuple(details), requested, conflict, False, other, False, likely)
 
 
 # ---------------------------------------------------------------------------------- scan
@@ -221,6 +398,8 @@ class QemuProcess(NamedTuple):
             "conflict": d.conflict,
             "silent_fallback": d.silent_fallback,
             "other_accel": d.other_accel,
+            "verified": d.verified,
+            "likely": d.likely,
             "process_uid": self.uid,
             "libvirt_xml": self.domain_source,
             "domain_type": self.domain.domain_type if self.domain else None,
@@ -275,25 +454,82 @@ def _domain_xml(
     return None, None
 
 
-def _status(view: ProcView) -> tuple[Optional[str], Optional[int]]:
-    """State letter and effective uid from /proc/PID/status (proc(5))."""
+def _status(p: ProcInfo, view: ProcView) -> tuple[Optional[str], Optional[int], tuple[int, ...]]:
+    """State (psutil's name), effective uid and gids (effective gid, then the supplementary
+    groups) of the process: the state from ``/proc/PID/status`` read now through ``view``
+    (proc(5)); the ids as the walk recorded them (``ProcInfo``: psutil, or a snapshot's status
+    file), else from that same status."""
     try:
-        text = view.read("status", 65536).decode("utf-8", "replace")
+        st = parse_status(view.read("status", 65536).decode("utf-8", "replace"))
     except OSError:
-        return None, None
-    state: Optional[str] = None
-    uid: Optional[int] = None
-    for line in text.splitlines():
-        if line.startswith("State:"):
-            parts = line.split()
-            state = parts[1] if len(parts) > 1 else None
-        elif line.startswith("Uid:"):
-            parts = line.split()
-            if len(parts) > 2 and (parts[2].isascii() and parts[2].isdigit()):
-                uid = int(parts[2])  # effective uid
-        if state is not None and uid is not None:
-            break
-    return state, uid
+        st = ProcStatus()
+    uids = p.uids if p.uids is not None else st.uids
+    gid_ids = p.gids if p.gids is not None else st.gids
+    groups = p.groups if p.groups is not None else (st.groups or ())
+    gids = [] if gid_ids is None else [gid_ids[1]]
+    gids += [g for g in groups if g not in gids]
+    return st.status, uids[1] if uids is not None else None, tuple(gids)
+
+
+def _config_files(
+    ctx: Context, pid: int, argv: QemuArgv, view: ProcView, unreadable: list[str]
+) -> dict[str, Optional[bytes]]:
+    """The config files QEMU read at start (``argv.config_files``), as the process saw them:
+    path as QEMU named it -> content, or None when it does not exist; a file that cannot be
+    read is left out (``parse_qemu_argv`` then cannot tell what it said) and why goes to
+    ``unreadable``.
+
+    An absolute path is read as ``/proc/PID/root/PATH``: the kernel resolves it in the
+    process's root and mount namespace (a container's, libvirt's private one), which
+    ``readlink /proc/PID/root`` alone does not show. A relative path is relative to the
+    directory QEMU started in: ``/proc/PID/cwd``, unless -daemonize moved it to "/" since.
+    After -chroot the process's root is no longer the one it read its files in. When
+    /proc/PID/root cannot be read (another user's process, hvcheck not root), the path is read
+    in hvcheck's own root, and that is said. Only files are read; the file read is the file as
+    it is now.
+    """
+    out: dict[str, Optional[bytes]] = {}
+    host = ctx.host
+    for path in argv.config_files:
+        if argv.chroot is not None:
+            unreadable.append(f"{path}: QEMU changed its root (-chroot) after reading it")
+            continue
+        full = path
+        if not path.startswith("/"):
+            cwd = view.readlink("cwd")
+            if argv.daemonize or cwd is None or not cwd.startswith("/"):
+                why = "-daemonize changed it" if argv.daemonize else "cannot be read"
+                unreadable.append(f"{path}: relative to QEMU's start directory, which {why}")
+                continue
+            full = posixpath.join(cwd, path)
+        try:
+            out[path] = host.read_bytes(f"/proc/{pid}/root{full}", 1024 * 1024)
+            continue
+        except (FileNotFoundError, NotADirectoryError):
+            out[path] = None
+            continue
+        except PermissionError:
+            pass
+        except OSError as e:
+            unreadable.append(f"{path}: {e.strerror or e}")
+            continue
+        try:  # /proc/PID/root not readable: the file in our own root
+            out[path] = host.read_bytes(full, 1024 * 1024)
+            unreadable.append(f"/proc/{pid}/root: not readable; {full} read in hvcheck's root")
+        except (FileNotFoundError, NotADirectoryError):
+            out[path] = None
+        except OSError as e:
+            unreadable.append(f"{path}: {e.strerror or e}")
+    return out
+
+
+def _with_config(
+    ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView, unreadable: list[str]
+) -> QemuArgv:
+    """``argv`` read again with the config files QEMU read (when it read any)."""
+    if not argv.config_files or not p.argv:
+        return argv
+    return parse_qemu_argv(list(p.argv), files=_config_files(ctx, p.pid, argv, view, unreadable))
 
 
 def scan_process(ctx: Context, p: ProcInfo, argv: QemuArgv) -> Optional[QemuProcess]:
@@ -308,8 +544,8 @@ def scan_process(ctx: Context, p: ProcInfo, argv: QemuArgv) -> Optional[QemuProc
 
 def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional[QemuProcess]:
     host = ctx.host
-    state, uid = _status(view)
-    if state in ("Z", "X"):
+    state, uid, gids = _status(p, view)
+    if state in ZOMBIE_STATES:
         return None  # a zombie (exited, not yet reaped) has no fds and runs no guest
     unreadable: list[str] = []
     fds: Optional[list[str]]
@@ -341,10 +577,17 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         fds = None  # a snapshot that holds no fd entries for this process says nothing
     if threads == [] and not view.has("task"):
         threads = None
+    argv = _with_config(ctx, p, argv, view, unreadable)
     # read after the evidence: on a live host, a root link that still reads proves the process
     # ran throughout (ProcView.alive)
     dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
-    decision = decide(fds, threads, dom.domain_type if dom else None, argv)
+    access = None
+    if fds is None and threads is None:  # judged from the request: who could open /dev/kvm
+        from hvcheck.facts import kvm_device  # facts imports this module
+
+        dev = kvm_device(ctx)
+        access = kvm_access(dev, uid, gids, argv.runas, device_absent=host.live and dev is None)
+    decision = decide(fds, threads, dom.domain_type if dom else None, argv, access)
     if host.live and not view.alive():
         return None  # exited while we read it: what we saw may be half a process
     return QemuProcess(

@@ -308,8 +308,11 @@ def build_argv(
     debug_threads: bool = True,
     paused: bool = True,
     binary: str = QEMU_BINARY,
+    user_config: bool = False,
 ) -> list[str]:
-    """A libvirt/Nova-shaped argv: no disk, no network, no display, QMP on a unix socket."""
+    """A libvirt/Nova-shaped argv: no disk, no network, no display, QMP on a unix socket.
+
+    ``user_config``: leave out -no-user-config, so QEMU reads its default config file."""
     argv = [binary, "-name", f"guest={name},debug-threads=on" if debug_threads else f"guest={name}"]
     if paused:
         argv.append("-S")
@@ -323,7 +326,7 @@ def build_argv(
         "1,sockets=1,cores=1,threads=1",
         "-uuid",
         guest_uuid,
-        "-no-user-config",
+        *([] if user_config else ["-no-user-config"]),
         "-nodefaults",
         "-display",
         "none",
@@ -346,11 +349,19 @@ def start_guest(
     extra: Optional[list[str]] = None,
     debug_threads: bool = True,
     paused: bool = True,
+    argv0: Optional[str] = None,
+    cwd: Optional[str] = None,
+    user_config: bool = False,
+    prefix: Optional[list[str]] = None,
 ) -> QemuGuest:
     """Start a real QEMU guest and return once QMP answers and its vCPU threads exist.
 
     ``user`` runs QEMU as that user (primary group, no supplementary groups): as "nobody",
     ``-machine pc,accel=kvm:tcg`` falls back to TCG when /dev/kvm is 0600 root.
+    ``argv0``: the name QEMU is given (``exec -a NAME qemu-system-x86_64``); ``cwd``: the
+    directory it starts in; ``user_config``: no -no-user-config. ``prefix``: a command that
+    ends by exec'ing its arguments (e.g. ``unshare --mount ... sh -c '...; exec "$@"' sh``),
+    so the pid is still QEMU's; ``user`` is then switched after it, with setpriv.
     Raises QemuStartError (with QEMU's stderr) if QEMU exits early or is not ready in 10 s.
     """
     binary = qemu_binary() or QEMU_BINARY
@@ -366,15 +377,33 @@ def start_guest(
         extra=extra,
         debug_threads=debug_threads,
         paused=paused,
-        binary=binary,
+        binary=argv0 or binary,
+        user_config=user_config,
     )
+    command = list(argv)
+    if argv0 is not None and prefix is not None:
+        raise ValueError("argv0 and prefix together are not supported")
 
-    popen_kw: dict[str, Any] = {}
+    popen_kw: dict[str, Any] = {"cwd": cwd}
+    if argv0 is not None:
+        popen_kw["executable"] = binary
     if user is not None:
         pw = pwd.getpwnam(user)
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
         os.chmod(workdir, 0o755)
-        popen_kw.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        if prefix is None:
+            popen_kw.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        else:
+            command = [
+                "setpriv",
+                f"--reuid={pw.pw_uid}",
+                f"--regid={pw.pw_gid}",
+                "--clear-groups",
+                "--",
+                *command,
+            ]
+    if prefix is not None:
+        command = [*prefix, *command]
     if threading.current_thread() is threading.main_thread():
         # PDEATHSIG fires when the *thread* that forked exits: only safe from the main thread.
         popen_kw["preexec_fn"] = _die_with_parent
@@ -382,7 +411,7 @@ def start_guest(
     with open(log_path, "wb") as log:
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -434,8 +463,10 @@ def _wait_ready(guest: QemuGuest, proc: subprocess.Popen[bytes], *, debug_thread
                 tids = {int(c["thread-id"]) for c in cpus}
                 task_dir = f"/proc/{guest.pid}/task"
                 missing = [t for t in tids if not os.path.exists(f"{task_dir}/{t}")]
+                # "CPU 0/KVM", "CPU 0/TCG"; single-threaded TCG: "ALL CPUs/TCG"
                 named = not debug_threads or all(
-                    Path(f"{task_dir}/{t}/comm").read_text().startswith("CPU ") for t in tids
+                    Path(f"{task_dir}/{t}/comm").read_text().startswith(("CPU ", "ALL CPUs/"))
+                    for t in tids
                 )
                 if tids and not missing and named:
                     return
@@ -469,6 +500,10 @@ class GuestFactory(Protocol):
         extra: Optional[list[str]] = ...,
         debug_threads: bool = ...,
         paused: bool = ...,
+        argv0: Optional[str] = ...,
+        cwd: Optional[str] = ...,
+        user_config: bool = ...,
+        prefix: Optional[list[str]] = ...,
     ) -> QemuGuest: ...
 
 
@@ -491,6 +526,10 @@ def qemu_guests_fixture() -> Iterator[GuestFactory]:
         extra: Optional[list[str]] = None,
         debug_threads: bool = True,
         paused: bool = True,
+        argv0: Optional[str] = None,
+        cwd: Optional[str] = None,
+        user_config: bool = False,
+        prefix: Optional[list[str]] = None,
     ) -> QemuGuest:
         if user is not None:
             require_qemu(kvm=True, root=True)
@@ -502,6 +541,10 @@ def qemu_guests_fixture() -> Iterator[GuestFactory]:
             extra=extra,
             debug_threads=debug_threads,
             paused=paused,
+            argv0=argv0,
+            cwd=cwd,
+            user_config=user_config,
+            prefix=prefix,
         )
         started.append(guest)
         return guest

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from hvcheck.host import LiveHost, ProcInfo, RecordingHost, SnapshotHost
 from hvcheck.parsers.procstatus import format_status, parse_status
+from hvcheck.processes import is_qemu_process
 from snap import make_snapshot
 
 
@@ -192,6 +194,33 @@ def test_collect_writes_what_the_live_walk_saw(
     kernel = _kernel_status(sleeper.pid)
     for key in ("State", "Uid", "Gid", "Groups"):
         assert written[key] == kernel[key], key
+
+
+def test_exe_is_the_kernels_link_deleted_included(tmp_path: Path) -> None:
+    """The walk's ``exe`` is the kernel's ``/proc/PID/exe`` as it reads, " (deleted)" kept for
+    a binary removed since it started (psutil's ``exe()`` drops that suffix); a process given
+    another argv[0] is known by it; ``collect`` keeps the link and ``--root`` replays it."""
+    binary = tmp_path / "qemu-system-x86_64"
+    shutil.copy("/bin/sleep", binary)
+    child = subprocess.Popen(["my-kvm", "60"], executable=str(binary))  # exec -a my-kvm
+    try:
+        binary.unlink()
+        link = os.readlink(f"/proc/{child.pid}/exe")
+        assert link == f"{binary} (deleted)"
+        rec = RecordingHost()
+        [p] = rec.process_table({"it": lambda p: p.pid == child.pid}).groups["it"]
+        assert (p.argv, p.exe) == (("my-kvm", "60"), link)
+        assert is_qemu_process(p)
+        out = tmp_path / "snap.tar.gz"
+        rec.write_snapshot(str(out), "2024-01-01T00:00:00Z")
+        with tarfile.open(out) as tf:
+            assert tf.getmember(f"proc/{child.pid}/exe").linkname == link
+        for root in (out, _extracted(out, tmp_path / "dir")):
+            [q] = _one(SnapshotHost(str(root)), child.pid)
+            assert q == p
+    finally:
+        child.kill()
+        child.wait()
 
 
 def _extracted(tarball: Path, dest: Path) -> Path:

@@ -296,10 +296,15 @@ def test_other_fields() -> None:
 
 
 def test_comma_escaping_in_machine_accel() -> None:
-    # QEMU: "invalid accelerator tcg,thread=single" -- the ",," is part of the value.
+    # QEMU 7.2: "invalid accelerator tcg,thread=single" -- the ",," is part of the value, a name
+    # QEMU does not know; with nothing else in the list it does not start at all.
     a = parse_qemu_argv([QSYS, "-machine", "pc,accel=tcg,,thread=single"]).accel
-    assert a.accels == ("tcg,thread=single",)
+    assert (a.accels, a.dropped) == ((), ("tcg,thread=single",))
+    assert a.undetermined and "would not start" in a.undetermined
     assert not a.wants_kvm
+    # ... and with KVM after it, QEMU says "falling back to KVM" and runs KVM
+    a = parse_qemu_argv([QSYS, "-machine", "pc,accel=tcg,,thread=single:kvm"]).accel
+    assert (a.accels, a.dropped, a.undetermined) == (("kvm",), ("tcg,thread=single",), None)
 
 
 def test_unknown_option_takes_a_following_value() -> None:
@@ -325,6 +330,259 @@ def test_accel_request_properties() -> None:
     a = AccelRequest(accels=("kvm", "tcg"), source="-accel", tokens=())
     assert (a.wants_kvm, a.decided, a.primary) == (True, "kvm:tcg", "kvm")
     assert AccelRequest(accels=(), source="unknown", tokens=()).decided == "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# QEMU's other option sources: config files, -set, names it does not know (QEMU 7.2 behaviour,
+# each case started for real; tests/test_accel_differential.py repeats them live)
+# --------------------------------------------------------------------------------------------
+
+NO_DEFAULT = {qemu.DEFAULT_CONFIG: None}
+
+
+def _req(args: list[str], files: dict[str, Any] | None = None, binary: str = QSYS) -> AccelRequest:
+    return parse_qemu_argv([binary, *args], files=files).accel
+
+
+def test_readconfig_machine_accel_overrides_an_earlier_machine_accel() -> None:
+    # issue 18, input 1: QEMU runs TCG as the file asks, with no error and no fallback
+    files = {**NO_DEFAULT, "/c.cfg": b'[machine]\n  accel = "tcg"\n'}
+    a = _req(["-machine", "accel=kvm", "-readconfig", "/c.cfg"], files)
+    assert (a.accels, a.source, a.after_kvm) == (("tcg",), "-readconfig", ())
+    assert a.tokens == ("-readconfig", "/c.cfg", '/c.cfg:1: [machine] accel = "tcg"')
+    # ... and a later -machine accel= overrides the file (QEMU runs KVM)
+    a = _req(["-readconfig", "/c.cfg", "-machine", "accel=kvm"], files)
+    assert (a.accels, a.source) == (("kvm",), "-machine accel=")
+
+
+def test_readconfig_fallback_list() -> None:
+    # issue 18, input 2
+    files = {**NO_DEFAULT, "/c.cfg": b'[machine]\n  accel = "kvm:tcg"\n'}
+    a = _req(["-readconfig", "/c.cfg"], files)
+    assert (a.accels, a.after_kvm, a.source) == (("kvm", "tcg"), ("tcg",), "-readconfig")
+
+
+def test_readconfig_accel_sections_and_set() -> None:
+    files = {**NO_DEFAULT, "/c.cfg": b'[accel]\n  accel = "kvm"\n[accel]\n  accel = "tcg"\n'}
+    assert _req(["-readconfig", "/c.cfg"], files).accels == ("kvm", "tcg")
+    files = {**NO_DEFAULT, "/c.cfg": b'[accel "a0"]\n  accel = "tcg"\n'}
+    a = _req(["-readconfig", "/c.cfg", "-set", "accel.a0.accel=kvm"], files)
+    assert (a.accels, a.source) == (("kvm",), "-readconfig + -set")
+    # -set before the section exists: QEMU 7.2 'there is no accel "a0" defined', no start
+    a = _req(["-set", "accel.a0.accel=kvm", "-readconfig", "/c.cfg"], files)
+    assert a.accels == () and a.undetermined and 'no accel "a0"' in a.undetermined
+    # an [accel] section with -machine accel=: QEMU refuses the mix
+    files = {**NO_DEFAULT, "/c.cfg": b'[accel]\n  accel = "tcg"\n'}
+    assert _req(["-readconfig", "/c.cfg", "-machine", "accel=kvm"], files).conflict
+
+
+def test_set_renames_an_accel_option() -> None:
+    # issue 18, input 3: tcg,id=a0 becomes kvm, so the list is kvm:tcg
+    a = _req(["-accel", "tcg,id=a0", "-accel", "tcg", "-set", "accel.a0.accel=kvm"], NO_DEFAULT)
+    assert (a.accels, a.after_kvm, a.source) == (("kvm", "tcg"), ("tcg",), "-accel + -set")
+    assert a.tokens == ("-accel", "tcg,id=a0", "-set", "accel.a0.accel=kvm", "-accel", "tcg")
+    # other properties leave the name alone; -set machine... is refused by QEMU
+    assert _req(["-accel", "tcg,id=a0", "-set", "accel.a0.thread=single"]).accels == ("tcg",)
+    a = _req(["-accel", "kvm", "-set", "machine.x.accel=tcg"])
+    assert a.undetermined and "not supported with machine" in a.undetermined
+    assert _req(["-accel", "kvm", "-set", "accel.a0accel=kvm"]).undetermined  # "can't parse"
+
+
+def test_default_config_is_read_first_unless_no_user_config() -> None:
+    cfg = b'[machine]\n  accel = "kvm:tcg"\n'
+    a = _req([], {qemu.DEFAULT_CONFIG: cfg})
+    assert (a.accels, a.source) == (("kvm", "tcg"), "default config")
+    assert a.tokens == (f'{qemu.DEFAULT_CONFIG}:1: [machine] accel = "kvm:tcg"',)
+    assert _req(["-no-user-config"], {qemu.DEFAULT_CONFIG: cfg}).accels == ("tcg",)
+    # the command line comes after it
+    assert _req(["-enable-kvm"], {qemu.DEFAULT_CONFIG: cfg}).accels == ("kvm",)
+    # an [accel] section there comes before every -accel
+    cfg = b'[accel]\n  accel = "tcg"\n'
+    assert _req(["-accel", "kvm"], {qemu.DEFAULT_CONFIG: cfg}).accels == ("tcg", "kvm")
+    # absent: as QEMU, nothing; not looked at (files=None): counted as absent
+    assert _req(["-accel", "kvm"], NO_DEFAULT).accels == ("kvm",)
+    assert _req(["-accel", "kvm"]).accels == ("kvm",)
+
+
+def test_unreadable_files_leave_the_request_undetermined_unless_overridden() -> None:
+    a = _req(["-accel", "kvm"], {})  # the default config could not be read
+    assert a.accels == () and a.decided == "unknown"
+    assert a.undetermined == f"{qemu.DEFAULT_CONFIG} could not be read"
+    # a later machine writer overrides whatever it said (an [accel] there would be refused)
+    assert _req(["-machine", "accel=kvm:tcg"], {}).accels == ("kvm", "tcg")
+    assert _req(["-enable-kvm", "-readconfig", "x.cfg"], NO_DEFAULT).undetermined
+    assert _req(["-readconfig", "x.cfg", "-enable-kvm"], NO_DEFAULT).accels == ("kvm",)
+    # without files a -readconfig file is not known
+    a = _req(["-readconfig", "/vm.cfg"])
+    assert a.undetermined == "/vm.cfg was not read"
+    # a file that is gone now, or does not parse now, changed since QEMU read it
+    a = _req(["-readconfig", "/vm.cfg"], {**NO_DEFAULT, "/vm.cfg": None})
+    assert a.undetermined == "/vm.cfg no longer exists"
+    a = _req(["-readconfig", "/vm.cfg"], {**NO_DEFAULT, "/vm.cfg": b"[machine]\n \n"})
+    assert a.undetermined and "line 2: parse error" in a.undetermined
+    # -set on an id an unread file may define
+    a = _req(["-readconfig", "/vm.cfg", "-set", "accel.a.accel=kvm"], NO_DEFAULT)
+    assert a.undetermined and "/vm.cfg" in a.undetermined
+
+
+@pytest.mark.parametrize(
+    ("args", "accels", "dropped"),
+    [
+        # names are case-sensitive (accel_find): QEMU 7.2 "invalid accelerator KVM"
+        (["-machine", "accel=KVM:tcg"], ("tcg",), ("KVM",)),
+        (["-accel", "KVM", "-accel", "tcg"], ("tcg",), ("KVM",)),
+        (["-accel", "KVM"], (), ("KVM",)),  # QEMU does not start
+        (["-machine", "accel=Tcg"], (), ("Tcg",)),
+        # ":" is no separator for -accel: "invalid accelerator kvm:tcg"
+        (["-accel", "kvm:tcg", "-accel", "tcg"], ("tcg",), ("kvm:tcg",)),
+        (["-accel", "kvm:tcg"], (), ("kvm:tcg",)),
+        (["-machine", "accel=kvm::tcg"], ("kvm", "tcg"), ()),
+    ],
+)
+def test_names_qemu_does_not_know_are_skipped(
+    args: list[str], accels: tuple[str, ...], dropped: tuple[str, ...]
+) -> None:
+    a = _req(args)
+    assert (a.accels, a.dropped) == (accels, dropped)
+    assert (a.undetermined is None) == bool(accels)
+
+
+def test_known_accels_of_the_binary() -> None:
+    # xen:kvm:tcg on a build without Xen (Debian 12's qemu-system-x86_64 has kvm and tcg)
+    q = parse_qemu_argv([QSYS, "-machine", "accel=xen:kvm:tcg"], known_accels={"kvm", "tcg"})
+    assert (q.accel.accels, q.accel.dropped) == (("kvm", "tcg"), ("xen",))
+    assert parse_qemu_argv([QSYS, "-machine", "accel=xen:kvm:tcg"]).accel.accels == (
+        "xen",
+        "kvm",
+        "tcg",
+    )
+    # the default of a build with only one of KVM and TCG (RHEL's qemu-kvm has no TCG)
+    assert parse_qemu_argv(["/usr/libexec/qemu-kvm"], known_accels={"kvm"}).accel.accels == ("kvm",)
+    assert parse_qemu_argv([QSYS], known_accels={"kvm"}).accel.accels == ("kvm",)
+    assert parse_qemu_argv(["/usr/bin/kvm"], known_accels={"tcg"}).accel.accels == ("tcg",)
+    assert parse_qemu_argv([QSYS], known_accels=set()).accel.undetermined
+
+
+def test_default_accelerator_follows_argv0_not_the_executable() -> None:
+    # configure_accelerators(argv[0]): exec -a my-kvm qemu-system-x86_64 prefers KVM
+    a = parse_qemu_argv(["my-kvm", "-m", "64"]).accel
+    assert (a.accels, a.source, a.tokens, a.after_kvm) == (
+        ("kvm", "tcg"),
+        "binary default",
+        ("my-kvm",),
+        ("tcg",),
+    )
+
+
+def test_after_kvm() -> None:
+    assert AccelRequest(("kvm", "tcg"), "-accel", ()).after_kvm == ("tcg",)
+    assert AccelRequest(("kvm",), "-accel", ()).after_kvm == ()
+    assert AccelRequest(("tcg", "kvm"), "-accel", ()).after_kvm == ()
+    assert AccelRequest(("xen", "kvm", "hvf", "tcg"), "-accel", ()).after_kvm == ("hvf", "tcg")
+    assert AccelRequest((), "unknown", ()).after_kvm == ()
+
+
+def test_privilege_and_root_options() -> None:
+    q = parse_qemu_argv([QSYS, "-runas", "qemu", "-chroot", "/var/empty", "-daemonize"])
+    assert (q.runas, q.chroot, q.daemonize) == ("qemu", "/var/empty", True)
+    q = parse_qemu_argv([QSYS, "-run-with", "user=qemu,chroot=/srv"])
+    assert (q.runas, q.chroot, q.daemonize) == ("qemu", "/srv", False)
+    q = parse_qemu_argv([QSYS, "-name", "-runas"])
+    assert q.runas is None
+
+
+def test_config_files() -> None:
+    assert qemu.config_files([QSYS]) == (qemu.DEFAULT_CONFIG,)
+    assert qemu.config_files([QSYS, "-readconfig", "a", "-nodefconfig", "-readconfig", "b"]) == (
+        "a",
+        "b",
+    )
+    assert qemu.config_files([QSYS, "-name", "-no-user-config"]) == (qemu.DEFAULT_CONFIG,)
+    q = parse_qemu_argv([QSYS, "-no-user-config", "-readconfig", "/x"], files={"/x": b""})
+    assert q.config_files == ("/x",) and q.accel.accels == ("tcg",)
+
+
+# The config file format, as qemu_config_foreach() reads it (each quirk checked on QEMU 7.2).
+
+
+def test_config_sections_ids_and_last_key_wins() -> None:
+    c = qemu.parse_qemu_config(
+        b'[machine]\n  accel = "kvm"\n  accel = "tcg"\n\n#x\n[accel "a0"]\naccel = "kvm"\n'
+    )
+    assert c.error is None
+    assert [(s.group, s.get("accel"), s.get("id"), s.line) for s in c.sections] == [
+        ("machine", "tcg", None, 1),
+        ("accel", "kvm", "a0", 6),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "items"),
+    [
+        (b'[machine]\naccel = "kvm"', (("accel", "kvm"),)),  # no final newline
+        (b"[machine]\naccel = kvm\n", (("accel", ""),)),  # QEMU: "no accelerator found"
+        (b'[machine]\naccel="kvm"\n', (('accel="kvm"', ""),)),  # QEMU: Property not found
+        (b'[machine]\naccel = ""\n', (("accel", ""),)),
+        (b'[machine]\n\t accel\t=\t"k v"  trailing\n', (("accel", "k v"),)),
+        (b'[machine]\naccel = "kvm\n', (("accel", "kvm\n"),)),  # unclosed quote
+        (b"[machine]\n[]x\n", (("[]x", ""),)),  # not a header: a key
+    ],
+)
+def test_config_key_lines(text: bytes, items: tuple[tuple[str, str], ...]) -> None:
+    c = qemu.parse_qemu_config(text)
+    assert c.error is None
+    assert c.sections[0].items == items
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (b"[machine]\n   \n", "line 2: parse error"),  # QEMU 7.2: "c.cfg:2: parse error"
+        (b"[machine]\r\n\r\n", "line 2: parse error"),
+        (b'accel = "kvm"\n', "line 1: no group defined"),
+        (b"  # indented comment\n", "line 1: no group defined"),
+        (b"[machine]\n\x00\n", "line 2: parse error"),
+    ],
+)
+def test_config_errors(text: bytes, error: str) -> None:
+    assert qemu.parse_qemu_config(text).error == error
+
+
+def test_config_headers_as_sscanf_reads_them() -> None:
+    c = qemu.parse_qemu_config(b'[ machine ]\n[accel  "my id" ]\n[machine]x\n[m\n')
+    assert [(s.group, s.get("id")) for s in c.sections] == [
+        (" machine ", None),  # %63[^]] keeps the spaces: QEMU finds no such group
+        ("accel", "my id"),
+        ("machine", None),
+        ("m\n", None),
+    ]
+    # the last section is handed on under whatever the last "[" line scanned into `group`:
+    # a "[]..." line inside it is a key line, but its %63s clobbered the name
+    c = qemu.parse_qemu_config(b'[machine]\naccel = "kvm"\n[]z\n')
+    assert [(s.group, s.items) for s in c.sections] == [("]z", (("accel", "kvm"), ("[]z", "")))]
+    long_group = b"[" + b"g" * 70 + b"]\n"
+    assert qemu.parse_qemu_config(long_group).sections[0].group == "g" * 63
+
+
+def test_config_long_lines_are_read_in_fgets_pieces() -> None:
+    # fgets(line, 1024): a 1100-byte line is two lines; the second is "word" -> key, value ""
+    text = b'[machine]\naccel = "' + b"k" * 1100 + b'"\n'
+    c = qemu.parse_qemu_config(text)
+    assert c.error is None
+    ((k1, v1), (k2, v2)) = c.sections[0].items
+    assert (k1, len(v1)) == ("accel", 1023 - len('accel = "'))
+    assert (k2, v2) == ("k" * 63, "")
+    assert qemu.parse_qemu_config('[machine]\naccel = "é"\n').sections[0].get("accel") == "é"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300))
+def test_parse_qemu_config_never_raises(data: bytes | str) -> None:
+    c = qemu.parse_qemu_config(data)
+    assert c.error is None or isinstance(c.error, str)
+    files = {qemu.DEFAULT_CONFIG: data, "/r": data}
+    a = parse_qemu_argv([QSYS, "-readconfig", "/r", "-set", "accel.a.accel=kvm"], files=files)
+    assert isinstance(a.accel.decided, str)
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,7 +712,9 @@ def test_huge_and_control_inputs() -> None:
     big = ["/usr/bin/qemu-kvm", "-name", "guest=" + "y" * 500_000, "-accel", "kvm"]
     q = parse_qemu_argv(big)
     assert (q.binary, q.name, q.accel.decided) == ("/usr/bin/qemu-kvm", "y" * 500_000, "kvm")
-    assert parse_qemu_argv(["\x00", "-accel", "\x00kvm\x1b"]).accel.decided == "\x00kvm\x1b"
+    hostile = parse_qemu_argv(["\x00", "-accel", "\x00kvm\x1b"]).accel
+    assert (hostile.decided, hostile.dropped) == ("unknown", ("\x00kvm\x1b",))
+    assert hostile.tokens == ("-accel", "\x00kvm\x1b")
     assert from_proc_cmdline(None) == []  # type: ignore[arg-type]
     assert parse_qemu_argv(None).accel.decided == "unknown"  # type: ignore[arg-type]
     assert is_qemu_binary(None) is False  # type: ignore[arg-type]

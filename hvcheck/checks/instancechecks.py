@@ -34,6 +34,16 @@ def _names(qs: list[QemuProcess], limit: int = 5) -> str:
     return s + (f" and {len(qs) - limit} more" if len(qs) > limit else "")
 
 
+def _evidence(q: QemuProcess) -> str:
+    d = q.decision
+    line = f"{_label(q)}: {d.accel} by {', '.join(d.kinds) or 'nothing'}"
+    if not d.verified and d.accel != "unknown":
+        line += " (unverified)"
+    if d.requested is None and d.conflict and "cannot tell what was asked" in d.conflict:
+        line += "; cannot tell what was asked"
+    return line
+
+
 class InstancesAccel(Check):
     id = "instances.accel"
     title = "Instances really run with KVM"
@@ -57,10 +67,7 @@ class InstancesAccel(Check):
         tcg = [q for q in procs if q.decision.accel == "tcg"]
         unknown = [q for q in procs if q.decision.accel == "unknown"]
         fallback = [q for q in tcg if q.decision.silent_fallback]
-        ev = [
-            f"{_label(q)}: {q.decision.accel} by {', '.join(q.decision.kinds) or 'nothing'}"
-            for q in procs[:20]
-        ]
+        ev = [_evidence(q) for q in procs[:20]]
         warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         d = {
             "count": len(procs),
@@ -123,11 +130,17 @@ class InstancesAccel(Check):
             why = "; ".join(u for q in unknown for u in q.unreadable)[:200]
             others = [q.decision.other_accel for q in unknown if q.decision.other_accel]
             detail = f" (other accelerator: {', '.join(sorted(set(others)))})" if others else ""
+            likely_tcg = [q for q in unknown if q.decision.likely == "tcg"]
+            if likely_tcg:
+                detail += f"; likely a silent fallback to TCG: {_names(likely_tcg)}"
+            hint = "re-run with sudo to read /proc/<pid>/fd of QEMU processes"
+            if likely_tcg:
+                hint += f"; if they did fall back: {FALLBACK_HINT}"
             return self.result(
                 Status.UNKNOWN,
                 f"{counts}; cannot prove the accelerator of {_names(unknown)}"
                 f"{detail}" + (f": {why}" if why else ""),
-                hint="re-run with sudo to read /proc/<pid>/fd of QEMU processes",
+                hint=hint,
                 code="unknown",
                 evidence=ev,
                 details=d,
@@ -137,6 +150,17 @@ class InstancesAccel(Check):
                 Status.OK,
                 f"{counts}; TCG as configured (virt_type={virt_type})",
                 code="tcg-as-configured",
+                evidence=ev,
+                details=d,
+            )
+        unverified = [q for q in kvm if not q.decision.verified]
+        if unverified:
+            # no fds or thread names: what they asked for, and QEMU does not start without it
+            return self.result(
+                Status.OK,
+                f"{counts}: {len(kvm) - len(unverified)} hold KVM; requested kvm, unverified: "
+                f"{_names(unverified)} (no fds or vCPU thread names to read)",
+                code="kvm-unverified",
                 evidence=ev,
                 details=d,
             )

@@ -168,6 +168,7 @@ class ProcInfo(NamedTuple):
     ``status`` in psutil's names ("running", "sleeping", ... see
     :mod:`hvcheck.parsers.procstatus`), ``uids``/``gids`` (real, effective, saved) and the
     supplementary ``groups``; None where unknown (not asked, denied, an older snapshot).
+    ``exe``: the target of ``/proc/<pid>/exe`` (proc(5)), read for every process of the walk.
     """
 
     pid: int
@@ -177,6 +178,10 @@ class ProcInfo(NamedTuple):
     gids: Optional[tuple[int, int, int]] = None
     groups: Optional[tuple[int, ...]] = None
     status: Optional[str] = None
+    exe: Optional[str] = None
+    """Target of ``/proc/<pid>/exe`` as the kernel gives it (" (deleted)" appended when the
+    file was replaced or removed since); None when it cannot be read (another user's process,
+    a snapshot without it)."""
 
 
 class ProcessTable(NamedTuple):
@@ -392,9 +397,11 @@ class Host(ABC):
         return ProcessTable(groups, tuple(sorted(denied)))
 
     def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
-        """Every process with its ``comm`` and argv, read from ``/proc/<pid>/`` through the
-        host's paths, each with the handle ``_process_details`` reads it by."""
-        return _walk_procs(self.listdir("/proc"), self._read_bytes, denied, self._was_denied)
+        """Every process with its ``comm``, argv and executable, read from ``/proc/<pid>/``
+        through the host's paths, each with the handle ``_process_details`` reads it by."""
+        return _walk_procs(
+            self.listdir("/proc"), self._read_bytes, denied, self._was_denied, self._readlink_raw
+        )
 
     def _was_denied(self, path: str) -> bool:
         """Whether reading ``path`` was refused to the user who made this host's record (a
@@ -481,10 +488,12 @@ def _walk_procs(
     read: Callable[[str, int], bytes],
     denied: list[int],
     was_denied: Callable[[str], bool],
+    readlink: Callable[[str], Optional[str]],
 ) -> Iterator[tuple[ProcInfo, Callable[[str, int], bytes]]]:
-    """``/proc/<pid>/{cmdline,comm}`` of each pid in ``names`` (a snapshot's, or any path
-    host's). A pid whose cmdline ``was_denied`` (to the collecting user) goes to ``denied``;
-    one that cannot be read for another reason (a link out of a snapshot) is read as empty."""
+    """``/proc/<pid>/{cmdline,comm}`` and the ``exe`` link of each pid in ``names`` (a
+    snapshot's, or any path host's). A pid whose cmdline ``was_denied`` (to the collecting
+    user) goes to ``denied``; one that cannot be read for another reason (a link out of a
+    snapshot) is read as empty; ``readlink`` gives None for a link it cannot read."""
     for name in names:
         if not (name.isascii() and name.isdigit()):
             continue
@@ -510,7 +519,9 @@ def _walk_procs(
         )
         if not argv and not comm:
             continue
-        yield ProcInfo(pid=pid, comm=comm, argv=argv), read
+        # what runs, whatever argv[0] says (exec -a): proc(5) /proc/PID/exe
+        exe = readlink(f"/proc/{pid}/exe")
+        yield ProcInfo(pid=pid, comm=comm, argv=argv, exe=exe), read
 
 
 def _by_number(names: Iterable[str]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Reads files through ``os`` (``O_NONBLOCK``, regular files only); the process table through
 psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
-``/proc/<pid>/status`` itself (psutil has no supplementary groups), and each QEMU process's
+``/proc/<pid>/status`` and the ``/proc/<pid>/exe`` link itself (psutil has no supplementary
+groups, and its ``exe()`` drops " (deleted)"), and each QEMU process's
 ``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
 thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
@@ -87,9 +88,10 @@ class LiveHost(Host):
 
     def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
         """The process table through psutil (``process_iter``; ``cmdline``, ``name``), each
-        process with its ``psutil.Process``. Kernel threads (no command line) and zombies
-        (psutil's ZombieProcess) are left out, vanished processes (NoSuchProcess) skipped,
-        denied ones (AccessDenied) listed in ``denied``.
+        process with its ``psutil.Process``, and its ``/proc/<pid>/exe`` link (read here, not
+        by psutil's ``exe()``, which drops the " (deleted)" of a replaced binary). Kernel
+        threads (no command line) and zombies (psutil's ZombieProcess) are left out, vanished
+        processes (NoSuchProcess) skipped, denied ones (AccessDenied) listed in ``denied``.
 
         Never recorded by ``collect`` as such: a snapshot keeps only the processes the checks
         matched, not every command line on the host.
@@ -112,7 +114,8 @@ class LiveHost(Host):
             except psutil.AccessDenied:
                 denied.append(proc.pid)
                 continue
-            yield ProcInfo(proc.pid, _text(comm), tuple(_text(a) for a in argv)), proc
+            argv_t = tuple(_text(a) for a in argv)
+            yield ProcInfo(proc.pid, _text(comm), argv_t, exe=_exe_link(proc.pid)), proc
 
     def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
         """psutil's status, uids and gids of a matched process; its supplementary groups
@@ -248,6 +251,17 @@ def _text(s: str) -> str:
     """A string psutil decoded with the filesystem encoding's ``surrogateescape``, decoded as
     the rest of hvcheck decodes what it reads: UTF-8, invalid bytes as U+FFFD."""
     return s if s.isascii() else _decode(os.fsencode(s))
+
+
+def _exe_link(pid: int) -> Optional[str]:
+    """The target of ``/proc/<pid>/exe`` as the kernel gives it, " (deleted)" included (proc(5);
+    psutil's ``Process.exe()`` strips that suffix when the path is gone); None when it cannot
+    be read (EACCES for another user's process without CAP_SYS_PTRACE, ENOENT for a kernel
+    thread or a process that exited)."""
+    try:
+        return _text(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return None
 
 
 def _read_procfs(path: str, limit: int) -> bytes:

@@ -192,6 +192,9 @@ class RecordingHost(LiveHost):
                 b"".join(a.encode("utf-8", "replace") + b"\0" for a in p.argv),
             )
             files.setdefault(f"/proc/{pid}/comm", (p.comm + "\n").encode("utf-8", "replace"))
+            if p.exe is not None:
+                # the executable it was known by (" (deleted)" kept), as a link like procfs's
+                self.links.setdefault(f"/proc/{pid}/exe", p.exe)
             if (p.status, p.uids, p.gids, p.groups) != (None, None, None, None):
                 text = format_status(p.comm, p.status, p.uids, p.gids, p.groups)
                 files.setdefault(f"/proc/{pid}/status", text.encode("utf-8", "replace"))

@@ -380,9 +380,18 @@ class SnapshotHost(Host):
                         raise
             return self._read_bytes(path, limit)
 
+        def readlink(path: str) -> Optional[str]:
+            _, _, pid, name = path.split("/", 3)
+            if pid in plain and path not in self._denied_paths:
+                try:
+                    return os.readlink(f"{pid}/{name}", dir_fd=dfd)  # never follows the link
+                except OSError:
+                    return None
+            return self._readlink_raw(path)
+
         try:
             yield from _walk_procs(
-                _by_number(n for n, _ in entries), read, denied, self._was_denied
+                _by_number(n for n, _ in entries), read, denied, self._was_denied, readlink
             )
         finally:
             os.close(dfd)
