@@ -358,6 +358,71 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
     return 0
 
 
+GUEST_FORMATS = ("table", "json", "nagios")
+
+
+@cli.command("guest", short_help="Inside a VM: KVM-accelerated, or emulated by TCG?")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(GUEST_FORMATS),
+    default=None,
+    help="Output format (default: the group's --format, else table).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
+@click.option(
+    "--root",
+    metavar="PATH",
+    type=click.Path(),
+    default=None,
+    help="Read a guest's snapshot (from `hvcheck collect` run inside it) instead of this VM.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    callback=lambda c, p, v: v if v is None else _seconds(c, p, v),
+    help=f"The whole run ends within this many seconds (default {DEFAULT_TIMEOUT:g}).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More detail (nagios: non-OK checks).")
+@click.pass_obj
+def guest(
+    state: dict[str, Any],
+    fmt: Optional[str],
+    as_json: bool,
+    root: Optional[str],
+    timeout: Optional[float],
+    verbose: bool,
+) -> int:
+    """Run inside a VM: does it run with hardware acceleration (KVM, or another hypervisor's)
+    or under QEMU's TCG emulation, and is nested virtualization offered to it?
+
+    Exit status: 0 OK (KVM, another hypervisor, bare metal), 1 WARNING (TCG), 3 UNKNOWN
+    (cannot tell).
+    """
+    fmt = "json" if as_json else (fmt or state["fmt"])
+    if fmt not in GUEST_FORMATS:
+        raise click.UsageError(f"hvcheck guest prints {', '.join(GUEST_FORMATS)}, not {fmt!r}")
+    state["fmt"] = fmt
+    from hvcheck import engine, report
+    from hvcheck.host import SnapshotError, open_host
+    from hvcheck.model import GuestVerdict
+
+    try:
+        host = open_host(root or state["root"])
+    except SnapshotError as e:
+        failed = GuestVerdict.failed(str(e))
+        report.render_guest(failed, fmt)
+        return failed.exit_code
+    verdict = engine.run_guest(
+        host, engine.load_checks("guest"), timeout=timeout or state["timeout"]
+    )
+    report.render_guest(verdict, fmt, verbose)
+    return verdict.exit_code
+
+
 def parse_args(argv: list[str]) -> SimpleNamespace:
     """Parse a command line as ``main`` would, without running it: the group's options, then
     ``command`` (None without one) and the subcommand's own parameters. Raises UsageError
