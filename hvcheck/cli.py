@@ -341,6 +341,8 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
     verdict = engine.run(
         host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
     )
+    # the guest checks too, so that `hvcheck guest --root` replays a snapshot taken in a VM
+    gv = engine.run_guest(host, engine.load_checks("guest"), timeout=state["timeout"])
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         live = {
@@ -348,6 +350,13 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
             "kvm_usable": verdict.kvm_usable,
             "acceleration": verdict.acceleration,
             "checks": {r.id: r.status.label for r in verdict.results},
+            "guest": {
+                "status": gv.status.label,
+                "accel": gv.accel,
+                "hypervisor": gv.hypervisor,
+                "nested": gv.nested,
+                "checks": {r.id: r.status.label for r in gv.results},
+            },
         }
         host.write_snapshot(out, stamp, live)
     except OSError as e:

@@ -867,7 +867,6 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
 # hvcheck.checks.guest read these; the host run never does. Sources and what each proves are
 # described in hvcheck.parsers.guest.
 GUEST_CLOCKSOURCES = "/sys/devices/system/clocksource/clocksource0/available_clocksource"
-GUEST_CURRENT_CLOCKSOURCE = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
 DMI_SYS_VENDOR = "/sys/class/dmi/id/sys_vendor"
 DMI_PRODUCT_NAME = "/sys/class/dmi/id/product_name"
 SYS_HYPERVISOR_TYPE = "/sys/hypervisor/type"
@@ -876,9 +875,8 @@ DT_HYPERVISOR = "/proc/device-tree/hypervisor/compatible"
 DT_MODEL = "/proc/device-tree/model"
 GUEST_READS = (
     "/proc/cpuinfo",
-    "/dev/kmsg (the kernel log)",
+    "/dev/kmsg",
     GUEST_CLOCKSOURCES,
-    GUEST_CURRENT_CLOCKSOURCE,
     DMI_SYS_VENDOR,
     DMI_PRODUCT_NAME,
     SYS_HYPERVISOR_TYPE,
@@ -1106,10 +1104,12 @@ def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], 
     # x86 QEMU without KVM: what KVM would have shown is missing. QEMU's TCG answers CPUID
     # 0x40000000 with "TCGTCGTCGTCG" (target/i386/cpu.c), which no kernel driver claims, so a
     # complete boot log names no hypervisor; kvm-clock needs KVM's paravirtual clock.
+    # A QEMU machine whose cpuinfo lacks the hypervisor flag hides it (-cpu ...,-hypervisor),
+    # and then the kernel looks for no hypervisor at all: nothing can be concluded there.
     qemu_machine = ident.qemu or qemu_model
     decided = any(c.says not in ("qemu", "vm", "bare") for c in clues)
-    vm_flag = any(c.kind == "cpu-flag" and c.says == "vm" for c in clues)
-    if fam in ("x86", None) and qemu_machine and vm_flag and not decided:
+    hidden = any(c.kind == "cpu-flag" and c.says == "bare" for c in clues)
+    if fam in ("x86", None) and qemu_machine and not hidden and not decided:
         if gl.complete and not gl.hypervisor:
             clues.append(
                 GuestClue(
@@ -1147,9 +1147,10 @@ def _guest_accel(ctx: Context) -> GuestAccel:
     qemu = [c for c in clues if c.says == "qemu"]
     vm = [c for c in clues if c.says == "vm"]
     bare = [c for c in clues if c.says == "bare"]
-    where = f" ({platform})" if platform else ""
+    where = f", on {platform}" if platform else ""
 
     def verdict(accel: str, hv: Optional[str], used: list[GuestClue], head: str) -> GuestAccel:
+        used = sorted(used, key=_rank)
         kinds = tuple(dict.fromkeys(c.kind for c in used))
         reasons = tuple(dict.fromkeys(c.text for c in used))
         return GuestAccel(
@@ -1184,7 +1185,7 @@ def _guest_accel(ctx: Context) -> GuestAccel:
         )  # fmt: skip
     if qemu:
         return verdict(
-            "unknown", None, qemu + vm,
+            "unknown", None, qemu + vm + bare,
             f"a QEMU machine{where}, but nothing here tells KVM from TCG",
         )  # fmt: skip
     if vm:

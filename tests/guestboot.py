@@ -221,7 +221,7 @@ def init_script(files: Iterable[str], devices: Iterable[str], detect_virt: bool)
         "mkdir -p /tmp && mount -t tmpfs tmpfs /tmp",
         "dmesg -n 1",  # keep the kernel's own console output out of the framing
         "emit() {",
-        '  if [ -r "$1" ]; then',
+        '  if [ -f "$1" ] && [ -r "$1" ]; then',
         '    cat "$1" > /tmp/f 2>/dev/null',
         '    echo "HVCHECK-FILE $2 $(wc -c < /tmp/f) $(md5sum < /tmp/f | cut -d" " -f1)"',
         "    base64 < /tmp/f",
@@ -290,6 +290,7 @@ class GuestCapture:
     console: str = ""
     seconds: float = 0.0
     argv: list[str] = field(default_factory=list)
+    taken_at: str = ""  # UTC, when the guest was booted
 
 
 def parse_console(text: str, capture: GuestCapture) -> None:
@@ -376,6 +377,7 @@ def boot(
         ]  # fmt: skip
         out_path = Path(tmp) / "console.log"
         start = time.monotonic()
+        started = time.time()
         with open(out_path, "wb") as out:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -387,6 +389,7 @@ def boot(
             finally:
                 _stop(proc)
         cap = GuestCapture(accel=accel, argv=argv)
+        cap.taken_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         cap.seconds = time.monotonic() - start
         cap.console = out_path.read_bytes().decode("utf-8", "replace")
         parse_console(cap.console, cap)
@@ -407,8 +410,24 @@ def write_snapshot(cap: GuestCapture, root: Path) -> Path:
         "arch": cap.machine,
         "kernel": cap.release,
         "taken_as_uid": 0,
+        "taken_at": cap.taken_at,
         "devices": cap.devices,
         "probes": {},
     }
     (root / "hvcheck-snapshot.json").write_text(json.dumps(marker, indent=2) + "\n")
     return root
+
+
+def guest_reads() -> list[str]:
+    """The plain files the guest checks declare in ``reads`` (``hvcheck checks``): what the
+    guest's init copies back. /dev/kmsg (the kernel log) and /dev/kvm (a device node) are
+    reported their own way; directories are not files."""
+    from hvcheck import engine
+
+    out: list[str] = []
+    for lc in engine.load_checks("guest"):
+        for r in lc.reads:
+            path = r.split(" ", 1)[0]
+            if path.startswith(("/proc/", "/sys/")) and "*" not in path and path not in out:
+                out.append(path)
+    return out

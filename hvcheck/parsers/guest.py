@@ -218,7 +218,8 @@ class GuestLog(NamedTuple):
 
 
 _PARAVIRT = re.compile(r"^Booting paravirtualized kernel on (.+?)\s*$")
-_SWITCHED = re.compile(r"^clocksource: Switched to clocksource (\S+)")
+# kernel/time/clocksource.c; before 4.x without the "clocksource: " prefix
+_SWITCHED = re.compile(r"^(?:clocksource: )?Switched to clocksource (\S+)")
 # arch/x86/kernel/kvmclock.c: "kvm-clock: Using msrs %x and %x", "kvm-clock: cpu %d, msr %llx"
 _KVM_CLOCK = re.compile(r"^kvm-clock: (?:Using msrs|cpu \d+, msr)")
 _ARM_EL = re.compile(r"^CPU: All CPU\(s\) started at (EL\d)")
