@@ -241,10 +241,10 @@ def _failed(fmt: str, message: str) -> int:
 @cli.command("checks")
 @click.pass_obj
 def list_checks(state: dict[str, Any]) -> int:
-    """List the checks: id, title and what each reads."""
+    """List the checks: id, title and what each reads (guest.* run in `hvcheck guest`)."""
     from hvcheck import engine, report
 
-    report.render_checks(engine.load_checks(), state["fmt"])
+    report.render_checks(engine.load_checks("all"), state["fmt"])
     return 0
 
 
