@@ -36,6 +36,7 @@ from typing import Optional
 QEMU = "qemu-system-x86_64"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "busybox-static"
+CLOCKSOURCES_PATH = "/sys/devices/system/clocksource/clocksource0/available_clocksource"
 BOOT_TIMEOUT = 120.0  # seconds; a TCG boot takes ~3 s here, a loaded shared machine more
 
 
