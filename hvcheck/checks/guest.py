@@ -64,7 +64,7 @@ def _tcg_hint(platform: Optional[str]) -> str:
         "/dev/kvm?), then start the VM with KVM (libvirt <domain type='kvm'>, QEMU -accel kvm; "
         "-accel kvm:tcg falls back to TCG silently when /dev/kvm cannot be opened)"
     )
-    return below + "; every instruction is emulated until then (typically 10-50x slower)"
+    return below + "; until then QEMU translates every guest instruction in software"
 
 
 def _unknown_hint(g: facts.GuestAccel) -> str:
