@@ -3,7 +3,9 @@
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
+/run/systemd/container, /etc/passwd, /etc/group; for `hvcheck guest` also
+/sys/devices/system/clocksource/clocksource0/available_clocksource, /proc/cmdline and
+/proc/device-tree/{hypervisor/compatible,model}; for libvirt's QEMU user: the libvirtd /
 virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
 /etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf.
 """
@@ -16,6 +18,18 @@ from hvcheck.check import Context
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
+from hvcheck.parsers.guest import (
+    PARAVIRT_CLOCKS,
+    GuestLog,
+    classify_cpu_model,
+    classify_dmi,
+    dmi_from_log,
+    guest_log,
+    hypervisor_from_kernel,
+    parse_clocksources,
+    parse_dt_strings,
+    parse_sysinfo,
+)
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -916,9 +930,8 @@ class GuestClue(NamedTuple):
     """One thing a guest sees, and what it says."""
 
     kind: str  # an evidence kind of _KIND_ORDER (the JSON guest.evidence names)
-    says: (
-        str  # kvm | tcg | qemu (a QEMU machine, KVM or TCG) | vm | bare | an OTHER_HYPERVISORS key
-    )
+    # kvm | tcg | qemu (a QEMU machine, KVM or TCG) | vm | bare | an OTHER_HYPERVISORS key
+    says: str
     text: str  # what was seen, for the summary
 
 
@@ -948,7 +961,15 @@ class GuestAccel(NamedTuple):
 
 
 def guest_accel(ctx: Context) -> GuestAccel:
+    """Is this machine KVM-accelerated, under another hypervisor, emulated by TCG, or bare
+    metal? From the kernel log, the clocksources, cpuinfo, DMI, /sys/hypervisor, s390x
+    /proc/sysinfo and the POWER device tree (GUEST_READS; hvcheck.parsers.guest says what each
+    proves). Never raises for an unreadable source: it is listed in ``unreadable``."""
     return ctx.fact("guest_accel", _guest_accel)
+
+
+def _guest_log(ctx: Context) -> GuestLog:
+    return ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines))
 
 
 def _guest_text(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]:
@@ -961,18 +982,6 @@ def _guest_text(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]
 
 def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], Optional[str]]:
     """Everything a guest sees of the machine under it, and the platform DMI names."""
-    from hvcheck.parsers.guest import (
-        PARAVIRT_CLOCKS,
-        classify_cpu_model,
-        classify_dmi,
-        dmi_from_log,
-        guest_log,
-        hypervisor_from_kernel,
-        parse_clocksources,
-        parse_dt_strings,
-        parse_sysinfo,
-    )
-
     clues: list[GuestClue] = []
     fam = arch(ctx).family
     try:
@@ -983,7 +992,7 @@ def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], 
     log = kernel_log(ctx)
     if log.error:
         unreadable.append(f"the kernel log ({log.error})")
-    gl = ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines))
+    gl = _guest_log(ctx)
 
     # the kernel's own hypervisor detection (x86)
     if gl.hypervisor:
@@ -1211,6 +1220,9 @@ class GuestNested(NamedTuple):
 
 
 def guest_nested(ctx: Context) -> GuestNested:
+    """Nested virtualization offered to this guest: the CPU extension in cpuinfo (vmx, svm,
+    s390x sie; arm64: the kernel started at EL2) and /dev/kvm (stat; with kvm_pvm in the
+    modules, PVM needs no extension)."""
     return ctx.fact("guest_nested", _guest_nested)
 
 
@@ -1231,9 +1243,7 @@ def _guest_nested(ctx: Context) -> GuestNested:
     if ext:
         ev.append(f"cpuinfo flag '{ext}'")
     if fam == "arm" and ext is None:
-        from hvcheck.parsers.guest import guest_log
-
-        el = ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines)).arm_el
+        el = _guest_log(ctx).arm_el
         if el == "EL2":
             ext = "EL2"
             ev.append("kernel log: CPU: All CPU(s) started at EL2")
