@@ -241,10 +241,10 @@ def _failed(fmt: str, message: str) -> int:
 @cli.command("checks")
 @click.pass_obj
 def list_checks(state: dict[str, Any]) -> int:
-    """List the checks: id, title and what each reads."""
+    """List the checks: id, title and what each reads (guest.* run in `hvcheck guest`)."""
     from hvcheck import engine, report
 
-    report.render_checks(engine.load_checks(), state["fmt"])
+    report.render_checks(engine.load_checks("all"), state["fmt"])
     return 0
 
 
@@ -341,6 +341,8 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
     verdict = engine.run(
         host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
     )
+    # the guest checks too, so that `hvcheck guest --root` replays a snapshot taken in a VM
+    gv = engine.run_guest(host, engine.load_checks("guest"), timeout=state["timeout"])
     out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         live = {
@@ -348,6 +350,13 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
             "kvm_usable": verdict.kvm_usable,
             "acceleration": verdict.acceleration,
             "checks": {r.id: r.status.label for r in verdict.results},
+            "guest": {
+                "status": gv.status.label,
+                "accel": gv.accel,
+                "hypervisor": gv.hypervisor,
+                "nested": gv.nested,
+                "checks": {r.id: r.status.label for r in gv.results},
+            },
         }
         host.write_snapshot(out, stamp, live)
     except OSError as e:
@@ -356,6 +365,71 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
 
     report.render_collected(out, os.path.getsize(out), verdict)
     return 0
+
+
+GUEST_FORMATS = ("table", "json", "nagios")
+
+
+@cli.command("guest", short_help="Inside a VM: KVM-accelerated, or emulated by TCG?")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(GUEST_FORMATS),
+    default=None,
+    help="Output format (default: the group's --format, else table).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
+@click.option(
+    "--root",
+    metavar="PATH",
+    type=click.Path(),
+    default=None,
+    help="Read a guest's snapshot (from `hvcheck collect` run inside it) instead of this VM.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    callback=lambda c, p, v: v if v is None else _seconds(c, p, v),
+    help=f"The whole run ends within this many seconds (default {DEFAULT_TIMEOUT:g}).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More detail (nagios: non-OK checks).")
+@click.pass_obj
+def guest(
+    state: dict[str, Any],
+    fmt: Optional[str],
+    as_json: bool,
+    root: Optional[str],
+    timeout: Optional[float],
+    verbose: bool,
+) -> int:
+    """Run inside a VM: does it run with hardware acceleration (KVM, or another hypervisor's)
+    or under QEMU's TCG emulation, and is nested virtualization offered to it?
+
+    Exit status: 0 OK (KVM, another hypervisor, bare metal), 1 WARNING (TCG), 3 UNKNOWN
+    (cannot tell).
+    """
+    fmt = "json" if as_json else (fmt or state["fmt"])
+    if fmt not in GUEST_FORMATS:
+        raise click.UsageError(f"hvcheck guest prints {', '.join(GUEST_FORMATS)}, not {fmt!r}")
+    state["fmt"] = fmt
+    from hvcheck import engine, report
+    from hvcheck.host import SnapshotError, open_host
+    from hvcheck.model import GuestVerdict
+
+    try:
+        host = open_host(root or state["root"])
+    except SnapshotError as e:
+        failed = GuestVerdict.failed(str(e))
+        report.render_guest(failed, fmt)
+        return failed.exit_code
+    verdict = engine.run_guest(
+        host, engine.load_checks("guest"), timeout=timeout or state["timeout"]
+    )
+    report.render_guest(verdict, fmt, verbose)
+    return verdict.exit_code
 
 
 def parse_args(argv: list[str]) -> SimpleNamespace:

@@ -3,7 +3,9 @@
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
+/run/systemd/container, /etc/passwd, /etc/group; for `hvcheck guest` also
+/sys/devices/system/clocksource/clocksource0/available_clocksource, /proc/cmdline and
+/proc/device-tree/{hypervisor/compatible,model}; for libvirt's QEMU user: the libvirtd /
 virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
 /etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
 user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
@@ -20,6 +22,18 @@ from hvcheck.devaccess import NodeAccess
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
+from hvcheck.parsers.guest import (
+    PARAVIRT_CLOCKS,
+    GuestLog,
+    classify_cpu_model,
+    classify_dmi,
+    dmi_from_log,
+    guest_log,
+    hypervisor_from_kernel,
+    parse_clocksources,
+    parse_dt_strings,
+    parse_sysinfo,
+)
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -890,3 +904,413 @@ def refused_open_hint(
     an LSM); "" when there is nothing to add. The user is the probe's uid (else the effective
     uid), with its groups from /etc/passwd and /etc/group."""
     return devaccess.probe_user_hint(ctx, path, dev, probe, accounts(ctx))
+
+
+# ---------------------------------------------------------------------------------- guest
+# What `hvcheck guest` judges from inside a VM: is it accelerated (KVM, or another hypervisor's
+# hardware-assisted virtualization), emulated by QEMU's TCG, or bare metal? The checks in
+# hvcheck.checks.guest read these; the host run never does. Sources and what each proves are
+# described in hvcheck.parsers.guest.
+GUEST_CLOCKSOURCES = "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+DMI_SYS_VENDOR = "/sys/class/dmi/id/sys_vendor"
+DMI_PRODUCT_NAME = "/sys/class/dmi/id/product_name"
+SYS_HYPERVISOR_TYPE = "/sys/hypervisor/type"
+S390_SYSINFO = "/proc/sysinfo"
+DT_HYPERVISOR = "/proc/device-tree/hypervisor/compatible"
+DT_MODEL = "/proc/device-tree/model"
+GUEST_READS = (
+    "/proc/cpuinfo",
+    "/dev/kmsg",
+    GUEST_CLOCKSOURCES,
+    DMI_SYS_VENDOR,
+    DMI_PRODUCT_NAME,
+    SYS_HYPERVISOR_TYPE,
+    S390_SYSINFO,
+    DT_HYPERVISOR,
+    DT_MODEL,
+    "/proc/cmdline",
+)
+# hypervisors other than KVM whose guests run hardware-assisted (accel "other")
+OTHER_HYPERVISORS = {
+    "xen": "Xen",
+    "hyperv": "Microsoft Hyper-V",
+    "vmware": "VMware",
+    "virtualbox": "VirtualBox",
+    "parallels": "Parallels",
+    "bhyve": "bhyve",
+    "acrn": "ACRN",
+    "jailhouse": "Jailhouse",
+    "zvm": "z/VM",
+    "powervm": "PowerVM",
+    "apple": "Apple Virtualization",
+}
+# evidence kinds, strongest first: a hypervisor named by the kernel outranks a DMI string
+_KIND_ORDER = (
+    "kernel-log",
+    "clocksource",
+    "sys-hypervisor",
+    "sysinfo",
+    "device-tree",
+    "cpu-model",
+    "cpu-flag",
+    "dmi",
+)
+
+
+class GuestClue(NamedTuple):
+    """One thing a guest sees, and what it says."""
+
+    kind: str  # an evidence kind of _KIND_ORDER (the JSON guest.evidence names)
+    # kvm | tcg | qemu (a QEMU machine, KVM or TCG) | vm | bare | an OTHER_HYPERVISORS key
+    says: str
+    text: str  # what was seen, for the summary
+
+
+class GuestAccel(NamedTuple):
+    """How this machine runs: ``hvcheck guest``'s headline.
+
+    ``accel``: kvm | tcg | other (another hypervisor's hardware-assisted virtualization) |
+    none (bare metal) | unknown. ``hypervisor``: kvm | qemu (QEMU without KVM) | an
+    OTHER_HYPERVISORS key | None. ``evidence``: the kinds the verdict rests on, strongest
+    first; ``reasons``: what each said; ``clues``: everything seen; ``unreadable``: sources that
+    exist but could not be read (a reason to re-run as root).
+    """
+
+    accel: str
+    hypervisor: Optional[str]
+    platform: Optional[str]
+    evidence: tuple[str, ...]
+    reasons: tuple[str, ...]
+    clues: tuple[GuestClue, ...]
+    unreadable: tuple[str, ...]
+    headline: str  # "TCG: this VM is emulated by QEMU without KVM"
+
+    @property
+    def summary(self) -> str:
+        """The headline and every reason."""
+        return self.headline + (": " + "; ".join(self.reasons) if self.reasons else "")
+
+
+def guest_accel(ctx: Context) -> GuestAccel:
+    """Is this machine KVM-accelerated, under another hypervisor, emulated by TCG, or bare
+    metal? From the kernel log, the clocksources, cpuinfo, DMI, /sys/hypervisor, s390x
+    /proc/sysinfo and the POWER device tree (GUEST_READS; hvcheck.parsers.guest says what each
+    proves). Never raises for an unreadable source: it is listed in ``unreadable``."""
+    return ctx.fact("guest_accel", _guest_accel)
+
+
+def _guest_log(ctx: Context) -> GuestLog:
+    return ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines))
+
+
+def _guest_text(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]:
+    try:
+        return ctx.host.read_opt(path)
+    except OSError as e:
+        unreadable.append(f"{path} ({e.strerror or type(e).__name__})")
+        return None
+
+
+def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], Optional[str]]:
+    """Everything a guest sees of the machine under it, and the platform DMI names."""
+    clues: list[GuestClue] = []
+    fam = arch(ctx).family
+    try:
+        ci = cpuinfo(ctx)
+    except OSError as e:
+        unreadable.append(f"/proc/cpuinfo ({e.strerror or type(e).__name__})")
+        ci = None
+    log = kernel_log(ctx)
+    if log.error:
+        unreadable.append(f"the kernel log ({log.error})")
+    gl = _guest_log(ctx)
+
+    # the kernel's own hypervisor detection (x86)
+    if gl.hypervisor:
+        hv = hypervisor_from_kernel(gl.hypervisor)
+        clues.append(
+            GuestClue("kernel-log", hv or "vm", f"kernel log: Hypervisor detected: {gl.hypervisor}")
+        )
+    if gl.paravirt == "KVM":
+        clues.append(GuestClue("kernel-log", "kvm", "kernel log: paravirtualized kernel on KVM"))
+    if gl.kvm_clock:
+        clues.append(GuestClue("kernel-log", "kvm", "kernel log: kvm-clock registered"))
+
+    # clocksources
+    avail_text = _guest_text(ctx, GUEST_CLOCKSOURCES, unreadable)
+    avail = parse_clocksources(avail_text) if avail_text is not None else None
+    for name in avail or ():
+        if name in PARAVIRT_CLOCKS:
+            clues.append(
+                GuestClue("clocksource", PARAVIRT_CLOCKS[name], f"clocksource {name} available")
+            )
+
+    # the CPU
+    qemu_model = False
+    if ci is not None and ci.model_name:
+        model = classify_cpu_model(ci.model_name)
+        if model is not None and model.tcg_only:
+            clues.append(
+                GuestClue("cpu-model", "tcg", f"CPU model '{ci.model_name}' (QEMU's TCG-only max)")
+            )
+        elif model is not None:
+            qemu_model = True
+            clues.append(
+                GuestClue("cpu-model", "qemu", f"CPU model '{ci.model_name}' (QEMU's {model.name})")
+            )
+    if ci is not None and ci.arch_family == "x86":
+        if ci.hypervisor:
+            clues.append(GuestClue("cpu-flag", "vm", "cpuinfo flag 'hypervisor'"))
+        elif not ci.truncated:
+            clues.append(GuestClue("cpu-flag", "bare", "no 'hypervisor' flag in cpuinfo"))
+
+    # DMI (the kernel log's DMI line when sysfs has none)
+    vendor = _first_guest_line(ctx, DMI_SYS_VENDOR, unreadable) or ""
+    product = _first_guest_line(ctx, DMI_PRODUCT_NAME, unreadable) or ""
+    dmi_kind, dmi_where = "dmi", f"DMI '{vendor}' / '{product}'"
+    if not vendor and not product and gl.dmi:
+        vendor, product = dmi_from_log(gl.dmi)
+        dmi_kind, dmi_where = "kernel-log", f"kernel log: DMI {gl.dmi.split(', BIOS')[0]}"
+    ident = classify_dmi(vendor, product)
+    if ident.hypervisor:
+        clues.append(GuestClue(dmi_kind, ident.hypervisor, dmi_where))
+    if ident.kvm is True:
+        clues.append(GuestClue(dmi_kind, "kvm", f"{dmi_where} (QEMU says so only under KVM)"))
+    elif ident.kvm is False:
+        clues.append(GuestClue(dmi_kind, "tcg", f"{dmi_where} (QEMU's name without KVM)"))
+    elif ident.qemu:
+        clues.append(GuestClue(dmi_kind, "qemu", dmi_where))
+    elif ident.virtual is False:
+        clues.append(GuestClue(dmi_kind, "bare", dmi_where))
+
+    # Xen's own sysfs
+    xen = _first_guest_line(ctx, SYS_HYPERVISOR_TYPE, unreadable)
+    if xen:
+        clues.append(
+            GuestClue("sys-hypervisor", xen.lower() if xen.lower() == "xen" else "vm",
+                      f"/sys/hypervisor/type = {xen}")
+        )  # fmt: skip
+
+    # s390x: STSI as /proc/sysinfo shows it
+    if fam == "s390" or (ci is not None and ci.arch_family == "s390"):
+        text = _guest_text(ctx, S390_SYSINFO, unreadable)
+        if text is not None:
+            si = parse_sysinfo(text)
+            cp = si.get("VM00 Control Program", "")
+            manuf = si.get("Manufacturer", "")
+            if cp.startswith("KVM"):
+                says = "tcg" if manuf == "QEMU" else "kvm"
+                clues.append(
+                    GuestClue(
+                        "sysinfo",
+                        says,
+                        f"/proc/sysinfo: Control Program {cp}, Manufacturer {manuf}",
+                    )
+                )
+            elif cp.startswith("z/VM"):
+                clues.append(GuestClue("sysinfo", "zvm", f"/proc/sysinfo: Control Program {cp}"))
+            elif cp:
+                clues.append(GuestClue("sysinfo", "vm", f"/proc/sysinfo: Control Program {cp}"))
+            elif "LPAR Name" in si:
+                clues.append(GuestClue("sysinfo", "bare", "/proc/sysinfo: an LPAR, no VM level"))
+
+    # POWER: the device tree's /hypervisor node (QEMU adds it only under KVM)
+    if fam == "ppc" or (ci is not None and ci.arch_family == "ppc"):
+        try:
+            raw = ctx.host.read_bytes(DT_HYPERVISOR)
+            compat = parse_dt_strings(raw.decode("ascii", "replace"))
+        except (FileNotFoundError, NotADirectoryError):
+            compat = None
+        except OSError as e:
+            unreadable.append(f"{DT_HYPERVISOR} ({e.strerror or type(e).__name__})")
+            compat = ()
+        emulated = bool(ci and ci.power_model and "emulated by qemu" in ci.power_model)
+        if compat and "linux,kvm" in compat:
+            clues.append(GuestClue("device-tree", "kvm", "device tree /hypervisor: linux,kvm"))
+        elif compat is None and emulated and ctx.host.exists(DT_MODEL):
+            clues.append(
+                GuestClue(
+                    "device-tree", "tcg",
+                    "a QEMU pSeries machine without the /hypervisor node QEMU adds under KVM",
+                )
+            )  # fmt: skip
+        if ci is not None and ci.platform == "PowerNV":
+            clues.append(GuestClue("cpu-model", "bare", "cpuinfo platform PowerNV"))
+        elif ci is not None and ci.platform == "pSeries" and not emulated:
+            clues.append(GuestClue("cpu-model", "powervm", "cpuinfo platform pSeries (PowerVM)"))
+        elif ci is not None and emulated:
+            clues.append(GuestClue("cpu-model", "qemu", f"cpuinfo model '{ci.power_model}'"))
+
+    # x86 QEMU without KVM: what KVM would have shown is missing. QEMU's TCG answers CPUID
+    # 0x40000000 with "TCGTCGTCGTCG" (target/i386/cpu.c), which no kernel driver claims, so a
+    # complete boot log names no hypervisor; kvm-clock needs KVM's paravirtual clock.
+    # A QEMU machine whose cpuinfo lacks the hypervisor flag hides it (-cpu ...,-hypervisor),
+    # and then the kernel looks for no hypervisor at all: nothing can be concluded there.
+    qemu_machine = ident.qemu or qemu_model
+    decided = any(c.says not in ("qemu", "vm", "bare") for c in clues)
+    hidden = any(c.kind == "cpu-flag" and c.says == "bare" for c in clues)
+    if fam in ("x86", None) and qemu_machine and not hidden and not decided:
+        if gl.complete and not gl.hypervisor:
+            clues.append(
+                GuestClue(
+                    "kernel-log", "tcg",
+                    "the boot log names no hypervisor"
+                    + (f" (paravirtualized kernel on {gl.paravirt})" if gl.paravirt else ""),
+                )
+            )  # fmt: skip
+        cmdline = _guest_text(ctx, "/proc/cmdline", unreadable) or ""
+        if avail is not None and "no-kvmclock" not in cmdline.split():
+            clues.append(
+                GuestClue(
+                    "clocksource", "tcg", f"no kvm-clock among the clocksources ({' '.join(avail)})"
+                )
+            )
+    return clues, ident.platform
+
+
+def _first_guest_line(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]:
+    t = _guest_text(ctx, path, unreadable)
+    return t.strip().splitlines()[0].strip() if t and t.strip() else None
+
+
+def _rank(c: GuestClue) -> int:
+    return _KIND_ORDER.index(c.kind) if c.kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+def _guest_accel(ctx: Context) -> GuestAccel:
+    unreadable: list[str] = []
+    clues, platform = _guest_clues(ctx, unreadable)
+    clues.sort(key=_rank)
+    kvm = [c for c in clues if c.says == "kvm"]
+    tcg = [c for c in clues if c.says == "tcg"]
+    other = [c for c in clues if c.says in OTHER_HYPERVISORS]
+    qemu = [c for c in clues if c.says == "qemu"]
+    vm = [c for c in clues if c.says == "vm"]
+    bare = [c for c in clues if c.says == "bare"]
+    where = f", on {platform}" if platform else ""
+
+    def verdict(accel: str, hv: Optional[str], used: list[GuestClue], head: str) -> GuestAccel:
+        used = sorted(used, key=_rank)
+        kinds = tuple(dict.fromkeys(c.kind for c in used))
+        reasons = tuple(dict.fromkeys(c.text for c in used))
+        return GuestAccel(
+            accel, hv, platform, kinds, reasons, tuple(clues), tuple(unreadable), head
+        )
+
+    vbox = [c for c in other if c.says == "virtualbox"]
+    if kvm and tcg:
+        return verdict(
+            "unknown", None, kvm + tcg, "conflicting evidence: some says KVM, some says TCG"
+        )
+    if kvm and vbox:
+        # VirtualBox's default paravirtualization interface for Linux guests is KVM's
+        # (VirtualBox manual, "Paravirtualization Providers"): its guests see KVM's signature
+        return verdict(
+            "other", "virtualbox", vbox + kvm,
+            "VirtualBox (hardware-assisted; it offers KVM's paravirtual interface)",
+        )  # fmt: skip
+    if kvm:
+        return verdict("kvm", "kvm", kvm, f"KVM: this VM runs with hardware acceleration{where}")
+    if tcg:
+        return verdict(
+            "tcg", "qemu", tcg + qemu + vm,
+            f"TCG: this VM is emulated by QEMU without KVM{where}",
+        )  # fmt: skip
+    if other:
+        hv = other[0].says
+        name = OTHER_HYPERVISORS[hv]
+        return verdict(
+            "other", hv, [c for c in other if c.says == hv],
+            f"{name}: this VM runs under {name}'s hardware-assisted virtualization{where}",
+        )  # fmt: skip
+    if qemu:
+        return verdict(
+            "unknown", None, qemu + vm + bare,
+            f"a QEMU machine{where}, but nothing here tells KVM from TCG",
+        )  # fmt: skip
+    if vm:
+        return verdict("unknown", None, vm, "a virtual machine, but nothing names its hypervisor")
+    if bare:
+        return verdict("none", None, bare, "not a virtual machine (bare metal)")
+    return verdict("unknown", None, [], "nothing here tells whether this is a virtual machine")
+
+
+class GuestNested(NamedTuple):
+    """Is nested virtualization offered to this guest: can it run KVM guests of its own?
+
+    ``nested``: True (the CPU extension or /dev/kvm is there), False (neither), None (cannot
+    tell). ``extension``: vmx | svm | sie | EL2 | None; ``device``: /dev/kvm is KVM's node.
+    """
+
+    nested: Optional[bool]
+    extension: Optional[str]
+    device: bool
+    via: Optional[str]  # kvm_pvm when /dev/kvm comes from PVM (no VT-x/AMD-V needed)
+    summary: str
+    evidence: tuple[str, ...]
+
+
+def guest_nested(ctx: Context) -> GuestNested:
+    """Nested virtualization offered to this guest: the CPU extension in cpuinfo (vmx, svm,
+    s390x sie; arm64: the kernel started at EL2) and /dev/kvm (stat; with kvm_pvm in the
+    modules, PVM needs no extension)."""
+    return ctx.fact("guest_nested", _guest_nested)
+
+
+def _guest_nested(ctx: Context) -> GuestNested:
+    try:
+        dev = kvm_device(ctx)
+    except OSError:
+        dev = None
+    has_dev = bool(
+        dev is not None and dev.type == "char" and (dev.major, dev.minor) == (KVM_MAJOR, KVM_MINOR)
+    )
+    ci = _cpuinfo_quiet(ctx)
+    fam = arch(ctx).family or (ci.arch_family if ci else None)
+    ext: Optional[str] = None
+    if ci is not None:
+        ext = ci.virt_ext
+    ev: list[str] = []
+    if ext:
+        ev.append(f"cpuinfo flag '{ext}'")
+    if fam == "arm" and ext is None:
+        el = _guest_log(ctx).arm_el
+        if el == "EL2":
+            ext = "EL2"
+            ev.append("kernel log: CPU: All CPU(s) started at EL2")
+        elif el:
+            ev.append(f"kernel log: CPU: All CPU(s) started at {el}")
+    via: Optional[str] = None
+    if has_dev:
+        ev.append(f"{KVM_DEV} is char {KVM_MAJOR}:{KVM_MINOR}")
+        if ext is None and fam == "x86" and modules(ctx).has("kvm_pvm"):
+            via = "kvm_pvm"
+    if has_dev:
+        how = f" through {via} (PVM: no VT-x/AMD-V needed)" if via else ""
+        what = f" and the CPU offers {ext}" if ext else ""
+        return GuestNested(
+            True, ext, True, via, f"offered: {KVM_DEV} is present{how}{what}", tuple(ev)
+        )
+    if ext:
+        return GuestNested(
+            True, ext, False, None,
+            f"offered by the CPU ({ext}), but {KVM_DEV} is absent: KVM is not loaded in this guest",
+            tuple(ev),
+        )  # fmt: skip
+    if ci is not None and fam in ("x86", "s390") and not ci.truncated:
+        flags = "vmx/svm" if fam == "x86" else "sie"
+        return GuestNested(
+            False, None, False, None,
+            f"not offered: this VM's CPU has no {flags} and there is no {KVM_DEV}",
+            (f"cpuinfo without {flags}", f"no {KVM_DEV}"),
+        )  # fmt: skip
+    if fam == "arm" and ev:
+        return GuestNested(
+            False, None, False, None,
+            f"not offered: the kernel started at EL1 and there is no {KVM_DEV}", tuple(ev),
+        )  # fmt: skip
+    return GuestNested(
+        None, None, False, None,
+        f"cannot tell: no {KVM_DEV}, and nothing shows whether the CPU offers virtualization",
+        tuple(ev),
+    )  # fmt: skip

@@ -34,6 +34,15 @@ FIXTURES = {
     "cloud-guest-no-vmx": UBUNTU_2204,
     "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
     "intel-sgx-disabled-kvm-ok": UBUNTU_2204,
+    # hvcheck guest fixtures: os-release as the guest images write it (no VERSION_CODENAME)
+    "guest-bare-metal": OsInfo(
+        "rhel", "fedora", "Red Hat Enterprise Linux Server 7.1 (Maipo)", "7.1", "Maipo"
+    ),
+    "guest-hyperv-azure": OsInfo("ubuntu", "debian", "Ubuntu 22.04.5 LTS", "22.04", ""),
+    "guest-kvm-openstack-nested": OsInfo("ubuntu", "debian", "Ubuntu 22.04.4 LTS", "22.04", ""),
+    "guest-tcg-debian12-cloud-kernel": OsInfo("", "", "", "", ""),  # an initramfs: no os-release
+    "guest-vmware": OsInfo("rhel", "fedora", "Red Hat Enterprise Linux 9.4 (Plow)", "9.4", ""),
+    "guest-xen-aws-hvm": OsInfo("amzn", "centos rhel fedora", "Amazon Linux 2", "2", ""),
     "kvm-without-vendor-module": OsInfo("arch", "", "Arch Linux", "", ""),  # rolling: no version
     "live-libvirt-dev-kvm-0600": DEBIAN_12,
     "live-libvirt-kvm-and-qemu-domains": DEBIAN_12,

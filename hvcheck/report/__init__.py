@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from hvcheck.engine import LoadedCheck
     from hvcheck.fleet import HostRow
-    from hvcheck.model import Verdict
+    from hvcheck.model import GuestVerdict, Verdict
 
 FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
 # formats with an error form of their own on stdout (the Nagios line, the JSON document with
@@ -125,4 +125,35 @@ def render_fleet(rows: list[HostRow], fmt: str, stream: Optional[IO[str]] = None
         out.write(fleet.render_json(rows))
     else:
         fleet.render_table(rows, out)
+    out.flush()
+
+
+def render_guest(
+    verdict: GuestVerdict,
+    fmt: str,
+    verbose: bool = False,
+    stream: Optional[IO[str]] = None,
+    errors: Optional[IO[str]] = None,
+) -> None:
+    """``hvcheck guest``: write ``verdict`` in ``fmt`` (table, json or nagios) to ``stream``
+    (default stdout) and flush; a failed run in the table format is one line on ``errors``
+    (default stderr), as ``render`` does. Raises ValueError for another ``fmt``."""
+    from hvcheck.report import guest
+
+    if fmt not in guest.FORMATS:
+        raise ValueError(f"unknown guest format {fmt!r} (one of {', '.join(guest.FORMATS)})")
+    out = sys.stdout if stream is None else stream
+    if verdict.error is not None and fmt not in ERROR_FORMATS:
+        from hvcheck.report.escape import inert
+
+        err = sys.stderr if errors is None else errors
+        err.write(f"hvcheck: {inert(verdict.error)}\n")
+        err.flush()
+        return
+    if fmt == "json":
+        out.write(guest.render_json(verdict))
+    elif fmt == "nagios":
+        out.write(guest.render_nagios(verdict, verbose))
+    else:
+        guest.render_table(verdict, out, verbose)
     out.flush()
