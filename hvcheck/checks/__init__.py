@@ -10,9 +10,11 @@ from hvcheck.checks.apichecks import LibvirtCaps, NovaApi
 from hvcheck.checks.hostchecks import BUILTIN_HOST_CHECKS
 from hvcheck.checks.instancechecks import InstancesAccel
 from hvcheck.checks.novachecks import NovaVirtType, QemuUserAccess
+from hvcheck.checks.packages import HostPackages
 
 BUILTIN = (
-    *BUILTIN_HOST_CHECKS,
+    *BUILTIN_HOST_CHECKS,  # ... host.os last
+    HostPackages,
     NovaVirtType,
     QemuUserAccess,
     LibvirtCaps,
