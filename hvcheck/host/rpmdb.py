@@ -88,14 +88,14 @@ def read_rpmdb_file(path: str) -> RpmRead:
 
 def _declared_size(data: bytes) -> Optional[int]:
     """The database size an SQLite header declares (sqlite.org/fileformat2.html: page size
-    at offset 16, 1 meaning 65536; the page count at 28, valid when the change counter at 92
-    equals the version-valid-for number at 96); None when it declares none."""
+    at offset 16, 1 meaning 65536; the page count at 28, valid when the file change counter at
+    24 equals the version-valid-for number at 92); None when it declares none."""
     if len(data) < 100:
         return None
     page = int.from_bytes(data[16:18], "big")
     page = 65536 if page == 1 else page
     pages = int.from_bytes(data[28:32], "big")
-    if not pages or data[92:96] != data[96:100]:
+    if not pages or data[24:28] != data[92:96]:
         return None
     return page * pages
 

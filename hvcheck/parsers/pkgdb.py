@@ -150,20 +150,20 @@ def dpkg_stanzas(text: str) -> Iterator[dict[str, str]]:
     fields: dict[str, str] = {}
     last = ""
     for raw in text.splitlines():
-        if not raw.strip():
+        if not raw.strip(" \t\r"):
             if fields:
                 yield fields
             fields, last = {}, ""
             continue
         if raw[0] in " \t":
             if last:
-                fields[last] += "\n" + raw.strip()
+                fields[last] += "\n" + raw.strip(" \t\r")
             continue
         name, sep, value = raw.partition(":")
-        if not sep or not name.strip():
+        if not sep or not name.strip(" \t"):
             continue  # not a field line: dpkg would refuse the file; skip the line
-        last = name.strip().lower()
-        fields[last] = value.strip()
+        last = name.strip(" \t").lower()
+        fields[last] = value.strip(" \t\r")
     if fields:
         yield fields
 
@@ -316,6 +316,7 @@ def format_rpm_qa(packages: Iterable[Package]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- snap.yaml
+_WS = " \t"  # YAML's white space: only these two (a no-break space is content)
 _KEY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*:(?:[ \t]+(.*))?$")
 _DQ_ESCAPES = {
     "0": "\0",
@@ -342,7 +343,7 @@ _HEX_LEN = {"x": 2, "u": 4, "U": 8}
 
 def _after_quote(rest: str) -> bool:
     """What follows a closing quote is nothing, or a comment."""
-    rest = rest.strip()
+    rest = rest.strip(_WS)
     return not rest or rest.startswith("#")
 
 
@@ -399,7 +400,7 @@ def _unquote(body: str, quote: str) -> Optional[str]:
 
 def _plain(raw: str) -> Optional[str]:
     # a comment starts at " #"; a plain scalar cannot start with an indicator character
-    value = re.split(r"[ \t]#", raw, maxsplit=1)[0].strip()
+    value = re.split(r"[ \t]#", raw, maxsplit=1)[0].strip(_WS)
     if not value or value[0] in "[]{},&*!|>%@`#'\"" or value in ("~", "null", "Null", "NULL"):
         return None
     if value[0] in "-?:" and (len(value) == 1 or value[1] in " \t"):
@@ -458,7 +459,7 @@ def yaml_top_scalars(text: str) -> dict[str, str]:
         m = _KEY.match(line)
         if not m:
             continue
-        key, raw = m.group(1), (m.group(2) or "").strip()
+        key, raw = m.group(1), (m.group(2) or "").strip(_WS)
         value: Optional[str] = None
         if raw[:1] in ("'", '"'):
             q = raw[0]
@@ -474,7 +475,7 @@ def yaml_top_scalars(text: str) -> dict[str, str]:
             value = _plain(raw)
             # a plain scalar continues on more-indented lines (YAML line folding)
             while value is not None and i < len(lines) and lines[i][:1] in (" ", "\t"):
-                more = lines[i].strip()
+                more = lines[i].strip(_WS)
                 if more.startswith("#"):
                     break
                 if more:
