@@ -956,8 +956,9 @@ def installed_packages(ctx: Context) -> InstalledPackages:
         for d in RPM_DB_DIRS:
             path = f"{d}/rpmdb.sqlite"
             r = h.rpm_sqlite(path)
-            if r is not None and r.status != "ok" and h.live:
-                # not readable as a file (a transaction in progress): ask rpm itself
+            if r is not None and r.status != "ok":
+                # not readable as a file (read during a transaction?): ask rpm itself (a
+                # snapshot answers with what collect's rpm said, if it had to ask)
                 q = h.rpm_query(d, c.remaining())
                 r, path = (q, d) if q is not None and q.status == "ok" else (r, path)
             if r is None:

@@ -649,6 +649,41 @@ def test_berkeley_db_replayed_from_collects_record(tmp_path: Path) -> None:
     assert c["details"]["databases"][0]["kind"] == "rpm -qa"
 
 
+def test_rpmdb_unreadable_as_a_file_but_read_by_rpm(tmp_path: Path) -> None:
+    """collect read rpmdb.sqlite mid-transaction, then asked rpm: the replay says what rpm
+    said, as the live run did."""
+    root = healthy_host(
+        tmp_path / "s",
+        probes={
+            "kvm": {"ok": True, "stage": "done", "api_version": 12, "uid": 0},
+            "rpm": {
+                "/var/lib/rpm/rpmdb.sqlite": {
+                    "status": "error",
+                    "via": "sqlite3",
+                    "error": "sqlite3: database disk image is malformed",
+                },
+                "/var/lib/rpm": {
+                    "status": "ok",
+                    "via": "rpm -qa",
+                    "packages": ["qemu-kvm\t17\t8.2.0\t11.el9_4\tx86_64"],
+                },
+            },
+        },
+    )
+    c = _packages(root)
+    assert (c["status"], c["code"]) == ("OK", "not-compute")
+    assert c["details"]["databases"] == [
+        {"kind": "rpm -qa", "path": "/var/lib/rpm", "status": "ok", "found": 1, "error": None}
+    ]
+    # without rpm's answer, the file's error stands
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    del marker["probes"]["rpm"]["/var/lib/rpm"]
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    c = _packages(root)
+    assert (c["status"], c["code"]) == ("UNKNOWN", "unreadable")
+    assert "malformed" in c["summary"]
+
+
 # ---------------------------------------------------------------------------------- live
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="no dpkg on this machine")
 def test_live_run_reports_this_machines_qemu_package() -> None:

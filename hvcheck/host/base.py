@@ -536,9 +536,10 @@ class Host(ABC):
         return result
 
     def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
-        """``rpm -qa`` of the Berkeley DB (``Packages``) or ndb (``Packages.db``) RPM database
-        in the directory ``dbpath``, within ``timeout`` s; None where there is none or it
-        cannot be asked (only the live host runs rpm; snapshots replay collect's record)."""
+        """``rpm -qa`` of the RPM database in the directory ``dbpath`` (Berkeley DB
+        ``Packages``, ndb ``Packages.db``, or an ``rpmdb.sqlite`` that could not be read as a
+        file), within ``timeout`` s; None where there is none or it cannot be asked (only the
+        live host runs rpm; snapshots replay collect's record)."""
         return None
 
     # ---- backend primitives -------------------------------------------------------------

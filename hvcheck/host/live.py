@@ -254,8 +254,9 @@ class LiveHost(Host):
 
     def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
         """``rpm -qa`` (:func:`hvcheck.services.rpm_qa`) when ``dbpath`` holds a Berkeley DB
-        ``Packages`` or an ndb ``Packages.db`` file."""
-        if not any(os.path.isfile(f"{dbpath}/{n}") for n in ("Packages", "Packages.db")):
+        ``Packages``, an ndb ``Packages.db`` or an ``rpmdb.sqlite`` file."""
+        names = ("Packages", "Packages.db", "rpmdb.sqlite")
+        if not any(os.path.isfile(f"{dbpath}/{n}") for n in names):
             return None
         from hvcheck.services import rpm_qa
 
