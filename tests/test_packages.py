@@ -497,6 +497,19 @@ def test_compute_node_with_everything_is_ok(tmp_path: Path) -> None:
     assert c["details"]["compute_node"] is True and c["details"]["missing"] == []
 
 
+def test_a_controllers_nova_conf_is_no_compute_node(tmp_path: Path) -> None:
+    conf = "[DEFAULT]\ntransport_url = rabbit://nova:x@ctl:5672/\n[api_database]\nconnection = x\n"
+    c = _packages(_debian(tmp_path, ("qemu", "ipxe", "libvirt"), **{"etc/nova/nova.conf": conf}))
+    assert (c["status"], c["code"]) == ("OK", "not-compute")
+    # the same file on a host with nova-compute installed is a compute node's
+    compute = "Package: nova-compute\nStatus: install ok installed\nVersion: 2:26.2.2-1~deb12u5\n"
+    status = tmp_path / "s/var/lib/dpkg/status"
+    status.write_text(status.read_text() + "\n" + compute)
+    c = _packages(tmp_path / "s")
+    assert (c["status"], c["code"]) == ("WARNING", "no-qemu-libvirt")
+    assert "nova-compute installed" in c["summary"]
+
+
 def test_missing_libvirt_names_the_distributions_package(tmp_path: Path) -> None:
     c = _packages(_debian(tmp_path, ("libvirt",), **{"etc/nova/nova.conf": NOVA_CONF}))
     assert (c["status"], c["code"]) == ("WARNING", "no-libvirt")
@@ -565,12 +578,17 @@ def test_virt_type_lxc_needs_no_qemu(tmp_path: Path) -> None:
 
 
 def test_kolla_compute_node_takes_qemu_from_its_images(tmp_path: Path) -> None:
+    # kolla's nova-compute config need not set the driver: where it lives says what it is
+    conf = "[DEFAULT]\ntransport_url = rabbit://openstack:x@10.0.0.10:5672//\n"
     root = _debian(
-        tmp_path, ("qemu", "ipxe", "libvirt"), **{"etc/kolla/nova-compute/nova.conf": NOVA_CONF}
+        tmp_path, ("qemu", "ipxe", "libvirt"), **{"etc/kolla/nova-compute/nova.conf": conf}
     )
     c = _packages(root)
     assert (c["status"], c["code"]) == ("OK", "containers")
     assert "/etc/kolla/nova-compute/nova.conf" in c["summary"]
+    assert c["details"]["compute_evidence"] == [
+        "nova-compute's config /etc/kolla/nova-compute/nova.conf"
+    ]
 
 
 def test_a_libvirtd_whose_binary_is_not_on_the_host_runs_in_a_container(tmp_path: Path) -> None:

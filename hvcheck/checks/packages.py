@@ -86,7 +86,23 @@ def _node(ctx: Context) -> Node:
     daemons = facts.libvirt_daemons(ctx)
     novas = processes(ctx, "nova-compute")
     evidence: list[str] = []
-    if conf is not None:
+    if conf is not None and not novas:
+        # every OpenStack node has a nova.conf (nova-common ships one; controllers run
+        # nova-api and the scheduler from it): a compute node's is nova-compute's own file
+        # (Ubuntu's nova-compute.conf, kolla's nova-compute/, TripleO's nova_libvirt/), sets
+        # the virt driver, or the host has nova-compute installed
+        r = conf.resolved
+        set_here = [s.spelling for s in (r.compute_driver, r.virt_type) if not s.default]
+        own = [f for f in r.files if "nova-compute" in f or "nova_libvirt" in f]
+        if own:
+            evidence.append(f"nova-compute's config {', '.join(own)}")
+        elif set_here:
+            evidence.append(f"nova config {', '.join(r.files)} sets {', '.join(set_here)}")
+        elif facts.nova_compute_package(ctx) is not None:
+            evidence.append(f"nova config {', '.join(r.files)} and nova-compute installed")
+        else:
+            conf = None  # a controller's, or the packaged sample
+    elif conf is not None:
         evidence.append(f"nova config {', '.join(conf.resolved.files) or conf.how}")
     elif conf_error:
         evidence.append(conf_error)
