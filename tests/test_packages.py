@@ -97,6 +97,15 @@ def odd_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ---------------------------------------------------------------------------------- dpkg
+def test_module_doctests() -> None:
+    import doctest
+
+    from hvcheck.parsers import pkgdb
+
+    result = doctest.testmod(pkgdb)
+    assert result.attempted >= 10 and result.failed == 0
+
+
 def test_dpkg_status_excerpt_of_this_project_machine() -> None:
     pkgs = {p.name: p for p in parse_dpkg_status(DEBIAN12)}
     assert len(pkgs) == 16
