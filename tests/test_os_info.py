@@ -29,6 +29,7 @@ FIXTURES = {
         "fedora", "", "Fedora Linux 39 (Workstation Edition)", "39", ""
     ),
     "cloud-guest-no-vmx": UBUNTU_2204,
+    "debian12-compute-no-qemu": DEBIAN_12,
     "intel-sgx-disabled-kvm-ok": UBUNTU_2204,
     "kvm-without-vendor-module": OsInfo("arch", "", "Arch Linux", "", ""),  # rolling: no version
     "live-libvirt-dev-kvm-0600": DEBIAN_12,
@@ -39,6 +40,7 @@ FIXTURES = {
     "nova-kvm-tcg-instance": DEBIAN_12,
     "own-machine-kvm-pvm": DEBIAN_12,
     "ppc64le-powernv": DEBIAN_12,
+    "rhel9-compute-rpmdb-sqlite": RHEL_94,
     "s390x-sie": RHEL_94,
     "static-only": DEBIAN_12,
     # no VERSION_CODENAME: the codename comes from VERSION="14.04.5 LTS, Trusty Tahr"
