@@ -241,9 +241,11 @@ def rpm_qa(dbpath: str, timeout: float) -> RpmRead:
     is not SQLite (Berkeley DB ``Packages`` on RHEL/CentOS 7-8 and SLES 12, ndb ``Packages.db``
     on SUSE), within ``timeout`` s (killed past it).
 
-    A query opens the database read-only; a Berkeley DB database may still have rpm refresh
-    its own lock region files (``__db.00N``) beside it, as every ``rpm -q`` does. argv list,
-    no shell, ``LC_ALL=C``, stdin closed.
+    Also the fallback for an ``rpmdb.sqlite`` that could not be read as a file. A query opens
+    the database read-only, but rpm may still touch its own files beside it, as every
+    ``rpm -q`` does: a Berkeley DB's lock regions (``__db.00N``), an SQLite database's
+    ``-wal``/``-shm`` (rpm keeps them on every host it manages; seen created by a query where
+    they were missing). argv list, no shell, ``LC_ALL=C``, stdin closed.
     """
     import shutil
     import subprocess

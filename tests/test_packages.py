@@ -197,11 +197,14 @@ def test_dpkg_parser_never_raises(text: str) -> None:
 
 # ---------------------------------------------------------------------------------- rpm
 @needs_rpm
-def test_fixture_rpmdb_holds_what_rpm_says() -> None:
+def test_fixture_rpmdb_holds_what_rpm_says(tmp_path: Path) -> None:
     r = read_rpmdb_file(str(FIXTURE_DB))
     assert r.status == "ok" and r.bad == 0, r
-    assert _rows(r.packages) == _rpm_qa(FIXTURE_DB.parent)
+    # rpm is asked about a copy: even a query leaves rpmdb.sqlite-shm/-wal beside the database
+    shutil.copy(FIXTURE_DB, tmp_path / "rpmdb.sqlite")
+    assert _rows(r.packages) == _rpm_qa(tmp_path)
     assert _rows(r.packages) == sorted(RHEL94_COMPUTE)
+    assert os.listdir(FIXTURE_DB.parent) == ["rpmdb.sqlite"]  # hvcheck's read left nothing
 
 
 @needs_rpm
