@@ -9,17 +9,20 @@ product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /ru
 virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
 /etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
 user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
-(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
+(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem;
+the package databases: /var/lib/dpkg/status, {/usr/lib/sysimage,/var/lib}/rpm/rpmdb.sqlite (or
+`rpm -qa` for a Berkeley DB/ndb one, live host only), /snap/*/current/meta/snap.yaml.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
 from hvcheck.devaccess import NodeAccess
-from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
+from hvcheck.host import MAX_READ, DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
 from hvcheck.parsers.guest import (
@@ -55,6 +58,7 @@ from hvcheck.parsers.kernel import (
     parse_modules_builtin,
     parse_proc_modules,
 )
+from hvcheck.parsers.pkgdb import Package, parse_dpkg_status, parse_snap_yaml
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.processes import processes
 
@@ -1314,3 +1318,284 @@ def _guest_nested(ctx: Context) -> GuestNested:
         f"cannot tell: no {KVM_DEV}, and nothing shows whether the CPU offers virtualization",
         tuple(ev),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- packages
+# The package databases, read as files (hvcheck.parsers.pkgdb): dpkg's status file, RPM's
+# rpmdb.sqlite (hvcheck.host.rpmdb; `rpm -qa` for Berkeley DB/ndb on the live host only) and
+# each snap's meta/snap.yaml.
+DPKG_STATUS = "/var/lib/dpkg/status"
+# rpm's %_dbpath: /usr/lib/sysimage/rpm since rpm 4.16 on Fedora 36+ and openSUSE (where
+# /var/lib/rpm is a link to it), /var/lib/rpm on RHEL/CentOS; the first that holds one wins
+RPM_DB_DIRS = ("/usr/lib/sysimage/rpm", "/var/lib/rpm")
+# snapd mounts snaps under /snap (Debian/Ubuntu), /var/lib/snapd/snap on Fedora/RHEL/Arch
+SNAP_DIRS = ("/snap", "/var/lib/snapd/snap")
+MAX_SNAP_YAML = 1024 * 1024
+
+
+class PackageDb(NamedTuple):
+    """One package database hvcheck looked at: ``kind`` (dpkg | rpmdb.sqlite | rpm -qa |
+    snap), ``path``, ``status`` (ok | partial | error | timeout | unavailable), ``found``: how
+    many packages it gave, ``error``: why it could not be read whole."""
+
+    kind: str
+    path: str
+    status: str
+    found: int
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._asdict())
+
+
+class InstalledPackages(NamedTuple):
+    """Every installed package hvcheck could read, and the databases they came from.
+
+    ``databases`` is empty when the host (or snapshot) has none of dpkg's status file, an RPM
+    database or a snap; ``complete`` is False when one of them could not be read whole (a
+    package missing from ``packages`` may then be installed all the same).
+    """
+
+    packages: tuple[Package, ...]
+    databases: tuple[PackageDb, ...]
+
+    @property
+    def complete(self) -> bool:
+        return all(d.status == "ok" for d in self.databases)
+
+    def first(self, names: Iterable[str]) -> Optional[Package]:
+        """The installed package with the first of ``names`` that is installed."""
+        by_name: dict[str, Package] = {}
+        for p in self.packages:
+            by_name.setdefault(p.name, p)
+        for n in names:
+            if n in by_name:
+                return by_name[n]
+        return None
+
+
+def installed_packages(ctx: Context) -> InstalledPackages:
+    """The installed packages of this host: dpkg's ``/var/lib/dpkg/status``, the RPM database
+    (``rpmdb.sqlite`` in :data:`RPM_DB_DIRS` read with sqlite3, or ``rpm -qa`` for a Berkeley
+    DB/ndb one on the live host, within the run's remaining time) and the snaps
+    (``/snap/<name>/current/meta/snap.yaml``). Each :class:`Package` says which database
+    (``db``); other checks (a stale-QEMU check: "restart to pick up QEMU x.y") read them here.
+    """
+
+    def compute(c: Context) -> InstalledPackages:
+        h = c.host
+        pkgs: list[Package] = []
+        dbs: list[PackageDb] = []
+        try:
+            data = h.read_bytes(DPKG_STATUS)
+        except (FileNotFoundError, NotADirectoryError):
+            data = None
+        except OSError as e:
+            dbs.append(PackageDb("dpkg", DPKG_STATUS, "error", 0, e.strerror or str(e)))
+            data = None
+        if data is not None:
+            found = parse_dpkg_status(data.decode("utf-8", errors="replace"))
+            pkgs += found
+            if len(data) >= MAX_READ:
+                dbs.append(
+                    PackageDb(
+                        "dpkg",
+                        DPKG_STATUS,
+                        "partial",
+                        len(found),
+                        f"larger than {MAX_READ // 2**20} MiB: read in part",
+                    )
+                )
+            else:
+                dbs.append(PackageDb("dpkg", DPKG_STATUS, "ok", len(found)))
+        for d in RPM_DB_DIRS:
+            path = f"{d}/rpmdb.sqlite"
+            r = h.rpm_sqlite(path)
+            if r is not None and r.status != "ok":
+                # not readable as a file (read during a transaction?): ask rpm itself (a
+                # snapshot answers with what collect's rpm said, if it had to ask)
+                q = h.rpm_query(d, c.remaining())
+                r, path = (q, d) if q is not None and q.status == "ok" else (r, path)
+            if r is None:
+                path = d
+                r = h.rpm_query(d, c.remaining())
+            if r is None:
+                continue
+            pkgs += r.packages
+            kind = "rpm -qa" if r.via == "rpm -qa" else "rpmdb.sqlite"
+            err = r.error
+            if r.bad and not err:
+                err = f"{r.bad} package header(s) did not parse"
+            dbs.append(PackageDb(kind, path, r.status, len(r.packages), err))
+            break
+        for d in SNAP_DIRS:
+            names = [n for n in h.listdir(d) if n not in ("bin", "README")]
+            if not names:
+                continue
+            snaps: list[Package] = []
+            errors: list[str] = []
+            for n in names:
+                path = f"{d}/{n}/current/meta/snap.yaml"
+                try:
+                    text = h.read_text(path, MAX_SNAP_YAML)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as e:
+                    errors.append(f"{path}: {e.strerror or e}")
+                    continue
+                snap = parse_snap_yaml(text)
+                if snap is not None:
+                    snaps.append(snap)
+            if snaps or errors:
+                pkgs += snaps
+                dbs.append(
+                    PackageDb(
+                        "snap",
+                        d,
+                        "error" if errors else "ok",
+                        len(snaps),
+                        "; ".join(errors[:3]) or None,
+                    )
+                )
+            break
+        return InstalledPackages(tuple(pkgs), tuple(dbs))
+
+    return ctx.fact("installed_packages", compute)
+
+
+# Packages that give a QEMU system emulator for the host's own CPU family, per distribution,
+# the package holding the binary first: Debian/Ubuntu qemu-system-* (packages.debian.org; Ubuntu's
+# qemu-kvm is a virtual package of qemu-system-x86), RHEL/CentOS qemu-kvm(-core) (the host
+# architecture's /usr/libexec/qemu-kvm; qemu-kvm-ev/-rhev on RHEL 7 clouds), Fedora
+# qemu-system-*-core, SUSE qemu-x86/-arm/-ppc/-s390x, Arch qemu-system-x86 (and the
+# qemu-base/-desktop/-full bundles), Alpine qemu-system-<arch>; "qemu-system" and "qemu" are
+# every architecture's metapackages.
+QEMU_SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
+    "x86": (
+        "qemu-system-x86",
+        "qemu-system-x86-core",
+        "qemu-kvm-core",
+        "qemu-system-x86_64",
+        "qemu-x86",
+        "qemu-kvm",
+        "qemu-kvm-ev",
+        "qemu-kvm-rhev",
+        "qemu-system-x86-microvm",
+        "qemu-base",
+        "qemu-desktop",
+        "qemu-full",
+        "qemu-system",
+        "qemu",
+    ),
+    "arm": (
+        "qemu-system-arm",
+        "qemu-system-aarch64-core",
+        "qemu-kvm-core",
+        "qemu-system-aarch64",
+        "qemu-arm",
+        "qemu-kvm",
+        "qemu-base",
+        "qemu-desktop",
+        "qemu-full",
+        "qemu-system",
+        "qemu",
+    ),
+    "ppc": (
+        "qemu-system-ppc",
+        "qemu-system-ppc-core",
+        "qemu-kvm-core",
+        "qemu-system-ppc64",
+        "qemu-ppc",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+    "s390": (
+        "qemu-system-s390x",
+        "qemu-system-s390x-core",
+        "qemu-kvm-core",
+        "qemu-s390x",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+    "riscv": (
+        "qemu-system-misc",
+        "qemu-system-riscv-core",
+        "qemu-system-riscv",
+        "qemu-system-riscv64",
+        "qemu-kvm-core",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+}
+# libvirt's daemon with its QEMU driver: Debian/Ubuntu libvirt-daemon-system (libvirt-bin
+# before Ubuntu 18.04) and libvirt-daemon-driver-qemu (split out in Debian 12), RHEL/Fedora
+# libvirt-daemon-kvm / libvirt-daemon-driver-qemu, SUSE libvirt-daemon-qemu, Arch "libvirt",
+# Alpine libvirt-daemon.
+LIBVIRT_DAEMON_PACKAGES = (
+    "libvirt-daemon-driver-qemu",
+    "libvirt-daemon-kvm",
+    "libvirt-daemon-qemu",
+    "libvirt-daemon-system",
+    "libvirt-daemon",
+    "libvirt-bin",
+    "libvirt",
+)
+# nova-compute: Debian/Ubuntu nova-compute(-kvm/-qemu/-libvirt), RDO/RHOSP
+# openstack-nova-compute, and the python library alone (devstack-like installs use pip)
+NOVA_COMPUTE_PACKAGES = (
+    "nova-compute",
+    "openstack-nova-compute",
+    "nova-compute-kvm",
+    "nova-compute-qemu",
+    "nova-compute-libvirt",
+    "python3-nova",
+    "openstack-nova-common",
+    "nova-common",
+)
+# snaps that bring QEMU, libvirt and nova-compute with them (CanonicalLtd/microstack,
+# canonical/snap-openstack-hypervisor: their snapcraft.yaml builds qemu and libvirt parts)
+HYPERVISOR_SNAPS = ("openstack-hypervisor", "microstack")
+
+
+def qemu_package(ctx: Context) -> Optional[Package]:
+    """The installed package that gives this host a QEMU system emulator for its own CPU
+    family (:data:`QEMU_SYSTEM_PACKAGES`), or None. Its ``version`` is what a restarted QEMU
+    would run (``upstream_release(p.version)``: "7.2" of "7.2+dfsg")."""
+    fam = arch(ctx).family or ""
+    return installed_packages(ctx).first(QEMU_SYSTEM_PACKAGES.get(fam, ()))
+
+
+def libvirt_package(ctx: Context) -> Optional[Package]:
+    """The installed libvirt daemon package (:data:`LIBVIRT_DAEMON_PACKAGES`), or None."""
+    return installed_packages(ctx).first(LIBVIRT_DAEMON_PACKAGES)
+
+
+def nova_compute_package(ctx: Context) -> Optional[Package]:
+    """The installed nova-compute package (:data:`NOVA_COMPUTE_PACKAGES`), or None."""
+    return installed_packages(ctx).first(NOVA_COMPUTE_PACKAGES)
+
+
+def hypervisor_snap(ctx: Context) -> Optional[Package]:
+    """An installed snap that brings QEMU, libvirt and nova (:data:`HYPERVISOR_SNAPS`)."""
+    snaps = [p for p in installed_packages(ctx).packages if p.db == "snap"]
+    return next((p for n in HYPERVISOR_SNAPS for p in snaps if p.name == n), None)
+
+
+_LIBVIRT_INSTALL = {
+    "debian": "apt-get install libvirt-daemon-system",
+    "rhel": "dnf install libvirt-daemon-kvm",
+    "suse": "zypper install libvirt-daemon-qemu",
+    "arch": "pacman -S libvirt",
+    "alpine": "apk add libvirt-daemon",
+    "gentoo": "emerge app-emulation/libvirt",
+}
+
+
+def libvirt_install_command(ctx: Context) -> str:
+    """The command that installs libvirt's daemon with its QEMU driver here."""
+    return _LIBVIRT_INSTALL.get(
+        os_family(ctx), "install your distribution's libvirt daemon (QEMU driver) package"
+    )

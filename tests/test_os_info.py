@@ -33,6 +33,7 @@ FIXTURES = {
     "builtin-kvm-intel-nested-modprobe-ignored": GENTOO,
     "cloud-guest-no-vmx": UBUNTU_2204,
     "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
+    "debian12-compute-no-qemu": DEBIAN_12,
     "intel-sgx-disabled-kvm-ok": UBUNTU_2204,
     # hvcheck guest fixtures: os-release as the guest images write it (no VERSION_CODENAME)
     "guest-bare-metal": OsInfo(
@@ -55,6 +56,7 @@ FIXTURES = {
     "nova-kvm-tcg-instance": DEBIAN_12,
     "own-machine-kvm-pvm": DEBIAN_12,
     "ppc64le-powernv": DEBIAN_12,
+    "rhel9-compute-rpmdb-sqlite": RHEL_94,
     "s390x-sie": RHEL_94,
     "static-only": DEBIAN_12,
     # no VERSION_CODENAME: the codename comes from VERSION="14.04.5 LTS, Trusty Tahr"

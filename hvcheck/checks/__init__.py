@@ -12,9 +12,11 @@ from hvcheck.checks.guest import GUEST_CHECKS
 from hvcheck.checks.hostchecks import BUILTIN_HOST_CHECKS
 from hvcheck.checks.instancechecks import InstancesAccel
 from hvcheck.checks.novachecks import NovaVirtType, QemuUserAccess
+from hvcheck.checks.packages import HostPackages
 
 BUILTIN = (
-    *BUILTIN_HOST_CHECKS,
+    *BUILTIN_HOST_CHECKS,  # ... host.os last
+    HostPackages,
     NovaVirtType,
     QemuUserAccess,
     LibvirtCaps,

@@ -22,6 +22,7 @@ from hvcheck.host.base import (
     ProcessTable,
     ProcInfo,
     ProcView,
+    RpmRead,
 )
 from hvcheck.host.live import LiveHost
 from hvcheck.parsers.procstatus import format_status
@@ -48,6 +49,7 @@ class RecordingHost(LiveHost):
         self.msrs: dict[str, Any] = {}
         self.libvirt_caps: Optional[CapsResult] = None
         self.nova_api: Optional[NovaAnswer] = None
+        self.rpm: dict[str, RpmRead] = {}  # RPM databases read (path -> packages), for the marker
         self.denied: set[str] = set()  # paths the collecting user could not read
         self.existing: set[str] = set()  # paths only tested for existence
         self.rec_lock = threading.Lock()
@@ -142,6 +144,20 @@ class RecordingHost(LiveHost):
         self.nova_api = a
         return a
 
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        r = super().rpm_sqlite(path)
+        if r is not None:
+            with self.rec_lock:
+                self.rpm[path] = r
+        return r
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        r = super().rpm_query(dbpath, timeout)
+        if r is not None:
+            with self.rec_lock:
+                self.rpm[dbpath] = r
+        return r
+
     def write_snapshot(
         self, out: str, taken_at: str, live_verdict: Optional[dict[str, Any]] = None
     ) -> None:
@@ -177,6 +193,9 @@ class RecordingHost(LiveHost):
             marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
         if self.nova_api is not None:
             marker["probes"]["nova_api"] = self.nova_api.to_json()
+        if self.rpm:
+            # the package list, not the database file (tens to hundreds of MiB of headers)
+            marker["probes"]["rpm"] = {k: v.to_json() for k, v in sorted(self.rpm.items())}
         # a process whose command line was denied: its directory, and the denial
         denied = self.denied | {f"/proc/{pid}/cmdline" for pid in self.denied_procs}
         if denied:

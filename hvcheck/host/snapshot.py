@@ -28,6 +28,7 @@ from hvcheck.host.base import (
     ProbeResult,
     ProcInfo,
     ProcView,
+    RpmRead,
     SnapshotError,
     Uname,
     _by_number,
@@ -454,6 +455,27 @@ class SnapshotHost(Host):
         from hvcheck.novaquery import NovaAnswer
 
         return NovaAnswer.from_json(self._probes().get("nova_api"))
+
+    def _rpm_record(self, path: str) -> Optional[RpmRead]:
+        rec = self._probes().get("rpm")
+        return RpmRead.from_json(rec.get(path)) if isinstance(rec, dict) else None
+
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """What ``collect`` recorded of the database (``probes.rpm``), else the file itself
+        when the snapshot holds one (read from a private temporary copy)."""
+        return self._rpm_record(path) or super().rpm_sqlite(path)
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``collect``'s record of ``rpm -qa`` (``probes.rpm``); never runs rpm."""
+        rec = self._rpm_record(dbpath)
+        if rec is None and any(self.exists(f"{dbpath}/{n}") for n in ("Packages", "Packages.db")):
+            return RpmRead(
+                "unavailable",
+                "rpm -qa",
+                error=f"{dbpath} holds a Berkeley DB/ndb RPM database, which only `rpm -qa` on "
+                "the live host reads; this snapshot has no record of it",
+            )
+        return rec
 
     def uname(self) -> Uname:
         def m(key: str, fallback_path: str) -> str:
