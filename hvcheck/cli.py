@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, NoReturn, Optional
 
@@ -64,27 +62,6 @@ def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -
     ]
 
 
-class _Hvcheck(click.Group):
-    """click's group; a closed stdout (``hvcheck | head -1``) exits 3 at once, where click
-    would exit 1 (WARNING to Nagios)."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        with _quiet_broken_pipe():
-            return super().make_context(*args, **kwargs)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _quiet_broken_pipe():
-            return super().invoke(ctx)
-
-
-@contextmanager
-def _quiet_broken_pipe() -> Iterator[None]:
-    try:
-        yield
-    except BrokenPipeError:
-        os._exit(UNKNOWN_EXIT)
-
-
 HELP_EPILOG = (
     "Run as root for a full answer: /dev/kvm and QEMU processes' fds are open to root "
     "only. Without root, what cannot be read is UNKNOWN (cannot tell), never a false CRITICAL."
@@ -94,7 +71,6 @@ HELP_EPILOG = (
 
 
 @click.group(
-    cls=_Hvcheck,
     invoke_without_command=True,
     subcommand_metavar="[COMMAND [ARGS]...]",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -396,36 +372,45 @@ def _requested_format(args: list[str]) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> NoReturn:
-    """Entry point: click in non-standalone mode, so every exit status is ours."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    """Entry point: click in non-standalone mode, so every exit status is ours.
+
+    The process's own stdout and stderr are guarded first (``report.channel``): a closed
+    stdout or a reader that went away (EPIPE) leaves the exit code the verdict's; any other
+    failure to write the output exits 3 with one line on stderr."""
+    from hvcheck.report import channel
+
+    channel.install()
+    code = _main(sys.argv[1:] if argv is None else list(argv))
+    sys.exit(channel.settle(code))
+
+
+def _main(args: list[str]) -> int:
     state: dict[str, Any] = {}  # the parsed options, once the group has seen them
     try:
         rv = cli.main(args=args, prog_name="hvcheck", standalone_mode=False, obj=state)
     except click.exceptions.Abort:  # click's name for Ctrl-C (and EOF at a prompt)
-        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
+        return _failed(state.get("fmt") or _requested_format(args), "interrupted")
     except click.ClickException as e:  # usage errors (click: 2) and others (click: 1)
         fmt = state.get("fmt") or _requested_format(args)
         if fmt not in ERROR_FORMATS:
             e.show()
-            sys.exit(UNKNOWN_EXIT)
-        sys.exit(_failed(fmt, f"usage error: {e.format_message()}"))
-    except BrokenPipeError:
+            return UNKNOWN_EXIT
+        return _failed(fmt, f"usage error: {e.format_message()}")
+    except BrokenPipeError:  # only where the streams are not guarded (called in-process)
         os._exit(UNKNOWN_EXIT)
     except KeyboardInterrupt:
-        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
+        return _failed(state.get("fmt") or _requested_format(args), "interrupted")
     except SystemExit:
         raise
     except BaseException as e:
         if os.environ.get("HVCHECK_DEBUG"):
             raise
-        sys.exit(
-            _failed(
-                state.get("fmt") or _requested_format(args),
-                f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)",
-            )
+        return _failed(
+            state.get("fmt") or _requested_format(args),
+            f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)",
         )
     # --help and --version return click's exit code (0); a misuse of them is a usage error
-    sys.exit(rv if isinstance(rv, int) else 0)
+    return rv if isinstance(rv, int) else 0
 
 
 def console() -> NoReturn:
@@ -448,12 +433,15 @@ def console() -> NoReturn:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        os._exit(UNKNOWN_EXIT)
+    except (OSError, ValueError, AttributeError):  # main has settled the output already
+        pass
     if code is None:
         os._exit(0)
     if isinstance(code, int):
         os._exit(code)
-    print(code, file=sys.stderr)  # sys.exit("message"), as the interpreter would
-    sys.stderr.flush()
-    os._exit(1 if code else 0)
+    try:  # sys.exit("message"), as the interpreter would print it; but an internal failure
+        print(code, file=sys.stderr)  # exits 3 (UNKNOWN), never the interpreter's 1
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    os._exit(UNKNOWN_EXIT if code else 0)

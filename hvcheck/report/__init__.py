@@ -56,7 +56,7 @@ def render(
     elif fmt == "prometheus":
         from hvcheck.report import prometheus
 
-        out.write(prometheus.render(verdict, verbose))
+        write_utf8(out, prometheus.render(verdict, verbose))
     elif fmt == "zabbix-discovery":
         from hvcheck.report import zabbix
 
@@ -66,6 +66,27 @@ def render(
 
         table.render_to(verdict, out, verbose)
     out.flush()
+
+
+def write_utf8(out: IO[str], text: str) -> None:
+    """Write ``text`` to ``out`` as UTF-8 whatever ``out``'s encoding: for a format defined
+    as UTF-8 (the Prometheus text exposition format), where bytes in the locale's encoding
+    would make node_exporter reject the whole file. A stream without a binary ``buffer``
+    (a test's StringIO) gets the text."""
+    import codecs
+
+    buf = getattr(out, "buffer", None)
+    enc = getattr(out, "encoding", None) or "utf-8"
+    try:
+        utf8 = codecs.lookup(enc).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if utf8 or buf is None:
+        out.write(text)
+        return
+    out.flush()
+    buf.write(text.encode("utf-8", "backslashreplace"))
+    buf.flush()
 
 
 def render_checks(

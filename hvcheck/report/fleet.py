@@ -12,7 +12,7 @@ from typing import IO
 from hvcheck.fleet import HostRow, document
 from hvcheck.model import Status
 from hvcheck.report.escape import inert
-from hvcheck.report.table import STYLE
+from hvcheck.report.table import STYLE, console_to
 
 
 def render_json(rows: list[HostRow]) -> str:
@@ -20,12 +20,11 @@ def render_json(rows: list[HostRow]) -> str:
 
 
 def render_table(rows: list[HostRow], out: IO[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     doc = document(rows)
-    console = Console(file=out, highlight=False, emoji=False, markup=False)
+    console = console_to(out)
     c = doc["counts"]
     console.print(
         Text(
