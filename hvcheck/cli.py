@@ -306,31 +306,41 @@ def schema_text() -> str:
 )
 @click.pass_obj
 def collect(state: dict[str, Any], output: Optional[str]) -> int:
-    """Write a snapshot of everything the checks read (replay it with --root)."""
+    """Write a snapshot of everything the checks read (replay it with --root).
+
+    The file is created 0600 and secrets in configuration files are redacted (see
+    docs/SECURITY.md); an existing FILE must be a regular file."""
     from hvcheck import engine
     from hvcheck.host import RecordingHost
+    from hvcheck.host.recorder import check_target
 
     if state["root"]:
         return _failed("table", "collect reads the live host; --root makes no sense here")
     host = RecordingHost()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    name = host.uname().hostname.replace("/", "_").lstrip(".") or "host"
+    out = output or f"hvcheck-{name}-{stamp.replace(':', '')}.tar.gz"
+    try:
+        check_target(out)  # before the run: a target that cannot be written fails at once
+    except OSError as e:
+        return _failed("table", f"cannot write {out}: {e.strerror or e}")
     verdict = engine.run(
         host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
     )
-    out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
     try:
         live = {
             "status": verdict.status.label,
             "kvm_usable": verdict.kvm_usable,
             "acceleration": verdict.acceleration,
+            "virt_type": verdict.virt_type,
             "checks": {r.id: r.status.label for r in verdict.results},
         }
         host.write_snapshot(out, stamp, live)
     except OSError as e:
-        return _failed("table", f"cannot write {out}: {e}")
+        return _failed("table", f"cannot write {out}: {e.strerror or e}")
     from hvcheck import report
 
-    report.render_collected(out, os.path.getsize(out), verdict)
+    report.render_collected(out, os.path.getsize(out), verdict, redacted=host.redacted)
     return 0
 
 

@@ -188,6 +188,7 @@ def run(
     options: Optional[dict[str, Any]] = None,
 ) -> Verdict:
     start = time.monotonic()
+    read_at = host.taken_at() or time.time()
     # Leave a margin for assembling and printing the report within the caller's timeout.
     deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
     ctx = Context(host, options)
@@ -243,7 +244,8 @@ def run(
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
     vf = done.get("_verdict")
     vfacts: dict[str, Any] = vf.value if vf and vf.error is None else {}
-    return _assemble(ctx, results, vfacts, deadline)
+    # when the evidence was read: now on the live host, a snapshot's taken_at
+    return _assemble(ctx, results, vfacts, deadline)._replace(generated_at=read_at)
 
 
 def _verdict_facts(ctx: Context) -> dict[str, Any]:

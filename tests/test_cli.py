@@ -15,6 +15,7 @@ from snap import healthy_host, make_snapshot, run_hvcheck, run_json
 REQUIRED_TOP = {
     "schema_version",
     "tool",
+    "generated_at",
     "status",
     "exit_code",
     "host",

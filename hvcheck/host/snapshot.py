@@ -462,6 +462,22 @@ class SnapshotHost(Host):
             kernel=m("kernel", "/proc/sys/kernel/osrelease"),
         )
 
+    def taken_at(self) -> Optional[float]:
+        """The marker's ``taken_at`` (ISO 8601; ``collect`` writes ``2026-11-30T00:00:00Z``;
+        a time without a zone is read as UTC); None when absent or not a time."""
+        v = self.marker.get("taken_at")
+        if not isinstance(v, str) or len(v) > 64:
+            return None
+        from datetime import datetime, timezone
+
+        try:
+            t = datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
+        except ValueError:
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=timezone.utc)
+        return t.timestamp()
+
     def euid(self) -> int:
         v = self.marker.get("taken_as_uid", 0)
         return v if isinstance(v, int) else 0

@@ -122,17 +122,29 @@ def render_checks(
 
 
 def render_collected(
-    path: str, size: int, verdict: Verdict, stream: Optional[IO[str]] = None
+    path: str,
+    size: int,
+    verdict: Verdict,
+    stream: Optional[IO[str]] = None,
+    redacted: Optional[dict[str, list[str]]] = None,
 ) -> None:
-    """``hvcheck collect``'s closing line (on stderr by default): the snapshot written, its size
-    in bytes, and the live verdict it records."""
+    """``hvcheck collect``'s closing lines (on stderr by default): the snapshot written, its size
+    in bytes, and the live verdict it records; then, when secrets were redacted, which files
+    (``redacted``: path -> what, as the marker's ``redacted`` key holds it)."""
     from hvcheck.report.escape import inert
 
     out = sys.stderr if stream is None else stream
     out.write(
-        f"wrote {inert(path)} ({size} bytes); live verdict: "
+        f"wrote {inert(path)} ({size} bytes, mode 0600); live verdict: "
         f"{verdict.status.label} - {inert(verdict.summary)}\n"
     )
+    if redacted:
+        n = sum(len(w) for w in redacted.values())
+        out.write(
+            f"redacted {n} secret(s) in {len(redacted)} file(s): "
+            + ", ".join(inert(p) for p in sorted(redacted))
+            + " (values replaced by ********; listed under 'redacted' in the marker)\n"
+        )
     out.flush()
 
 
