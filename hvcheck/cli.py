@@ -266,19 +266,40 @@ def value(state: dict[str, Any], item: str, arg: Optional[str]) -> int:
     return 0
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``3600``, ``90s``, ``30m``, ``1h``, ``2d`` as seconds; ``0`` turns the limit off."""
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise click.BadParameter(f"{value!r} is not a duration (3600, 90s, 30m, 1h, 2d)")
+    return seconds
+
+
 @cli.command("report", short_help="Fleet view of many hosts' --json files.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    callback=_duration,
+    help="A document whose evidence is older (its generated_at) is UNKNOWN: 3600, 30m, 1h, "
+    "2d; 0 for no limit.",
+)
 @click.pass_obj
-def fleet_report(state: dict[str, Any], files: tuple[str, ...]) -> int:
-    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json)."""
+def fleet_report(state: dict[str, Any], files: tuple[str, ...], max_age: float) -> int:
+    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json).
+
+    Only regular files are read; each file is one row, and a file that is not a valid hvcheck
+    document, is older than --max-age or names a host another file names too is flagged."""
     from hvcheck import fleet, report
 
-    def read(path: str) -> str:
-        with open(path, encoding="utf-8") as f:
-            return f.read(16 * 1024 * 1024)
-
-    rows = fleet.load(list(files), read)
-    report.render_fleet(rows, state["fmt"])
+    rows = fleet.load(list(files), fleet.read_document, max_age=max_age)
+    report.render_fleet(rows, state["fmt"], max_age=max_age)
     return fleet.worst(rows).exit_code
 
 

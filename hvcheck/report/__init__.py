@@ -148,14 +148,19 @@ def render_collected(
     out.flush()
 
 
-def render_fleet(rows: list[HostRow], fmt: str, stream: Optional[IO[str]] = None) -> None:
+def render_fleet(
+    rows: list[HostRow],
+    fmt: str,
+    stream: Optional[IO[str]] = None,
+    max_age: Optional[float] = None,
+) -> None:
     """``hvcheck report``: the fleet view, a JSON document when ``fmt`` is "json", else the
-    table."""
+    table (``max_age``: the --max-age in seconds the rows were judged with)."""
     from hvcheck.report import fleet
 
     out = sys.stdout if stream is None else stream
     if fmt == "json":
-        out.write(fleet.render_json(rows))
+        out.write(fleet.render_json(rows, max_age))
     else:
         fleet.render_table(rows, out)
     out.flush()
