@@ -94,24 +94,11 @@ def read_document(path: str, limit: int = MAX_DOCUMENT) -> str:
 
 
 def _depth(text: str) -> int:
-    depth = deepest = 0
-    in_str = esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+    """The deepest ``[``/``{`` nesting of a JSON text, without parsing it (Python's json
+    recurses once per level): ``hvcheck.host.snapshot.json_depth``."""
+    from hvcheck.host.snapshot import json_depth
+
+    return json_depth(text.encode("utf-8", "surrogatepass"))
 
 
 def _count(v: Any) -> bool:

@@ -176,6 +176,10 @@ BAD_VALUES = {
     "probe-guest-list": ({"probes": {"kvm": {**PROBE_OK, "guest": []}}}, "kvm.device"),
     "msr-list": ({"probes": {"kvm": PROBE_OK, "msr": []}}, "firmware.virt"),
     "msr-value-list": ({"probes": {"kvm": PROBE_OK, "msr": {"0:0x3a": [5]}}}, None),
+}
+# libvirt's and the Nova API's records: absent is no verdict there (the check is SKIPped), so
+# a record of the wrong shape reads as absent
+ABSENT_IS_NO_VERDICT = {
     "caps-int": ({"probes": {"kvm": PROBE_OK, "libvirt_caps": 5}}, "libvirt.caps"),
     "caps-bad-status": (
         {"probes": {"kvm": PROBE_OK, "libvirt_caps": {"status": "great"}}},
@@ -183,6 +187,17 @@ BAD_VALUES = {
     ),
     "nova-api-string": ({"probes": {"kvm": PROBE_OK, "nova_api": "x"}}, "nova.api"),
 }
+
+
+@pytest.mark.parametrize("case", sorted(ABSENT_IS_NO_VERDICT))
+def test_a_service_record_of_the_wrong_shape_is_skipped(tmp_path: Path, case: str) -> None:
+    marker, check = ABSENT_IS_NO_VERDICT[case]
+    root = healthy_host(tmp_path / "s", **marker)
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr and p.returncode == 0, p.stdout
+    doc = json.loads(p.stdout)
+    c = next(c for c in doc["checks"] if c["id"] == check)
+    assert c["status"] == "SKIP", c
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))

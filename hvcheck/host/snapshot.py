@@ -83,27 +83,24 @@ class _BoundedStream:
         return data
 
 
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
 def json_depth(text: bytes) -> int:
     """The deepest nesting of ``[``/``{`` in a JSON text (brackets inside strings not
-    counted), found without parsing it: Python's json recurses once per level."""
+    counted), found without parsing it: Python's json recurses once per level. (An
+    unterminated string is left in and its brackets counted: json refuses it anyway.)"""
     depth = deepest = 0
-    in_str = esc = False
-    for c in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:  # backslash
-                esc = True
-            elif c == 0x22:  # quote
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c in (0x5B, 0x7B):  # [ {
+    for c in _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKET):
+        if c in (0x5B, 0x7B):  # [ {
             depth += 1
             deepest = max(deepest, depth)
-        elif c in (0x5D, 0x7D):
+        else:
             depth -= 1
     return deepest
+
+
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def _refuse(what: str, path: str) -> PermissionError:
@@ -590,21 +587,15 @@ class SnapshotHost(Host):
             return KernelLog((), "snapshot dev/kmsg", str(e))
         return KernelLog(tuple(text.splitlines()), "snapshot dev/kmsg")
 
+    # A libvirt or Nova API record of the wrong shape reads as absent: those checks are then
+    # SKIPped ("not recorded"), which is no verdict on the host.
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
-        v = self._probes().get("libvirt_caps")
-        r = CapsResult.from_json(v)
-        if v is not None and r is None:
-            raise _refuse('"probes.libvirt_caps" record', "libvirt capabilities")
-        return r
+        return CapsResult.from_json(self._probes().get("libvirt_caps"))
 
     def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
         from hvcheck.novaquery import NovaAnswer
 
-        v = self._probes().get("nova_api")
-        r = NovaAnswer.from_json(v)
-        if v is not None and r is None:
-            raise _refuse('"probes.nova_api" record', "the Nova API answer")
-        return r
+        return NovaAnswer.from_json(self._probes().get("nova_api"))
 
     def uname(self) -> Uname:
         def m(key: str, fallback_path: str) -> str:
