@@ -286,3 +286,14 @@ def test_generated_at_is_when_the_evidence_was_read(tmp_path: Path) -> None:
     _, failed = run_json("--root", str(tmp_path / "nope"))
     jsonschema.validate(failed, schema)
     assert "generated_at" in failed
+
+
+def test_an_oversized_file_is_one_unknown_row_and_not_read_whole(
+    tmp_path: Path, good: Path
+) -> None:
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:  # sparse: 64 MiB that take no disk
+        f.truncate(64 * 1024 * 1024)
+    rc, doc = _report(str(good), str(big))
+    r = _row(doc, big)
+    assert rc == 3 and r["status"] == "UNKNOWN" and "larger than 16 MiB" in r["error"], r
