@@ -210,11 +210,18 @@ def run(
     skip: Sequence[str] = (),
     options: Optional[dict[str, Any]] = None,
 ) -> Verdict:
+    read_at = _read_at(host)
     ctx, deadline = _context(host, timeout, options)
     chosen = [lc for lc in checks if selected(lc.id, only, skip)]
     # The verdict's own facts run alongside the checks, under the same deadline.
     results, vf = _run_checks(ctx, chosen, deadline, timeout, partial(_verdict_facts, ctx))
-    return _assemble(ctx, results, vf, deadline)
+    return _assemble(ctx, results, vf, deadline)._replace(generated_at=read_at)
+
+
+def _read_at(host: Host) -> float:
+    """When the evidence was read (seconds since the epoch): now on the live host, a
+    snapshot's ``taken_at`` (now when it does not say)."""
+    return host.taken_at() or time.time()
 
 
 def _context(
@@ -410,7 +417,7 @@ def run_guest(
     """``hvcheck guest``: run ``checks`` (``load_checks("guest")``) and assemble the
     GuestVerdict, under one deadline like ``run``."""
     ctx, deadline = _context(host, timeout, options)
-    generated_at = _generated_at(host)
+    generated_at = _read_at(host)
     results, gf = _run_checks(ctx, checks, deadline, timeout, partial(_guest_facts, ctx))
     u = call_until(host.uname, deadline, None)
     hf = HostFacts(
@@ -453,16 +460,6 @@ def run_guest(
         generated_at=generated_at,
         snapshot=None if host.live else host.label,
     )
-
-
-def _generated_at(host: Host) -> Optional[str]:
-    """When the evidence was read: now on the live host, the marker's ``taken_at`` for a
-    snapshot (None when it does not say)."""
-    if host.live:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    marker = getattr(host, "marker", None)
-    taken = marker.get("taken_at") if isinstance(marker, dict) else None
-    return taken if isinstance(taken, str) and taken else None
 
 
 def _guest_facts(ctx: Context) -> dict[str, Any]:

@@ -181,6 +181,9 @@ class Verdict(NamedTuple):
     instances: tuple[Instance, ...] = ()
     snapshot: Optional[str] = None
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+    # when the evidence was read (seconds since the epoch): the run's start on the live host,
+    # a snapshot's taken_at; None for a run that read nothing (Verdict.failed)
+    generated_at: Optional[float] = None
 
     @classmethod
     def failed(cls, message: str) -> Verdict:
@@ -232,8 +235,8 @@ class GuestVerdict(NamedTuple):
     vmware | ... | None; ``nested``: whether this guest is offered virtualization of its own
     (None: cannot tell); ``evidence``: the kinds of evidence the verdict rests on
     (kernel-log, clocksource, cpu-model, cpu-flag, dmi, sys-hypervisor, sysinfo,
-    device-tree); ``generated_at``: when the evidence was read (UTC, ISO 8601), None for a
-    snapshot that does not say.
+    device-tree); ``generated_at``: when the evidence was read, in seconds since the epoch
+    (now on the live host, the snapshot's ``taken_at``), as ``Verdict.generated_at``.
     """
 
     host: HostFacts
@@ -244,7 +247,7 @@ class GuestVerdict(NamedTuple):
     summary: str
     results: tuple[Result, ...]
     platform: Optional[str] = None
-    generated_at: Optional[str] = None
+    generated_at: Optional[float] = None
     snapshot: Optional[str] = None
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
 

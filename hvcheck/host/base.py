@@ -504,6 +504,11 @@ class Host(ABC):
     @abstractmethod
     def os_info(self) -> OsInfo: ...
 
+    def taken_at(self) -> Optional[float]:
+        """When this host's evidence was read, in seconds since the epoch, where that is not
+        now: a snapshot's ``taken_at``. None on the live host (the run reads it now)."""
+        return None
+
     # ---- live-only probes of outside services (snapshots replay what collect recorded) ----
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
         """libvirt's capabilities within ``timeout`` s; None where none can be had."""

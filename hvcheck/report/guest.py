@@ -14,7 +14,7 @@ from typing import IO, Any
 from hvcheck import __version__
 from hvcheck.model import GuestVerdict, Status
 from hvcheck.report.escape import inert
-from hvcheck.report.json import _result
+from hvcheck.report.json import _result, utc
 from hvcheck.report.nagios import MAX_SUMMARY, clean
 
 FORMATS = ("table", "json", "nagios")
@@ -26,7 +26,7 @@ def document(v: GuestVerdict) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "hvcheck", "version": __version__},
-        "generated_at": v.generated_at,
+        "generated_at": utc(v.generated_at),
         "status": v.status.label,
         "exit_code": v.exit_code,
     }
