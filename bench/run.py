@@ -169,6 +169,10 @@ class Timing:
     runs: int
     exit_codes: tuple[int, ...]
 
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
     def ms(self) -> str:
         return f"{self.median * 1e3:.1f} ({self.min * 1e3:.1f}–{self.max * 1e3:.1f})"
 
@@ -689,6 +693,18 @@ def verdict(ok: bool) -> str:
     return "**PASS**" if ok else "**FAIL**"
 
 
+def ratio_row(against: str, probe: Timing, other: Timing, limit: float) -> list[str]:
+    """A target "live probe ≤ limit × other", judged on median wall and on mean user+sys."""
+    wall, cpu = probe.median / other.median, probe.cpu / other.cpu
+    return [
+        f"live `--format nagios` ≤ {limit:g}× {against}",
+        f"{probe.median * 1e3:.1f} / {other.median * 1e3:.1f} ms = {wall:.2f}×",
+        verdict(wall <= limit),
+        f"{probe.cpu * 1e3:.1f} / {other.cpu * 1e3:.1f} ms = {cpu:.2f}×",
+        verdict(cpu <= limit),
+    ]
+
+
 def codes(t: Timing) -> str:
     return ", ".join(f"{c}×{t.exit_codes.count(c)}" for c in sorted(set(t.exit_codes)))
 
@@ -715,38 +731,38 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
         "",
         "## Targets (issue 11, point 8)",
         "",
+        "Timing targets are judged on hyperfine's median wall time; user+sys (hyperfine's mean "
+        "CPU time of the command and its children) is judged alongside, as it moves less with "
+        "the machine's load.",
+        "",
         *table(
-            ["target", "measured", ""],
+            ["target", "wall (median)", "", "user+sys (mean)", ""],
             [
-                [
-                    f"live `--format nagios` ≤ {TARGET_VS_VHV:g}× `virt-host-validate qemu`",
-                    f"{probe.median * 1e3:.1f} / {vhv.median * 1e3:.1f} ms = "
-                    f"{probe.median / vhv.median:.2f}×",
-                    verdict(probe.median <= TARGET_VS_VHV * vhv.median),
-                ],
-                [
-                    f"live `--format nagios` ≤ {TARGET_VS_MANUAL:g}× the manual procedure "
-                    "(`bench/manual.sh`)",
-                    f"{probe.median * 1e3:.1f} / {manual.median * 1e3:.1f} ms = "
-                    f"{probe.median / manual.median:.2f}×",
-                    verdict(probe.median <= TARGET_VS_MANUAL * manual.median),
-                ],
+                ratio_row("`virt-host-validate qemu`", probe, vhv, TARGET_VS_VHV),
+                ratio_row(
+                    "the manual procedure (`bench/manual.sh`)", probe, manual, TARGET_VS_MANUAL
+                ),
                 [
                     f"1,000-instance snapshot ≤ {TARGET_1000_MS:g} ms",
-                    f"{snap1000.ms()} ms wall; "
-                    f"user+sys {(snap1000.user + snap1000.system) * 1e3:.0f} ms",
+                    f"{snap1000.ms()} ms",
                     verdict(snap1000.median * 1e3 <= TARGET_1000_MS),
+                    f"{snap1000.cpu * 1e3:.1f} ms",
+                    verdict(snap1000.cpu * 1e3 <= TARGET_1000_MS),
                 ],
                 [
                     f"max RSS ≤ {TARGET_RSS_MB:g} MB at 5,000 instances",
                     f"{rss:.1f} MB (highest of {len(run.rss_5000)} runs)",
                     verdict(rss <= TARGET_RSS_MB),
+                    "",
+                    "",
                 ],
                 *(
                     [
                         f"`--format {p}` does not import rich",
                         "rich imported" if "rich" in imp[p].modules else "no rich",
                         verdict("rich" not in imp[p].modules),
+                        "",
+                        "",
                     ]
                     for p in NO_RICH_PATHS
                 ),
@@ -771,7 +787,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     f"`{name}`",
                     t.ms(),
                     f"{t.mean * 1e3:.1f} ± {t.stddev * 1e3:.1f}",
-                    f"{(t.user + t.system) * 1e3:.1f}",
+                    f"{t.cpu * 1e3:.1f}",
                     f"{run.live_shots[name].rss_mb:.1f}",
                     codes(t),
                 ]
@@ -805,7 +821,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     f"{n:,}",
                     f"{run.gen_seconds[n]:.1f}",
                     run.snap[str(n)].ms(),
-                    f"{(run.snap[str(n)].user + run.snap[str(n)].system) * 1e3:.1f}",
+                    f"{run.snap[str(n)].cpu * 1e3:.1f}",
                     f"{run.snap_shots[n].rss_mb:.1f}",
                     str(perf_instances(run.snap_shots[n].first_line)),
                     str(run.snap[str(n)].runs),
@@ -866,14 +882,11 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
             "",
             *table(
                 ["guests", "wall ms", "user+sys ms", "exit codes"],
-                [
-                    [name, t.ms(), f"{(t.user + t.system) * 1e3:.1f}", codes(t)]
-                    for name, t in run.guests.items()
-                ],
+                [[name, t.ms(), f"{t.cpu * 1e3:.1f}", codes(t)] for name, t in run.guests.items()],
             ),
             f"Per instance (difference of medians): "
             f"{(tn.median - t0.median) / args.guests * 1e3:.2f} ms wall, "
-            f"{(tn.user + tn.system - t0.user - t0.system) / args.guests * 1e3:.2f} ms CPU.",
+            f"{(tn.cpu - t0.cpu) / args.guests * 1e3:.2f} ms CPU.",
             "",
         ]
     elif args.guests:
