@@ -233,6 +233,11 @@ def perf_instances(line: str) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+def seen(line: str) -> str:
+    n = perf_instances(line)
+    return "—" if n is None else str(n)
+
+
 # ---- snapshots: N synthetic QEMU processes on a real `collect` of this machine ---------------
 PID_BASE = 20000
 PID_STRIDE = 16  # room for the tids of one process (main, helpers, up to 8 vCPUs)
@@ -777,11 +782,21 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
         "",
         "## 1. Live host",
         "",
-        f"hyperfine -N, {probe.runs} runs after warm-up runs, each command in turn. Max RSS: one "
-        "run under GNU `time -f %M`.",
+        f"hyperfine -N, {probe.runs} runs after warm-up runs, each command in turn. Max RSS and "
+        "the instances hvcheck saw (its `'instances'` perfdata): one run under GNU "
+        "`time -f %M`. QEMU guests that other sessions run on this machine count: they change "
+        "the probe's work and, when one fell back to TCG, its exit code.",
         "",
         *table(
-            ["command", "wall ms", "mean ± σ ms", "user+sys ms", "max RSS MB", "exit codes"],
+            [
+                "command",
+                "wall ms",
+                "mean ± σ ms",
+                "user+sys ms",
+                "max RSS MB",
+                "exit codes",
+                "instances",
+            ],
             [
                 [
                     f"`{name}`",
@@ -790,6 +805,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     f"{t.cpu * 1e3:.1f}",
                     f"{run.live_shots[name].rss_mb:.1f}",
                     codes(t),
+                    seen(run.live_shots[name].first_line),
                 ]
                 for name, t in run.live.items()
             ],
@@ -823,7 +839,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     run.snap[str(n)].ms(),
                     f"{run.snap[str(n)].cpu * 1e3:.1f}",
                     f"{run.snap_shots[n].rss_mb:.1f}",
-                    str(perf_instances(run.snap_shots[n].first_line)),
+                    seen(run.snap_shots[n].first_line),
                     str(run.snap[str(n)].runs),
                 ]
                 for n in SIZES
