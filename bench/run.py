@@ -56,6 +56,8 @@ GNU_TIME = "/usr/bin/time"
 SIZES = (10, 100, 1000, 5000)
 SNAP_TIMEOUT = "600"  # time the whole scan, never the default 10 s deadline
 RSS_RUNS = 5
+DEADLINE_WAIT = 8.0  # a live run this long waited for hvcheck's default 10 s deadline
+LIBVIRT_SOCKETS = ("/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
 TARGET_VS_VHV = 8.0  # live nagios ≤ 8× virt-host-validate qemu
 TARGET_VS_MANUAL = 2.0  # live nagios ≤ 2× the manual procedure
 TARGET_1000_MS = 300.0
@@ -166,8 +168,16 @@ class Timing:
     stddev: float
     user: float
     system: float
-    runs: int
+    times: tuple[float, ...]
     exit_codes: tuple[int, ...]
+
+    @property
+    def runs(self) -> int:
+        return len(self.times)
+
+    def waited(self) -> int:
+        """Runs that lasted 8 s or more: hvcheck waited for its 10 s deadline."""
+        return sum(t >= DEADLINE_WAIT for t in self.times)
 
     @property
     def cpu(self) -> float:
@@ -197,7 +207,7 @@ def hyperfine(
             r["stddev"] or 0.0,
             r["user"],
             r["system"],
-            len(r["times"]),
+            tuple(r["times"]),
             tuple(r["exit_codes"]),
         )
         for name, r in zip(commands, results)
@@ -553,6 +563,7 @@ class Run:
     packages: dict[str, str] = field(default_factory=dict)
     guests: dict[str, Timing] = field(default_factory=dict)
     guests_note: str = ""
+    libvirt: list[str] = field(default_factory=list)
     corpus: int = 0
     corpus_skipped: list[str] = field(default_factory=list)
     base_dropped: list[int] = field(default_factory=list)
@@ -604,6 +615,26 @@ def load() -> str:
     return f"load average {' '.join(la[:3])}, I/O pressure (some avg10) {io_pressure()} %"
 
 
+def libvirt_state(hvcheck: str, env: dict[str, str]) -> str:
+    """What hvcheck's ``libvirt.caps`` check answers now, and how long it took: libvirtd's
+    state (stopped, answering from its cache, or re-probing QEMU for seconds) decides most of
+    the live probe's time, and other sessions start and stop it."""
+    t0 = time.monotonic()
+    p = subprocess.run(
+        [hvcheck, "--format", "json", "--only", "libvirt.caps"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    took = time.monotonic() - t0
+    try:
+        check = json.loads(p.stdout)["checks"][0]
+        return f"{check['status']} in {took:.2f} s: {check['summary'][:100]}"
+    except (ValueError, KeyError, IndexError):
+        return f"no answer (exit {p.returncode}) in {took:.2f} s"
+
+
 def measure(args: argparse.Namespace, tmp: Path, run: Run) -> None:
     runs, warm = (3, 1) if args.quick else (args.runs, 3)
     log("installing this checkout into a fresh venv (as install.sh does)")
@@ -631,7 +662,9 @@ def measure(args: argparse.Namespace, tmp: Path, run: Run) -> None:
         "hvcheck --version": [hv, "--version"],
         "python -c pass (venv interpreter)": [py, "-c", "pass"],
     }
+    run.libvirt.append(f"before §1: {libvirt_state(hv, env)}")
     run.live = hyperfine(live, env, runs, warm, tmp / "live.json")
+    run.libvirt.append(f"after §1: {libvirt_state(hv, env)}")
     run.live_shots = {name: shot(argv, env) for name, argv in live.items()}
 
     log("2. snapshots")
@@ -679,6 +712,7 @@ def measure(args: argparse.Namespace, tmp: Path, run: Run) -> None:
                 name = f"{args.guests} guests"
                 run.guests.update(hyperfine({name: argv}, env, runs, warm, tmp / "guests.json"))
                 run.guests_note = f"hvcheck saw {perf_instances(shot(argv, env).first_line)}"
+            run.libvirt.append(f"after §4: {libvirt_state(hv, env)}")
         except Exception as e:  # an optional part: say why, keep the rest
             run.guests_note = f"not measured: {e}"
     run.notes.append(f"at end: {load()}")
@@ -795,6 +829,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                 "user+sys ms",
                 "max RSS MB",
                 "exit codes",
+                "runs ≥ 8 s",
                 "instances",
             ],
             [
@@ -805,6 +840,7 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     f"{t.cpu * 1e3:.1f}",
                     f"{run.live_shots[name].rss_mb:.1f}",
                     codes(t),
+                    str(t.waited()),
                     seen(run.live_shots[name].first_line),
                 ]
                 for name, t in run.live.items()
@@ -814,6 +850,13 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
             f"- `{name}` said: `{run.live_shots[name].first_line[:200]}`"
             for name in ("hvcheck --format nagios", "virt-host-validate qemu")
         ),
+        "",
+        "A run lasting 8 s or more waited for hvcheck's 10 s deadline: libvirt did not answer "
+        "`libvirt.caps` in time (libvirtd can spend seconds re-probing QEMU, for instance "
+        "while its QEMU user cannot open /dev/kvm; other sessions start and stop it). "
+        "What `hvcheck --format json --only libvirt.caps` answered around the measurements:",
+        "",
+        *(f"- {state}" for state in run.libvirt),
         "",
         "`bench/manual.sh` runs the checklist hvcheck replaces (cpuinfo greps, `uname -m`, "
         "`dpkg -l`, passwd/group greps, modprobe.d, modules, `dmesg | grep kvm`, `kvm-ok`, "
@@ -894,11 +937,14 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
             "",
             "`hvcheck --format nagios`, with no guests, then with "
             f"{args.guests} guests started by tests/qemu_harness.py (`-accel tcg -S`); "
-            f"{run.guests_note} instance(s).",
+            f"{run.guests_note} instance(s) (other sessions' QEMU guests count too).",
             "",
             *table(
-                ["guests", "wall ms", "user+sys ms", "exit codes"],
-                [[name, t.ms(), f"{t.cpu * 1e3:.1f}", codes(t)] for name, t in run.guests.items()],
+                ["guests", "wall ms", "user+sys ms", "exit codes", "runs ≥ 8 s"],
+                [
+                    [name, t.ms(), f"{t.cpu * 1e3:.1f}", codes(t), str(t.waited())]
+                    for name, t in run.guests.items()
+                ],
             ),
             f"Per instance (difference of medians): "
             f"{(tn.median - t0.median) / args.guests * 1e3:.2f} ms wall, "
