@@ -748,108 +748,93 @@ def codes(t: Timing) -> str:
     return ", ".join(f"{c}×{t.exit_codes.count(c)}" for c in sorted(set(t.exit_codes)))
 
 
-def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def targets_section(run: Run) -> list[str]:
     probe = run.live["hvcheck --format nagios"]
-    vhv = run.live["virt-host-validate qemu"]
-    manual = run.live["bash bench/manual.sh"]
-    snap1000 = run.snap["1000"]
+    snap = run.snap["1000"]
     rss = max(run.rss_5000)
-    imp = {i.path: i for i in run.imports}
-    missing = [t for t in MANUAL_TOOLS if not shutil.which(t)]
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started))
-    lines = [
-        "# hvcheck benchmark results",
-        "",
-        f"`python bench/run.py{' --quick' if args.quick else ''}` on {when}, "
-        f"{(time.time() - run.started) / 60:.1f} min. Times: hyperfine's median (min–max) in ms, "
-        "wall clock. How and why: [README.md](README.md).",
-        "",
-        "**A shared, busy machine**: other sessions build and test on its 2 cores meanwhile "
-        f"({'; '.join(run.notes)}). Absolute figures move with that load; hyperfine runs each "
-        "command's runs back to back, so the comparisons are between neighbouring batches.",
-        "",
+    imports = {i.path: i for i in run.imports}
+    limit_s = TARGET_1000_MS / 1e3
+    rows = [
+        ratio_row(
+            "`virt-host-validate qemu`", probe, run.live["virt-host-validate qemu"], TARGET_VS_VHV
+        ),
+        ratio_row(
+            "the manual procedure (`bench/manual.sh`)",
+            probe,
+            run.live["bash bench/manual.sh"],
+            TARGET_VS_MANUAL,
+        ),
+        [
+            f"1,000-instance snapshot ≤ {TARGET_1000_MS:g} ms",
+            f"{snap.ms()} ms",
+            verdict(snap.median <= limit_s),
+            f"{ms(snap.cpu)} ms",
+            verdict(snap.cpu <= limit_s),
+        ],
+        [
+            f"max RSS ≤ {TARGET_RSS_MB:g} MB at 5,000 instances",
+            f"{rss:.1f} MB (highest of {len(run.rss_5000)} runs)",
+            verdict(rss <= TARGET_RSS_MB),
+            "",
+            "",
+        ],
+    ]
+    for path in NO_RICH_PATHS:
+        rich = "rich" in imports[path].modules
+        rows.append(
+            [
+                f"`--format {path}` does not import rich",
+                "rich imported" if rich else "no rich",
+                verdict(not rich),
+                "",
+                "",
+            ]
+        )
+    return [
         "## Targets (issue 11, point 8)",
         "",
         "Timing targets are judged on hyperfine's median wall time; user+sys (hyperfine's mean "
         "CPU time of the command and its children) is judged alongside, as it moves less with "
         "the machine's load.",
         "",
-        *table(
-            ["target", "wall (median)", "", "user+sys (mean)", ""],
-            [
-                ratio_row("`virt-host-validate qemu`", probe, vhv, TARGET_VS_VHV),
-                ratio_row(
-                    "the manual procedure (`bench/manual.sh`)", probe, manual, TARGET_VS_MANUAL
-                ),
-                [
-                    f"1,000-instance snapshot ≤ {TARGET_1000_MS:g} ms",
-                    f"{snap1000.ms()} ms",
-                    verdict(snap1000.median * 1e3 <= TARGET_1000_MS),
-                    f"{snap1000.cpu * 1e3:.1f} ms",
-                    verdict(snap1000.cpu * 1e3 <= TARGET_1000_MS),
-                ],
-                [
-                    f"max RSS ≤ {TARGET_RSS_MB:g} MB at 5,000 instances",
-                    f"{rss:.1f} MB (highest of {len(run.rss_5000)} runs)",
-                    verdict(rss <= TARGET_RSS_MB),
-                    "",
-                    "",
-                ],
-                *(
-                    [
-                        f"`--format {p}` does not import rich",
-                        "rich imported" if "rich" in imp[p].modules else "no rich",
-                        verdict("rich" not in imp[p].modules),
-                        "",
-                        "",
-                    ]
-                    for p in NO_RICH_PATHS
-                ),
-            ],
-        ),
-        "## Machine and versions",
-        "",
-        *table(["", ""], run.machine),
-        "Installed in the measured venv: "
-        + ", ".join(sorted(set(run.packages.values()) - {"hvcheck 0.1.0"}))
-        + ".",
-        "",
+        *table(["target", "wall (median)", "", "user+sys (mean)", ""], rows),
+    ]
+
+
+def live_section(run: Run) -> list[str]:
+    missing = [t for t in MANUAL_TOOLS if not shutil.which(t)]
+    head = ["command", "wall ms", "mean ± σ ms", "user+sys ms", "max RSS MB", "exit codes"]
+    rows = [
+        [
+            f"`{name}`",
+            t.ms(),
+            f"{ms(t.mean)} ± {ms(t.stddev)}",
+            ms(t.cpu),
+            f"{run.live_shots[name].rss_mb:.1f}",
+            codes(t),
+            str(t.waited()),
+            seen(run.live_shots[name].first_line),
+        ]
+        for name, t in run.live.items()
+    ]
+    said = [
+        f"- `{name}` said: `{run.live_shots[name].first_line[:200]}`"
+        for name in ("hvcheck --format nagios", "virt-host-validate qemu")
+    ]
+    return [
         "## 1. Live host",
         "",
-        f"hyperfine -N, {probe.runs} runs after warm-up runs, each command in turn. Max RSS and "
-        "the instances hvcheck saw (its `'instances'` perfdata): one run under GNU "
-        "`time -f %M`. QEMU guests that other sessions run on this machine count: they change "
-        "the probe's work and, when one fell back to TCG, its exit code.",
+        f"hyperfine -N, {run.live['hvcheck --format nagios'].runs} runs after warm-up runs, each "
+        "command in turn. Max RSS and the instances hvcheck saw (its `'instances'` perfdata): "
+        "one run under GNU `time -f %M`. QEMU guests that other sessions run on this machine "
+        "count: they change the probe's work and, when one fell back to TCG, its exit code.",
         "",
-        *table(
-            [
-                "command",
-                "wall ms",
-                "mean ± σ ms",
-                "user+sys ms",
-                "max RSS MB",
-                "exit codes",
-                "runs ≥ 8 s",
-                "instances",
-            ],
-            [
-                [
-                    f"`{name}`",
-                    t.ms(),
-                    f"{t.mean * 1e3:.1f} ± {t.stddev * 1e3:.1f}",
-                    f"{t.cpu * 1e3:.1f}",
-                    f"{run.live_shots[name].rss_mb:.1f}",
-                    codes(t),
-                    str(t.waited()),
-                    seen(run.live_shots[name].first_line),
-                ]
-                for name, t in run.live.items()
-            ],
-        ),
-        *(
-            f"- `{name}` said: `{run.live_shots[name].first_line[:200]}`"
-            for name in ("hvcheck --format nagios", "virt-host-validate qemu")
-        ),
+        *table([*head, "runs ≥ 8 s", "instances"], rows),
+        *said,
         "",
         "A run lasting 8 s or more waited for hvcheck's 10 s deadline: libvirt did not answer "
         "`libvirt.caps` in time (libvirtd can spend seconds re-probing QEMU, for instance "
@@ -862,40 +847,57 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
         "`dpkg -l`, passwd/group greps, modprobe.d, modules, `dmesg | grep kvm`, `kvm-ok`, "
         "`ls -l /dev/kvm`, the nested parameter, `virt-host-validate qemu`, `grep virt_type`, "
         "`ps -ef | grep accel=kvm`). Not installed here, so skipped by its `command -v` guards: "
-        + (", ".join(f"`{t}`" for t in missing) or "none")
-        + ".",
+        f"{', '.join(f'`{t}`' for t in missing) or 'none'}.",
         "",
+    ]
+
+
+def snapshots_section(run: Run) -> list[str]:
+    rows = [
+        [
+            f"{n:,}",
+            f"{run.gen_seconds[n]:.1f}",
+            run.snap[str(n)].ms(),
+            ms(run.snap[str(n)].cpu),
+            f"{run.snap_shots[n].rss_mb:.1f}",
+            seen(run.snap_shots[n].first_line),
+            str(run.snap[str(n)].runs),
+        ]
+        for n in SIZES
+    ]
+    slope = (run.snap["5000"].median - run.snap["1000"].median) / 4000
+    return [
         "## 2. Snapshots: cost against the number of instances",
         "",
         f"`hvcheck --root SNAP-N --format nagios -t {SNAP_TIMEOUT}` (the whole scan, not the "
-        f"default 10 s deadline). Each snapshot is a real `hvcheck collect` of this machine "
+        "default 10 s deadline). Each snapshot is a real `hvcheck collect` of this machine "
         f"(its own QEMU processes removed: {len(run.base_dropped)}) plus N generated QEMU "
         f"processes, argv from {run.corpus} corpus command lines in turn (skipped: "
         f"{', '.join(run.corpus_skipped) or 'none'}); see README.md.",
         "",
         *table(
             ["instances", "generate s", "wall ms", "user+sys ms", "max RSS MB", "seen", "runs"],
-            [
-                [
-                    f"{n:,}",
-                    f"{run.gen_seconds[n]:.1f}",
-                    run.snap[str(n)].ms(),
-                    f"{run.snap[str(n)].cpu * 1e3:.1f}",
-                    f"{run.snap_shots[n].rss_mb:.1f}",
-                    seen(run.snap_shots[n].first_line),
-                    str(run.snap[str(n)].runs),
-                ]
-                for n in SIZES
-            ],
+            rows,
         ),
-        "Per instance between 1,000 and 5,000 (difference of medians): "
-        f"{(run.snap['5000'].median - snap1000.median) / 4000 * 1e6:.0f} µs. Max RSS at "
-        f"5,000 instances, {len(run.rss_5000)} runs: "
-        + ", ".join(f"{x:.1f}" for x in run.rss_5000)
-        + " MB.",
+        f"Per instance between 1,000 and 5,000 (difference of medians): {slope * 1e6:.0f} µs. "
+        f"Max RSS at 5,000 instances, {len(run.rss_5000)} runs: "
+        f"{', '.join(f'{x:.1f}' for x in run.rss_5000)} MB.",
         "",
         f"At 1,000 instances the probe said: `{run.snap_shots[1000].first_line[:200]}`",
         "",
+    ]
+
+
+def imports_section(run: Run) -> list[str]:
+    def libraries(i: Imports) -> str:
+        loaded = [g for g in i.entered_ms if g in run.packages or g in WATCHED]
+        return ", ".join(
+            f"{g} {i.entered_ms[g]:.1f}" for g in sorted(loaded, key=lambda g: -i.entered_ms[g])
+        )
+
+    nagios = next(i for i in run.imports if i.path == "nagios")
+    heaviest = sorted(nagios.self_ms.items(), key=lambda kv: -kv[1])[:15]
+    return [
         "## 3. Imports",
         "",
         "`PYTHONPROFILEIMPORTTIME=1 hvcheck ...` (the run with the median total of 3). "
@@ -911,48 +913,69 @@ def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
                     f"{i.total_ms:.1f}",
                     str(len(i.modules)),
                     "yes" if "rich" in i.modules else "no",
-                    ", ".join(
-                        f"{g} {i.entered_ms[g]:.1f}"
-                        for g in sorted(i.entered_ms, key=lambda g: -i.entered_ms[g])
-                        if g in run.packages or g in WATCHED
-                    ),
+                    libraries(i),
                 ]
                 for i in run.imports
             ],
         ),
-        "Heaviest groups on the live nagios path by self time (ms):",
+        "Heaviest module groups on the live nagios path by self time:",
         "",
         *table(
             ["module group", "self ms", "entered ms"],
-            [
-                [g, f"{ms:.1f}", f"{imp['nagios'].entered_ms.get(g, 0.0):.1f}"]
-                for g, ms in sorted(imp["nagios"].self_ms.items(), key=lambda kv: -kv[1])[:15]
-            ],
+            [[g, f"{t:.1f}", f"{nagios.entered_ms.get(g, 0.0):.1f}"] for g, t in heaviest],
         ),
     ]
-    if len(run.guests) == 2:
-        t0, tn = run.guests.values()
-        lines += [
-            f"## 4. Live host with {args.guests} paused TCG guests",
-            "",
-            "`hvcheck --format nagios`, with no guests, then with "
-            f"{args.guests} guests started by tests/qemu_harness.py (`-accel tcg -S`); "
-            f"{run.guests_note} instance(s) (other sessions' QEMU guests count too).",
-            "",
-            *table(
-                ["guests", "wall ms", "user+sys ms", "exit codes", "runs ≥ 8 s"],
-                [
-                    [name, t.ms(), f"{t.cpu * 1e3:.1f}", codes(t), str(t.waited())]
-                    for name, t in run.guests.items()
-                ],
-            ),
-            f"Per instance (difference of medians): "
-            f"{(tn.median - t0.median) / args.guests * 1e3:.2f} ms wall, "
-            f"{(tn.cpu - t0.cpu) / args.guests * 1e3:.2f} ms CPU.",
-            "",
-        ]
-    elif args.guests:
-        lines += ["## 4. Live host with paused TCG guests", "", run.guests_note, ""]
+
+
+def guests_section(run: Run, n: int) -> list[str]:
+    if len(run.guests) != 2:
+        return ["## 4. Live host with paused TCG guests", "", run.guests_note, ""]
+    t0, tn = run.guests.values()
+    return [
+        f"## 4. Live host with {n} paused TCG guests",
+        "",
+        f"`hvcheck --format nagios`, with no guests, then with {n} guests started by "
+        f"tests/qemu_harness.py (`-accel tcg -S`); {run.guests_note} instance(s) (other "
+        "sessions' QEMU guests count too).",
+        "",
+        *table(
+            ["guests", "wall ms", "user+sys ms", "exit codes", "runs ≥ 8 s"],
+            [
+                [name, t.ms(), ms(t.cpu), codes(t), str(t.waited())]
+                for name, t in run.guests.items()
+            ],
+        ),
+        f"Per instance (difference of medians): {ms((tn.median - t0.median) / n)} ms wall, "
+        f"{ms((tn.cpu - t0.cpu) / n)} ms CPU.",
+        "",
+    ]
+
+
+def write_results(run: Run, out: Path, args: argparse.Namespace) -> None:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started))
+    versions = sorted(set(run.packages.values()) - {"hvcheck 0.1.0"})
+    lines = [
+        "# hvcheck benchmark results",
+        "",
+        f"`python bench/run.py{' --quick' if args.quick else ''}` on {when}, "
+        f"{(time.time() - run.started) / 60:.1f} min. Times: hyperfine's median (min–max) in ms, "
+        "wall clock. How and why: [README.md](README.md).",
+        "",
+        "**A shared, busy machine**: other sessions build and test on its 2 cores meanwhile "
+        f"({'; '.join(run.notes)}). Absolute figures move with that load; hyperfine runs each "
+        "command's runs back to back, so the comparisons are between neighbouring batches.",
+        "",
+        *targets_section(run),
+        "## Machine and versions",
+        "",
+        *table(["", ""], run.machine),
+        f"Installed in the measured venv: {', '.join(versions)}.",
+        "",
+        *live_section(run),
+        *snapshots_section(run),
+        *imports_section(run),
+        *(guests_section(run, args.guests) if args.guests else []),
+    ]
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
 
