@@ -946,8 +946,8 @@ def guests_section(run: Run, n: int) -> list[str]:
                 for name, t in run.guests.items()
             ],
         ),
-        f"Per instance (difference of medians): {ms((tn.median - t0.median) / n)} ms wall, "
-        f"{ms((tn.cpu - t0.cpu) / n)} ms CPU"
+        f"Per instance (difference of medians): {(tn.median - t0.median) / n * 1e6:.0f} µs "
+        f"wall, {(tn.cpu - t0.cpu) / n * 1e6:.0f} µs CPU"
         + (
             " (not meaningful: some runs waited for the deadline)."
             if t0.waited() + tn.waited()
