@@ -18,8 +18,10 @@ from hvcheck import devaccess
 from hvcheck.check import Context
 from hvcheck.devaccess import NodeAccess
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
+from hvcheck.mountns import process_root, read_seen
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
+from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -767,9 +769,28 @@ UDEV_HINT = (
 
 
 class QemuUser(NamedTuple):
-    user: str  # a name or, for kolla, a numeric uid as text
+    """Who libvirt runs QEMU as.
+
+    From evidence when a libvirt QEMU runs: its effective ``uid`` and ``gids`` (the effective
+    gid, then the supplementary groups: what the kernel checks when it opens /dev/kvm),
+    ``pid`` that process, ``user``/``group`` their names in the passwd and group files that
+    process sees (its ``/proc/<pid>/root`` when it runs in another mount namespace), or the
+    numbers as text when those files do not name them. Else from qemu.conf or the build's
+    default (``uid``/``gids`` None), names resolved as ``seen_by`` (the libvirtd whose
+    qemu.conf it is, None for hvcheck's own tree) sees its files.
+    """
+
+    user: str  # a name or, when nothing names it, a numeric uid as text
     group: Optional[str]
-    source: str  # "path:line" of qemu.conf's user, or which default applies
+    source: str  # "running QEMU pid N", "path:line" of qemu.conf's user, or which default
+    uid: Optional[int] = None
+    gids: Optional[tuple[int, ...]] = None
+    pid: Optional[int] = None
+    seen_by: Optional[int] = None  # the process whose passwd/group name the user
+
+    @property
+    def from_process(self) -> bool:
+        return self.uid is not None
 
 
 def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
@@ -777,32 +798,116 @@ def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
     return processes(ctx, "libvirtd")
 
 
+def accounts_seen_by(ctx: Context, pid: Optional[int]) -> Accounts:
+    """/etc/passwd and /etc/group as process ``pid`` sees them (``hvcheck.mountns``: through
+    its ``/proc/<pid>/root`` when it runs in another mount namespace: a container's own
+    files); hvcheck's own (:func:`accounts`) for None or a process that shares its tree."""
+    if pid is None:
+        return accounts(ctx)
+    root = process_root(ctx, pid)
+    if root.roots == ("",):
+        return accounts(ctx)
+
+    def compute(c: Context) -> Accounts:
+        return parse_accounts(
+            read_seen(c, root, "/etc/passwd").text or "",
+            read_seen(c, root, "/etc/group").text or "",
+        )
+
+    return ctx.fact(f"accounts:{'|'.join(root.roots)}", compute)
+
+
+def passwd_seen_by(ctx: Context, pid: Optional[int]) -> str:
+    """Where the passwd file process ``pid`` sees is read, for messages."""
+    if pid is None:
+        return "/etc/passwd"
+    return process_root(ctx, pid).path("/etc/passwd")
+
+
+def libvirt_managed(p: ProcInfo) -> bool:
+    """A QEMU that libvirt started: its monitor is libvirt's chardev ``charmonitor``
+    (qemuBuildMonitorCommandLine, libvirt >= 0.8) or lives in libvirt's state directory
+    (``.../lib/libvirt/qemu/``: domain-N-NAME/monitor.sock, masterKey.aes, the capabilities
+    probe's qmp-XXXX/qmp.monitor); no ``-runas`` (libvirt drops rights itself before exec)."""
+    if "-runas" in p.argv:
+        return False
+    return any("id=charmonitor" in a or "/lib/libvirt/qemu/" in a for a in p.argv)
+
+
+def _evidence_user(ctx: Context) -> Optional[QemuUser]:
+    """The identity the running libvirt QEMUs have: the one most of them share (ties: the
+    lowest pid's); None when no libvirt QEMU runs or none's ids were read."""
+    seen: dict[tuple[int, tuple[int, ...]], list[ProcInfo]] = {}
+    for p in processes(ctx, "qemu"):
+        if p.uids is None or p.gids is None or not libvirt_managed(p):
+            continue
+        ids = (p.gids[1], *(g for g in (p.groups or ()) if g != p.gids[1]))
+        seen.setdefault((p.uids[1], ids), []).append(p)
+    if not seen:
+        return None
+    key, procs = max(seen.items(), key=lambda kv: (len(kv[1]), -kv[1][0].pid))
+    uid, gids = key
+    first = procs[0]
+    acc = accounts_seen_by(ctx, first.pid)
+    user = acc.user_name(uid) or str(uid)
+    group = acc.group_name(gids[0]) or str(gids[0])
+    source = f"running QEMU pid {first.pid}" + (
+        f" and {len(procs) - 1} more" if len(procs) > 1 else ""
+    )
+    others = sum(len(v) for k, v in seen.items() if k != key)
+    if others:
+        source += f" ({others} other libvirt QEMU process(es) run with other ids)"
+    return QemuUser(user, group, source, uid, gids, first.pid, first.pid)
+
+
+def _daemon_qemu_conf(d: ProcInfo) -> str:
+    """The qemu.conf a libvirtd reads: ``<sysconfdir>/libvirt/qemu.conf``, sysconfdir ``/etc``
+    or, for a snap's libvirt, ``/var/snap/<snap>/common/etc`` (snap-openstack-hypervisor's
+    ``-Dsysconfdir``)."""
+    snap = snap_name(d.exe) or snap_name(d.argv[0] if d.argv else None)
+    return f"/var/snap/{snap}/common/etc/libvirt/qemu.conf" if snap else "/etc/libvirt/qemu.conf"
+
+
 def qemu_user(ctx: Context) -> Optional[QemuUser]:
     """Who libvirt runs QEMU as; None when libvirt is not on this host.
 
-    qemu.conf's ``user``/``group`` (the host's, kolla's, or a containerised libvirtd's through
-    its /proc/<pid>/root), else the default of libvirt's build: ``libvirt-qemu`` on Debian and
-    Ubuntu, ``qemu`` elsewhere, uid 42427 in kolla's images.
+    From evidence first: the ids of the running libvirt QEMU processes (``/proc/<pid>/status``
+    Uid, Gid, Groups, as the process walk read them). When no libvirt QEMU runs: qemu.conf's
+    ``user``/``group`` as the running libvirtd reads it (its own tree: a container's or a
+    snap's), else the host's or kolla's copy; without a ``user`` there, the default of
+    libvirt's build: ``libvirt-qemu`` on Debian and Ubuntu, ``qemu`` elsewhere, uid 42427 in
+    kolla's images.
     """
 
     def compute(c: Context) -> Optional[QemuUser]:
+        ev = _evidence_user(c)
+        if ev is not None:
+            return ev
         h = c.host
         daemons = libvirt_daemons(c)
-        paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
-        paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
-        for path in paths:
-            text = h.read_opt(path)
-            if text is None:
-                continue
-            qc = parse_qemu_conf(text)
+        found: Optional[tuple[str, Optional[str], Optional[int]]] = None  # path, text, seen_by
+        if daemons:
+            d = daemons[0]
+            seen = read_seen(c, process_root(c, d.pid), _daemon_qemu_conf(d))
+            if seen.text is not None and seen.path is not None:
+                found = (seen.path, seen.text, d.pid)
+        if found is None:
+            paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
+            paths += sorted(h.glob("/var/snap/*/common/etc/libvirt/qemu.conf"))
+            for path in paths:
+                text = h.read_opt(path)
+                if text is not None:
+                    found = (path, text, None)
+                    break
+        if found is None and not daemons and not h.exists("/etc/libvirt"):
+            return None
+        if found is not None:
+            path, text, by = found
+            qc = parse_qemu_conf(text or "")
             if qc.user:
-                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}")
-            break
-        else:
-            if not daemons and not h.exists("/etc/libvirt"):
-                return None
-        if "kolla" in path:
-            return QemuUser("42427", "42427", "kolla's default (uid 42427)")
+                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}", seen_by=by)
+            if "kolla" in path:
+                return QemuUser("42427", "42427", "kolla's default (uid 42427)", seen_by=by)
         fam = os_family(c)
         if fam == "debian":
             return QemuUser(
@@ -856,9 +961,12 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
     """The QEMU user's access to /dev/kvm (mode bits and POSIX ACL, ``devaccess``); None
     without libvirt or /dev/kvm.
 
-    Its groups: its primary group (/etc/passwd) and memberships (/etc/group), plus
-    qemu.conf's ``group``, the group libvirt runs QEMU with. When it cannot open the node,
-    the udev rules are read to tell whether a fix lasts (``KvmAccess.hint``).
+    From a running QEMU (:func:`qemu_user` from evidence): its own uid and groups, as the
+    kernel checks them. Else the user named by qemu.conf, resolved in the passwd and group
+    files libvirtd sees: its primary group (passwd) and memberships (group), plus qemu.conf's
+    ``group``, the group libvirt runs QEMU with. When it cannot open the node, the udev
+    rules (the host's: they set the node) are read to tell whether a fix lasts
+    (``KvmAccess.hint``).
     """
 
     def compute(c: Context) -> Optional[KvmAccess]:
@@ -866,18 +974,23 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
         dev = kvm_device(c)
         if qu is None or dev is None:
             return None
-        acc = accounts(c)
-        user = acc.user(qu.user)
-        if user is None:
-            return KvmAccess(qu, dev, None, (), None)
-        gids = acc.groups_of(user.name)
-        if qu.group:
-            g = acc.group(qu.group)
-            if g is not None:
-                gids.add(g.gid)
+        acc = accounts_seen_by(c, qu.seen_by)
+        uid: int
+        if qu.uid is not None and qu.gids is not None:
+            uid, gids = qu.uid, set(qu.gids)
+        else:
+            user = acc.user(qu.user)
+            if user is None:
+                return KvmAccess(qu, dev, None, (), None)
+            uid, gids = user.uid, acc.groups_of(user.name)
+            if qu.group:
+                g = acc.group(qu.group)
+                if g is not None:
+                    gids.add(g.gid)
         groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
-        judged = devaccess.node_access(c, KVM_DEV, dev, user.uid, gids, qu.user, acc)
-        return KvmAccess(qu, dev, user.uid, groups, judged.allowed, judged)
+        # the udev rules are the host's: their GROUP/OWNER names are the host's accounts
+        judged = devaccess.node_access(c, KVM_DEV, dev, uid, gids, qu.user, accounts(c))
+        return KvmAccess(qu, dev, uid, groups, judged.allowed, judged)
 
     return ctx.fact("qemu_kvm_access", compute)
 

@@ -1,8 +1,10 @@
 """Nova's intent against the host: ``[libvirt] virt_type`` and the QEMU user's access to /dev/kvm.
 
-Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also kolla's
-/etc/kolla/nova-libvirt/qemu.conf and a containerised libvirtd's /proc/<pid>/root/...),
-/etc/passwd, /etc/group, /dev/kvm (stat).
+Reads: nova config files (hvcheck.novaconfig); who libvirt runs QEMU as (hvcheck.facts): the
+running libvirt QEMU processes' ids (/proc/<pid>/status), else /etc/libvirt/qemu.conf as the
+running libvirtd sees it (a container's or snap's through /proc/<pid>/root; kolla's
+/etc/kolla/nova-libvirt/qemu.conf); /etc/passwd and /etc/group as that process sees them;
+/dev/kvm (stat).
 """
 
 from __future__ import annotations
@@ -299,9 +301,11 @@ class QemuUserAccess(Check):
     id = "libvirt.qemu_user"
     title = "libvirt's QEMU user can open /dev/kvm"
     reads = (
-        "/etc/libvirt/qemu.conf",
+        "/proc/<libvirt QEMU pid>/status (Uid, Gid, Groups)",
+        "/etc/libvirt/qemu.conf (as libvirtd sees it: /proc/<pid>/root/...)",
         "/etc/kolla/nova-libvirt/qemu.conf",
-        "/etc/passwd",
+        "/var/snap/<snap>/common/etc/libvirt/qemu.conf",
+        "/etc/passwd (as the QEMU or libvirtd process sees it)",
         "/etc/group",
         "/dev/kvm (stat, POSIX ACL)",
         *facts.ACCESS_READS,
@@ -315,20 +319,35 @@ class QemuUserAccess(Check):
         a = facts.qemu_kvm_access(ctx)
         if dev is None or a is None:
             return self.result(SKIP, "no /dev/kvm (see kvm.device)", code="no-device")
-        ev = [f"QEMU user {qu.user} from {qu.source}", f"/dev/kvm {a.mode}"]
+        who = f"{qu.user} (uid {qu.uid})" if qu.uid is not None else qu.user
+        ev = [f"QEMU user {who} from {qu.source}", f"/dev/kvm {a.mode}"]
         d: dict[str, Any] = {
             "user": qu.user,
             "group": qu.group,
             "source": qu.source,
+            "from_process": qu.from_process,
+            "pid": qu.pid,
             "device_mode": dev.mode,
             "device_owner": dev.owner or dev.uid,
             "device_group": dev.group or dev.gid,
         }
+        conf = novaconfig.nova_conf(ctx)
+        vt = conf.effective_virt_type if conf else None
         if a.uid is None:
+            passwd = facts.passwd_seen_by(ctx, qu.seen_by)
+            if vt == "qemu":
+                # nova runs every guest under TCG: who may open /dev/kvm changes nothing
+                return self.result(
+                    OK,
+                    f"QEMU user '{qu.user}' is not in {passwd}: its access to /dev/kvm is not "
+                    "judged — not needed while virt_type=qemu",
+                    code="no-user-unused",
+                    evidence=ev,
+                    details=d,
+                )
             return self.result(
                 UNKNOWN,
-                f"QEMU user '{qu.user}' is not in /etc/passwd: "
-                "cannot work out its access to /dev/kvm",
+                f"QEMU user '{qu.user}' is not in {passwd}: cannot work out its access to /dev/kvm",
                 code="no-user",
                 hint=f"check `id {qu.user}` (NSS/LDAP users are not read)",
                 evidence=ev,
@@ -339,6 +358,15 @@ class QemuUserAccess(Check):
         if a.access is not None:
             d["access"] = a.access.to_json()
             ev += a.access.reasons
+        if a.ok is None and vt == "qemu":
+            return self.result(
+                OK,
+                f"whether {qu.user} (uid {a.uid}) can open /dev/kvm ({a.mode}) cannot be told"
+                " — not needed while virt_type=qemu",
+                code="acl-unreadable-unused",
+                evidence=ev,
+                details=d,
+            )
         if a.ok is None:
             return self.result(
                 UNKNOWN,
@@ -356,8 +384,6 @@ class QemuUserAccess(Check):
                 evidence=ev,
                 details=d,
             )
-        conf = novaconfig.nova_conf(ctx)
-        vt = conf.effective_virt_type if conf else None
         msg = (
             f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
             f"/dev/kvm ({a.mode}): KVM "
