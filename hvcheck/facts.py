@@ -3,11 +3,16 @@
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the libvirtd /
-virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
-/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
-user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
-(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
+/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the running libvirt
+QEMU processes' ids (/proc/<pid>/status, through the process walk), else the libvirtd /
+virtqemud processes (hvcheck.processes) and the qemu.conf each reads
+(/proc/<libvirtd pid>/root/etc/libvirt/qemu.conf when it runs in another mount namespace,
+``hvcheck.mountns``; /var/snap/<snap>/common/etc/libvirt/qemu.conf for a snap's libvirt),
+/etc/libvirt/qemu.conf, /etc/kolla/nova-libvirt/qemu.conf; /etc/passwd and /etc/group as that
+process sees them (/proc/<pid>/root/etc/...); a process's device cgroup: /proc/<pid>/cgroup and
+/sys/fs/cgroup/devices/<path>/devices.list; when a user cannot open /dev/kvm, through
+``hvcheck.devaccess``: the udev rules directories (``*.rules``) and the links
+/sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
 """
 
 from __future__ import annotations
@@ -16,12 +21,19 @@ from typing import NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
+from hvcheck.deployment import Deployment, deployment, device_fix
 from hvcheck.devaccess import NodeAccess
 from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.mountns import process_root, read_seen
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
-from hvcheck.parsers.deployment import snap_name
+from hvcheck.parsers.deployment import (
+    device_allowed,
+    devices_cgroup,
+    parse_devices_list,
+    parse_proc_cgroup,
+    snap_name,
+)
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -45,6 +57,8 @@ from hvcheck.parsers.kernel import (
 )
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.processes import processes
+
+__all__ = ["Deployment", "deployment"]  # re-exported: the deployment is a fact like the others
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
@@ -928,6 +942,69 @@ def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> Optional[bool]:
     return devaccess.allows(dev, uid, gids)
 
 
+class DeviceCgroup(NamedTuple):
+    """What a process's cgroup v1 device controller says about /dev/kvm (c 10:232).
+
+    ``allowed``: True or False from its ``devices.list``; None when it cannot be read (cgroup
+    v2, whose device filter is an eBPF program with no file to read; the files absent or
+    refused). ``path``: the ``devices.list`` read; ``why``: a sentence for messages.
+    """
+
+    pid: int
+    allowed: Optional[bool]
+    path: Optional[str]
+    why: str
+    fix: str = ""  # how this deployment gives its container the device for good
+
+
+DEVICES_V1 = "/sys/fs/cgroup/devices"
+
+
+def device_cgroup(ctx: Context, pid: int) -> DeviceCgroup:
+    """/dev/kvm in the device whitelist of process ``pid``'s cgroup (cgroup v1:
+    ``/proc/<pid>/cgroup`` names its ``devices`` cgroup, whose
+    ``/sys/fs/cgroup/devices/<path>/devices.list`` lists what it may open;
+    Documentation/admin-guide/cgroup-v1/devices.rst). Once per pid and run."""
+
+    def compute(c: Context) -> DeviceCgroup:
+        try:
+            text = c.host.read_opt(f"/proc/{pid}/cgroup")
+        except OSError as e:
+            return DeviceCgroup(pid, None, None, f"/proc/{pid}/cgroup: {e.strerror or e}")
+        if text is None:
+            return DeviceCgroup(pid, None, None, f"/proc/{pid}/cgroup is not there to read")
+        path = devices_cgroup(parse_proc_cgroup(text))
+        if path is None:
+            return DeviceCgroup(
+                pid,
+                None,
+                None,
+                f"pid {pid} has no cgroup v1 device controller (cgroup v2 filters devices "
+                "with an eBPF program, which has no file to read)",
+            )
+        listing = f"{DEVICES_V1}{path.rstrip('/')}/devices.list"
+        try:
+            rules_text = c.host.read_opt(listing)
+        except OSError as e:
+            return DeviceCgroup(pid, None, listing, f"{listing}: {e.strerror or e}")
+        if rules_text is None:
+            return DeviceCgroup(pid, None, listing, f"{listing} is not there to read")
+        ok = device_allowed(parse_devices_list(rules_text), "c", KVM_MAJOR, KVM_MINOR)
+        if ok:
+            return DeviceCgroup(pid, True, listing, f"{listing} allows c 10:232 rw")
+        return DeviceCgroup(
+            pid,
+            False,
+            listing,
+            f"the device cgroup of pid {pid} ({listing}) does not allow c 10:232 rw: "
+            "its processes cannot open /dev/kvm whatever the node's mode (EPERM)",
+            device_fix(deployment(c)),
+        )
+
+    found: DeviceCgroup = ctx.fact(f"device_cgroup:{pid}", compute)
+    return found
+
+
 class KvmAccess(NamedTuple):
     """Can libvirt's QEMU user open /dev/kvm?"""
 
@@ -938,6 +1015,8 @@ class KvmAccess(NamedTuple):
     ok: Optional[bool]  # None when the uid is unknown or the node's ACL cannot be decoded
     # the judgement behind ``ok`` (reasons, the udev rule, the lasting fix); None without uid
     access: Optional[NodeAccess] = None
+    # the device cgroup of the QEMU (or libvirtd) process, where one runs
+    cgroup: Optional[DeviceCgroup] = None
 
     @property
     def mode(self) -> str:
@@ -952,9 +1031,17 @@ class KvmAccess(NamedTuple):
         """The hint for a QEMU user who cannot open /dev/kvm: what is wrong, whether udev
         keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
         the generic udev advice when the rules were not there to read."""
-        if self.access is not None and self.access.rule is not None:
-            return self.access.hint()
-        return UDEV_HINT.format(user=self.user.user)
+        node = ""
+        if self.access is not None and self.access.allowed is not True:
+            node = (
+                self.access.hint()
+                if self.access.rule is not None
+                else UDEV_HINT.format(user=self.user.user)
+            )
+        if self.cgroup is not None and self.cgroup.allowed is False:
+            cg = f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}"
+            return f"{cg}; and {node}" if node else cg
+        return node or UDEV_HINT.format(user=self.user.user)
 
 
 def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
@@ -990,9 +1077,66 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
         groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
         # the udev rules are the host's: their GROUP/OWNER names are the host's accounts
         judged = devaccess.node_access(c, KVM_DEV, dev, uid, gids, qu.user, accounts(c))
-        return KvmAccess(qu, dev, uid, groups, judged.allowed, judged)
+        ok = judged.allowed
+        # a container's device cgroup: the running QEMU's, else libvirtd's (its QEMUs'
+        # cgroups are made below its own, and a v1 child never allows more than its parent)
+        who = qu.pid if qu.pid is not None else qu.seen_by
+        if who is None:
+            daemons = libvirt_daemons(c)
+            who = daemons[0].pid if daemons else None
+        cg = device_cgroup(c, who) if who is not None else None
+        if cg is not None and cg.allowed is False:
+            ok = False
+        return KvmAccess(qu, dev, uid, groups, ok, judged, cg)
 
     return ctx.fact("qemu_kvm_access", compute)
+
+
+class ProcessKvmAccess(NamedTuple):
+    """Could one running process open /dev/kvm? Its ids as the kernel checks them, named as
+    the process sees its passwd and group files."""
+
+    pid: int
+    user: str  # its name in the passwd it sees, else "uid N"
+    uid: int
+    groups: tuple[str, ...]  # names (or gids) of its effective gid and supplementary groups
+    allowed: Optional[bool]  # False when the node's mode/ACL or its device cgroup refuses it
+    access: NodeAccess  # the node's mode and ACL, the udev rule, the lasting fix
+    cgroup: DeviceCgroup
+
+    def hint(self) -> str:
+        """What keeps this user from /dev/kvm and the lasting fix (the device cgroup first:
+        with it refusing, no mode helps)."""
+        who = f"{self.user} (uid {self.uid}, groups {', '.join(self.groups) or 'none'})"
+        parts: list[str] = []
+        if self.cgroup.allowed is False:
+            parts.append(f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}")
+        if self.access.allowed is not True and self.access.rule is not None:
+            parts.append(self.access.hint())
+        elif self.access.allowed is not True:  # the udev rules were not there to read
+            parts.append(f"{'; '.join(self.access.reasons)} — {UDEV_HINT.format(user=self.user)}")
+        if not parts:
+            return f"{who} may open /dev/kvm now ({'; '.join(self.access.reasons)})"
+        return f"{who} cannot open /dev/kvm: " + "; ".join(parts)
+
+
+def process_kvm_access(
+    ctx: Context, pid: int, uid: Optional[int], gids: tuple[int, ...]
+) -> Optional[ProcessKvmAccess]:
+    """Whether process ``pid`` (effective ``uid``, ``gids``: effective gid then supplementary
+    groups, from its status) may open /dev/kvm now: the node's mode and ACL
+    (``devaccess``) and its device cgroup (:func:`device_cgroup`). None without /dev/kvm
+    or the process's uid."""
+    dev = kvm_device(ctx)
+    if dev is None or uid is None:
+        return None
+    seen = accounts_seen_by(ctx, pid)
+    name = seen.user_name(uid) or f"uid {uid}"
+    groups = tuple(seen.group_name(g) or str(g) for g in gids)
+    judged = devaccess.node_access(ctx, KVM_DEV, dev, uid, set(gids), name, accounts(ctx))
+    cg = device_cgroup(ctx, pid)
+    allowed = False if cg.allowed is False else judged.allowed
+    return ProcessKvmAccess(pid, name, uid, groups, allowed, judged, cg)
 
 
 def refused_open_hint(

@@ -181,6 +181,9 @@ class Verdict(NamedTuple):
     instances: tuple[Instance, ...] = ()
     snapshot: Optional[str] = None
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+    # how this host runs its guests (hvcheck.deployment: kind, name, evidence, knobs); None
+    # when it was not recognised within the deadline or no verdict was reached
+    deployment: Optional[dict[str, Any]] = None
 
     @classmethod
     def failed(cls, message: str) -> Verdict:

@@ -14,7 +14,7 @@ a relative one under the target of ``/proc/<pid>/cwd``, and ``/dev/kvm``'s mode,
 
 Process groups. One walk reads each process's ``comm``, ``cmdline`` and ``exe`` link once and
 sorts the processes into the groups the checks ask about (``GROUPS``: QEMU, libvirtd,
-nova-compute); only the processes of a group are kept.
+nova-compute, KubeVirt's virt-launcher); only the processes of a group are kept.
 
 The decision (``decide``), from evidence, strongest first:
 
@@ -110,7 +110,21 @@ def is_nova_compute(p: ProcInfo) -> bool:
     return p.comm == "nova-compute"
 
 
-GROUPS = {"qemu": is_qemu_process, "libvirtd": is_libvirtd, "nova-compute": is_nova_compute}
+def is_virt_launcher(p: ProcInfo) -> bool:
+    """KubeVirt's per-VM launcher (``virt-launcher-monitor`` and its child ``virt-launcher``,
+    the pod's entry point that starts libvirt and the QEMU of one VirtualMachineInstance)."""
+    return bool(p.argv) and posixpath.basename(p.argv[0]) in (
+        "virt-launcher",
+        "virt-launcher-monitor",
+    )
+
+
+GROUPS = {
+    "qemu": is_qemu_process,
+    "libvirtd": is_libvirtd,
+    "nova-compute": is_nova_compute,
+    "virt-launcher": is_virt_launcher,
+}
 
 
 def processes(ctx: Context, group: str) -> list[ProcInfo]:
