@@ -461,6 +461,8 @@ def restart_instances(dep: Deployment) -> str:
         return "qm stop <vmid> && qm start <vmid> for each (a reboot inside the guest keeps QEMU)"
     if dep.kind == "kubevirt":
         return "virtctl restart <vm> for each (a reboot inside the guest keeps QEMU)"
+    if dep.kind == "qemu":
+        return "stop and start each QEMU again (a reboot inside the guest keeps QEMU)"
     return (
         "nova: stop/start or cold-migrate them; plain libvirt: virsh destroy/start (a reboot "
         "inside the guest is not enough: the QEMU process must be restarted)"

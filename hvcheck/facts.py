@@ -411,6 +411,29 @@ def kvm_device(ctx: Context) -> Optional[DeviceInfo]:
     return ctx.fact("kvm_device", lambda c: c.host.stat_device(KVM_DEV))
 
 
+def kvm_device_seen_by(ctx: Context, pid: Optional[int]) -> tuple[Optional[DeviceInfo], str]:
+    """/dev/kvm as process ``pid`` sees it, and the path it was read at: a process in another
+    mount namespace has its own /dev (a container's, a pod's with the device plugin's node,
+    libvirt's per-domain copy), read through ``/proc/<pid>/root/dev/kvm``
+    (``hvcheck.mountns``); hvcheck's own node for None or a process in its tree. (None, path)
+    when that tree has no /dev/kvm."""
+    if pid is None:
+        return kvm_device(ctx), KVM_DEV
+    root = process_root(ctx, pid)
+    if root.roots == ("",):
+        return kvm_device(ctx), KVM_DEV
+
+    def compute(c: Context) -> tuple[Optional[DeviceInfo], str]:
+        for prefix in root.roots:
+            dev = c.host.stat_device(f"{prefix}{KVM_DEV}") if prefix else kvm_device(c)
+            if dev is not None:
+                return dev, f"{prefix}{KVM_DEV}"
+        return None, root.path(KVM_DEV)
+
+    seen: tuple[Optional[DeviceInfo], str] = ctx.fact(f"kvm_device:{pid}", compute)
+    return seen
+
+
 def kvm_probe(ctx: Context) -> Optional[ProbeResult]:
     return ctx.fact("kvm_probe", lambda c: c.host.probe_kvm())
 
@@ -915,8 +938,10 @@ def qemu_user(ctx: Context) -> Optional[QemuUser]:
                     break
         if found is None and not daemons and not h.exists("/etc/libvirt"):
             return None
+        # names are resolved as the running libvirtd sees its files
+        by = daemons[0].pid if daemons else None
         if found is not None:
-            path, text, by = found
+            path, text, by = found[0], found[1], found[2] if found[2] is not None else by
             qc = parse_qemu_conf(text or "")
             if qc.user:
                 return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}", seen_by=by)
@@ -925,11 +950,16 @@ def qemu_user(ctx: Context) -> Optional[QemuUser]:
         fam = os_family(c)
         if fam == "debian":
             return QemuUser(
-                "libvirt-qemu", "libvirt-qemu", "Debian/Ubuntu default (qemu.conf user unset)"
+                "libvirt-qemu",
+                "libvirt-qemu",
+                "Debian/Ubuntu default (qemu.conf user unset)",
+                seen_by=by,
             )
         if fam in ("rhel", "suse"):
-            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)")
-        return QemuUser("qemu", "qemu", "libvirt's build default (qemu.conf user unset)")
+            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)", seen_by=by)
+        return QemuUser(
+            "qemu", "qemu", "libvirt's build default (qemu.conf user unset)", seen_by=by
+        )
 
     return ctx.fact("qemu_user", compute)
 
@@ -1017,6 +1047,9 @@ class KvmAccess(NamedTuple):
     access: Optional[NodeAccess] = None
     # the device cgroup of the QEMU (or libvirtd) process, where one runs
     cgroup: Optional[DeviceCgroup] = None
+    # why that process's tree has no /dev/kvm at all (its container was not given it)
+    missing: Optional[str] = None
+    container_fix: str = ""  # how this deployment gives its container the device
 
     @property
     def mode(self) -> str:
@@ -1032,7 +1065,9 @@ class KvmAccess(NamedTuple):
         keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
         the generic udev advice when the rules were not there to read."""
         node = ""
-        if self.access is not None and self.access.allowed is not True:
+        if self.missing:
+            node = f"{self.missing} — lasting fix: {self.container_fix}"
+        elif self.access is not None and self.access.allowed is not True:
             node = (
                 self.access.hint()
                 if self.access.rule is not None
@@ -1040,6 +1075,8 @@ class KvmAccess(NamedTuple):
             )
         if self.cgroup is not None and self.cgroup.allowed is False:
             cg = f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}"
+            if self.missing:
+                return f"{cg} (its tree has no /dev/kvm either)"
             return f"{cg}; and {node}" if node else cg
         return node or UDEV_HINT.format(user=self.user.user)
 
@@ -1075,19 +1112,25 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
                 if g is not None:
                     gids.add(g.gid)
         groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
-        # the udev rules are the host's: their GROUP/OWNER names are the host's accounts
-        judged = devaccess.node_access(c, KVM_DEV, dev, uid, gids, qu.user, accounts(c))
-        ok = judged.allowed
-        # a container's device cgroup: the running QEMU's, else libvirtd's (its QEMUs'
-        # cgroups are made below its own, and a v1 child never allows more than its parent)
+        # the process whose view counts: the running QEMU, else libvirtd (its QEMUs' /dev
+        # and cgroups derive from its own; a v1 child cgroup never allows more than its
+        # parent)
         who = qu.pid if qu.pid is not None else qu.seen_by
         if who is None:
             daemons = libvirt_daemons(c)
             who = daemons[0].pid if daemons else None
         cg = device_cgroup(c, who) if who is not None else None
+        fix = device_fix(deployment(c))
+        seen, node = kvm_device_seen_by(c, who)
+        if seen is None:
+            missing = f"{node} does not exist: pid {who} sees no /dev/kvm in its tree"
+            return KvmAccess(qu, dev, uid, groups, False, None, cg, missing, fix)
+        # the udev rules are the host's: their GROUP/OWNER names are the host's accounts
+        judged = devaccess.node_access(c, KVM_DEV, seen, uid, gids, qu.user, accounts(c))
+        ok = judged.allowed
         if cg is not None and cg.allowed is False:
             ok = False
-        return KvmAccess(qu, dev, uid, groups, ok, judged, cg)
+        return KvmAccess(qu, seen, uid, groups, ok, judged, cg, None, fix)
 
     return ctx.fact("qemu_kvm_access", compute)
 
@@ -1101,8 +1144,9 @@ class ProcessKvmAccess(NamedTuple):
     uid: int
     groups: tuple[str, ...]  # names (or gids) of its effective gid and supplementary groups
     allowed: Optional[bool]  # False when the node's mode/ACL or its device cgroup refuses it
-    access: NodeAccess  # the node's mode and ACL, the udev rule, the lasting fix
+    access: Optional[NodeAccess]  # the node's mode and ACL, the udev rule, the lasting fix
     cgroup: DeviceCgroup
+    missing: Optional[str] = None  # its tree has no /dev/kvm (access is None then)
 
     def hint(self) -> str:
         """What keeps this user from /dev/kvm and the lasting fix (the device cgroup first:
@@ -1111,6 +1155,9 @@ class ProcessKvmAccess(NamedTuple):
         parts: list[str] = []
         if self.cgroup.allowed is False:
             parts.append(f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}")
+        if self.missing or self.access is None:
+            parts.append(self.missing or "")
+            return f"{who} cannot open /dev/kvm: " + "; ".join(p for p in parts if p)
         if self.access.allowed is not True and self.access.rule is not None:
             parts.append(self.access.hint())
         elif self.access.allowed is not True:  # the udev rules were not there to read
@@ -1127,14 +1174,20 @@ def process_kvm_access(
     groups, from its status) may open /dev/kvm now: the node's mode and ACL
     (``devaccess``) and its device cgroup (:func:`device_cgroup`). None without /dev/kvm
     or the process's uid."""
-    dev = kvm_device(ctx)
-    if dev is None or uid is None:
+    if kvm_device(ctx) is None or uid is None:
         return None
     seen = accounts_seen_by(ctx, pid)
     name = seen.user_name(uid) or f"uid {uid}"
     groups = tuple(seen.group_name(g) or str(g) for g in gids)
-    judged = devaccess.node_access(ctx, KVM_DEV, dev, uid, set(gids), name, accounts(ctx))
     cg = device_cgroup(ctx, pid)
+    dev, node = kvm_device_seen_by(ctx, pid)
+    if dev is None:
+        missing = (
+            f"{node} does not exist: the process sees no /dev/kvm in its tree — lasting "
+            f"fix: {device_fix(deployment(ctx))}"
+        )
+        return ProcessKvmAccess(pid, name, uid, groups, False, None, cg, missing)
+    judged = devaccess.node_access(ctx, KVM_DEV, dev, uid, set(gids), name, accounts(ctx))
     allowed = False if cg.allowed is False else judged.allowed
     return ProcessKvmAccess(pid, name, uid, groups, allowed, judged, cg)
 

@@ -144,6 +144,8 @@ def test_qemu_user_from_the_running_process_named_in_its_own_passwd(tmp_path: Pa
     root = _pivoted_qemu(tmp_path / "s", CONTAINER_NS)
     m = json.loads((root / "hvcheck-snapshot.json").read_text())
     m["devices"]["/dev/kvm"].update(gid=42427, group=None)
+    # the container's /dev is the host's (kolla bind-mounts it): the node as QEMU sees it
+    m["devices"]["/proc/5100/root/dev/kvm"] = dict(m["devices"]["/dev/kvm"])
     (root / "hvcheck-snapshot.json").write_text(json.dumps(m))
     ctx = Context(SnapshotHost(str(root)))
     qu = facts.qemu_user(ctx)
@@ -161,6 +163,15 @@ def test_qemu_user_from_the_running_process_named_in_its_own_passwd(tmp_path: Pa
     (c,) = doc["checks"]
     assert c["status"] == "OK" and c["details"]["from_process"] is True
     assert c["summary"].startswith("nova (uid 42436) can open /dev/kvm")
+
+
+def test_a_container_without_dev_kvm_in_its_tree_cannot_open_it(tmp_path: Path) -> None:
+    root = _pivoted_qemu(tmp_path / "s", CONTAINER_NS)
+    ctx = Context(SnapshotHost(str(root)))
+    assert facts.kvm_device_seen_by(ctx, 5100) == (None, "/proc/5100/root/dev/kvm")
+    a = facts.qemu_kvm_access(ctx)
+    assert a is not None and a.ok is False and a.missing is not None
+    assert "/proc/5100/root/dev/kvm does not exist" in a.hint
 
 
 def test_qemu_conf_is_read_as_the_containerised_libvirtd_reads_it(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def _fallback_hint(ctx: Context, procs: list[QemuProcess]) -> str:
         seen.add((q.uid, q.gids))
         pa = facts.process_kvm_access(ctx, q.pid, q.uid, q.gids)
         if pa is not None:
-            parts.append(f"{_label(q)} runs as {pa.hint()}")
+            parts.append(f"{_label(q)}: {pa.hint()}")
     if not parts:
         return FALLBACK_HINT
     restart = facts.deployment(ctx).restart_instances()

@@ -329,7 +329,7 @@ class QemuUserAccess(Check):
         if dev is None or a is None:
             return self.result(SKIP, "no /dev/kvm (see kvm.device)", code="no-device")
         who = f"{qu.user} (uid {qu.uid})" if qu.uid is not None else qu.user
-        ev = [f"QEMU user {who} from {qu.source}", f"/dev/kvm {a.mode}"]
+        ev = [f"QEMU user {who} from {qu.source}", a.missing or f"/dev/kvm {a.mode}"]
         d: dict[str, Any] = {
             "user": qu.user,
             "group": qu.group,
@@ -402,11 +402,12 @@ class QemuUserAccess(Check):
                 evidence=ev,
                 details=d,
             )
-        why = (
-            f"its device cgroup refuses c 10:232 ({a.cgroup.path})"
-            if denied_by_cgroup and a.cgroup is not None
-            else a.mode
-        )
+        if denied_by_cgroup and a.cgroup is not None:
+            why = f"its device cgroup refuses c 10:232 ({a.cgroup.path})"
+        elif a.missing:
+            why = a.missing
+        else:
+            why = a.mode
         msg = (
             f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
             f"/dev/kvm ({why}): KVM "
