@@ -15,10 +15,12 @@ the namespace, its mounts and its tmpfs root go with it.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import stat
+import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from hvcheck import facts, mountns
 from hvcheck.check import Context
 from hvcheck.host import LiveHost
 from qemu_harness import GuestFactory, qemu_guests_fixture  # noqa: F401  (fixture)
-from snap import run_json
+from snap import run_hvcheck, run_json
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount namespaces)")
 
@@ -153,6 +155,22 @@ def test_pivot_rooted_qemu_xml_metadata_and_user_read_through_its_root(
     assert inst["nova"]["display_name"] == "pivoted-web-1"
     assert inst["nova"]["flavor"] == "m1.tiny" and inst["nova"]["project"] == "demo"
     assert inst["accel"] == truth and inst["process_uid"] == NOVA_UID
+    # collect records the namespaces and what was read through the root; a replay agrees
+    out = tmp_path / "snap.tar.gz"
+    p = run_hvcheck("-t", "20", "collect", "-o", str(out), timeout=120)
+    assert out.exists() and "Traceback" not in p.stderr, p.stderr
+    with tarfile.open(out) as tf:
+        f = tf.extractfile("hvcheck-snapshot.json")
+        assert f is not None
+        ns = json.load(f)["mount_ns"]
+        names = tf.getnames()
+    assert ns["processes"][str(pid)] != ns["self"]
+    assert f"proc/{pid}/root/run/libvirt/qemu/{name}.xml" in names
+    _, replay = run_json("--root", str(out), "--only", "instances")
+    again = _instance(replay, pid)
+    assert again["libvirt_xml"] == inst["libvirt_xml"]
+    assert again["nova"] == inst["nova"] and again["accel"] == inst["accel"]
+
     if truth == "tcg":  # uid 42436 could not open /dev/kvm: kvm:tcg fell back silently
         assert inst["silent_fallback"] is True and inst["requested"] == "kvm:tcg"
         pa = facts.process_kvm_access(ctx, pid, NOVA_UID, (NOVA_UID,))

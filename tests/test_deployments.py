@@ -4,6 +4,7 @@ tests/test_fixtures.py's keys, and the pure readings behind the recognition."""
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import deploy_fixtures
 from hvcheck import deployment, facts
 from hvcheck.check import Context
 from hvcheck.host import SnapshotHost
+from hvcheck.parsers import deployment as deployment_parsers
 from hvcheck.parsers.deployment import (
     device_allowed,
     devices_cgroup,
@@ -128,6 +130,11 @@ def test_a_host_with_nothing_is_none(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- parsers
+def test_parser_doctests() -> None:
+    result = doctest.testmod(deployment_parsers)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_proc_cgroup_v1_and_v2() -> None:
     v2 = parse_proc_cgroup("0::/system.slice/docker-abc.scope\n")
     assert devices_cgroup(v2) is None
