@@ -260,3 +260,42 @@ def test_collect_records_mount_namespaces_in_the_marker(tmp_path: Path) -> None:
     assert marker["mount_ns"] == {"self": own, "processes": {str(os.getpid()): own}}
     replay = SnapshotHost(str(out))
     assert replay.mount_namespace(os.getpid()) == replay.mount_namespace(None) == own
+
+
+def test_fallback_in_a_container_names_its_device_cgroup(tmp_path: Path) -> None:
+    """A QEMU in a docker container (cgroup v1) whose device whitelist leaves out c 10:232:
+    its user is in /dev/kvm's group, yet it fell back to TCG; the hint names the cgroup."""
+    cg = "/docker/3f0c3e9b8a1d"
+    root = _write(
+        healthy_host(tmp_path / "s"),
+        {
+            "proc/5200/cmdline": _cmdline(
+                "qemu-system-x86_64", "-name", "guest=ci-vm", "-machine", "pc,accel=kvm:tcg"
+            ),
+            "proc/5200/comm": "qemu-system-x86\n",
+            "proc/5200/status": _status("qemu-system-x86", 1500, 1500, (108, 1500)),
+            "proc/5200/fd/0": b"",
+            "proc/5200/cgroup": f"12:devices:{cg}\n11:memory:{cg}\n0::{cg}\n",
+            "proc/5200/root/etc/passwd": "builder:x:1500:1500::/home/builder:/bin/sh\n",
+            "proc/5200/root/etc/group": "kvm:x:108:builder\nbuilder:x:1500:\n",
+            f"sys/fs/cgroup/devices{cg}/devices.list": "c 1:3 rwm\nc 1:5 rwm\nc 136:* rwm\n",
+        },
+        {**_ns(p5200=CONTAINER_NS)},
+    )
+    (root / "proc/5200/fd/0").unlink()
+    (root / "proc/5200/fd/0").symlink_to("/dev/null")
+    m = json.loads((root / "hvcheck-snapshot.json").read_text())
+    m["devices"]["/proc/5200/root/dev/kvm"] = dict(m["devices"]["/dev/kvm"])
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(m))
+    ctx = Context(SnapshotHost(str(root)))
+    cgroup = facts.device_cgroup(ctx, 5200)
+    assert cgroup.allowed is False
+    assert cgroup.path == f"/sys/fs/cgroup/devices{cg}/devices.list"
+    _, doc = run_json("--root", str(root), "--only", "instances")
+    (c,) = doc["checks"]
+    assert c["status"] == "CRITICAL" and c["code"] == "silent-fallback"
+    assert (
+        "builder (uid 1500, groups kvm, builder)" in c["hint"] or "builder (uid 1500" in c["hint"]
+    )
+    assert f"/sys/fs/cgroup/devices{cg}/devices.list" in c["hint"]
+    assert "--device /dev/kvm" in c["hint"]
