@@ -18,7 +18,15 @@ from hvcheck import facts
 from hvcheck.check import Check, Context
 from hvcheck.deadline import call_until, run_until
 from hvcheck.host import Host, ProcessGone
-from hvcheck.model import DEFAULT_TIMEOUT, HostFacts, Instance, Result, Status, Verdict
+from hvcheck.model import (
+    DEFAULT_TIMEOUT,
+    GuestVerdict,
+    HostFacts,
+    Instance,
+    Result,
+    Status,
+    Verdict,
+)
 
 GROUP = "hvcheck.checks"
 
@@ -58,8 +66,23 @@ def _as_checks(obj: Any) -> list[Check]:
     return out
 
 
-def load_checks() -> list[LoadedCheck]:
-    """Built-ins first (in their declared order), then plugins sorted by entry-point name."""
+GUEST_SCOPE = "guest"  # checks whose id is under "guest." run in `hvcheck guest` only
+
+
+def in_scope(check_id: str, scope: str) -> bool:
+    """Whether a check of id ``check_id`` runs in ``scope``: "host" (the normal run: every
+    check but those under ``guest.``), "guest" (``hvcheck guest``: those only) or "all"."""
+    guest = check_id == GUEST_SCOPE or check_id.startswith(GUEST_SCOPE + ".")
+    return scope == "all" or guest == (scope == GUEST_SCOPE)
+
+
+def load_checks(scope: str = "host") -> list[LoadedCheck]:
+    """The checks of ``scope`` (``in_scope``): built-ins first (in their declared order), then
+    plugins sorted by entry-point name."""
+    return [lc for lc in _load_all() if in_scope(lc.id, scope)]
+
+
+def _load_all() -> list[LoadedCheck]:
     eps = sorted(_entry_points(), key=lambda e: (e.name != "builtin", e.name))
     loaded: list[LoadedCheck] = []
     seen: set[str] = set()
@@ -187,17 +210,45 @@ def run(
     skip: Sequence[str] = (),
     options: Optional[dict[str, Any]] = None,
 ) -> Verdict:
+    read_at = _read_at(host)
+    ctx, deadline = _context(host, timeout, options)
+    chosen = [lc for lc in checks if selected(lc.id, only, skip)]
+    # The verdict's own facts run alongside the checks, under the same deadline.
+    results, vf = _run_checks(ctx, chosen, deadline, timeout, partial(_verdict_facts, ctx))
+    return _assemble(ctx, results, vf, deadline)._replace(generated_at=read_at)
+
+
+def _read_at(host: Host) -> float:
+    """When the evidence was read (seconds since the epoch): now on the live host, a
+    snapshot's ``taken_at`` (now when it does not say)."""
+    return host.taken_at() or time.time()
+
+
+def _context(
+    host: Host, timeout: float, options: Optional[dict[str, Any]]
+) -> tuple[Context, float]:
     start = time.monotonic()
     # Leave a margin for assembling and printing the report within the caller's timeout.
     deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
     ctx = Context(host, options)
     ctx.deadline = deadline
-    chosen = [lc for lc in checks if selected(lc.id, only, skip)]
+    return ctx, deadline
+
+
+def _run_checks(
+    ctx: Context,
+    chosen: Sequence[LoadedCheck],
+    deadline: float,
+    timeout: float,
+    facts_work: Callable[[], dict[str, Any]],
+) -> tuple[list[Result], dict[str, Any]]:
+    """Run ``chosen`` and ``facts_work`` (the verdict's own facts) at once under ``deadline``:
+    one Result per check (UNKNOWN for a check that failed to load, raised, returned something
+    else or did not finish), and the facts ({} when they failed or did not finish)."""
     work: dict[str, Callable[[], Any]] = {
         lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
     }
-    # The verdict's own facts run alongside the checks, under the same deadline.
-    work["_verdict"] = partial(_verdict_facts, ctx)
+    work["_verdict"] = facts_work
     done = run_until(work, deadline)
     results: list[Result] = []
     for lc in chosen:
@@ -243,7 +294,7 @@ def run(
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
     vf = done.get("_verdict")
     vfacts: dict[str, Any] = vf.value if vf and vf.error is None else {}
-    return _assemble(ctx, results, vfacts, deadline)
+    return results, vfacts
 
 
 def _verdict_facts(ctx: Context) -> dict[str, Any]:
@@ -358,3 +409,78 @@ def _summary(
             text += f"; also {ids}"
         parts.append(text)
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------- guest
+def run_guest(
+    host: Host,
+    checks: Sequence[LoadedCheck],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    options: Optional[dict[str, Any]] = None,
+) -> GuestVerdict:
+    """``hvcheck guest``: run ``checks`` (``load_checks("guest")``) and assemble the
+    GuestVerdict, under one deadline like ``run``."""
+    ctx, deadline = _context(host, timeout, options)
+    generated_at = _read_at(host)
+    results, gf = _run_checks(ctx, checks, deadline, timeout, partial(_guest_facts, ctx))
+    u = call_until(host.uname, deadline, None)
+    hf = HostFacts(
+        hostname=u.hostname if u else "",
+        arch=u.arch if u else "",
+        kernel=u.kernel if u else "",
+        os=str(gf.get("os", "")),
+        virtual=gf.get("virtual"),
+    )
+    accel = gf.get("accel")
+    nested = gf.get("nested")
+    if accel is None:
+        summary = str(gf.get("error") or "not decided within the timeout")
+        return GuestVerdict(
+            host=hf,
+            accel="unknown",
+            hypervisor=None,
+            nested=None,
+            evidence=(),
+            summary=f"cannot tell: {summary}",
+            results=tuple(results),
+            generated_at=generated_at,
+            snapshot=None if host.live else host.label,
+        )
+    nested_value = None if accel.accel == "none" or nested is None else nested.nested
+    summary = accel.headline
+    if accel.evidence:
+        summary += f" (evidence: {', '.join(accel.evidence)})"
+    if nested_value is not None:
+        summary += f"; nested virtualization {'offered' if nested_value else 'not offered'}"
+    return GuestVerdict(
+        host=hf,
+        accel=accel.accel,
+        hypervisor=accel.hypervisor,
+        nested=nested_value,
+        evidence=accel.evidence,
+        summary=summary,
+        results=tuple(results),
+        platform=accel.platform,
+        generated_at=generated_at,
+        snapshot=None if host.live else host.label,
+    )
+
+
+def _guest_facts(ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        out["accel"] = facts.guest_accel(ctx)
+        out["virtual"] = {"none": False, "unknown": None}.get(out["accel"].accel, True)
+    except Exception as e:  # guest.accel reports the failure itself
+        out["error"] = f"{type(e).__name__}: {e}"
+    try:
+        out["nested"] = facts.guest_nested(ctx)
+    except Exception:
+        out["nested"] = None
+    try:
+        i = facts.os_info(ctx)
+        out["os"] = i.name or i.id
+    except Exception:
+        out["os"] = ""
+    return out

@@ -3,7 +3,9 @@
 Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/*/modules.builtin,
 /dev/kvm (stat + probe), the kernel log, /sys/hypervisor/type, /sys/class/dmi/id/{sys_vendor,
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
-/run/systemd/container, /etc/passwd, /etc/group; for libvirt's QEMU user: the running libvirt
+/run/systemd/container, /etc/passwd, /etc/group; for `hvcheck guest` also
+/sys/devices/system/clocksource/clocksource0/available_clocksource, /proc/cmdline and
+/proc/device-tree/{hypervisor/compatible,model}; for libvirt's QEMU user: the running libvirt
 QEMU processes' ids (/proc/<pid>/status, through the process walk), else the libvirtd /
 virtqemud processes (hvcheck.processes) and the qemu.conf each reads
 (/proc/<libvirtd pid>/root/etc/libvirt/qemu.conf when it runs in another mount namespace,
@@ -12,18 +14,21 @@ virtqemud processes (hvcheck.processes) and the qemu.conf each reads
 process sees them (/proc/<pid>/root/etc/...); a process's device cgroup: /proc/<pid>/cgroup and
 /sys/fs/cgroup/devices/<path>/devices.list; when a user cannot open /dev/kvm, through
 ``hvcheck.devaccess``: the udev rules directories (``*.rules``) and the links
-/sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem.
+/sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem;
+the package databases: /var/lib/dpkg/status, {/usr/lib/sysimage,/var/lib}/rpm/rpmdb.sqlite (or
+`rpm -qa` for a Berkeley DB/ndb one, live host only), /snap/*/current/meta/snap.yaml.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
 from hvcheck.deployment import Deployment, deployment, device_fix
 from hvcheck.devaccess import NodeAccess
-from hvcheck.host import DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
+from hvcheck.host import MAX_READ, DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.mountns import process_root, read_seen
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
@@ -33,6 +38,18 @@ from hvcheck.parsers.deployment import (
     parse_devices_list,
     parse_proc_cgroup,
     snap_name,
+)
+from hvcheck.parsers.guest import (
+    PARAVIRT_CLOCKS,
+    GuestLog,
+    classify_cpu_model,
+    classify_dmi,
+    dmi_from_log,
+    guest_log,
+    hypervisor_from_kernel,
+    parse_clocksources,
+    parse_dt_strings,
+    parse_sysinfo,
 )
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
@@ -55,6 +72,7 @@ from hvcheck.parsers.kernel import (
     parse_modules_builtin,
     parse_proc_modules,
 )
+from hvcheck.parsers.pkgdb import Package, parse_dpkg_status, parse_snap_yaml
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.processes import processes
 
@@ -1200,3 +1218,694 @@ def refused_open_hint(
     an LSM); "" when there is nothing to add. The user is the probe's uid (else the effective
     uid), with its groups from /etc/passwd and /etc/group."""
     return devaccess.probe_user_hint(ctx, path, dev, probe, accounts(ctx))
+
+
+# ---------------------------------------------------------------------------------- guest
+# What `hvcheck guest` judges from inside a VM: is it accelerated (KVM, or another hypervisor's
+# hardware-assisted virtualization), emulated by QEMU's TCG, or bare metal? The checks in
+# hvcheck.checks.guest read these; the host run never does. Sources and what each proves are
+# described in hvcheck.parsers.guest.
+GUEST_CLOCKSOURCES = "/sys/devices/system/clocksource/clocksource0/available_clocksource"
+DMI_SYS_VENDOR = "/sys/class/dmi/id/sys_vendor"
+DMI_PRODUCT_NAME = "/sys/class/dmi/id/product_name"
+SYS_HYPERVISOR_TYPE = "/sys/hypervisor/type"
+S390_SYSINFO = "/proc/sysinfo"
+DT_HYPERVISOR = "/proc/device-tree/hypervisor/compatible"
+DT_MODEL = "/proc/device-tree/model"
+GUEST_READS = (
+    "/proc/cpuinfo",
+    "/dev/kmsg",
+    GUEST_CLOCKSOURCES,
+    DMI_SYS_VENDOR,
+    DMI_PRODUCT_NAME,
+    SYS_HYPERVISOR_TYPE,
+    S390_SYSINFO,
+    DT_HYPERVISOR,
+    DT_MODEL,
+    "/proc/cmdline",
+)
+# hypervisors other than KVM whose guests run hardware-assisted (accel "other")
+OTHER_HYPERVISORS = {
+    "xen": "Xen",
+    "hyperv": "Microsoft Hyper-V",
+    "vmware": "VMware",
+    "virtualbox": "VirtualBox",
+    "parallels": "Parallels",
+    "bhyve": "bhyve",
+    "acrn": "ACRN",
+    "jailhouse": "Jailhouse",
+    "zvm": "z/VM",
+    "powervm": "PowerVM",
+    "apple": "Apple Virtualization",
+}
+# evidence kinds, strongest first: a hypervisor named by the kernel outranks a DMI string
+_KIND_ORDER = (
+    "kernel-log",
+    "clocksource",
+    "sys-hypervisor",
+    "sysinfo",
+    "device-tree",
+    "cpu-model",
+    "cpu-flag",
+    "dmi",
+)
+
+
+class GuestClue(NamedTuple):
+    """One thing a guest sees, and what it says."""
+
+    kind: str  # an evidence kind of _KIND_ORDER (the JSON guest.evidence names)
+    # kvm | tcg | qemu (a QEMU machine, KVM or TCG) | vm | bare | an OTHER_HYPERVISORS key
+    says: str
+    text: str  # what was seen, for the summary
+
+
+class GuestAccel(NamedTuple):
+    """How this machine runs: ``hvcheck guest``'s headline.
+
+    ``accel``: kvm | tcg | other (another hypervisor's hardware-assisted virtualization) |
+    none (bare metal) | unknown. ``hypervisor``: kvm | qemu (QEMU without KVM) | an
+    OTHER_HYPERVISORS key | None. ``evidence``: the kinds the verdict rests on, strongest
+    first; ``reasons``: what each said; ``clues``: everything seen; ``unreadable``: sources that
+    exist but could not be read (a reason to re-run as root).
+    """
+
+    accel: str
+    hypervisor: Optional[str]
+    platform: Optional[str]
+    evidence: tuple[str, ...]
+    reasons: tuple[str, ...]
+    clues: tuple[GuestClue, ...]
+    unreadable: tuple[str, ...]
+    headline: str  # "TCG: this VM is emulated by QEMU without KVM"
+
+    @property
+    def summary(self) -> str:
+        """The headline and every reason."""
+        return self.headline + (": " + "; ".join(self.reasons) if self.reasons else "")
+
+
+def guest_accel(ctx: Context) -> GuestAccel:
+    """Is this machine KVM-accelerated, under another hypervisor, emulated by TCG, or bare
+    metal? From the kernel log, the clocksources, cpuinfo, DMI, /sys/hypervisor, s390x
+    /proc/sysinfo and the POWER device tree (GUEST_READS; hvcheck.parsers.guest says what each
+    proves). Never raises for an unreadable source: it is listed in ``unreadable``."""
+    return ctx.fact("guest_accel", _guest_accel)
+
+
+def _guest_log(ctx: Context) -> GuestLog:
+    return ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines))
+
+
+def _guest_text(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]:
+    try:
+        return ctx.host.read_opt(path)
+    except OSError as e:
+        unreadable.append(f"{path} ({e.strerror or type(e).__name__})")
+        return None
+
+
+def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], Optional[str]]:
+    """Everything a guest sees of the machine under it, and the platform DMI names."""
+    clues: list[GuestClue] = []
+    fam = arch(ctx).family
+    try:
+        ci = cpuinfo(ctx)
+    except OSError as e:
+        unreadable.append(f"/proc/cpuinfo ({e.strerror or type(e).__name__})")
+        ci = None
+    log = kernel_log(ctx)
+    if log.error:
+        unreadable.append(f"the kernel log ({log.error})")
+    gl = _guest_log(ctx)
+
+    # the kernel's own hypervisor detection (x86)
+    if gl.hypervisor:
+        hv = hypervisor_from_kernel(gl.hypervisor)
+        clues.append(
+            GuestClue("kernel-log", hv or "vm", f"kernel log: Hypervisor detected: {gl.hypervisor}")
+        )
+    if gl.paravirt == "KVM":
+        clues.append(GuestClue("kernel-log", "kvm", "kernel log: paravirtualized kernel on KVM"))
+    if gl.kvm_clock:
+        clues.append(GuestClue("kernel-log", "kvm", "kernel log: kvm-clock registered"))
+
+    # clocksources
+    avail_text = _guest_text(ctx, GUEST_CLOCKSOURCES, unreadable)
+    avail = parse_clocksources(avail_text) if avail_text is not None else None
+    for name in avail or ():
+        if name in PARAVIRT_CLOCKS:
+            clues.append(
+                GuestClue("clocksource", PARAVIRT_CLOCKS[name], f"clocksource {name} available")
+            )
+
+    # the CPU
+    qemu_model = False
+    if ci is not None and ci.model_name:
+        model = classify_cpu_model(ci.model_name)
+        if model is not None and model.tcg_only:
+            clues.append(
+                GuestClue("cpu-model", "tcg", f"CPU model '{ci.model_name}' (QEMU's TCG-only max)")
+            )
+        elif model is not None:
+            qemu_model = True
+            clues.append(
+                GuestClue("cpu-model", "qemu", f"CPU model '{ci.model_name}' (QEMU's {model.name})")
+            )
+    if ci is not None and ci.arch_family == "x86":
+        if ci.hypervisor:
+            clues.append(GuestClue("cpu-flag", "vm", "cpuinfo flag 'hypervisor'"))
+        elif not ci.truncated:
+            clues.append(GuestClue("cpu-flag", "bare", "no 'hypervisor' flag in cpuinfo"))
+
+    # DMI (the kernel log's DMI line when sysfs has none)
+    vendor = _first_guest_line(ctx, DMI_SYS_VENDOR, unreadable) or ""
+    product = _first_guest_line(ctx, DMI_PRODUCT_NAME, unreadable) or ""
+    dmi_kind, dmi_where = "dmi", f"DMI '{vendor}' / '{product}'"
+    if not vendor and not product and gl.dmi:
+        vendor, product = dmi_from_log(gl.dmi)
+        dmi_kind, dmi_where = "kernel-log", f"kernel log: DMI {gl.dmi.split(', BIOS')[0]}"
+    ident = classify_dmi(vendor, product)
+    if ident.hypervisor:
+        clues.append(GuestClue(dmi_kind, ident.hypervisor, dmi_where))
+    if ident.kvm is True:
+        clues.append(GuestClue(dmi_kind, "kvm", f"{dmi_where} (QEMU says so only under KVM)"))
+    elif ident.kvm is False:
+        clues.append(GuestClue(dmi_kind, "tcg", f"{dmi_where} (QEMU's name without KVM)"))
+    elif ident.qemu:
+        clues.append(GuestClue(dmi_kind, "qemu", dmi_where))
+    elif ident.virtual is False:
+        clues.append(GuestClue(dmi_kind, "bare", dmi_where))
+
+    # Xen's own sysfs
+    xen = _first_guest_line(ctx, SYS_HYPERVISOR_TYPE, unreadable)
+    if xen:
+        clues.append(
+            GuestClue("sys-hypervisor", xen.lower() if xen.lower() == "xen" else "vm",
+                      f"/sys/hypervisor/type = {xen}")
+        )  # fmt: skip
+
+    # s390x: STSI as /proc/sysinfo shows it
+    if fam == "s390" or (ci is not None and ci.arch_family == "s390"):
+        text = _guest_text(ctx, S390_SYSINFO, unreadable)
+        if text is not None:
+            si = parse_sysinfo(text)
+            cp = si.get("VM00 Control Program", "")
+            manuf = si.get("Manufacturer", "")
+            if cp.startswith("KVM"):
+                says = "tcg" if manuf == "QEMU" else "kvm"
+                clues.append(
+                    GuestClue(
+                        "sysinfo",
+                        says,
+                        f"/proc/sysinfo: Control Program {cp}, Manufacturer {manuf}",
+                    )
+                )
+            elif cp.startswith("z/VM"):
+                clues.append(GuestClue("sysinfo", "zvm", f"/proc/sysinfo: Control Program {cp}"))
+            elif cp:
+                clues.append(GuestClue("sysinfo", "vm", f"/proc/sysinfo: Control Program {cp}"))
+            elif "LPAR Name" in si:
+                clues.append(GuestClue("sysinfo", "bare", "/proc/sysinfo: an LPAR, no VM level"))
+
+    # POWER: the device tree's /hypervisor node (QEMU adds it only under KVM)
+    if fam == "ppc" or (ci is not None and ci.arch_family == "ppc"):
+        try:
+            raw = ctx.host.read_bytes(DT_HYPERVISOR)
+            compat = parse_dt_strings(raw.decode("ascii", "replace"))
+        except (FileNotFoundError, NotADirectoryError):
+            compat = None
+        except OSError as e:
+            unreadable.append(f"{DT_HYPERVISOR} ({e.strerror or type(e).__name__})")
+            compat = ()
+        emulated = bool(ci and ci.power_model and "emulated by qemu" in ci.power_model)
+        if compat and "linux,kvm" in compat:
+            clues.append(GuestClue("device-tree", "kvm", "device tree /hypervisor: linux,kvm"))
+        elif compat is None and emulated and ctx.host.exists(DT_MODEL):
+            clues.append(
+                GuestClue(
+                    "device-tree", "tcg",
+                    "a QEMU pSeries machine without the /hypervisor node QEMU adds under KVM",
+                )
+            )  # fmt: skip
+        if ci is not None and ci.platform == "PowerNV":
+            clues.append(GuestClue("cpu-model", "bare", "cpuinfo platform PowerNV"))
+        elif ci is not None and ci.platform == "pSeries" and not emulated:
+            clues.append(GuestClue("cpu-model", "powervm", "cpuinfo platform pSeries (PowerVM)"))
+        elif ci is not None and emulated:
+            clues.append(GuestClue("cpu-model", "qemu", f"cpuinfo model '{ci.power_model}'"))
+
+    # x86 QEMU without KVM: what KVM would have shown is missing. QEMU's TCG answers CPUID
+    # 0x40000000 with "TCGTCGTCGTCG" (target/i386/cpu.c), which no kernel driver claims, so a
+    # complete boot log names no hypervisor; kvm-clock needs KVM's paravirtual clock.
+    # A QEMU machine whose cpuinfo lacks the hypervisor flag hides it (-cpu ...,-hypervisor),
+    # and then the kernel looks for no hypervisor at all: nothing can be concluded there.
+    qemu_machine = ident.qemu or qemu_model
+    decided = any(c.says not in ("qemu", "vm", "bare") for c in clues)
+    hidden = any(c.kind == "cpu-flag" and c.says == "bare" for c in clues)
+    if fam in ("x86", None) and qemu_machine and not hidden and not decided:
+        if gl.complete and not gl.hypervisor:
+            clues.append(
+                GuestClue(
+                    "kernel-log", "tcg",
+                    "the boot log names no hypervisor"
+                    + (f" (paravirtualized kernel on {gl.paravirt})" if gl.paravirt else ""),
+                )
+            )  # fmt: skip
+        cmdline = _guest_text(ctx, "/proc/cmdline", unreadable) or ""
+        if avail is not None and "no-kvmclock" not in cmdline.split():
+            clues.append(
+                GuestClue(
+                    "clocksource", "tcg", f"no kvm-clock among the clocksources ({' '.join(avail)})"
+                )
+            )
+    return clues, ident.platform
+
+
+def _first_guest_line(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]:
+    t = _guest_text(ctx, path, unreadable)
+    return t.strip().splitlines()[0].strip() if t and t.strip() else None
+
+
+def _rank(c: GuestClue) -> int:
+    return _KIND_ORDER.index(c.kind) if c.kind in _KIND_ORDER else len(_KIND_ORDER)
+
+
+def _guest_accel(ctx: Context) -> GuestAccel:
+    unreadable: list[str] = []
+    clues, platform = _guest_clues(ctx, unreadable)
+    clues.sort(key=_rank)
+    kvm = [c for c in clues if c.says == "kvm"]
+    tcg = [c for c in clues if c.says == "tcg"]
+    other = [c for c in clues if c.says in OTHER_HYPERVISORS]
+    qemu = [c for c in clues if c.says == "qemu"]
+    vm = [c for c in clues if c.says == "vm"]
+    bare = [c for c in clues if c.says == "bare"]
+    where = f", on {platform}" if platform else ""
+
+    def verdict(accel: str, hv: Optional[str], used: list[GuestClue], head: str) -> GuestAccel:
+        used = sorted(used, key=_rank)
+        kinds = tuple(dict.fromkeys(c.kind for c in used))
+        reasons = tuple(dict.fromkeys(c.text for c in used))
+        return GuestAccel(
+            accel, hv, platform, kinds, reasons, tuple(clues), tuple(unreadable), head
+        )
+
+    vbox = [c for c in other if c.says == "virtualbox"]
+    if kvm and tcg:
+        return verdict(
+            "unknown", None, kvm + tcg, "conflicting evidence: some says KVM, some says TCG"
+        )
+    if kvm and vbox:
+        # VirtualBox's default paravirtualization interface for Linux guests is KVM's
+        # (VirtualBox manual, "Paravirtualization Providers"): its guests see KVM's signature
+        return verdict(
+            "other", "virtualbox", vbox + kvm,
+            "VirtualBox (hardware-assisted; it offers KVM's paravirtual interface)",
+        )  # fmt: skip
+    if kvm:
+        return verdict("kvm", "kvm", kvm, f"KVM: this VM runs with hardware acceleration{where}")
+    if tcg:
+        return verdict(
+            "tcg", "qemu", tcg + qemu + vm,
+            f"TCG: this VM is emulated by QEMU without KVM{where}",
+        )  # fmt: skip
+    if other:
+        hv = other[0].says
+        name = OTHER_HYPERVISORS[hv]
+        return verdict(
+            "other", hv, [c for c in other if c.says == hv],
+            f"{name}: this VM runs under {name}'s hardware-assisted virtualization{where}",
+        )  # fmt: skip
+    if qemu:
+        return verdict(
+            "unknown", None, qemu + vm + bare,
+            f"a QEMU machine{where}, but nothing here tells KVM from TCG",
+        )  # fmt: skip
+    if vm:
+        return verdict("unknown", None, vm, "a virtual machine, but nothing names its hypervisor")
+    if bare:
+        return verdict("none", None, bare, "not a virtual machine (bare metal)")
+    return verdict("unknown", None, [], "nothing here tells whether this is a virtual machine")
+
+
+class GuestNested(NamedTuple):
+    """Is nested virtualization offered to this guest: can it run KVM guests of its own?
+
+    ``nested``: True (the CPU extension or /dev/kvm is there), False (neither), None (cannot
+    tell). ``extension``: vmx | svm | sie | EL2 | None; ``device``: /dev/kvm is KVM's node.
+    """
+
+    nested: Optional[bool]
+    extension: Optional[str]
+    device: bool
+    via: Optional[str]  # kvm_pvm when /dev/kvm comes from PVM (no VT-x/AMD-V needed)
+    summary: str
+    evidence: tuple[str, ...]
+
+
+def guest_nested(ctx: Context) -> GuestNested:
+    """Nested virtualization offered to this guest: the CPU extension in cpuinfo (vmx, svm,
+    s390x sie; arm64: the kernel started at EL2) and /dev/kvm (stat; with kvm_pvm in the
+    modules, PVM needs no extension)."""
+    return ctx.fact("guest_nested", _guest_nested)
+
+
+def _guest_nested(ctx: Context) -> GuestNested:
+    try:
+        dev = kvm_device(ctx)
+    except OSError:
+        dev = None
+    has_dev = bool(
+        dev is not None and dev.type == "char" and (dev.major, dev.minor) == (KVM_MAJOR, KVM_MINOR)
+    )
+    ci = _cpuinfo_quiet(ctx)
+    fam = arch(ctx).family or (ci.arch_family if ci else None)
+    ext: Optional[str] = None
+    if ci is not None:
+        ext = ci.virt_ext
+    ev: list[str] = []
+    if ext:
+        ev.append(f"cpuinfo flag '{ext}'")
+    if fam == "arm" and ext is None:
+        el = _guest_log(ctx).arm_el
+        if el == "EL2":
+            ext = "EL2"
+            ev.append("kernel log: CPU: All CPU(s) started at EL2")
+        elif el:
+            ev.append(f"kernel log: CPU: All CPU(s) started at {el}")
+    via: Optional[str] = None
+    if has_dev:
+        ev.append(f"{KVM_DEV} is char {KVM_MAJOR}:{KVM_MINOR}")
+        if ext is None and fam == "x86" and modules(ctx).has("kvm_pvm"):
+            via = "kvm_pvm"
+    if has_dev:
+        how = f" through {via} (PVM: no VT-x/AMD-V needed)" if via else ""
+        what = f" and the CPU offers {ext}" if ext else ""
+        return GuestNested(
+            True, ext, True, via, f"offered: {KVM_DEV} is present{how}{what}", tuple(ev)
+        )
+    if ext:
+        return GuestNested(
+            True, ext, False, None,
+            f"offered by the CPU ({ext}), but {KVM_DEV} is absent: KVM is not loaded in this guest",
+            tuple(ev),
+        )  # fmt: skip
+    if ci is not None and fam in ("x86", "s390") and not ci.truncated:
+        flags = "vmx/svm" if fam == "x86" else "sie"
+        return GuestNested(
+            False, None, False, None,
+            f"not offered: this VM's CPU has no {flags} and there is no {KVM_DEV}",
+            (f"cpuinfo without {flags}", f"no {KVM_DEV}"),
+        )  # fmt: skip
+    if fam == "arm" and ev:
+        return GuestNested(
+            False, None, False, None,
+            f"not offered: the kernel started at EL1 and there is no {KVM_DEV}", tuple(ev),
+        )  # fmt: skip
+    return GuestNested(
+        None, None, False, None,
+        f"cannot tell: no {KVM_DEV}, and nothing shows whether the CPU offers virtualization",
+        tuple(ev),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- packages
+# The package databases, read as files (hvcheck.parsers.pkgdb): dpkg's status file, RPM's
+# rpmdb.sqlite (hvcheck.host.rpmdb; `rpm -qa` for Berkeley DB/ndb on the live host only) and
+# each snap's meta/snap.yaml.
+DPKG_STATUS = "/var/lib/dpkg/status"
+# rpm's %_dbpath: /usr/lib/sysimage/rpm since rpm 4.16 on Fedora 36+ and openSUSE (where
+# /var/lib/rpm is a link to it), /var/lib/rpm on RHEL/CentOS; the first that holds one wins
+RPM_DB_DIRS = ("/usr/lib/sysimage/rpm", "/var/lib/rpm")
+# snapd mounts snaps under /snap (Debian/Ubuntu), /var/lib/snapd/snap on Fedora/RHEL/Arch
+SNAP_DIRS = ("/snap", "/var/lib/snapd/snap")
+MAX_SNAP_YAML = 1024 * 1024
+
+
+class PackageDb(NamedTuple):
+    """One package database hvcheck looked at: ``kind`` (dpkg | rpmdb.sqlite | rpm -qa |
+    snap), ``path``, ``status`` (ok | partial | error | timeout | unavailable), ``found``: how
+    many packages it gave, ``error``: why it could not be read whole."""
+
+    kind: str
+    path: str
+    status: str
+    found: int
+    error: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._asdict())
+
+
+class InstalledPackages(NamedTuple):
+    """Every installed package hvcheck could read, and the databases they came from.
+
+    ``databases`` is empty when the host (or snapshot) has none of dpkg's status file, an RPM
+    database or a snap; ``complete`` is False when one of them could not be read whole (a
+    package missing from ``packages`` may then be installed all the same).
+    """
+
+    packages: tuple[Package, ...]
+    databases: tuple[PackageDb, ...]
+
+    @property
+    def complete(self) -> bool:
+        return all(d.status == "ok" for d in self.databases)
+
+    def first(self, names: Iterable[str]) -> Optional[Package]:
+        """The installed package with the first of ``names`` that is installed."""
+        by_name: dict[str, Package] = {}
+        for p in self.packages:
+            by_name.setdefault(p.name, p)
+        for n in names:
+            if n in by_name:
+                return by_name[n]
+        return None
+
+
+def installed_packages(ctx: Context) -> InstalledPackages:
+    """The installed packages of this host: dpkg's ``/var/lib/dpkg/status``, the RPM database
+    (``rpmdb.sqlite`` in :data:`RPM_DB_DIRS` read with sqlite3, or ``rpm -qa`` for a Berkeley
+    DB/ndb one on the live host, within the run's remaining time) and the snaps
+    (``/snap/<name>/current/meta/snap.yaml``). Each :class:`Package` says which database
+    (``db``); other checks (a stale-QEMU check: "restart to pick up QEMU x.y") read them here.
+    """
+
+    def compute(c: Context) -> InstalledPackages:
+        h = c.host
+        pkgs: list[Package] = []
+        dbs: list[PackageDb] = []
+        try:
+            data = h.read_bytes(DPKG_STATUS)
+        except (FileNotFoundError, NotADirectoryError):
+            data = None
+        except OSError as e:
+            dbs.append(PackageDb("dpkg", DPKG_STATUS, "error", 0, e.strerror or str(e)))
+            data = None
+        if data is not None:
+            found = parse_dpkg_status(data.decode("utf-8", errors="replace"))
+            pkgs += found
+            if len(data) >= MAX_READ:
+                dbs.append(
+                    PackageDb(
+                        "dpkg",
+                        DPKG_STATUS,
+                        "partial",
+                        len(found),
+                        f"larger than {MAX_READ // 2**20} MiB: read in part",
+                    )
+                )
+            else:
+                dbs.append(PackageDb("dpkg", DPKG_STATUS, "ok", len(found)))
+        for d in RPM_DB_DIRS:
+            path = f"{d}/rpmdb.sqlite"
+            r = h.rpm_sqlite(path)
+            if r is not None and r.status != "ok":
+                # not readable as a file (read during a transaction?): ask rpm itself (a
+                # snapshot answers with what collect's rpm said, if it had to ask)
+                q = h.rpm_query(d, c.remaining())
+                r, path = (q, d) if q is not None and q.status == "ok" else (r, path)
+            if r is None:
+                path = d
+                r = h.rpm_query(d, c.remaining())
+            if r is None:
+                continue
+            pkgs += r.packages
+            kind = "rpm -qa" if r.via == "rpm -qa" else "rpmdb.sqlite"
+            err = r.error
+            if r.bad and not err:
+                err = f"{r.bad} package header(s) did not parse"
+            dbs.append(PackageDb(kind, path, r.status, len(r.packages), err))
+            break
+        for d in SNAP_DIRS:
+            names = [n for n in h.listdir(d) if n not in ("bin", "README")]
+            if not names:
+                continue
+            snaps: list[Package] = []
+            errors: list[str] = []
+            for n in names:
+                path = f"{d}/{n}/current/meta/snap.yaml"
+                try:
+                    text = h.read_text(path, MAX_SNAP_YAML)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except OSError as e:
+                    errors.append(f"{path}: {e.strerror or e}")
+                    continue
+                snap = parse_snap_yaml(text)
+                if snap is not None:
+                    snaps.append(snap)
+            if snaps or errors:
+                pkgs += snaps
+                dbs.append(
+                    PackageDb(
+                        "snap",
+                        d,
+                        "error" if errors else "ok",
+                        len(snaps),
+                        "; ".join(errors[:3]) or None,
+                    )
+                )
+            break
+        return InstalledPackages(tuple(pkgs), tuple(dbs))
+
+    return ctx.fact("installed_packages", compute)
+
+
+# Packages that give a QEMU system emulator for the host's own CPU family, per distribution,
+# the package holding the binary first: Debian/Ubuntu qemu-system-* (packages.debian.org; Ubuntu's
+# qemu-kvm is a virtual package of qemu-system-x86), RHEL/CentOS qemu-kvm(-core) (the host
+# architecture's /usr/libexec/qemu-kvm; qemu-kvm-ev/-rhev on RHEL 7 clouds), Fedora
+# qemu-system-*-core, SUSE qemu-x86/-arm/-ppc/-s390x, Arch qemu-system-x86 (and the
+# qemu-base/-desktop/-full bundles), Alpine qemu-system-<arch>; "qemu-system" and "qemu" are
+# every architecture's metapackages.
+QEMU_SYSTEM_PACKAGES: dict[str, tuple[str, ...]] = {
+    "x86": (
+        "qemu-system-x86",
+        "qemu-system-x86-core",
+        "qemu-kvm-core",
+        "qemu-system-x86_64",
+        "qemu-x86",
+        "qemu-kvm",
+        "qemu-kvm-ev",
+        "qemu-kvm-rhev",
+        "qemu-system-x86-microvm",
+        "qemu-base",
+        "qemu-desktop",
+        "qemu-full",
+        "qemu-system",
+        "qemu",
+    ),
+    "arm": (
+        "qemu-system-arm",
+        "qemu-system-aarch64-core",
+        "qemu-kvm-core",
+        "qemu-system-aarch64",
+        "qemu-arm",
+        "qemu-kvm",
+        "qemu-base",
+        "qemu-desktop",
+        "qemu-full",
+        "qemu-system",
+        "qemu",
+    ),
+    "ppc": (
+        "qemu-system-ppc",
+        "qemu-system-ppc-core",
+        "qemu-kvm-core",
+        "qemu-system-ppc64",
+        "qemu-ppc",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+    "s390": (
+        "qemu-system-s390x",
+        "qemu-system-s390x-core",
+        "qemu-kvm-core",
+        "qemu-s390x",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+    "riscv": (
+        "qemu-system-misc",
+        "qemu-system-riscv-core",
+        "qemu-system-riscv",
+        "qemu-system-riscv64",
+        "qemu-kvm-core",
+        "qemu-kvm",
+        "qemu-system",
+        "qemu",
+    ),
+}
+# libvirt's daemon with its QEMU driver: Debian/Ubuntu libvirt-daemon-system (libvirt-bin
+# before Ubuntu 18.04) and libvirt-daemon-driver-qemu (split out in Debian 12), RHEL/Fedora
+# libvirt-daemon-kvm / libvirt-daemon-driver-qemu, SUSE libvirt-daemon-qemu, Arch "libvirt",
+# Alpine libvirt-daemon.
+LIBVIRT_DAEMON_PACKAGES = (
+    "libvirt-daemon-driver-qemu",
+    "libvirt-daemon-kvm",
+    "libvirt-daemon-qemu",
+    "libvirt-daemon-system",
+    "libvirt-daemon",
+    "libvirt-bin",
+    "libvirt",
+)
+# nova-compute: Debian/Ubuntu nova-compute(-kvm/-qemu/-libvirt), RDO/RHOSP
+# openstack-nova-compute, and the python library alone (devstack-like installs use pip)
+NOVA_COMPUTE_PACKAGES = (
+    "nova-compute",
+    "openstack-nova-compute",
+    "nova-compute-kvm",
+    "nova-compute-qemu",
+    "nova-compute-libvirt",
+    "python3-nova",
+    "openstack-nova-common",
+    "nova-common",
+)
+# snaps that bring QEMU, libvirt and nova-compute with them (CanonicalLtd/microstack,
+# canonical/snap-openstack-hypervisor: their snapcraft.yaml builds qemu and libvirt parts)
+HYPERVISOR_SNAPS = ("openstack-hypervisor", "microstack")
+
+
+def qemu_package(ctx: Context) -> Optional[Package]:
+    """The installed package that gives this host a QEMU system emulator for its own CPU
+    family (:data:`QEMU_SYSTEM_PACKAGES`), or None. Its ``version`` is what a restarted QEMU
+    would run (``upstream_release(p.version)``: "7.2" of "7.2+dfsg")."""
+    fam = arch(ctx).family or ""
+    return installed_packages(ctx).first(QEMU_SYSTEM_PACKAGES.get(fam, ()))
+
+
+def libvirt_package(ctx: Context) -> Optional[Package]:
+    """The installed libvirt daemon package (:data:`LIBVIRT_DAEMON_PACKAGES`), or None."""
+    return installed_packages(ctx).first(LIBVIRT_DAEMON_PACKAGES)
+
+
+def nova_compute_package(ctx: Context) -> Optional[Package]:
+    """The installed nova-compute package (:data:`NOVA_COMPUTE_PACKAGES`), or None."""
+    return installed_packages(ctx).first(NOVA_COMPUTE_PACKAGES)
+
+
+def hypervisor_snap(ctx: Context) -> Optional[Package]:
+    """An installed snap that brings QEMU, libvirt and nova (:data:`HYPERVISOR_SNAPS`)."""
+    snaps = [p for p in installed_packages(ctx).packages if p.db == "snap"]
+    return next((p for n in HYPERVISOR_SNAPS for p in snaps if p.name == n), None)
+
+
+_LIBVIRT_INSTALL = {
+    "debian": "apt-get install libvirt-daemon-system",
+    "rhel": "dnf install libvirt-daemon-kvm",
+    "suse": "zypper install libvirt-daemon-qemu",
+    "arch": "pacman -S libvirt",
+    "alpine": "apk add libvirt-daemon",
+    "gentoo": "emerge app-emulation/libvirt",
+}
+
+
+def libvirt_install_command(ctx: Context) -> str:
+    """The command that installs libvirt's daemon with its QEMU driver here."""
+    return _LIBVIRT_INSTALL.get(
+        os_family(ctx), "install your distribution's libvirt daemon (QEMU driver) package"
+    )

@@ -181,6 +181,9 @@ class Verdict(NamedTuple):
     instances: tuple[Instance, ...] = ()
     snapshot: Optional[str] = None
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+    # when the evidence was read (seconds since the epoch): the run's start on the live host,
+    # a snapshot's taken_at; None for a run that read nothing (Verdict.failed)
+    generated_at: Optional[float] = None
     # how this host runs its guests (hvcheck.deployment: kind, name, evidence, knobs); None
     # when it was not recognised within the deadline or no verdict was reached
     deployment: Optional[dict[str, Any]] = None
@@ -225,3 +228,54 @@ class Verdict(NamedTuple):
             "tcg_instances": tcg,
             "unknown_instances": len(self.instances) - kvm - tcg,
         }
+
+
+class GuestVerdict(NamedTuple):
+    """``hvcheck guest``: how the machine hvcheck runs in is itself run.
+
+    ``accel``: kvm | tcg | other (another hypervisor's hardware-assisted virtualization) |
+    none (bare metal) | unknown; ``hypervisor``: kvm | qemu (QEMU without KVM) | xen | hyperv |
+    vmware | ... | None; ``nested``: whether this guest is offered virtualization of its own
+    (None: cannot tell); ``evidence``: the kinds of evidence the verdict rests on
+    (kernel-log, clocksource, cpu-model, cpu-flag, dmi, sys-hypervisor, sysinfo,
+    device-tree); ``generated_at``: when the evidence was read, in seconds since the epoch
+    (now on the live host, the snapshot's ``taken_at``), as ``Verdict.generated_at``.
+    """
+
+    host: HostFacts
+    accel: str
+    hypervisor: Optional[str]
+    nested: Optional[bool]
+    evidence: tuple[str, ...]
+    summary: str
+    results: tuple[Result, ...]
+    platform: Optional[str] = None
+    generated_at: Optional[float] = None
+    snapshot: Optional[str] = None
+    error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+
+    @classmethod
+    def failed(cls, message: str) -> GuestVerdict:
+        """The guest verdict of a run that could not reach one (``Verdict.failed``'s rules):
+        UNKNOWN, accel "unknown", no results, ``message`` as one line in ``error``."""
+        msg = " ".join(message.splitlines())
+        return cls(
+            host=HostFacts(hostname="", arch="", kernel="", os="", virtual=None),
+            accel="unknown",
+            hypervisor=None,
+            nested=None,
+            evidence=(),
+            summary=msg,
+            results=(),
+            error=msg,
+        )
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return Status.UNKNOWN
+        return Status.worst([r.status for r in self.results])
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.exit_code

@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from hvcheck.parsers.pkgdb import RPM_QA, RPMDB_SQLITE, Package, format_rpm_qa, parse_rpm_qa
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, parse_status
 
 if TYPE_CHECKING:
@@ -263,6 +264,55 @@ class CapsResult(NamedTuple):
         )
 
 
+class RpmRead(NamedTuple):
+    """What an RPM database gave (:meth:`Host.rpm_sqlite`, :meth:`Host.rpm_query`).
+
+    ``status``: ``ok`` (``packages`` holds every package), ``error`` (``error`` says why;
+    ``packages`` what could be read, if anything), ``timeout`` (``rpm -qa`` did not finish in
+    time), ``unavailable`` (the database exists but cannot be read here: no ``rpm`` command,
+    or a Berkeley DB database in a snapshot without ``collect``'s record). ``via``:
+    ``sqlite3`` (rpmdb.sqlite read with the stdlib) or ``rpm -qa``. ``bad``: header blobs
+    that did not parse (they are left out of ``packages``).
+    """
+
+    status: str
+    via: str
+    packages: tuple[Package, ...] = ()
+    error: Optional[str] = None
+    bad: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The marker's form: packages as ``rpm -qa --qf RPM_QUERYFORMAT`` lines."""
+        return {
+            "status": self.status,
+            "via": self.via,
+            "error": self.error,
+            "bad": self.bad,
+            "packages": format_rpm_qa(self.packages),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[RpmRead]:
+        if not isinstance(d, dict) or d.get("status") not in (
+            "ok",
+            "error",
+            "timeout",
+            "unavailable",
+        ):
+            return None
+        via = str(d["via"]) if d.get("via") in ("sqlite3", "rpm -qa") else "snapshot"
+        lines = d.get("packages")
+        text = "\n".join(x for x in lines if isinstance(x, str)) if isinstance(lines, list) else ""
+        bad = d.get("bad")
+        return cls(
+            status=str(d["status"]),
+            via=via,
+            packages=tuple(parse_rpm_qa(text, RPM_QA if via == "rpm -qa" else RPMDB_SQLITE)),
+            error=str(d["error"]) if d.get("error") is not None else None,
+            bad=bad if isinstance(bad, int) and not isinstance(bad, bool) else 0,
+        )
+
+
 def _errno_name(e: OSError) -> str:
     return errno_mod.errorcode.get(e.errno or 0, str(e.errno))
 
@@ -464,6 +514,11 @@ class Host(ABC):
     @abstractmethod
     def os_info(self) -> OsInfo: ...
 
+    def taken_at(self) -> Optional[float]:
+        """When this host's evidence was read, in seconds since the epoch, where that is not
+        now: a snapshot's ``taken_at``. None on the live host (the run reads it now)."""
+        return None
+
     # ---- live-only probes of outside services (snapshots replay what collect recorded) ----
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
         """libvirt's capabilities within ``timeout`` s; None where none can be had."""
@@ -471,6 +526,42 @@ class Host(ABC):
 
     def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
         """Nova's record(s) of this hypervisor; None where none can be had."""
+        return None
+
+    # ---- package databases (hvcheck.host.rpmdb; snapshots replay collect's record) ------
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """The packages of the ``rpmdb.sqlite`` at ``path``; None when there is none.
+
+        This generic form reads the file through the host's reads (at most
+        ``MAX_RPMDB_BYTES``) and opens a private temporary copy read-only
+        (:func:`hvcheck.host.rpmdb.read_rpmdb_bytes`): what a snapshot that holds the file
+        itself does. The live host opens the file in place, read-only.
+        """
+        from hvcheck.host.rpmdb import MAX_RPMDB_BYTES, read_rpmdb_bytes
+
+        def read() -> Optional[RpmRead]:
+            try:
+                data = self._read_bytes(path, MAX_RPMDB_BYTES + 1)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as e:
+                return RpmRead("error", "sqlite3", error=f"{path}: {e.strerror or e}")
+            if len(data) > MAX_RPMDB_BYTES:
+                return RpmRead(
+                    "error",
+                    "sqlite3",
+                    error=f"{path}: larger than {MAX_RPMDB_BYTES // 2**20} MiB, not read",
+                )
+            return read_rpmdb_bytes(data, path)
+
+        result: Optional[RpmRead] = self._memo("rpmdb", path, read)
+        return result
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``rpm -qa`` of the RPM database in the directory ``dbpath`` (Berkeley DB
+        ``Packages``, ndb ``Packages.db``, or an ``rpmdb.sqlite`` that could not be read as a
+        file), within ``timeout`` s; None where there is none or it cannot be asked (only the
+        live host runs rpm; snapshots replay collect's record)."""
         return None
 
     # ---- backend primitives -------------------------------------------------------------

@@ -10,8 +10,9 @@ thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's rec
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
 ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
 through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
-imported only when first asked. The outside services (libvirt, Nova) are asked through
-:mod:`hvcheck.services`.
+imported only when first asked. The outside services (libvirt, Nova) and ``rpm -qa`` are asked
+through :mod:`hvcheck.services`; an ``rpmdb.sqlite`` is read in place by
+:mod:`hvcheck.host.rpmdb`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hvcheck.host.base import (
     ProcessGone,
     ProcInfo,
     ProcView,
+    RpmRead,
     Uname,
     _decode,
     _errno_name,
@@ -250,6 +252,27 @@ class LiveHost(Host):
         from hvcheck.services import nova_hypervisors
 
         return nova_hypervisors(query)
+
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """The file opened in place by sqlite3, read-only and immutable
+        (:func:`hvcheck.host.rpmdb.read_rpmdb_file`): no copy, no lock, no write."""
+        if not os.path.isfile(path):
+            return None
+        from hvcheck.host.rpmdb import read_rpmdb_file
+
+        result: RpmRead = self._memo("rpmdb", path, lambda: read_rpmdb_file(path))
+        return result
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``rpm -qa`` (:func:`hvcheck.services.rpm_qa`) when ``dbpath`` holds a Berkeley DB
+        ``Packages``, an ndb ``Packages.db`` or an ``rpmdb.sqlite`` file."""
+        names = ("Packages", "Packages.db", "rpmdb.sqlite")
+        if not any(os.path.isfile(f"{dbpath}/{n}") for n in names):
+            return None
+        from hvcheck.services import rpm_qa
+
+        result: RpmRead = self._memo("rpm -qa", dbpath, lambda: rpm_qa(dbpath, timeout))
+        return result
 
 
 _COMM_LEN = 15  # TASK_COMM_LEN (include/linux/sched.h) less its NUL
