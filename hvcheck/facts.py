@@ -26,7 +26,9 @@ from typing import Any, NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
-from hvcheck.deployment import Deployment, deployment, device_fix
+from hvcheck.deployment import Deployment as Deployment  # re-exported: a fact like the others
+from hvcheck.deployment import deployment as deployment
+from hvcheck.deployment import device_fix
 from hvcheck.devaccess import NodeAccess
 from hvcheck.host import MAX_READ, DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
 from hvcheck.mountns import process_root, read_seen
@@ -75,8 +77,6 @@ from hvcheck.parsers.kernel import (
 from hvcheck.parsers.pkgdb import Package, parse_dpkg_status, parse_snap_yaml
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.processes import processes
-
-__all__ = ["Deployment", "deployment"]  # re-exported: the deployment is a fact like the others
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
