@@ -155,3 +155,18 @@ def test_snap_juju_and_proxmox_names() -> None:
     assert snap_name("/snapshot/x/y") is None
     assert juju_unit("unit-nova-compute-kvm-12") == ("nova-compute-kvm", 12)
     assert pve_vmid(["/usr/bin/kvm", "-id", "100"]) is None  # no qemu-server socket
+
+
+def test_deployment_and_mountns_sit_below_facts() -> None:
+    """Facts-level modules: they never import facts or a check (no cycle)."""
+    import ast
+
+    pkg = PROJECT / "hvcheck"
+    for name in ("deployment.py", "mountns.py", "parsers/deployment.py"):
+        tree = ast.parse((pkg / name).read_text())
+        mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in mods if m == "hvcheck.facts" or m.startswith("hvcheck.checks")}, (
+            name,
+            mods,
+        )
