@@ -231,9 +231,12 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
 
     def compute(c: Context) -> NovaRelease:
         prefixes = _prefixes(c, p)
-        # as the process sees its files (hvcheck.mountns); hvcheck's tree too when the process
-        # shares it or that cannot be told
-        roots = list(process_root(c, p.pid).roots) if p is not None else [""]
+        # as the process sees its files (hvcheck.mountns); when that cannot be told, its root
+        # first: a container's venv is the nova that runs, whatever the host has installed
+        roots = [""]
+        if p is not None:
+            pr = process_root(c, p.pid)
+            roots = list(pr.roots) if pr.other_ns is not None else [f"/proc/{p.pid}/root", ""]
         for root in roots:
             found = _metadata_versions(c, root, prefixes)
             if "nova" in found:
