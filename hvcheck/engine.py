@@ -331,6 +331,10 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
     except Exception:  # the instances check reports the failure itself
         out["acceleration"] = "unknown"
     try:
+        out["deployment"] = facts.deployment(ctx).to_json()
+    except Exception:  # the checks that use it report their own failures
+        out["deployment"] = None
+    try:
         from hvcheck.novaconfig import nova_conf
 
         conf = nova_conf(ctx)
@@ -371,6 +375,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
         results=tuple(results),
         instances=instances,
         snapshot=None if host.live else host.label,
+        deployment=vf.get("deployment"),
     )
 
 

@@ -5,11 +5,16 @@ Host paths read here: /proc/cpuinfo, /proc/modules, /sys/module/*, /lib/modules/
 product_name,chassis_asset_tag}, /proc/sysinfo, /proc/1/cgroup, /.dockerenv, /run/.containerenv,
 /run/systemd/container, /etc/passwd, /etc/group; for `hvcheck guest` also
 /sys/devices/system/clocksource/clocksource0/available_clocksource, /proc/cmdline and
-/proc/device-tree/{hypervisor/compatible,model}; for libvirt's QEMU user: the libvirtd /
-virtqemud processes (hvcheck.processes), /etc/libvirt/qemu.conf,
-/etc/kolla/nova-libvirt/qemu.conf and /proc/<libvirtd pid>/root/etc/libvirt/qemu.conf; when a
-user cannot open /dev/kvm, through ``hvcheck.devaccess``: the udev rules directories
-(``*.rules``) and the links /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem;
+/proc/device-tree/{hypervisor/compatible,model}; for libvirt's QEMU user: the running libvirt
+QEMU processes' ids (/proc/<pid>/status, through the process walk), else the libvirtd /
+virtqemud processes (hvcheck.processes) and the qemu.conf each reads
+(/proc/<libvirtd pid>/root/etc/libvirt/qemu.conf when it runs in another mount namespace,
+``hvcheck.mountns``; /var/snap/<snap>/common/etc/libvirt/qemu.conf for a snap's libvirt),
+/etc/libvirt/qemu.conf, /etc/kolla/nova-libvirt/qemu.conf; /etc/passwd and /etc/group as that
+process sees them (/proc/<pid>/root/etc/...); a process's device cgroup: /proc/<pid>/cgroup and
+/sys/fs/cgroup/devices/<path>/devices.list; when a user cannot open /dev/kvm, through
+``hvcheck.devaccess``: the udev rules directories (``*.rules``) and the links
+/sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem;
 the package databases: /var/lib/dpkg/status, {/usr/lib/sysimage,/var/lib}/rpm/rpmdb.sqlite (or
 `rpm -qa` for a Berkeley DB/ndb one, live host only), /snap/*/current/meta/snap.yaml.
 """
@@ -21,10 +26,21 @@ from typing import Any, NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
+from hvcheck.deployment import Deployment as Deployment  # re-exported: a fact like the others
+from hvcheck.deployment import deployment as deployment
+from hvcheck.deployment import device_fix
 from hvcheck.devaccess import NodeAccess
 from hvcheck.host import MAX_READ, DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
+from hvcheck.mountns import process_root, read_seen
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
+from hvcheck.parsers.deployment import (
+    device_allowed,
+    devices_cgroup,
+    parse_devices_list,
+    parse_proc_cgroup,
+    snap_name,
+)
 from hvcheck.parsers.guest import (
     PARAVIRT_CLOCKS,
     GuestLog,
@@ -413,6 +429,29 @@ def kvm_device(ctx: Context) -> Optional[DeviceInfo]:
     return ctx.fact("kvm_device", lambda c: c.host.stat_device(KVM_DEV))
 
 
+def kvm_device_seen_by(ctx: Context, pid: Optional[int]) -> tuple[Optional[DeviceInfo], str]:
+    """/dev/kvm as process ``pid`` sees it, and the path it was read at: a process in another
+    mount namespace has its own /dev (a container's, a pod's with the device plugin's node,
+    libvirt's per-domain copy), read through ``/proc/<pid>/root/dev/kvm``
+    (``hvcheck.mountns``); hvcheck's own node for None or a process in its tree. (None, path)
+    when that tree has no /dev/kvm."""
+    if pid is None:
+        return kvm_device(ctx), KVM_DEV
+    root = process_root(ctx, pid)
+    if root.roots == ("",):
+        return kvm_device(ctx), KVM_DEV
+
+    def compute(c: Context) -> tuple[Optional[DeviceInfo], str]:
+        for prefix in root.roots:
+            dev = c.host.stat_device(f"{prefix}{KVM_DEV}") if prefix else kvm_device(c)
+            if dev is not None:
+                return dev, f"{prefix}{KVM_DEV}"
+        return None, root.path(KVM_DEV)
+
+    seen: tuple[Optional[DeviceInfo], str] = ctx.fact(f"kvm_device:{pid}", compute)
+    return seen
+
+
 def kvm_probe(ctx: Context) -> Optional[ProbeResult]:
     return ctx.fact("kvm_probe", lambda c: c.host.probe_kvm())
 
@@ -785,9 +824,28 @@ UDEV_HINT = (
 
 
 class QemuUser(NamedTuple):
-    user: str  # a name or, for kolla, a numeric uid as text
+    """Who libvirt runs QEMU as.
+
+    From evidence when a libvirt QEMU runs: its effective ``uid`` and ``gids`` (the effective
+    gid, then the supplementary groups: what the kernel checks when it opens /dev/kvm),
+    ``pid`` that process, ``user``/``group`` their names in the passwd and group files that
+    process sees (its ``/proc/<pid>/root`` when it runs in another mount namespace), or the
+    numbers as text when those files do not name them. Else from qemu.conf or the build's
+    default (``uid``/``gids`` None), names resolved as ``seen_by`` (the libvirtd whose
+    qemu.conf it is, None for hvcheck's own tree) sees its files.
+    """
+
+    user: str  # a name or, when nothing names it, a numeric uid as text
     group: Optional[str]
-    source: str  # "path:line" of qemu.conf's user, or which default applies
+    source: str  # "running QEMU pid N", "path:line" of qemu.conf's user, or which default
+    uid: Optional[int] = None
+    gids: Optional[tuple[int, ...]] = None
+    pid: Optional[int] = None
+    seen_by: Optional[int] = None  # the process whose passwd/group name the user
+
+    @property
+    def from_process(self) -> bool:
+        return self.uid is not None
 
 
 def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
@@ -795,40 +853,131 @@ def libvirt_daemons(ctx: Context) -> list[ProcInfo]:
     return processes(ctx, "libvirtd")
 
 
+def accounts_seen_by(ctx: Context, pid: Optional[int]) -> Accounts:
+    """/etc/passwd and /etc/group as process ``pid`` sees them (``hvcheck.mountns``: through
+    its ``/proc/<pid>/root`` when it runs in another mount namespace: a container's own
+    files); hvcheck's own (:func:`accounts`) for None or a process that shares its tree."""
+    if pid is None:
+        return accounts(ctx)
+    root = process_root(ctx, pid)
+    if root.roots == ("",):
+        return accounts(ctx)
+
+    def compute(c: Context) -> Accounts:
+        return parse_accounts(
+            read_seen(c, root, "/etc/passwd").text or "",
+            read_seen(c, root, "/etc/group").text or "",
+        )
+
+    return ctx.fact(f"accounts:{'|'.join(root.roots)}", compute)
+
+
+def passwd_seen_by(ctx: Context, pid: Optional[int]) -> str:
+    """Where the passwd file process ``pid`` sees is read, for messages."""
+    if pid is None:
+        return "/etc/passwd"
+    return process_root(ctx, pid).path("/etc/passwd")
+
+
+def libvirt_managed(p: ProcInfo) -> bool:
+    """A QEMU that libvirt started: its monitor is libvirt's chardev ``charmonitor``
+    (qemuBuildMonitorCommandLine, libvirt >= 0.8) or lives in libvirt's state directory
+    (``.../lib/libvirt/qemu/``: domain-N-NAME/monitor.sock, masterKey.aes, the capabilities
+    probe's qmp-XXXX/qmp.monitor); no ``-runas`` (libvirt drops rights itself before exec)."""
+    if "-runas" in p.argv:
+        return False
+    return any("id=charmonitor" in a or "/lib/libvirt/qemu/" in a for a in p.argv)
+
+
+def _evidence_user(ctx: Context) -> Optional[QemuUser]:
+    """The identity the running libvirt QEMUs have: the one most of them share (ties: the
+    lowest pid's); None when no libvirt QEMU runs or none's ids were read."""
+    seen: dict[tuple[int, tuple[int, ...]], list[ProcInfo]] = {}
+    for p in processes(ctx, "qemu"):
+        if p.uids is None or p.gids is None or not libvirt_managed(p):
+            continue
+        ids = (p.gids[1], *(g for g in (p.groups or ()) if g != p.gids[1]))
+        seen.setdefault((p.uids[1], ids), []).append(p)
+    if not seen:
+        return None
+    key, procs = max(seen.items(), key=lambda kv: (len(kv[1]), -kv[1][0].pid))
+    uid, gids = key
+    first = procs[0]
+    acc = accounts_seen_by(ctx, first.pid)
+    user = acc.user_name(uid) or str(uid)
+    group = acc.group_name(gids[0]) or str(gids[0])
+    source = f"running QEMU pid {first.pid}" + (
+        f" and {len(procs) - 1} more" if len(procs) > 1 else ""
+    )
+    others = sum(len(v) for k, v in seen.items() if k != key)
+    if others:
+        source += f" ({others} other libvirt QEMU process(es) run with other ids)"
+    return QemuUser(user, group, source, uid, gids, first.pid, first.pid)
+
+
+def _daemon_qemu_conf(d: ProcInfo) -> str:
+    """The qemu.conf a libvirtd reads: ``<sysconfdir>/libvirt/qemu.conf``, sysconfdir ``/etc``
+    or, for a snap's libvirt, ``/var/snap/<snap>/common/etc`` (snap-openstack-hypervisor's
+    ``-Dsysconfdir``)."""
+    snap = snap_name(d.exe) or snap_name(d.argv[0] if d.argv else None)
+    return f"/var/snap/{snap}/common/etc/libvirt/qemu.conf" if snap else "/etc/libvirt/qemu.conf"
+
+
 def qemu_user(ctx: Context) -> Optional[QemuUser]:
     """Who libvirt runs QEMU as; None when libvirt is not on this host.
 
-    qemu.conf's ``user``/``group`` (the host's, kolla's, or a containerised libvirtd's through
-    its /proc/<pid>/root), else the default of libvirt's build: ``libvirt-qemu`` on Debian and
-    Ubuntu, ``qemu`` elsewhere, uid 42427 in kolla's images.
+    From evidence first: the ids of the running libvirt QEMU processes (``/proc/<pid>/status``
+    Uid, Gid, Groups, as the process walk read them). When no libvirt QEMU runs: qemu.conf's
+    ``user``/``group`` as the running libvirtd reads it (its own tree: a container's or a
+    snap's), else the host's or kolla's copy; without a ``user`` there, the default of
+    libvirt's build: ``libvirt-qemu`` on Debian and Ubuntu, ``qemu`` elsewhere, uid 42427 in
+    kolla's images.
     """
 
     def compute(c: Context) -> Optional[QemuUser]:
+        ev = _evidence_user(c)
+        if ev is not None:
+            return ev
         h = c.host
         daemons = libvirt_daemons(c)
-        paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
-        paths += [f"/proc/{p.pid}/root/etc/libvirt/qemu.conf" for p in daemons]
-        for path in paths:
-            text = h.read_opt(path)
-            if text is None:
-                continue
-            qc = parse_qemu_conf(text)
+        found: Optional[tuple[str, Optional[str], Optional[int]]] = None  # path, text, seen_by
+        if daemons:
+            d = daemons[0]
+            seen = read_seen(c, process_root(c, d.pid), _daemon_qemu_conf(d))
+            if seen.text is not None and seen.path is not None:
+                found = (seen.path, seen.text, d.pid)
+        if found is None:
+            paths = ["/etc/libvirt/qemu.conf", "/etc/kolla/nova-libvirt/qemu.conf"]
+            paths += sorted(h.glob("/var/snap/*/common/etc/libvirt/qemu.conf"))
+            for path in paths:
+                text = h.read_opt(path)
+                if text is not None:
+                    found = (path, text, None)
+                    break
+        if found is None and not daemons and not h.exists("/etc/libvirt"):
+            return None
+        # names are resolved as the running libvirtd sees its files
+        by = daemons[0].pid if daemons else None
+        if found is not None:
+            path, text, by = found[0], found[1], found[2] if found[2] is not None else by
+            qc = parse_qemu_conf(text or "")
             if qc.user:
-                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}")
-            break
-        else:
-            if not daemons and not h.exists("/etc/libvirt"):
-                return None
-        if "kolla" in path:
-            return QemuUser("42427", "42427", "kolla's default (uid 42427)")
+                return QemuUser(qc.user, qc.group, f"{path}:{qc.user_line}", seen_by=by)
+            if "kolla" in path:
+                return QemuUser("42427", "42427", "kolla's default (uid 42427)", seen_by=by)
         fam = os_family(c)
         if fam == "debian":
             return QemuUser(
-                "libvirt-qemu", "libvirt-qemu", "Debian/Ubuntu default (qemu.conf user unset)"
+                "libvirt-qemu",
+                "libvirt-qemu",
+                "Debian/Ubuntu default (qemu.conf user unset)",
+                seen_by=by,
             )
         if fam in ("rhel", "suse"):
-            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)")
-        return QemuUser("qemu", "qemu", "libvirt's build default (qemu.conf user unset)")
+            return QemuUser("qemu", "qemu", f"{fam} default (qemu.conf user unset)", seen_by=by)
+        return QemuUser(
+            "qemu", "qemu", "libvirt's build default (qemu.conf user unset)", seen_by=by
+        )
 
     return ctx.fact("qemu_user", compute)
 
@@ -841,6 +990,69 @@ def can_open(dev: DeviceInfo, uid: int, gids: set[int]) -> Optional[bool]:
     return devaccess.allows(dev, uid, gids)
 
 
+class DeviceCgroup(NamedTuple):
+    """What a process's cgroup v1 device controller says about /dev/kvm (c 10:232).
+
+    ``allowed``: True or False from its ``devices.list``; None when it cannot be read (cgroup
+    v2, whose device filter is an eBPF program with no file to read; the files absent or
+    refused). ``path``: the ``devices.list`` read; ``why``: a sentence for messages.
+    """
+
+    pid: int
+    allowed: Optional[bool]
+    path: Optional[str]
+    why: str
+    fix: str = ""  # how this deployment gives its container the device for good
+
+
+DEVICES_V1 = "/sys/fs/cgroup/devices"
+
+
+def device_cgroup(ctx: Context, pid: int) -> DeviceCgroup:
+    """/dev/kvm in the device whitelist of process ``pid``'s cgroup (cgroup v1:
+    ``/proc/<pid>/cgroup`` names its ``devices`` cgroup, whose
+    ``/sys/fs/cgroup/devices/<path>/devices.list`` lists what it may open;
+    Documentation/admin-guide/cgroup-v1/devices.rst). Once per pid and run."""
+
+    def compute(c: Context) -> DeviceCgroup:
+        try:
+            text = c.host.read_opt(f"/proc/{pid}/cgroup")
+        except OSError as e:
+            return DeviceCgroup(pid, None, None, f"/proc/{pid}/cgroup: {e.strerror or e}")
+        if text is None:
+            return DeviceCgroup(pid, None, None, f"/proc/{pid}/cgroup is not there to read")
+        path = devices_cgroup(parse_proc_cgroup(text))
+        if path is None:
+            return DeviceCgroup(
+                pid,
+                None,
+                None,
+                f"pid {pid} has no cgroup v1 device controller (cgroup v2 filters devices "
+                "with an eBPF program, which has no file to read)",
+            )
+        listing = f"{DEVICES_V1}{path.rstrip('/')}/devices.list"
+        try:
+            rules_text = c.host.read_opt(listing)
+        except OSError as e:
+            return DeviceCgroup(pid, None, listing, f"{listing}: {e.strerror or e}")
+        if rules_text is None:
+            return DeviceCgroup(pid, None, listing, f"{listing} is not there to read")
+        ok = device_allowed(parse_devices_list(rules_text), "c", KVM_MAJOR, KVM_MINOR)
+        if ok:
+            return DeviceCgroup(pid, True, listing, f"{listing} allows c 10:232 rw")
+        return DeviceCgroup(
+            pid,
+            False,
+            listing,
+            f"the device cgroup of pid {pid} ({listing}) does not allow c 10:232 rw: "
+            "its processes cannot open /dev/kvm whatever the node's mode (EPERM)",
+            device_fix(deployment(c)),
+        )
+
+    found: DeviceCgroup = ctx.fact(f"device_cgroup:{pid}", compute)
+    return found
+
+
 class KvmAccess(NamedTuple):
     """Can libvirt's QEMU user open /dev/kvm?"""
 
@@ -851,6 +1063,11 @@ class KvmAccess(NamedTuple):
     ok: Optional[bool]  # None when the uid is unknown or the node's ACL cannot be decoded
     # the judgement behind ``ok`` (reasons, the udev rule, the lasting fix); None without uid
     access: Optional[NodeAccess] = None
+    # the device cgroup of the QEMU (or libvirtd) process, where one runs
+    cgroup: Optional[DeviceCgroup] = None
+    # why that process's tree has no /dev/kvm at all (its container was not given it)
+    missing: Optional[str] = None
+    container_fix: str = ""  # how this deployment gives its container the device
 
     @property
     def mode(self) -> str:
@@ -865,18 +1082,33 @@ class KvmAccess(NamedTuple):
         """The hint for a QEMU user who cannot open /dev/kvm: what is wrong, whether udev
         keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
         the generic udev advice when the rules were not there to read."""
-        if self.access is not None and self.access.rule is not None:
-            return self.access.hint()
-        return UDEV_HINT.format(user=self.user.user)
+        node = ""
+        if self.missing:
+            node = f"{self.missing} — lasting fix: {self.container_fix}"
+        elif self.access is not None and self.access.allowed is not True:
+            node = (
+                self.access.hint()
+                if self.access.rule is not None
+                else UDEV_HINT.format(user=self.user.user)
+            )
+        if self.cgroup is not None and self.cgroup.allowed is False:
+            cg = f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}"
+            if self.missing:
+                return f"{cg} (its tree has no /dev/kvm either)"
+            return f"{cg}; and {node}" if node else cg
+        return node or UDEV_HINT.format(user=self.user.user)
 
 
 def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
     """The QEMU user's access to /dev/kvm (mode bits and POSIX ACL, ``devaccess``); None
     without libvirt or /dev/kvm.
 
-    Its groups: its primary group (/etc/passwd) and memberships (/etc/group), plus
-    qemu.conf's ``group``, the group libvirt runs QEMU with. When it cannot open the node,
-    the udev rules are read to tell whether a fix lasts (``KvmAccess.hint``).
+    From a running QEMU (:func:`qemu_user` from evidence): its own uid and groups, as the
+    kernel checks them. Else the user named by qemu.conf, resolved in the passwd and group
+    files libvirtd sees: its primary group (passwd) and memberships (group), plus qemu.conf's
+    ``group``, the group libvirt runs QEMU with. When it cannot open the node, the udev
+    rules (the host's: they set the node) are read to tell whether a fix lasts
+    (``KvmAccess.hint``).
     """
 
     def compute(c: Context) -> Optional[KvmAccess]:
@@ -884,20 +1116,98 @@ def qemu_kvm_access(ctx: Context) -> Optional[KvmAccess]:
         dev = kvm_device(c)
         if qu is None or dev is None:
             return None
-        acc = accounts(c)
-        user = acc.user(qu.user)
-        if user is None:
-            return KvmAccess(qu, dev, None, (), None)
-        gids = acc.groups_of(user.name)
-        if qu.group:
-            g = acc.group(qu.group)
-            if g is not None:
-                gids.add(g.gid)
+        acc = accounts_seen_by(c, qu.seen_by)
+        uid: int
+        if qu.uid is not None and qu.gids is not None:
+            uid, gids = qu.uid, set(qu.gids)
+        else:
+            user = acc.user(qu.user)
+            if user is None:
+                return KvmAccess(qu, dev, None, (), None)
+            uid, gids = user.uid, acc.groups_of(user.name)
+            if qu.group:
+                g = acc.group(qu.group)
+                if g is not None:
+                    gids.add(g.gid)
         groups = tuple(sorted(acc.group_name(g) or str(g) for g in gids))
-        judged = devaccess.node_access(c, KVM_DEV, dev, user.uid, gids, qu.user, acc)
-        return KvmAccess(qu, dev, user.uid, groups, judged.allowed, judged)
+        # the process whose view counts: the running QEMU, else libvirtd (its QEMUs' /dev
+        # and cgroups derive from its own; a v1 child cgroup never allows more than its
+        # parent)
+        who = qu.pid if qu.pid is not None else qu.seen_by
+        if who is None:
+            daemons = libvirt_daemons(c)
+            who = daemons[0].pid if daemons else None
+        cg = device_cgroup(c, who) if who is not None else None
+        fix = device_fix(deployment(c))
+        seen, node = kvm_device_seen_by(c, who)
+        if seen is None:
+            missing = f"{node} does not exist: pid {who} sees no /dev/kvm in its tree"
+            return KvmAccess(qu, dev, uid, groups, False, None, cg, missing, fix)
+        # the udev rules are the host's: their GROUP/OWNER names are the host's accounts
+        judged = devaccess.node_access(c, KVM_DEV, seen, uid, gids, qu.user, accounts(c))
+        ok = judged.allowed
+        if cg is not None and cg.allowed is False:
+            ok = False
+        return KvmAccess(qu, seen, uid, groups, ok, judged, cg, None, fix)
 
     return ctx.fact("qemu_kvm_access", compute)
+
+
+class ProcessKvmAccess(NamedTuple):
+    """Could one running process open /dev/kvm? Its ids as the kernel checks them, named as
+    the process sees its passwd and group files."""
+
+    pid: int
+    user: str  # its name in the passwd it sees, else "uid N"
+    uid: int
+    groups: tuple[str, ...]  # names (or gids) of its effective gid and supplementary groups
+    allowed: Optional[bool]  # False when the node's mode/ACL or its device cgroup refuses it
+    access: Optional[NodeAccess]  # the node's mode and ACL, the udev rule, the lasting fix
+    cgroup: DeviceCgroup
+    missing: Optional[str] = None  # its tree has no /dev/kvm (access is None then)
+
+    def hint(self) -> str:
+        """What keeps this user from /dev/kvm and the lasting fix (the device cgroup first:
+        with it refusing, no mode helps)."""
+        who = f"{self.user} (uid {self.uid}, groups {', '.join(self.groups) or 'none'})"
+        parts: list[str] = []
+        if self.cgroup.allowed is False:
+            parts.append(f"{self.cgroup.why} — lasting fix: {self.cgroup.fix}")
+        if self.missing or self.access is None:
+            parts.append(self.missing or "")
+            return f"{who} cannot open /dev/kvm: " + "; ".join(p for p in parts if p)
+        if self.access.allowed is not True and self.access.rule is not None:
+            parts.append(self.access.hint())
+        elif self.access.allowed is not True:  # the udev rules were not there to read
+            parts.append(f"{'; '.join(self.access.reasons)} — {UDEV_HINT.format(user=self.user)}")
+        if not parts:
+            return f"{who} may open /dev/kvm now ({'; '.join(self.access.reasons)})"
+        return f"{who} cannot open /dev/kvm: " + "; ".join(parts)
+
+
+def process_kvm_access(
+    ctx: Context, pid: int, uid: Optional[int], gids: tuple[int, ...]
+) -> Optional[ProcessKvmAccess]:
+    """Whether process ``pid`` (effective ``uid``, ``gids``: effective gid then supplementary
+    groups, from its status) may open /dev/kvm now: the node's mode and ACL
+    (``devaccess``) and its device cgroup (:func:`device_cgroup`). None without /dev/kvm
+    or the process's uid."""
+    if kvm_device(ctx) is None or uid is None:
+        return None
+    seen = accounts_seen_by(ctx, pid)
+    name = seen.user_name(uid) or f"uid {uid}"
+    groups = tuple(seen.group_name(g) or str(g) for g in gids)
+    cg = device_cgroup(ctx, pid)
+    dev, node = kvm_device_seen_by(ctx, pid)
+    if dev is None:
+        missing = (
+            f"{node} does not exist: the process sees no /dev/kvm in its tree — lasting "
+            f"fix: {device_fix(deployment(ctx))}"
+        )
+        return ProcessKvmAccess(pid, name, uid, groups, False, None, cg, missing)
+    judged = devaccess.node_access(ctx, KVM_DEV, dev, uid, set(gids), name, accounts(ctx))
+    allowed = False if cg.allowed is False else judged.allowed
+    return ProcessKvmAccess(pid, name, uid, groups, allowed, judged, cg)
 
 
 def refused_open_hint(

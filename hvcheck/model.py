@@ -184,6 +184,9 @@ class Verdict(NamedTuple):
     # when the evidence was read (seconds since the epoch): the run's start on the live host,
     # a snapshot's taken_at; None for a run that read nothing (Verdict.failed)
     generated_at: Optional[float] = None
+    # how this host runs its guests (hvcheck.deployment: kind, name, evidence, knobs); None
+    # when it was not recognised within the deadline or no verdict was reached
+    deployment: Optional[dict[str, Any]] = None
 
     @classmethod
     def failed(cls, message: str) -> Verdict:

@@ -2,8 +2,9 @@
 
 Order of preference (oslo.config semantics, later files win):
 1. a running ``nova-compute`` process: its ``--config-file`` / ``--config-dir`` arguments, read
-   through ``/proc/<pid>/root`` when the path does not exist on the host (kolla runs
-   nova-compute in a container that shares the host's pid namespace); without those
+   as the process sees them (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it runs
+   in another mount namespace than hvcheck -- kolla's container sharing the host's pid
+   namespace, a pod, a snap --, whatever ``readlink /proc/<pid>/root`` says); without those
    arguments, oslo's default search (``/etc/nova/nova.conf``, ``/etc/nova/nova-compute.conf``...);
    its environment (``/proc/<pid>/environ``, readable by root only), whose ``OS_<GROUP>__<NAME>``
    variables override the files;
@@ -24,6 +25,7 @@ from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
+from hvcheck.mountns import process_root
 from hvcheck.parsers import novaconf as nc
 from hvcheck.processes import processes
 
@@ -81,13 +83,15 @@ class _Loader:
         return posixpath.normpath(path) if path.startswith("/") else path
 
     def _candidates(self, path: str) -> list[str]:
-        out = [path]
-        if self.pid is not None and path.startswith("/"):
-            out.append(f"/proc/{self.pid}/root{path}")
-        return out
+        """Where ``path`` is read as nova-compute sees it (``hvcheck.mountns``): through
+        ``/proc/<pid>/root`` when it runs in another mount namespace (kolla's, a pod's, a
+        snap's), whatever that link says; in hvcheck's tree when it shares hvcheck's; in
+        hvcheck's tree then through its root when that cannot be told."""
+        if self.pid is None or not path.startswith("/"):
+            return [path]
+        return [f"{r}{path}" for r in process_root(self.ctx, self.pid).roots]
 
     def exists(self, path: str) -> bool:
-        # kolla: the paths are the container's; look through the process's root too
         return any(self.ctx.host.exists(c) for c in self._candidates(path))
 
     def read(self, path: str) -> Optional[nc.ParsedConf]:
@@ -114,9 +118,11 @@ class _Loader:
         return nc.unread_conf(path, "does not exist (oslo.config: ConfigFilesNotFoundError)")
 
     def dir_files(self, d: str) -> list[str]:
-        names = self.ctx.host.listdir(d)
-        if not names and self.pid is not None:
-            names = self.ctx.host.listdir(f"/proc/{self.pid}/root{d}")
+        names: list[str] = []
+        for c in self._candidates(d):
+            names = self.ctx.host.listdir(c)
+            if names:
+                break
         return [posixpath.join(d, n) for n in nc.expand_config_dir(names)]
 
     def load(self, order: list[tuple[str, str]], explicit_dirs: bool) -> list[nc.ParsedConf]:
@@ -215,7 +221,8 @@ def _metadata_versions(ctx: Context, root: str, prefixes: list[str]) -> dict[str
 def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
     """Which nova (and oslo.config) nova-compute runs, as the process sees its files.
 
-    Through ``/proc/<pid>/root`` first (a container's own tree), then the host's: the Python
+    As the process sees its files (through ``/proc/<pid>/root`` when it runs in another mount
+    namespace, a container's own tree; else hvcheck's tree): the Python
     distribution metadata in the interpreter's prefix (``lib/python3*/site-packages`` or
     ``dist-packages``; Debian's and RDO's packages ship an ``.egg-info``, pip a
     ``.dist-info``), then dpkg's database (``python3-nova``, ``nova-common``). None when none
@@ -224,7 +231,12 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
 
     def compute(c: Context) -> NovaRelease:
         prefixes = _prefixes(c, p)
-        roots = ([f"/proc/{p.pid}/root"] if p is not None else []) + [""]
+        # as the process sees its files (hvcheck.mountns); when that cannot be told, its root
+        # first: a container's venv is the nova that runs, whatever the host has installed
+        roots = [""]
+        if p is not None:
+            pr = process_root(c, p.pid)
+            roots = list(pr.roots) if pr.other_ns is not None else [f"/proc/{p.pid}/root", ""]
         for root in roots:
             found = _metadata_versions(c, root, prefixes)
             if "nova" in found:

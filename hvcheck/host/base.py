@@ -468,6 +468,16 @@ class Host(ABC):
         st = parse_status(text)
         return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
 
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """The mount namespace of process ``pid`` (hvcheck's own for None): the target of
+        ``/proc/<pid>/ns/mnt`` (``/proc/self/ns/mnt``), e.g. ``"mnt:[4026531841]"``
+        (namespaces(7): two processes share a namespace exactly when these are equal).
+
+        None when it cannot be told: the link is refused (another user's process without
+        CAP_SYS_PTRACE: ptrace access mode PTRACE_MODE_READ_FSCREDS), the process is gone, or
+        a snapshot did not record it. The generic host has no namespaces to read."""
+        return None
+
     def open_proc(self, pid: int) -> ProcView:
         """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
         return ProcView(self, pid)

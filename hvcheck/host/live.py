@@ -3,7 +3,8 @@
 Reads files through ``os`` (``O_NONBLOCK``, regular files only); the process table through
 psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
 ``/proc/<pid>/status`` and the ``/proc/<pid>/exe`` link itself (psutil has no supplementary
-groups, and its ``exe()`` drops " (deleted)"), and each QEMU process's
+groups, and its ``exe()`` drops " (deleted)"), the ``/proc/<pid>/ns/mnt`` and
+``/proc/self/ns/mnt`` links (mount namespaces), and each QEMU process's
 ``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
 thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
@@ -145,6 +146,13 @@ class LiveHost(Host):
             groups=groups,
             status=str(status),
         )
+
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """``readlink /proc/<pid>/ns/mnt`` (``/proc/self/ns/mnt`` for hvcheck itself)."""
+        try:
+            return os.readlink(f"/proc/{'self' if pid is None else pid}/ns/mnt")
+        except OSError:
+            return None
 
     def open_proc(self, pid: int) -> ProcView:
         try:

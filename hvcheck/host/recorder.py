@@ -127,6 +127,8 @@ class RecordingHost(LiveHost):
         self.rpm: dict[str, RpmRead] = {}  # RPM databases read (path -> packages), for the marker
         self.denied: set[str] = set()  # paths the collecting user could not read
         self.existing: set[str] = set()  # paths only tested for existence
+        # mount namespaces asked for: pid (None: hvcheck itself) -> link text
+        self.mount_ns: dict[Optional[int], str] = {}
         self.rec_lock = threading.Lock()
         self.redacted: dict[str, list[str]] = {}  # what write_snapshot redacted, by path
 
@@ -178,6 +180,13 @@ class RecordingHost(LiveHost):
                     self.procs[p.pid] = p
             self.denied_procs.update(table.denied)
         return table
+
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        ns = super().mount_namespace(pid)
+        if ns is not None:
+            with self.rec_lock:
+                self.mount_ns[pid] = ns
+        return ns
 
     def open_proc(self, pid: int) -> ProcView:
         return ProcView(self, pid)  # path by path, so that every read is recorded
@@ -259,6 +268,20 @@ class RecordingHost(LiveHost):
         }
         if live_verdict is not None:
             marker["live_verdict"] = live_verdict
+        if self.mount_ns:
+            # which processes were in another mount namespace than hvcheck: their files were
+            # read through /proc/<pid>/root (hvcheck.mountns); a replay must do the same
+            ns: dict[str, Any] = {"processes": {}}
+            for pid, link in sorted(self.mount_ns.items(), key=lambda kv: kv[0] or 0):
+                if pid is None:
+                    ns["self"] = link
+                else:
+                    ns["processes"][str(pid)] = link
+            if "self" not in ns:
+                own = super().mount_namespace(None)
+                if own is not None:
+                    ns["self"] = own
+            marker["mount_ns"] = ns
         if probe is not None:
             marker["probes"]["kvm"] = probe.to_json()
         if self.msrs:

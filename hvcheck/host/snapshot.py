@@ -2,7 +2,8 @@
 
 ``SnapshotHost`` never touches the live system: it spawns nothing, makes no ioctl, follows no
 symlink out of the snapshot, and caps every read. Reads ``hvcheck-snapshot.json`` (the
-marker: devices, probes, denied paths) and the snapshot's copies of the host's files.
+marker: devices, probes, denied paths, mount namespaces) and the snapshot's copies of the
+host's files.
 
 Opening a snapshot happens before the run's deadline starts, so everything it does is bounded
 up front: a ``.tar.gz`` may hold at most ``MAX_MEMBERS`` members and unpack to at most
@@ -447,6 +448,20 @@ class SnapshotHost(Host):
                     path = ""
             self._proc_dir = path
         return self._proc_dir
+
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """What ``collect`` recorded in the marker's ``mount_ns``: ``"self"`` (its own) and
+        ``"processes"`` (``{"<pid>": "mnt:[...]"}``); None where nothing (of the right type)
+        was recorded."""
+        ns = self.marker.get("mount_ns")
+        if not isinstance(ns, dict):
+            return None
+        if pid is None:
+            v = ns.get("self")
+        else:
+            procs = ns.get("processes")
+            v = procs.get(str(pid)) if isinstance(procs, dict) else None
+        return v if isinstance(v, str) and v else None
 
     def open_proc(self, pid: int) -> ProcView:
         proc = self._proc_path()

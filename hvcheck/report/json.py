@@ -79,6 +79,7 @@ def document(v: Verdict) -> dict[str, Any]:
     if v.error is None:
         doc["counts"] = v.counts()
         doc["source"] = {"live": v.snapshot is None, "snapshot": v.snapshot}
+        doc["deployment"] = v.deployment
     return doc
 
 
