@@ -301,3 +301,15 @@ def test_a_url_password_never_survives(user: str, pw: str, host: str) -> None:
     assert r.data.decode() == (
         f"[database]\nconnection = mysql+pymysql://{user}:********@{host}/nova\n"
     )
+
+
+def test_qemu_password_switch_is_not_a_secret() -> None:
+    # Proxmox and libvirt start QEMU with `-vnc ...,password=on`: a switch (the password
+    # arrives over QMP), kept; a real value beside it is still replaced
+    from hvcheck.parsers.redact import redact_argv
+
+    argv = b"qemu-system-x86_64\0-vnc\0unix:/var/run/qemu-server/100.vnc,password=on\0"
+    assert redact_argv(argv).data == argv and redact_argv(argv).what == ()
+    got = redact_argv(argv + b"-drive\0file=rbd:x,password=s3cr,,et,cache=none")
+    assert b"s3cr" not in got.data and b"password=on" in got.data
+    assert b"cache=none" in got.data

@@ -237,8 +237,18 @@ def redact_argv(data: bytes) -> Redaction:
     args = _decode(data).split("\0")
     what: list[str] = []
     for i, a in enumerate(args):
-        new, n = _ARGV_OPT.subn(lambda m: m[1] + REDACTED, a)
-        if n:
+        found: list[str] = []
+
+        def hide(m: re.Match[str], found: list[str] = found) -> str:
+            # QEMU's -vnc/-spice ``password=on`` is a switch (the password comes by QMP or a
+            # secret object), not a secret: booleans are kept, as in config files
+            if _NOT_SECRET.fullmatch(m[2]):
+                return m[0]
+            found.append(m[2])
+            return m[1] + REDACTED
+
+        new = _ARGV_OPT.sub(hide, a)
+        if found:
             what.append("password option")
         if i and args[i - 1] in ("-object", "--object") and new.startswith("secret,"):
             new, d = _SECRET_DATA.subn(lambda m: m[1] + REDACTED, new)
