@@ -20,7 +20,7 @@ from typing import Any, NoReturn, Optional
 import click
 
 from hvcheck import __version__
-from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN
+from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN, live_record
 from hvcheck.report import ERROR_FORMATS, FORMATS
 from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
@@ -351,21 +351,7 @@ def collect(state: dict[str, Any], output: Optional[str]) -> int:
     # the guest checks too, so that `hvcheck guest --root` replays a snapshot taken in a VM
     gv = engine.run_guest(host, engine.load_checks("guest"), timeout=state["timeout"])
     try:
-        live = {
-            "status": verdict.status.label,
-            "kvm_usable": verdict.kvm_usable,
-            "acceleration": verdict.acceleration,
-            "virt_type": verdict.virt_type,
-            "checks": {r.id: r.status.label for r in verdict.results},
-            "guest": {
-                "status": gv.status.label,
-                "accel": gv.accel,
-                "hypervisor": gv.hypervisor,
-                "nested": gv.nested,
-                "checks": {r.id: r.status.label for r in gv.results},
-            },
-        }
-        host.write_snapshot(out, stamp, live)
+        host.write_snapshot(out, stamp, live_record(verdict, gv))
     except OSError as e:
         return _failed("table", f"cannot write {out}: {e.strerror or e}")
     from hvcheck import report

@@ -279,3 +279,24 @@ class GuestVerdict(NamedTuple):
     @property
     def exit_code(self) -> int:
         return self.status.exit_code
+
+
+def live_record(verdict: Verdict, guest: GuestVerdict) -> dict[str, Any]:
+    """What ``collect`` keeps of its own run in the snapshot marker (``live_verdict``,
+    docs/SNAPSHOT.md), so a replay with ``--root`` can be held against it: the host run's
+    status, ``kvm_usable``, ``acceleration``, ``virt_type`` and each check's state, and the same
+    of ``hvcheck guest``."""
+    return {
+        "status": verdict.status.label,
+        "kvm_usable": verdict.kvm_usable,
+        "acceleration": verdict.acceleration,
+        "virt_type": verdict.virt_type,
+        "checks": {r.id: r.status.label for r in verdict.results},
+        "guest": {
+            "status": guest.status.label,
+            "accel": guest.accel,
+            "hypervisor": guest.hypervisor,
+            "nested": guest.nested,
+            "checks": {r.id: r.status.label for r in guest.results},
+        },
+    }
