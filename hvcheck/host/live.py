@@ -28,6 +28,8 @@ from hvcheck.host.base import (
     MAX_READ,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
+    FileStamp,
     Host,
     KernelLog,
     MsrResult,
@@ -145,6 +147,39 @@ class LiveHost(Host):
             groups=groups,
             status=str(status),
         )
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """``os.stat`` of ``/proc/<pid>/exe`` (the inode the process maps, also once replaced
+        or deleted) and of the path its link names (or an absolute argv[0] when the link
+        cannot be read), and psutil's ``create_time``.
+
+        The link's text is the path as seen from hvcheck's own root (the kernel's d_path);
+        a process in another mount namespace (a container's) is looked up under
+        ``/proc/<pid>/root`` instead, where the kernel resolves the path in that namespace.
+        """
+        import psutil
+
+        pid = p.pid
+        errors: list[str] = []
+        try:
+            started: Optional[float] = float(psutil.Process(pid).create_time())
+        except psutil.NoSuchProcess:
+            return ExeRecord(None, None, None, None, ("the process exited",))
+        except (psutil.AccessDenied, OSError) as e:  # pragma: no cover - /proc/PID/stat is 0444
+            started = None
+            errors.append(f"/proc/{pid}/stat: {e}")
+        running = _stamp(f"/proc/{pid}/exe", errors)
+        path: Optional[str] = None
+        if p.exe is not None:
+            path = p.exe[: -len(DELETED)] if p.exe.endswith(DELETED) else p.exe
+        elif p.argv and p.argv[0].startswith("/"):
+            path = p.argv[0]
+        current: Optional[FileStamp] = None
+        if path is not None and path.startswith("/"):
+            current = _stamp(path if _same_mount_ns(pid) else f"/proc/{pid}/root{path}", errors)
+        else:
+            path = None
+        return ExeRecord(path, running, current, started, tuple(errors))
 
     def open_proc(self, pid: int) -> ProcView:
         try:
@@ -285,6 +320,31 @@ def _exe_link(pid: int) -> Optional[str]:
         return _text(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return None
+
+
+DELETED = " (deleted)"  # what d_path() appends to the name of an unlinked file (fs/d_path.c)
+
+
+def _stamp(path: str, errors: list[str]) -> Optional[FileStamp]:
+    """``os.stat`` (following links: ``/proc/<pid>/exe`` resolves to the mapped inode) as a
+    :class:`FileStamp`; None when there is no file there, or why not in ``errors``."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror or e}")
+        return None
+    return FileStamp(st.st_dev, st.st_ino, st.st_mtime, st.st_ctime)
+
+
+def _same_mount_ns(pid: int) -> bool:
+    """Whether the process shares hvcheck's mount namespace (``/proc/<pid>/ns/mnt`` names the
+    same namespace as ``/proc/self/ns/mnt``); True when that cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return True
 
 
 def _read_procfs(path: str, limit: int) -> bytes:

@@ -2,7 +2,8 @@
 
 ``SnapshotHost`` never touches the live system: it spawns nothing, makes no ioctl, follows no
 symlink out of the snapshot, and caps every read. Reads ``hvcheck-snapshot.json`` (the
-marker: devices, probes, denied paths) and the snapshot's copies of the host's files.
+marker: devices, probes, denied paths, the binaries of processes) and the snapshot's copies
+of the host's files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hvcheck.host.base import (
     MAX_SNAPSHOT_TOTAL,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
     Host,
     KernelLog,
     MsrResult,
@@ -417,6 +419,11 @@ class SnapshotHost(Host):
             )
         except (TypeError, ValueError):
             return None
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """The marker's ``binaries.<pid>`` (what ``collect`` stat'ed); None when absent."""
+        recs = self.marker.get("binaries")
+        return ExeRecord.from_json(recs.get(str(p.pid))) if isinstance(recs, dict) else None
 
     def _probes(self) -> dict[str, Any]:
         p = self.marker.get("probes")
