@@ -56,6 +56,7 @@ FIXTURES = {
     "nova-kvm-tcg-instance": DEBIAN_12,
     "own-machine-kvm-pvm": DEBIAN_12,
     "ppc64le-powernv": DEBIAN_12,
+    "qemu-binary-replaced-by-upgrade": DEBIAN_12,
     "rhel9-compute-rpmdb-sqlite": RHEL_94,
     "s390x-sie": RHEL_94,
     "static-only": DEBIAN_12,

@@ -51,13 +51,21 @@ def when(ts: Optional[float]) -> Optional[str]:
 def _target(pkg: Optional[Package], state: BinaryState) -> str:
     """What a restart picks up: "QEMU 7.2 (qemu-system-x86 1:7.2+dfsg-7 installed)" when the
     package databases know the package that owns the binary's directory, else the file now
-    at the path and when it got there."""
+    at the path."""
     short = upstream_release(pkg.version) if pkg is not None else ""
     if pkg is not None and short:
         return f"QEMU {short} ({pkg.name} {pkg.evr} installed)"
-    date = when(state.since)
-    at = f" at {state.path}" if state.path else ""
-    return f"the binary now{at}" + (f", replaced on {date}" if date else "")
+    return f"the binary now at {state.path}" if state.path else "the binary now installed"
+
+
+def _replaced(states: list[BinaryState]) -> str:
+    """ " (replaced on 2026-12-06 03:31:43 UTC)", or between the first and last such times;
+    "" when none is known."""
+    times = sorted(t for t in (s.since for s in states) if t is not None)
+    first, last = (when(times[0]), when(times[-1])) if times else (None, None)
+    if first is None or last is None:
+        return ""
+    return f" (replaced on {first})" if first == last else f" (replaced {first} to {last})"
 
 
 def _hint(stale: list[QemuProcess]) -> str:
@@ -121,8 +129,9 @@ class InstancesBinary(Check):
             n = f"{len(stale)} of {len(procs)} instance(s)"
             return self.result(
                 WARNING,
-                f"{n} run a QEMU binary replaced since they started: {_names(qs)}; restart or "
-                f"live-migrate to pick up {target}",
+                f"{n} run a QEMU binary replaced since they started"
+                f"{_replaced([st for _, st in stale])}: {_names(qs)}; restart or live-migrate "
+                f"to pick up {target}",
                 hint=_hint(qs),
                 code="stale-binary",
                 evidence=evidence,
@@ -164,7 +173,8 @@ class InstancesBinary(Check):
     def _line(s: BinaryState) -> str:
         word = {True: "stale", False: "current", None: "cannot tell"}[s.stale]
         date = when(s.since)
-        return f"{word} ({s.how}): {s.why}" + (f"; replaced on {date}" if date else "")
+        how = f" ({s.how})" if s.how != word else ""
+        return f"{word}{how}: {s.why}" + (f"; replaced on {date}" if date else "")
 
     @staticmethod
     def _entry(ctx: Context, q: QemuProcess, s: BinaryState) -> dict[str, Any]:
