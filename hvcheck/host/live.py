@@ -5,7 +5,9 @@ psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
 ``/proc/<pid>/status`` and the ``/proc/<pid>/exe`` link itself (psutil has no supplementary
 groups, and its ``exe()`` drops " (deleted)"), and each QEMU process's
 ``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
-thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
+thread names); for a QEMU process's binary, ``os.stat`` of ``/proc/<pid>/exe`` and of the path
+it names (``/proc/<pid>/root/<path>`` when ``/proc/<pid>/ns/mnt`` is not hvcheck's) and
+psutil's start time; ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
 ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
 through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
