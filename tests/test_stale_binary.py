@@ -27,7 +27,12 @@ import pytest
 from hvcheck import facts
 from hvcheck.facts import CLOCK_SLACK, judge_binary
 from hvcheck.host import ExeRecord, FileStamp
-from qemu_harness import GuestFactory, qemu_binary, qemu_guests_fixture  # noqa: F401
+from qemu_harness import (  # noqa: F401
+    GuestFactory,
+    QemuStartError,
+    qemu_binary,
+    qemu_guests_fixture,
+)
 from snap import PROJECT, healthy_host, make_snapshot, run_hvcheck, run_json
 
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -322,3 +327,28 @@ def _wait_past_start_of_file(binary: Path) -> None:
     left = binary.stat().st_ctime + CLOCK_SLACK + 1.5 - time.time()
     if left > 0:
         time.sleep(left)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (unshare --mount, mount --bind)")
+def test_binary_is_looked_up_in_the_process_mount_namespace(
+    qemu_guests: GuestFactory, prefix: Path
+) -> None:
+    """A QEMU in a mount namespace of its own (libvirt's per-domain one, a container's) sees
+    its own file at the path: here a bind mount puts another copy there before exec. In
+    hvcheck's namespace the path holds a different inode, which is not a replacement."""
+    binary = prefix / "bin" / "qemu-system-x86_64"
+    alt = prefix / "alt-qemu-system-x86_64"
+    shutil.copy2(QEMU, alt)
+    script = f'mount --bind {alt} {binary} && exec "$@"'
+    ns = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+    try:
+        g = qemu_guests("ns-guest", ["-accel", "tcg"], binary=str(binary), prefix=ns)
+    except QemuStartError as e:  # no mount namespaces here (an unprivileged container)
+        pytest.skip(f"cannot start QEMU in a mount namespace of its own: {e}")
+    running = os.stat(f"/proc/{g.pid}/exe").st_ino
+    # ground truth: the link names the path, whose inode differs here and matches there
+    assert os.readlink(f"/proc/{g.pid}/exe") == str(binary)
+    assert os.stat(binary).st_ino != running == alt.stat().st_ino
+    assert os.stat(f"/proc/{g.pid}/root{binary}").st_ino == running
+    _, doc = run_json("--only", "instances")
+    assert _instances(doc)[g.pid]["binary_stale"] is False
