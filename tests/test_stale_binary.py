@@ -110,10 +110,17 @@ def test_older_snapshot_skips_and_says_null() -> None:
     assert doc["instances"] and all(i["binary_stale"] is None for i in doc["instances"])
 
 
-def _qemu_snapshot(root: Path, exe: str, binaries: Any, dpkg: Optional[str] = None) -> Path:
+def _qemu_snapshot(
+    root: Path,
+    exe: str,
+    binaries: Any,
+    dpkg: Optional[str] = None,
+    name: str = "instance-00000042",
+    xml: Optional[str] = None,
+) -> Path:
     files: dict[str, str | bytes] = {
         "proc/4242/cmdline": b"\0".join(
-            [QEMU.encode(), b"-name", b"guest=instance-00000042,debug-threads=on", b"-S"]
+            [QEMU.encode(), b"-name", f"guest={name},debug-threads=on".encode(), b"-S"]
         )
         + b"\0",
         "proc/4242/comm": "qemu-system-x86\n",
@@ -121,6 +128,8 @@ def _qemu_snapshot(root: Path, exe: str, binaries: Any, dpkg: Optional[str] = No
     }
     if dpkg is not None:
         files["var/lib/dpkg/status"] = dpkg
+    if xml is not None:
+        files[f"run/libvirt/qemu/{name}.xml"] = xml
     healthy_host(root, binaries=binaries)
     make_snapshot(
         root,
@@ -178,6 +187,59 @@ def test_binary_elsewhere_says_when_not_which_version(tmp_path: Path) -> None:
     assert "replaced since they started (replaced on 1970-01-01 01:23:20 UTC)" in c["summary"]
     assert c["summary"].endswith(f"pick up the binary now at {opt}")
     assert "QEMU 7.2" not in c["summary"]
+
+
+# libvirt's real status XML of a domain on this project's machine (pid changed to the
+# snapshot's); for Nova, with the <metadata> Nova's libvirt driver writes (nova/virt/libvirt/
+# config.py LibvirtConfigGuestMetaNovaInstance)
+DOMAIN_XML = (
+    (PROJECT / "fixtures/nova-kvm-all-instances-kvm/run/libvirt/qemu/instance-0000k001.xml")
+    .read_text()
+    .replace("pid='19714'", "pid='4242'")
+)
+NOVA_META = """<metadata>
+      <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+        <nova:name>web-01</nova:name>
+        <nova:flavor name="m1.small"/>
+        <nova:owner><nova:project uuid="0a1b2c3d">demo</nova:project></nova:owner>
+      </nova:instance>
+    </metadata>
+    <memory unit='KiB'>"""
+
+
+@pytest.mark.parametrize(
+    ("nova", "want"),
+    [
+        (
+            True,
+            [
+                "openstack server migrate --live-migration b3abd899-2fcf-43ce-bd4f-d4be9b1fe511",
+                "openstack server reboot --hard b3abd899-2fcf-43ce-bd4f-d4be9b1fe511",
+            ],
+        ),
+        (
+            False,
+            [
+                "virsh shutdown instance-0000k001` then `virsh start instance-0000k001",
+                "virsh migrate --live instance-0000k001",
+            ],
+        ),
+    ],
+)
+def test_hint_follows_what_runs_the_instance(tmp_path: Path, nova: bool, want: list[str]) -> None:
+    xml = DOMAIN_XML.replace("<memory unit='KiB'>", NOVA_META, 1) if nova else DOMAIN_XML
+    assert ("nova:instance" in xml) is nova
+    rec = ExeRecord(QEMU, OLD, NEW, 1000.0).to_json()
+    root = _qemu_snapshot(
+        tmp_path / "s", QEMU + " (deleted)", {"4242": rec}, name="instance-0000k001", xml=xml
+    )
+    _, doc = run_json("--root", str(root), "--only", "instances.binary")
+    c = _check(doc)
+    assert c["status"] == "WARNING", c
+    for text in want:
+        assert text in c["hint"], c["hint"]
+    assert ("openstack" in c["hint"]) is nova and ("virsh" in c["hint"]) is not nova
+    assert ("instance-0000k001 'web-01' (pid 4242)" in c["summary"]) is nova
 
 
 @pytest.mark.parametrize(
