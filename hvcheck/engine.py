@@ -316,6 +316,11 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
         from hvcheck.processes import acceleration, qemu_processes
 
         procs = qemu_processes(ctx)
+        try:
+            # does each run the binary now installed? (true: a replaced one; null: unknown)
+            stale = {pid: b.stale for pid, b in facts.qemu_binaries(ctx).items()}
+        except Exception:  # the binary check reports the failure itself
+            stale = {}
         out["instances"] = tuple(
             Instance(
                 pid=q.pid,
@@ -323,7 +328,7 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
                 uuid=q.uuid,
                 accel=q.decision.accel,
                 evidence=q.decision.kinds,
-                details=q.to_json(),
+                details={**q.to_json(), "binary_stale": stale.get(q.pid)},
             )
             for q in procs
         )

@@ -16,7 +16,10 @@ process sees them (/proc/<pid>/root/etc/...); a process's device cgroup: /proc/<
 ``hvcheck.devaccess``: the udev rules directories (``*.rules``) and the links
 /sys/dev/char/10:232 and /sys/devices/virtual/misc/kvm/subsystem;
 the package databases: /var/lib/dpkg/status, {/usr/lib/sysimage,/var/lib}/rpm/rpmdb.sqlite (or
-`rpm -qa` for a Berkeley DB/ndb one, live host only), /snap/*/current/meta/snap.yaml.
+`rpm -qa` for a Berkeley DB/ndb one, live host only), /snap/*/current/meta/snap.yaml; for
+the binaries QEMU processes run (``Host.exe_record``): ``stat`` of /proc/<pid>/exe and of the
+path it names (under /proc/<pid>/root for another mount namespace), the start time from
+/proc/<pid>/stat and /proc/stat (psutil).
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from hvcheck.deployment import Deployment as Deployment  # re-exported: a fact l
 from hvcheck.deployment import deployment as deployment
 from hvcheck.deployment import device_fix
 from hvcheck.devaccess import NodeAccess
-from hvcheck.host import MAX_READ, DeviceInfo, KernelLog, OsInfo, ProbeResult, ProcInfo
+from hvcheck.host import (
+    MAX_READ,
+    DeviceInfo,
+    ExeRecord,
+    KernelLog,
+    OsInfo,
+    ProbeResult,
+    ProcInfo,
+)
 from hvcheck.mountns import process_root, read_seen
 from hvcheck.parsers.accounts import Accounts, parse_accounts
 from hvcheck.parsers.cpuinfo import CpuInfo, arch_family, parse_cpuinfo
@@ -76,7 +87,7 @@ from hvcheck.parsers.kernel import (
 )
 from hvcheck.parsers.pkgdb import Package, parse_dpkg_status, parse_snap_yaml
 from hvcheck.parsers.qemuconf import parse_qemu_conf
-from hvcheck.processes import processes
+from hvcheck.processes import processes, qemu_processes
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
@@ -1909,3 +1920,164 @@ def libvirt_install_command(ctx: Context) -> str:
     return _LIBVIRT_INSTALL.get(
         os_family(ctx), "install your distribution's libvirt daemon (QEMU driver) package"
     )
+
+
+# ------------------------------------------------------------------ stale QEMU binaries
+# (instances.binary; the instance JSON's binary_stale)
+
+CLOCK_SLACK = 2.0
+"""Seconds within which a file's ctime and a process's start time are not ordered: psutil's
+start time adds the process's start (clock ticks since boot, ``/proc/<pid>/stat``) to the
+boot time ``/proc/stat`` gives in whole seconds, and that boot time moves when the clock is
+stepped. Measured on this project's machine: a copy written before QEMU started had a ctime
+0.8 s after the start time psutil computed."""
+
+# where distributions install QEMU's system emulators (Debian/Ubuntu/Fedora/SUSE/Arch
+# /usr/bin/qemu-system-*, RHEL /usr/libexec/qemu-kvm): a binary elsewhere (/opt, /usr/local,
+# a build tree) is not the package's, and the package's version says nothing of it
+PACKAGED_BINARY_DIRS = ("/usr/bin/", "/usr/libexec/", "/usr/sbin/", "/bin/", "/sbin/")
+
+
+class BinaryState(NamedTuple):
+    """Does a process run the file now installed at its binary's path?
+
+    ``stale``: True when it runs a file replaced or removed since it started, False when it
+    runs the file at the path, None when that cannot be told (``why`` says why). ``how``:
+    ``deleted`` (``/proc/<pid>/exe`` reads "… (deleted)"), ``replaced`` (the inode it maps
+    is not the path's), ``changed-after-start`` (no inode to compare: the path's file changed,
+    by its ctime, after the process started), ``current``, ``unknown``, ``not-recorded`` (a
+    snapshot without the records). ``path``: the binary's path; ``since``: when the file at
+    the path changed (its ctime; for a file removed without a successor, the ctime of the
+    unlinked inode the process maps), seconds since the epoch; ``verified``: decided from
+    the inodes (exact), not from times.
+    """
+
+    stale: Optional[bool]
+    how: str
+    path: Optional[str]
+    since: Optional[float]
+    why: str
+    verified: bool = False
+
+
+def judge_binary(link: Optional[str], rec: Optional[ExeRecord]) -> BinaryState:
+    """The judgement, from the ``/proc/<pid>/exe`` link text and :meth:`Host.exe_record`.
+
+    In order: a link that ends with " (deleted)" (fs/d_path.c appends it to an unlinked
+    name: ``dpkg``/``rpm`` install a new file and rename it over the old one, so an upgrade
+    unlinks the running binary's name) is stale. Otherwise the inode the process maps
+    (``stat /proc/<pid>/exe``) against the inode at the path now: another one is a
+    replacement (the old one may survive under another name); the same one is the very file,
+    which could not have been written while it ran (``ETXTBSY``: exec denies write access to
+    a running binary, fs/exec.c). Without the mapped inode (another user's process), times:
+    the path's file changed (ctime) more than :data:`CLOCK_SLACK` after the process started,
+    or before it; closer than that cannot be told.
+
+    >>> from hvcheck.host import ExeRecord, FileStamp
+    >>> old, new = FileStamp(1, 10, 100.0, 100.0), FileStamp(1, 11, 100.0, 5000.0)
+    >>> judge_binary("/usr/bin/qemu-system-x86_64 (deleted)",
+    ...              ExeRecord("/usr/bin/qemu-system-x86_64", old, new, 1000.0))[:4]
+    (True, 'deleted', '/usr/bin/qemu-system-x86_64', 5000.0)
+    >>> judge_binary("/usr/bin/qemu-system-x86_64",
+    ...              ExeRecord("/usr/bin/qemu-system-x86_64", old, old, 1000.0)).stale
+    False
+    """
+    deleted = link is not None and link.endswith(" (deleted)")
+    path = rec.path if rec is not None else None
+    if path is None and link is not None:
+        path = link[: -len(" (deleted)")] if deleted else link
+    if deleted:
+        since = None
+        new = ""
+        if rec is not None:
+            stamp = rec.current or rec.running
+            since = stamp.ctime if stamp is not None else None
+            if rec.current is not None:
+                new = f"; {path} is another file now (inode {rec.current.ino}"
+                new += f", it maps {rec.running.ino})" if rec.running is not None else ")"
+        return BinaryState(
+            True,
+            "deleted",
+            path,
+            since,
+            f"the file it runs was removed (/proc/PID/exe reads '{link}'){new}",
+            verified=True,
+        )
+    if rec is None:
+        return BinaryState(
+            None,
+            "not-recorded",
+            path,
+            None,
+            "this snapshot records no stat of the binary (made by an older hvcheck collect)",
+        )
+    errors = "; ".join(rec.errors)
+    if rec.path is None:
+        why = errors or "neither /proc/PID/exe nor an absolute argv[0] names the binary"
+        return BinaryState(None, "unknown", None, None, why)
+    if rec.current is None:
+        why = errors or f"there is no file at {rec.path} now"
+        return BinaryState(None, "unknown", rec.path, None, why)
+    cur = rec.current
+    if rec.running is not None:
+        if (rec.running.dev, rec.running.ino) != (cur.dev, cur.ino):
+            return BinaryState(
+                True,
+                "replaced",
+                rec.path,
+                cur.ctime,
+                f"it maps inode {rec.running.ino}; {rec.path} is inode {cur.ino} now",
+                verified=True,
+            )
+        return BinaryState(False, "current", rec.path, None, f"runs {rec.path}", verified=True)
+    if rec.started is None:
+        why = errors or "neither the inode it maps nor its start time is known"
+        return BinaryState(None, "unknown", rec.path, None, why)
+    if cur.ctime > rec.started + CLOCK_SLACK:
+        return BinaryState(
+            True,
+            "changed-after-start",
+            rec.path,
+            cur.ctime,
+            f"{rec.path} changed (ctime) after the process started; the inode it maps "
+            f"cannot be read ({errors or 'no record'})",
+        )
+    if cur.ctime < rec.started - CLOCK_SLACK:
+        return BinaryState(
+            False, "current", rec.path, None, f"{rec.path} has not changed since it started"
+        )
+    return BinaryState(
+        None,
+        "unknown",
+        rec.path,
+        None,
+        f"{rec.path} changed within {CLOCK_SLACK:g} s of the process's start, and the inode "
+        f"it maps cannot be read ({errors or 'no record'})",
+    )
+
+
+def qemu_binaries(ctx: Context) -> dict[int, BinaryState]:
+    """:func:`judge_binary` for every QEMU instance (``processes.qemu_processes``), by pid."""
+
+    def compute(c: Context) -> dict[int, BinaryState]:
+        info = {p.pid: p for p in processes(c, "qemu")}
+        out: dict[int, BinaryState] = {}
+        for q in qemu_processes(c):
+            p = info.get(q.pid)
+            out[q.pid] = (
+                judge_binary(p.exe, c.host.exe_record(p))
+                if p is not None
+                else BinaryState(None, "unknown", None, None, "not in the process table")
+            )
+        return out
+
+    return ctx.fact("qemu_binaries", compute)
+
+
+def packaged_qemu(ctx: Context, path: Optional[str]) -> Optional[Package]:
+    """The installed QEMU package (:func:`qemu_package`) when ``path`` is where distributions
+    install QEMU (:data:`PACKAGED_BINARY_DIRS`): what a restarted process would run. None for
+    a binary elsewhere, or when the package databases know no QEMU package."""
+    if path is None or not path.startswith(PACKAGED_BINARY_DIRS):
+        return None
+    return qemu_package(ctx)

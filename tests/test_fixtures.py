@@ -47,6 +47,9 @@ def test_fixture_verdict(scenario: Path) -> None:
             assert doc["verdict"][key] == want[key], doc["verdict"]
     if "instances" in want:
         assert {i["name"]: i["accel"] for i in doc["instances"]} == want["instances"]
+    if "binary_stale" in want:
+        got_stale = {i["name"]: i["binary_stale"] for i in doc["instances"]}
+        assert got_stale == want["binary_stale"], got_stale
     # the other formats agree on the exit code
     for fmt in ("nagios", "table"):
         assert run_hvcheck("--root", str(scenario), "--format", fmt).returncode == p.returncode

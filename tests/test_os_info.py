@@ -68,6 +68,7 @@ FIXTURES = {
     "ppc64le-powernv": DEBIAN_12,
     "proxmox-vm-kvm-disabled": DEBIAN_12,
     "qemu-default-accel-build-sandbox-user": UBUNTU_2204,
+    "qemu-binary-replaced-by-upgrade": DEBIAN_12,
     "rhel9-compute-rpmdb-sqlite": RHEL_94,
     "s390x-sie": RHEL_94,
     "snap-openstack-hypervisor-virt-type-qemu": UBUNTU_2204,

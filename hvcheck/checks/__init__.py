@@ -8,6 +8,7 @@ group (see pyproject.toml: ``builtin = "hvcheck.checks:BUILTIN"``). Those whose 
 from __future__ import annotations
 
 from hvcheck.checks.apichecks import LibvirtCaps, NovaApi
+from hvcheck.checks.binaries import InstancesBinary
 from hvcheck.checks.guest import GUEST_CHECKS
 from hvcheck.checks.hostchecks import BUILTIN_HOST_CHECKS
 from hvcheck.checks.instancechecks import InstancesAccel
@@ -21,6 +22,7 @@ BUILTIN = (
     QemuUserAccess,
     LibvirtCaps,
     InstancesAccel,
+    InstancesBinary,
     NovaApi,
     *GUEST_CHECKS,  # run by `hvcheck guest` only (ids under guest.)
 )

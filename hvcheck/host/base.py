@@ -185,6 +185,86 @@ class ProcInfo(NamedTuple):
     a snapshot without it)."""
 
 
+class FileStamp(NamedTuple):
+    """``stat(2)`` of one file: the inode (``st_dev``, ``st_ino``) and its ``st_mtime`` and
+    ``st_ctime`` (seconds since the epoch, UTC)."""
+
+    dev: int
+    ino: int
+    mtime: float
+    ctime: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._asdict())
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[FileStamp]:
+        """A marker's stamp when every field has its type (ints, numbers); else None."""
+        if not isinstance(d, dict):
+            return None
+        dev, ino = _int(d.get("dev")), _int(d.get("ino"))
+        mtime, ctime = _num(d.get("mtime")), _num(d.get("ctime"))
+        if dev is None or ino is None or mtime is None or ctime is None:
+            return None
+        return cls(dev, ino, mtime, ctime)
+
+
+def _int(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _num(v: Any) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+class ExeRecord(NamedTuple):
+    """The file a process runs, the file now at its path, and when the process started
+    (:meth:`Host.exe_record`).
+
+    ``path``: the path whose file ``current`` is: the target of ``/proc/<pid>/exe`` without
+    its " (deleted)", else an absolute argv[0]; None when neither is known.
+    ``running``: ``stat`` of ``/proc/<pid>/exe`` itself, which follows the link to the inode
+    the process maps, even after the file was replaced or removed (proc(5)); None when it
+    cannot be read (another user's process without CAP_SYS_PTRACE).
+    ``current``: ``stat`` of ``path`` now, looked up in the process's mount namespace; None
+    when there is no file there (or it could not be stat'ed: ``errors`` says why).
+    ``started``: when the process started, seconds since the epoch (psutil's
+    ``create_time``: ``/proc/<pid>/stat`` starttime after ``/proc/stat`` btime).
+    ``errors``: what could not be read, and why.
+    """
+
+    path: Optional[str]
+    running: Optional[FileStamp]
+    current: Optional[FileStamp]
+    started: Optional[float]
+    errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "running": self.running.to_json() if self.running else None,
+            "current": self.current.to_json() if self.current else None,
+            "started": self.started,
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[ExeRecord]:
+        """The marker's ``binaries.<pid>``; None when it is not an object. A field of the
+        wrong type reads as unknown."""
+        if not isinstance(d, dict):
+            return None
+        path = d.get("path")
+        errors = d.get("errors")
+        return cls(
+            path=path if isinstance(path, str) and path.startswith("/") else None,
+            running=FileStamp.from_json(d.get("running")),
+            current=FileStamp.from_json(d.get("current")),
+            started=_num(d.get("started")),
+            errors=tuple(str(e) for e in errors) if isinstance(errors, list) else (),
+        )
+
+
 class ProcessTable(NamedTuple):
     """One walk of the process table, sorted into the groups asked for (sorted by pid).
 
@@ -476,6 +556,12 @@ class Host(ABC):
         None when it cannot be told: the link is refused (another user's process without
         CAP_SYS_PTRACE: ptrace access mode PTRACE_MODE_READ_FSCREDS), the process is gone, or
         a snapshot did not record it. The generic host has no namespaces to read."""
+        return None
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """The file ``p`` runs, the file now at its path and when ``p`` started; None where
+        nothing was recorded (a snapshot made before ``collect`` recorded them). The live
+        host ``stat``s; a snapshot replays the marker's ``binaries``."""
         return None
 
     def open_proc(self, pid: int) -> ProcView:

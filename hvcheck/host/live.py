@@ -6,7 +6,9 @@ psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
 groups, and its ``exe()`` drops " (deleted)"), the ``/proc/<pid>/ns/mnt`` and
 ``/proc/self/ns/mnt`` links (mount namespaces), and each QEMU process's
 ``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
-thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
+thread names); for a QEMU process's binary, ``os.stat`` of ``/proc/<pid>/exe`` and of the path
+it names (``/proc/<pid>/root/<path>`` when ``/proc/<pid>/ns/mnt`` is not hvcheck's) and
+psutil's start time; ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
 ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
 through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
@@ -29,6 +31,8 @@ from hvcheck.host.base import (
     MAX_READ,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
+    FileStamp,
     Host,
     KernelLog,
     MsrResult,
@@ -153,6 +157,39 @@ class LiveHost(Host):
             return os.readlink(f"/proc/{'self' if pid is None else pid}/ns/mnt")
         except OSError:
             return None
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """``os.stat`` of ``/proc/<pid>/exe`` (the inode the process maps, also once replaced
+        or deleted) and of the path its link names (or an absolute argv[0] when the link
+        cannot be read), and psutil's ``create_time``.
+
+        The link's text is the path as seen from hvcheck's own root (the kernel's d_path);
+        a process in another mount namespace (a container's) is looked up under
+        ``/proc/<pid>/root`` instead, where the kernel resolves the path in that namespace.
+        """
+        import psutil
+
+        pid = p.pid
+        errors: list[str] = []
+        try:
+            started: Optional[float] = float(psutil.Process(pid).create_time())
+        except psutil.NoSuchProcess:
+            return ExeRecord(None, None, None, None, ("the process exited",))
+        except (psutil.AccessDenied, OSError) as e:  # pragma: no cover - /proc/PID/stat is 0444
+            started = None
+            errors.append(f"/proc/{pid}/stat: {e}")
+        running = _stamp(f"/proc/{pid}/exe", errors)
+        path: Optional[str] = None
+        if p.exe is not None:
+            path = p.exe[: -len(DELETED)] if p.exe.endswith(DELETED) else p.exe
+        elif p.argv and p.argv[0].startswith("/"):
+            path = p.argv[0]
+        current: Optional[FileStamp] = None
+        if path is not None and path.startswith("/"):
+            current = _stamp(path if _same_mount_ns(pid) else f"/proc/{pid}/root{path}", errors)
+        else:
+            path = None
+        return ExeRecord(path, running, current, started, tuple(errors))
 
     def open_proc(self, pid: int) -> ProcView:
         try:
@@ -293,6 +330,31 @@ def _exe_link(pid: int) -> Optional[str]:
         return _text(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return None
+
+
+DELETED = " (deleted)"  # what d_path() appends to the name of an unlinked file (fs/d_path.c)
+
+
+def _stamp(path: str, errors: list[str]) -> Optional[FileStamp]:
+    """``os.stat`` (following links: ``/proc/<pid>/exe`` resolves to the mapped inode) as a
+    :class:`FileStamp`; None when there is no file there, or why not in ``errors``."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror or e}")
+        return None
+    return FileStamp(st.st_dev, st.st_ino, st.st_mtime, st.st_ctime)
+
+
+def _same_mount_ns(pid: int) -> bool:
+    """Whether the process shares hvcheck's mount namespace (``/proc/<pid>/ns/mnt`` names the
+    same namespace as ``/proc/self/ns/mnt``); True when that cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return True
 
 
 def _read_procfs(path: str, limit: int) -> bytes:

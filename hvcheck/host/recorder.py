@@ -27,6 +27,7 @@ from hvcheck.host.base import (
     MARKER,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
     MsrResult,
     OsInfo,
     ProcessTable,
@@ -124,6 +125,7 @@ class RecordingHost(LiveHost):
         self.msrs: dict[str, Any] = {}
         self.libvirt_caps: Optional[CapsResult] = None
         self.nova_api: Optional[NovaAnswer] = None
+        self.exes: dict[int, ExeRecord] = {}  # what each QEMU process runs (marker "binaries")
         self.rpm: dict[str, RpmRead] = {}  # RPM databases read (path -> packages), for the marker
         self.denied: set[str] = set()  # paths the collecting user could not read
         self.existing: set[str] = set()  # paths only tested for existence
@@ -190,6 +192,13 @@ class RecordingHost(LiveHost):
 
     def open_proc(self, pid: int) -> ProcView:
         return ProcView(self, pid)  # path by path, so that every read is recorded
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        r = super().exe_record(p)
+        if r is not None:
+            with self.rec_lock:
+                self.exes[p.pid] = r
+        return r
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
         d = super().stat_device(path)
@@ -292,6 +301,10 @@ class RecordingHost(LiveHost):
             marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
         if self.nova_api is not None:
             marker["probes"]["nova_api"] = self.nova_api.to_json()
+        if self.exes:
+            # stat of what each process runs and of the file now at its path: no plain file
+            # can hold them (docs/SNAPSHOT.md "binaries")
+            marker["binaries"] = {str(k): v.to_json() for k, v in sorted(self.exes.items())}
         if self.rpm:
             # the package list, not the database file (tens to hundreds of MiB of headers)
             marker["probes"]["rpm"] = {k: v.to_json() for k, v in sorted(self.rpm.items())}

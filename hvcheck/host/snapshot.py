@@ -2,8 +2,8 @@
 
 ``SnapshotHost`` never touches the live system: it spawns nothing, makes no ioctl, follows no
 symlink out of the snapshot, and caps every read. Reads ``hvcheck-snapshot.json`` (the
-marker: devices, probes, denied paths, mount namespaces) and the snapshot's copies of the
-host's files.
+marker: devices, probes, denied paths, mount namespaces, the binaries of processes) and the
+snapshot's copies of the host's files.
 
 Opening a snapshot happens before the run's deadline starts, so everything it does is bounded
 up front: a ``.tar.gz`` may hold at most ``MAX_MEMBERS`` members and unpack to at most
@@ -32,6 +32,7 @@ from hvcheck.host.base import (
     MAX_SNAPSHOT_TOTAL,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
     Host,
     KernelLog,
     MsrResult,
@@ -556,6 +557,11 @@ class SnapshotHost(Host):
             acl=acl_from_json(d.get("acl")),
             udev=udev_from_json(d.get("udev")),
         )
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """The marker's ``binaries.<pid>`` (what ``collect`` stat'ed); None when absent."""
+        recs = self.marker.get("binaries")
+        return ExeRecord.from_json(recs.get(str(p.pid))) if isinstance(recs, dict) else None
 
     def _probes(self) -> dict[str, Any]:
         p = self.marker.get("probes")
