@@ -291,7 +291,7 @@ def test_fallback_in_a_container_names_its_device_cgroup(tmp_path: Path) -> None
     cgroup = facts.device_cgroup(ctx, 5200)
     assert cgroup.allowed is False
     assert cgroup.path == f"/sys/fs/cgroup/devices{cg}/devices.list"
-    _, doc = run_json("--root", str(root), "--only", "instances")
+    _, doc = run_json("--root", str(root), "--only", "instances.accel")
     (c,) = doc["checks"]
     assert c["status"] == "CRITICAL" and c["code"] == "silent-fallback"
     assert (
