@@ -196,8 +196,11 @@ def run(
     work: dict[str, Callable[[], Any]] = {
         lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
     }
-    # The verdict's own facts run alongside the checks, under the same deadline.
+    # The verdict's own facts run alongside the checks, under the same deadline; each apart,
+    # so that one that hangs (a config file on a dead mount) costs only what depends on it.
     work["_verdict"] = partial(_verdict_facts, ctx)
+    work["_verdict_instances"] = partial(_verdict_instances, ctx)
+    work["_verdict_virt_type"] = partial(_verdict_virt_type, ctx)
     done = run_until(work, deadline)
     results: list[Result] = []
     for lc in chosen:
@@ -241,8 +244,14 @@ def run(
         else:
             r: Result = got.value
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
-    vf = done.get("_verdict")
-    vfacts: dict[str, Any] = vf.value if vf and vf.error is None else {}
+    vfacts: dict[str, Any] = {}
+    for key in ("_verdict", "_verdict_instances", "_verdict_virt_type"):
+        vf = done.get(key)
+        if vf is not None and vf.error is None:
+            vfacts.update(vf.value)
+        elif key == "_verdict_instances":
+            why = "not read within the timeout" if vf is None else "could not be read"
+            vfacts["instances_unknown"] = f"the QEMU processes were {why}"
     return _assemble(ctx, results, vfacts, deadline)
 
 
@@ -261,10 +270,18 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
         out["os"] = i.name or i.id
     except Exception:
         out["os"] = ""
+    return out
+
+
+def _verdict_instances(ctx: Context) -> dict[str, Any]:
+    """The instances and ``verdict.acceleration``; ``instances_unknown`` when the process
+    table may lack some (:attr:`hvcheck.processes.Discovery.incomplete`)."""
+    out: dict[str, Any] = {}
     try:
-        from hvcheck.processes import acceleration, qemu_processes
+        from hvcheck.processes import acceleration, discovery, qemu_processes
 
         procs = qemu_processes(ctx)
+        incomplete = discovery(ctx).incomplete
         out["instances"] = tuple(
             Instance(
                 pid=q.pid,
@@ -276,18 +293,24 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
             )
             for q in procs
         )
-        out["acceleration"] = acceleration(procs)
-    except Exception:  # the instances check reports the failure itself
+        out["acceleration"] = acceleration(procs, incomplete)
+        if incomplete:
+            out["instances_unknown"] = incomplete
+    except Exception as e:  # the instances check reports the failure itself
         out["acceleration"] = "unknown"
+        out["instances_unknown"] = f"the QEMU processes could not be read ({type(e).__name__})"
+    return out
+
+
+def _verdict_virt_type(ctx: Context) -> dict[str, Any]:
     try:
         from hvcheck.novaconfig import nova_conf
 
         conf = nova_conf(ctx)
         # null when nova-compute will not start (or its value cannot be known)
-        out["virt_type"] = conf.effective_virt_type if conf is not None else None
+        return {"virt_type": conf.effective_virt_type if conf is not None else None}
     except Exception:  # nova.virt_type reports it
-        out["virt_type"] = None
-    return out
+        return {"virt_type": None}
 
 
 def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline: float) -> Verdict:
@@ -306,7 +329,9 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
     else:
         usable, reason = kvm.usable, kvm.reason
     instances: tuple[Instance, ...] = tuple(vf.get("instances", ()))
-    acceleration = str(vf.get("acceleration", "none" if not instances else "unknown"))
+    instances_unknown = vf.get("instances_unknown")
+    # instances not read in time are not "none": never a count of 0 for what was not seen
+    acceleration = str(vf.get("acceleration", "unknown"))
     virt_type = vf.get("virt_type")
     status = Status.worst([r.status for r in results])
     summary = _summary(usable, reason, status, results, instances)
@@ -320,6 +345,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
         results=tuple(results),
         instances=instances,
         snapshot=None if host.live else host.label,
+        instances_unknown=str(instances_unknown) if instances_unknown else None,
     )
 
 

@@ -152,6 +152,7 @@ class NovaVirtType(Check):
                 for e in r.ignored
             ],
             "unreadable": list(conf.unreadable),
+            "ignored_processes": list(conf.ignored),
             "release": {
                 "nova": rel.version,
                 "source": rel.source,
@@ -170,6 +171,7 @@ class NovaVirtType(Check):
         ]
         if conf.pid is not None:
             ev.append(f"environment of pid {conf.pid}: {conf.environment}")
+        ev += [f"not nova-compute: {why}" for why in conf.ignored[:3]]
         ignored = "".join(
             f"; [{e.section}] {e.key} = {e.value} at {e.file}:{e.line} is not read by nova "
             f"{schema.name if schema else ''}"
@@ -187,10 +189,16 @@ class NovaVirtType(Check):
                 details=d,
             )
         if conf.unreadable:
+            first = conf.unreadable[0]
             return self.result(
                 UNKNOWN,
-                f"cannot read {conf.unreadable[0]}, which nova-compute loads",
-                hint="re-run as root",
+                f"cannot read {first}, which nova-compute loads",
+                hint=(
+                    "re-run as root"
+                    if "ermission denied" in first
+                    else "hvcheck reads only regular files nova-compute's own user may read: "
+                    "make the file a regular file that user can read"
+                ),
                 code="unreadable",
                 evidence=ev,
                 details=d,

@@ -17,6 +17,7 @@ from hvcheck.host.base import (
     MARKER,
     CapsResult,
     DeviceInfo,
+    FileStat,
     MsrResult,
     OsInfo,
     ProcessTable,
@@ -43,6 +44,8 @@ class RecordingHost(LiveHost):
         self.dirs: dict[str, list[str]] = {}
         self.links: dict[str, str] = {}
         self.devices: dict[str, DeviceInfo] = {}
+        # stat/lstat answers by path (None: it did not exist), for the marker's stat/lstat
+        self.stats: dict[str, dict[str, Optional[FileStat]]] = {"stat": {}, "lstat": {}}
         self.procs: dict[int, ProcInfo] = {}
         self.denied_procs: set[int] = set()  # pids whose command line was denied
         self.msrs: dict[str, Any] = {}
@@ -91,6 +94,17 @@ class RecordingHost(LiveHost):
         with self.rec_lock:
             self.links[path] = t
         return t
+
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        try:
+            st = super()._stat(path, follow)
+        except (FileNotFoundError, NotADirectoryError):
+            with self.rec_lock:
+                self.stats["stat" if follow else "lstat"][path] = None
+            raise
+        with self.rec_lock:
+            self.stats["stat" if follow else "lstat"][path] = st
+        return st
 
     def process_table(self, predicates: Mapping[str, Callable[[ProcInfo], bool]]) -> ProcessTable:
         table = super().process_table(predicates)
@@ -177,8 +191,18 @@ class RecordingHost(LiveHost):
             marker["probes"]["libvirt_caps"] = self.libvirt_caps.to_json()
         if self.nova_api is not None:
             marker["probes"]["nova_api"] = self.nova_api.to_json()
+        for kind, found in self.stats.items():
+            if found:
+                marker[kind] = {
+                    k: (v.to_json() if v is not None else None) for k, v in sorted(found.items())
+                }
+        ages = {str(pid): p.age for pid, p in self.procs.items() if p.age is not None}
+        if ages:
+            marker["process_ages"] = ages
         # a process whose command line was denied: its directory, and the denial
         denied = self.denied | {f"/proc/{pid}/cmdline" for pid in self.denied_procs}
+        # a process whose executable could not be read: the denial, as the live walk met it
+        denied |= {f"/proc/{pid}/exe" for pid, p in self.procs.items() if p.exe_denied}
         if denied:
             marker["denied"] = sorted(denied)
         files = dict(self.files)

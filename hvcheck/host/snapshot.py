@@ -21,6 +21,7 @@ from hvcheck.host.base import (
     MAX_SNAPSHOT_TOTAL,
     CapsResult,
     DeviceInfo,
+    FileStat,
     Host,
     KernelLog,
     MsrResult,
@@ -326,6 +327,28 @@ class SnapshotHost(Host):
 
     def _readlink(self, path: str) -> str:
         return self._tree.readlink(self._rel(path))
+
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        """The marker's ``stat``/``lstat`` record of ``path`` (what ``collect`` asked): a
+        record, or null when it did not exist then; OSError(ENODATA) when not recorded."""
+        self._denied(path)
+        table = self.marker.get("stat" if follow else "lstat")
+        if isinstance(table, dict) and path in table:
+            rec = table[path]
+            if rec is None:
+                raise FileNotFoundError(errno_mod.ENOENT, "did not exist (when collected)", path)
+            st = FileStat.from_json(rec)
+            if st is not None:
+                return st
+            raise OSError(errno_mod.ENODATA, "unusable stat record in the snapshot", path)
+        raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+
+    def _process_age(self, pid: int) -> Optional[float]:
+        ages = self.marker.get("process_ages")
+        v = ages.get(str(pid)) if isinstance(ages, dict) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+            return float(v)
+        return None
 
     def _proc_path(self) -> str:
         """Resolved ``proc/`` of a snapshot directory ("" for a .tar.gz or none usable)."""

@@ -28,7 +28,9 @@ def _result(r: Result) -> dict[str, Any]:
 
 def document(v: Verdict) -> dict[str, Any]:
     """The document of ``v``. A run that reached no verdict (``Verdict.failed``) carries its
-    reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read."""
+    reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read. A run
+    whose instance list may be incomplete says why in ``verdict.instances_unknown`` and has no
+    ``counts``: never a count of 0 for instances it could not see."""
     head: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "hvcheck", "version": __version__},
@@ -52,6 +54,7 @@ def document(v: Verdict) -> dict[str, Any]:
             "acceleration": v.acceleration,
             "virt_type": v.virt_type,
             "summary": v.summary,
+            "instances_unknown": v.instances_unknown,
         },
         "checks": [_result(r) for r in v.results],
         "instances": [
@@ -67,7 +70,8 @@ def document(v: Verdict) -> dict[str, Any]:
         ],
     }
     if v.error is None:
-        doc["counts"] = v.counts()
+        if v.instances_unknown is None:  # a list that may lack instances counts nothing
+            doc["counts"] = v.counts()
         doc["source"] = {"live": v.snapshot is None, "snapshot": v.snapshot}
     return doc
 
