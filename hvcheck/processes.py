@@ -161,6 +161,11 @@ def processes(ctx: Context, group: str) -> list[ProcInfo]:
     return discovery(ctx).groups[group]
 
 
+INIT_PID_NS = f"pid:[{0xEFFFFFFC}]"
+"""``readlink /proc/self/ns/pid`` in the initial pid namespace: its inode is the constant
+PROC_PID_INIT_INO (include/linux/proc_ns.h, Linux 3.8+)."""
+
+
 def _incomplete(ctx: Context, table: ProcessTable) -> Optional[str]:
     """Why the process table may lack processes, or None.
 
@@ -169,7 +174,8 @@ def _incomplete(ctx: Context, table: ProcessTable) -> Optional[str]:
     * ``/proc`` mounted ``hidepid=2``/``invisible`` (proc(5)): the processes of other users
       are not even listed, unless hvcheck runs as root (CAP_SYS_PTRACE) or in the mount's
       ``gid=`` group — read from ``/proc/self/mountinfo`` (only when not root);
-    * hvcheck in a child pid namespace (a container without the host's pids): the
+    * hvcheck in a pid namespace of its own (a container without the host's pids): the link
+      ``/proc/self/ns/pid`` is not the initial namespace's (:data:`INIT_PID_NS`), or the
       ``NSpid:`` line of ``/proc/self/status`` lists more than one pid (proc(5), Linux 4.1).
     """
     host = ctx.host
@@ -183,12 +189,18 @@ def _incomplete(ctx: Context, table: ProcessTable) -> Optional[str]:
         status = parse_status_ns(host.read_text("/proc/self/status", 65536))
     except OSError:
         status = None
+    ns = host.readlink("/proc/self/ns/pid")
+    if ns is not None and ns != INIT_PID_NS:
+        return (
+            f"hvcheck runs in a pid namespace of its own ({ns}, not the host's "
+            f"{INIT_PID_NS}): the host's processes are not visible"
+        )
     if status is not None:
         nspid, euid, groups = status
         if len(nspid) > 1:
             return (
                 f"hvcheck runs in a child pid namespace (its pid {nspid[-1]} is "
-                f"{nspid[0]} on the host): the host's processes are not visible"
+                f"{nspid[0]} outside): the host's processes are not visible"
             )
     else:
         euid, groups = (host.euid(), ())

@@ -14,6 +14,7 @@ from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
 from hvcheck.parsers.novaconf import Failure, Setting
+from hvcheck.processes import discovery
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 
@@ -111,8 +112,13 @@ class NovaVirtType(Check):
     def run(self, ctx: Context) -> Result:
         conf = novaconfig.nova_conf(ctx)
         if conf is None:
+            ignored = [why for _, why in discovery(ctx).ignored["nova-compute"]]
             return self.result(
-                SKIP, "no nova configuration found (not an OpenStack compute node)", code="no-nova"
+                SKIP,
+                "no nova configuration found (not an OpenStack compute node)"
+                + (f"; not taken for nova-compute: {'; '.join(ignored[:3])}" if ignored else ""),
+                code="no-nova",
+                details={"ignored_processes": ignored} if ignored else None,
             )
         vt = conf.virt_type
         r = conf.resolved
