@@ -112,13 +112,15 @@ class NovaVirtType(Check):
     def run(self, ctx: Context) -> Result:
         conf = novaconfig.nova_conf(ctx)
         if conf is None:
-            ignored = [why for _, why in discovery(ctx).ignored["nova-compute"]]
+            impostors = [why for _, why in discovery(ctx).ignored["nova-compute"]]
             return self.result(
                 SKIP,
                 "no nova configuration found (not an OpenStack compute node)"
-                + (f"; not taken for nova-compute: {'; '.join(ignored[:3])}" if ignored else ""),
+                + (
+                    f"; not taken for nova-compute: {'; '.join(impostors[:3])}" if impostors else ""
+                ),
                 code="no-nova",
-                details={"ignored_processes": ignored} if ignored else None,
+                details={"ignored_processes": impostors} if impostors else None,
             )
         vt = conf.virt_type
         r = conf.resolved
