@@ -11,10 +11,11 @@ local user can start a process whose ``argv[0]`` is ``nova-compute`` and whose
   one but root can put a binary in a root-owned place. :func:`qemu_executable`.
 * **nova-compute and libvirtd** count only when they run as root or as the deployment's
   service user (:func:`service_trust`): an effective uid of 0, or a *system* uid (below
-  1000, login.defs' ``SYS_UID_MAX``; or kolla's service range 42400-42499,
-  kolla/common/users.py) whose name is one of the service's (:data:`SERVICE_USERS`: ``nova``
-  for nova-compute; ``libvirt``, ``libvirt-qemu``, ``qemu`` for libvirt's daemons, which run
-  as root on every distribution). The name is the host's ``/etc/passwd``, else the
+  1000, login.defs' ``SYS_UID_MAX``; Debian's static range 60000-64999, base-passwd; or
+  kolla's service range 42400-42499, kolla/common/users.py) whose name is one of the
+  service's (:data:`SERVICE_USERS`: ``nova`` for nova-compute; ``libvirt``,
+  ``libvirt-qemu``, ``qemu`` for libvirt's daemons, which run as root on every
+  distribution). The name is the host's ``/etc/passwd``, else the
   process's own (``/proc/PID/root/etc/passwd``: a kolla container's users are not the
   host's), else kolla's table. An ordinary user's process (uid 1000 and up, ``nobody``) never
   counts, whatever it calls itself; DevStack's services, which run as an ordinary user, are
@@ -57,6 +58,9 @@ __all__ = [
 
 SYS_UID_MAX = 999
 """Highest system uid (login.defs(5) ``SYS_UID_MAX``: ``UID_MIN`` 1000 less one)."""
+DEBIAN_STATIC_UIDS = range(60000, 65000)
+"""Debian's globally allocated system uids (base-passwd's README: 60000-64999, e.g.
+libvirt-qemu 64055)."""
 KOLLA_UIDS = range(42400, 42500)
 """kolla's service users ("Starting point 42400+", kolla/common/users.py)."""
 KOLLA_NAMES = {42427: "qemu", 42436: "nova"}
@@ -127,7 +131,7 @@ def service_trust(ctx: Context, p: ProcInfo, service: str) -> Trust:
     if uid == 0:
         return Trust(True, "runs as root")
     allowed = SERVICE_USERS.get(service, ())
-    system = 0 < uid <= SYS_UID_MAX or uid in KOLLA_UIDS
+    system = 0 < uid <= SYS_UID_MAX or uid in KOLLA_UIDS or uid in DEBIAN_STATIC_UIDS
     name = _user_name(ctx, p, uid) if system else None
     who = f"uid {uid}" + (f" ({name})" if name else "")
     if system and name in allowed:
