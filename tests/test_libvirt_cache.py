@@ -26,18 +26,17 @@ from snap import PROJECT
 
 DATA = Path(__file__).resolve().parent / "data" / "libvirt-cache"
 I386 = (DATA / "qemu-system-i386.xml").read_text()
+X86_64 = (DATA / "qemu-system-x86_64.xml").read_text()
 X86_64_BIN = "/usr/bin/qemu-system-x86_64"
 MODDIR = "/usr/lib/x86_64-linux-gnu/qemu"
 KERNEL = ("6.18.44-fc-v1272", "#1 SMP PREEMPT_DYNAMIC @0")
 
 
 def x86_64_cache(kvm: bool = True) -> str:
-    """The x86_64 binary's file, derived from the real i386 one (see the data's README):
-    only <emulator> and <arch> differ. ``kvm`` False: as libvirt writes it after a probe
-    whose QEMU could not open /dev/kvm (no kvm flag, no kvm host CPU, no kvm machines)."""
-    text = I386.replace(
-        "<emulator>/usr/bin/qemu-system-i386</emulator>", f"<emulator>{X86_64_BIN}</emulator>"
-    ).replace("<arch>i686</arch>", "<arch>x86_64</arch>")
+    """The x86_64 binary's real cache file (see the data's README). ``kvm`` False: derived
+    from it as libvirt writes it after a probe whose QEMU could not open /dev/kvm (no kvm
+    flag, no kvm host CPU, no kvm CPU models or machines)."""
+    text = X86_64
     if not kvm:
         # drop the kvm flag and every element of type='kvm' (one line, or up to the line
         # that closes it at the same indent: virQEMUCapsFormatAccel writes them so)
@@ -69,6 +68,20 @@ def _file_name(emulator: str) -> str:
 def test_the_file_names_are_the_sha256_of_the_binary() -> None:
     assert _file_name("/usr/bin/qemu-system-i386") == (
         "f11008721aacc79c97e592178e61264d75be551864cd79cc41fe820e31262f27.xml"
+    )
+
+
+def test_the_real_x86_64_file_parses() -> None:
+    c = parse_caps_cache(X86_64)
+    assert c is not None
+    assert (c.emulator, c.arch, c.kvm, c.domain_types()) == (X86_64_BIN, "x86_64", True,
+                                                            ("qemu", "kvm"))  # fmt: skip
+    assert c.host_cpu_signature == "AuthenticAMD, AMD EPYC, family: 25, model: 17, stepping: 1"
+    assert c.microcode_version == 0x1000065  # /proc/cpuinfo's microcode when probed
+    m = c.default_machine("kvm")
+    assert m is not None and (m.name, m.max_cpus) == ("pc-i440fx-7.2", 255)
+    assert sum(1 for x in c.machines if x.accel == "kvm") == sum(
+        1 for x in c.machines if x.accel == "tcg"
     )
 
 

@@ -19,6 +19,7 @@ from hvcheck.check import Context
 from hvcheck.host import FileStat, ProcInfo, SnapshotHost
 from hvcheck.parsers.acl import EXECUTE, READ
 from hvcheck.processes import decide, proc_hidepid, starting
+from hvcheck.report import prometheus
 from hvcheck.report.json import document
 from hvcheck.report.nagios import perfdata
 from hvcheck.trust import may_read, permits
@@ -358,6 +359,7 @@ def test_a_process_walk_that_hangs_counts_nothing(tmp_path: Path) -> None:
         assert v.instances_unknown and "timeout" in v.instances_unknown
         assert "counts" not in document(v)
         assert "'instances'=U;" in perfdata(v)
+        assert "hvcheck_instances{" not in prometheus.render(v)  # no sample, not a 0
         by = {r.id: r for r in v.results}
         assert by["instances.accel"].status.label == "UNKNOWN"
     finally:
