@@ -54,7 +54,6 @@ def document(v: Verdict) -> dict[str, Any]:
             "acceleration": v.acceleration,
             "virt_type": v.virt_type,
             "summary": v.summary,
-            "instances_unknown": v.instances_unknown,
         },
         "checks": [_result(r) for r in v.results],
         "instances": [
@@ -69,6 +68,8 @@ def document(v: Verdict) -> dict[str, Any]:
             for i in v.instances
         ],
     }
+    if v.instances_unknown is not None:
+        doc["verdict"]["instances_unknown"] = v.instances_unknown
     if v.error is None:
         if v.instances_unknown is None:  # a list that may lack instances counts nothing
             doc["counts"] = v.counts()
