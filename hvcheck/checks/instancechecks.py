@@ -62,6 +62,9 @@ class InstancesAccel(Check):
         "/proc/<pid>/status",
         "/run/libvirt/qemu/<name>.xml",
         "/etc/libvirt/qemu/<name>.xml",
+        "stat of /proc/<pid>/exe (a QEMU is root's), of each directory to a -readconfig file "
+        "(QEMU's user's rights)",
+        "/proc/self/status, /proc/self/ns/pid, /proc/self/mountinfo (is the table complete?)",
     )
 
     def run(self, ctx: Context) -> Result:

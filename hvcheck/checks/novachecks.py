@@ -107,6 +107,7 @@ class NovaVirtType(Check):
         "/var/snap/*/common/etc/nova/...",
         "nova's Python metadata (site-packages nova-*.dist-info, nova-*.egg-info)",
         "/var/lib/dpkg/status",
+        "stat of each directory to a file nova-compute names (read only with its user's rights)",
     )
 
     def run(self, ctx: Context) -> Result:
