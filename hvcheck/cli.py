@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, NoReturn, Optional
 
 import click
 
 from hvcheck import __version__
-from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN
+from hvcheck.model import DEFAULT_TIMEOUT, UNKNOWN, live_record
 from hvcheck.report import ERROR_FORMATS, FORMATS
 from hvcheck.report.zabbix import ITEMS as VALUE_ITEMS
 
@@ -64,27 +62,6 @@ def _complete_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -
     ]
 
 
-class _Hvcheck(click.Group):
-    """click's group; a closed stdout (``hvcheck | head -1``) exits 3 at once, where click
-    would exit 1 (WARNING to Nagios)."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        with _quiet_broken_pipe():
-            return super().make_context(*args, **kwargs)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _quiet_broken_pipe():
-            return super().invoke(ctx)
-
-
-@contextmanager
-def _quiet_broken_pipe() -> Iterator[None]:
-    try:
-        yield
-    except BrokenPipeError:
-        os._exit(UNKNOWN_EXIT)
-
-
 HELP_EPILOG = (
     "Run as root for a full answer: /dev/kvm and QEMU processes' fds are open to root "
     "only. Without root, what cannot be read is UNKNOWN (cannot tell), never a false CRITICAL."
@@ -94,7 +71,6 @@ HELP_EPILOG = (
 
 
 @click.group(
-    cls=_Hvcheck,
     invoke_without_command=True,
     subcommand_metavar="[COMMAND [ARGS]...]",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -241,10 +217,10 @@ def _failed(fmt: str, message: str) -> int:
 @cli.command("checks")
 @click.pass_obj
 def list_checks(state: dict[str, Any]) -> int:
-    """List the checks: id, title and what each reads."""
+    """List the checks: id, title and what each reads (guest.* run in `hvcheck guest`)."""
     from hvcheck import engine, report
 
-    report.render_checks(engine.load_checks(), state["fmt"])
+    report.render_checks(engine.load_checks("all"), state["fmt"])
     return 0
 
 
@@ -290,19 +266,40 @@ def value(state: dict[str, Any], item: str, arg: Optional[str]) -> int:
     return 0
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``3600``, ``90s``, ``30m``, ``1h``, ``2d`` as seconds; ``0`` turns the limit off."""
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise click.BadParameter(f"{value!r} is not a duration (3600, 90s, 30m, 1h, 2d)")
+    return seconds
+
+
 @cli.command("report", short_help="Fleet view of many hosts' --json files.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    callback=_duration,
+    help="A document whose evidence is older (its generated_at) is UNKNOWN: 3600, 30m, 1h, "
+    "2d; 0 for no limit.",
+)
 @click.pass_obj
-def fleet_report(state: dict[str, Any], files: tuple[str, ...]) -> int:
-    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json)."""
+def fleet_report(state: dict[str, Any], files: tuple[str, ...], max_age: float) -> int:
+    """Merge many hosts' `hvcheck --json` files into one fleet view (table, or --json).
+
+    Only regular files are read; each file is one row, and a file that is not a valid hvcheck
+    document, is older than --max-age or names a host another file names too is flagged."""
     from hvcheck import fleet, report
 
-    def read(path: str) -> str:
-        with open(path, encoding="utf-8") as f:
-            return f.read(16 * 1024 * 1024)
-
-    rows = fleet.load(list(files), read)
-    report.render_fleet(rows, state["fmt"])
+    rows = fleet.load(list(files), fleet.read_document, max_age=max_age)
+    report.render_fleet(rows, state["fmt"], max_age=max_age)
     return fleet.worst(rows).exit_code
 
 
@@ -330,32 +327,102 @@ def schema_text() -> str:
 )
 @click.pass_obj
 def collect(state: dict[str, Any], output: Optional[str]) -> int:
-    """Write a snapshot of everything the checks read (replay it with --root)."""
+    """Write a snapshot of everything the checks read (replay it with --root).
+
+    The file is created 0600 and secrets in configuration files are redacted (see
+    docs/SECURITY.md); an existing FILE must be a regular file."""
     from hvcheck import engine
     from hvcheck.host import RecordingHost
+    from hvcheck.host.recorder import check_target
 
     if state["root"]:
         return _failed("table", "collect reads the live host; --root makes no sense here")
     host = RecordingHost()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    name = host.uname().hostname.replace("/", "_").lstrip(".") or "host"
+    out = output or f"hvcheck-{name}-{stamp.replace(':', '')}.tar.gz"
+    try:
+        check_target(out)  # before the run: a target that cannot be written fails at once
+    except OSError as e:
+        return _failed("table", f"cannot write {out}: {e.strerror or e}")
     verdict = engine.run(
         host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
     )
-    out = output or f"hvcheck-{host.uname().hostname}-{stamp.replace(':', '')}.tar.gz"
+    # the guest checks too, so that `hvcheck guest --root` replays a snapshot taken in a VM
+    gv = engine.run_guest(host, engine.load_checks("guest"), timeout=state["timeout"])
     try:
-        live = {
-            "status": verdict.status.label,
-            "kvm_usable": verdict.kvm_usable,
-            "acceleration": verdict.acceleration,
-            "checks": {r.id: r.status.label for r in verdict.results},
-        }
-        host.write_snapshot(out, stamp, live)
+        host.write_snapshot(out, stamp, live_record(verdict, gv))
     except OSError as e:
-        return _failed("table", f"cannot write {out}: {e}")
+        return _failed("table", f"cannot write {out}: {e.strerror or e}")
     from hvcheck import report
 
-    report.render_collected(out, os.path.getsize(out), verdict)
+    report.render_collected(out, os.path.getsize(out), verdict, redacted=host.redacted)
     return 0
+
+
+GUEST_FORMATS = ("table", "json", "nagios")
+
+
+@cli.command("guest", short_help="Inside a VM: KVM-accelerated, or emulated by TCG?")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(GUEST_FORMATS),
+    default=None,
+    help="Output format (default: the group's --format, else table).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Shorthand for --format json.")
+@click.option(
+    "--root",
+    metavar="PATH",
+    type=click.Path(),
+    default=None,
+    help="Read a guest's snapshot (from `hvcheck collect` run inside it) instead of this VM.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    callback=lambda c, p, v: v if v is None else _seconds(c, p, v),
+    help=f"The whole run ends within this many seconds (default {DEFAULT_TIMEOUT:g}).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="More detail (nagios: non-OK checks).")
+@click.pass_obj
+def guest(
+    state: dict[str, Any],
+    fmt: Optional[str],
+    as_json: bool,
+    root: Optional[str],
+    timeout: Optional[float],
+    verbose: bool,
+) -> int:
+    """Run inside a VM: does it run with hardware acceleration (KVM, or another hypervisor's)
+    or under QEMU's TCG emulation, and is nested virtualization offered to it?
+
+    Exit status: 0 OK (KVM, another hypervisor, bare metal), 1 WARNING (TCG), 3 UNKNOWN
+    (cannot tell).
+    """
+    fmt = "json" if as_json else (fmt or state["fmt"])
+    if fmt not in GUEST_FORMATS:
+        raise click.UsageError(f"hvcheck guest prints {', '.join(GUEST_FORMATS)}, not {fmt!r}")
+    state["fmt"] = fmt
+    from hvcheck import engine, report
+    from hvcheck.host import SnapshotError, open_host
+    from hvcheck.model import GuestVerdict
+
+    try:
+        host = open_host(root or state["root"])
+    except SnapshotError as e:
+        failed = GuestVerdict.failed(str(e))
+        report.render_guest(failed, fmt)
+        return failed.exit_code
+    verdict = engine.run_guest(
+        host, engine.load_checks("guest"), timeout=timeout or state["timeout"]
+    )
+    report.render_guest(verdict, fmt, verbose)
+    return verdict.exit_code
 
 
 def parse_args(argv: list[str]) -> SimpleNamespace:
@@ -396,36 +463,45 @@ def _requested_format(args: list[str]) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> NoReturn:
-    """Entry point: click in non-standalone mode, so every exit status is ours."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    """Entry point: click in non-standalone mode, so every exit status is ours.
+
+    The process's own stdout and stderr are guarded first (``report.channel``): a closed
+    stdout or a reader that went away (EPIPE) leaves the exit code the verdict's; any other
+    failure to write the output exits 3 with one line on stderr."""
+    from hvcheck.report import channel
+
+    channel.install()
+    code = _main(sys.argv[1:] if argv is None else list(argv))
+    sys.exit(channel.settle(code))
+
+
+def _main(args: list[str]) -> int:
     state: dict[str, Any] = {}  # the parsed options, once the group has seen them
     try:
         rv = cli.main(args=args, prog_name="hvcheck", standalone_mode=False, obj=state)
     except click.exceptions.Abort:  # click's name for Ctrl-C (and EOF at a prompt)
-        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
+        return _failed(state.get("fmt") or _requested_format(args), "interrupted")
     except click.ClickException as e:  # usage errors (click: 2) and others (click: 1)
         fmt = state.get("fmt") or _requested_format(args)
         if fmt not in ERROR_FORMATS:
             e.show()
-            sys.exit(UNKNOWN_EXIT)
-        sys.exit(_failed(fmt, f"usage error: {e.format_message()}"))
-    except BrokenPipeError:
+            return UNKNOWN_EXIT
+        return _failed(fmt, f"usage error: {e.format_message()}")
+    except BrokenPipeError:  # only where the streams are not guarded (called in-process)
         os._exit(UNKNOWN_EXIT)
     except KeyboardInterrupt:
-        sys.exit(_failed(state.get("fmt") or _requested_format(args), "interrupted"))
+        return _failed(state.get("fmt") or _requested_format(args), "interrupted")
     except SystemExit:
         raise
     except BaseException as e:
         if os.environ.get("HVCHECK_DEBUG"):
             raise
-        sys.exit(
-            _failed(
-                state.get("fmt") or _requested_format(args),
-                f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)",
-            )
+        return _failed(
+            state.get("fmt") or _requested_format(args),
+            f"internal error: {type(e).__name__}: {e} (set HVCHECK_DEBUG=1 for details)",
         )
     # --help and --version return click's exit code (0); a misuse of them is a usage error
-    sys.exit(rv if isinstance(rv, int) else 0)
+    return rv if isinstance(rv, int) else 0
 
 
 def console() -> NoReturn:
@@ -448,12 +524,15 @@ def console() -> NoReturn:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
-        os._exit(UNKNOWN_EXIT)
+    except (OSError, ValueError, AttributeError):  # main has settled the output already
+        pass
     if code is None:
         os._exit(0)
     if isinstance(code, int):
         os._exit(code)
-    print(code, file=sys.stderr)  # sys.exit("message"), as the interpreter would
-    sys.stderr.flush()
-    os._exit(1 if code else 0)
+    try:  # sys.exit("message"), as the interpreter would print it; but an internal failure
+        print(code, file=sys.stderr)  # exits 3 (UNKNOWN), never the interpreter's 1
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    os._exit(UNKNOWN_EXIT if code else 0)

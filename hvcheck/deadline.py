@@ -31,30 +31,47 @@ class Outcome(NamedTuple):
     error: Optional[BaseException] = None
 
 
+class Pending:
+    """One callable started now, in a daemon thread named ``hvcheck-<key>``, whose outcome is
+    collected later with ``wait`` (work that overlaps other work, e.g. a DNS lookup started
+    before the requests that may need it)."""
+
+    def __init__(self, key: str, fn: Callable[[], Any]) -> None:
+        self._box: list[Outcome] = []
+
+        def target() -> None:
+            try:
+                self._box.append(Outcome(fn()))
+            except BaseException as e:  # reported to the caller, never lost in the thread
+                self._box.append(Outcome(error=e))
+
+        self._thread = threading.Thread(target=target, name=f"hvcheck-{key}", daemon=True)
+        self._thread.start()
+
+    def wait(self, deadline: float) -> Optional[Outcome]:
+        """The outcome when the callable has ended by ``deadline``; None when it is still
+        running (it is abandoned, not stopped)."""
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        return self._box[0] if self._box else None
+
+
+def start(key: str, fn: Callable[[], Any]) -> Pending:
+    """Start ``fn`` now; collect it with ``Pending.wait(deadline)``."""
+    return Pending(key, fn)
+
+
 def run_until(fns: Mapping[str, Callable[[], Any]], deadline: float) -> dict[str, Outcome]:
     """Run every callable of ``fns`` at once, each in a daemon thread named ``hvcheck-<key>``.
 
     Returns the ``Outcome`` of each that finished by ``deadline``, in the order of ``fns``; a
     key that is absent did not finish in time. Never raises what a callable raises.
     """
-    started: list[tuple[str, threading.Thread, list[Outcome]]] = []
-    for key, fn in fns.items():
-        box: list[Outcome] = []
-
-        def target(fn: Callable[[], Any] = fn, box: list[Outcome] = box) -> None:
-            try:
-                box.append(Outcome(fn()))
-            except BaseException as e:  # reported to the caller, never lost in the thread
-                box.append(Outcome(error=e))
-
-        t = threading.Thread(target=target, name=f"hvcheck-{key}", daemon=True)
-        t.start()
-        started.append((key, t, box))
+    started = [(key, start(key, fn)) for key, fn in fns.items()]
     done: dict[str, Outcome] = {}
-    for key, t, box in started:
-        t.join(max(0.0, deadline - time.monotonic()))
-        if box:
-            done[key] = box[0]
+    for key, pending in started:
+        got = pending.wait(deadline)
+        if got is not None:
+            done[key] = got
     return done
 
 

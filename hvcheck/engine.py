@@ -10,7 +10,7 @@ and abandoned, so the run ends within ``--timeout``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -18,7 +18,15 @@ from hvcheck import facts
 from hvcheck.check import Check, Context
 from hvcheck.deadline import call_until, run_until
 from hvcheck.host import Host, ProcessGone
-from hvcheck.model import DEFAULT_TIMEOUT, HostFacts, Instance, Result, Status, Verdict
+from hvcheck.model import (
+    DEFAULT_TIMEOUT,
+    GuestVerdict,
+    HostFacts,
+    Instance,
+    Result,
+    Status,
+    Verdict,
+)
 
 GROUP = "hvcheck.checks"
 
@@ -58,8 +66,23 @@ def _as_checks(obj: Any) -> list[Check]:
     return out
 
 
-def load_checks() -> list[LoadedCheck]:
-    """Built-ins first (in their declared order), then plugins sorted by entry-point name."""
+GUEST_SCOPE = "guest"  # checks whose id is under "guest." run in `hvcheck guest` only
+
+
+def in_scope(check_id: str, scope: str) -> bool:
+    """Whether a check of id ``check_id`` runs in ``scope``: "host" (the normal run: every
+    check but those under ``guest.``), "guest" (``hvcheck guest``: those only) or "all"."""
+    guest = check_id == GUEST_SCOPE or check_id.startswith(GUEST_SCOPE + ".")
+    return scope == "all" or guest == (scope == GUEST_SCOPE)
+
+
+def load_checks(scope: str = "host") -> list[LoadedCheck]:
+    """The checks of ``scope`` (``in_scope``): built-ins first (in their declared order), then
+    plugins sorted by entry-point name."""
+    return [lc for lc in _load_all() if in_scope(lc.id, scope)]
+
+
+def _load_all() -> list[LoadedCheck]:
     eps = sorted(_entry_points(), key=lambda e: (e.name != "builtin", e.name))
     loaded: list[LoadedCheck] = []
     seen: set[str] = set()
@@ -187,20 +210,55 @@ def run(
     skip: Sequence[str] = (),
     options: Optional[dict[str, Any]] = None,
 ) -> Verdict:
+    read_at = _read_at(host)
+    ctx, deadline = _context(host, timeout, options)
+    chosen = [lc for lc in checks if selected(lc.id, only, skip)]
+    # The verdict's own facts run alongside the checks, under the same deadline; each apart,
+    # so that one that hangs (a config file on a dead mount) costs only what depends on it.
+    verdict_work: dict[str, Callable[[], dict[str, Any]]] = {
+        "_verdict": partial(_verdict_facts, ctx),
+        "_verdict_instances": partial(_verdict_instances, ctx),
+        "_verdict_deployment": partial(_verdict_deployment, ctx),
+        "_verdict_virt_type": partial(_verdict_virt_type, ctx),
+    }
+    results, vf = _run_checks(ctx, chosen, deadline, timeout, verdict_work, _verdict_missing)
+    return _assemble(ctx, results, vf, deadline)._replace(generated_at=read_at)
+
+
+def _read_at(host: Host) -> float:
+    """When the evidence was read (seconds since the epoch): now on the live host, a
+    snapshot's ``taken_at`` (now when it does not say)."""
+    return host.taken_at() or time.time()
+
+
+def _context(
+    host: Host, timeout: float, options: Optional[dict[str, Any]]
+) -> tuple[Context, float]:
     start = time.monotonic()
     # Leave a margin for assembling and printing the report within the caller's timeout.
     deadline = start + max(0.1, timeout - min(0.5, timeout * 0.1))
     ctx = Context(host, options)
     ctx.deadline = deadline
-    chosen = [lc for lc in checks if selected(lc.id, only, skip)]
+    return ctx, deadline
+
+
+def _run_checks(
+    ctx: Context,
+    chosen: Sequence[LoadedCheck],
+    deadline: float,
+    timeout: float,
+    facts_work: Mapping[str, Callable[[], dict[str, Any]]],
+    on_missing: Optional[Callable[[str, str], dict[str, Any]]] = None,
+) -> tuple[list[Result], dict[str, Any]]:
+    """Run ``chosen`` and ``facts_work`` (the verdict's own facts, each item apart: its key
+    -> what computes a dict of facts) at once under ``deadline``: one Result per check
+    (UNKNOWN for a check that failed to load, raised, returned something else or did not
+    finish), and the facts merged (an item that failed or did not finish adds nothing, or
+    what ``on_missing(key, why)`` says of it)."""
     work: dict[str, Callable[[], Any]] = {
         lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
     }
-    # The verdict's own facts run alongside the checks, under the same deadline; each apart,
-    # so that one that hangs (a config file on a dead mount) costs only what depends on it.
-    work["_verdict"] = partial(_verdict_facts, ctx)
-    work["_verdict_instances"] = partial(_verdict_instances, ctx)
-    work["_verdict_virt_type"] = partial(_verdict_virt_type, ctx)
+    work.update(facts_work)
     done = run_until(work, deadline)
     results: list[Result] = []
     for lc in chosen:
@@ -245,14 +303,22 @@ def run(
             r: Result = got.value
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
     vfacts: dict[str, Any] = {}
-    for key in ("_verdict", "_verdict_instances", "_verdict_virt_type"):
+    for key in facts_work:
         vf = done.get(key)
-        if vf is not None and vf.error is None:
+        if vf is not None and vf.error is None and isinstance(vf.value, dict):
             vfacts.update(vf.value)
-        elif key == "_verdict_instances":
+        elif on_missing is not None:
             why = "not read within the timeout" if vf is None else "could not be read"
-            vfacts["instances_unknown"] = f"the QEMU processes were {why}"
-    return _assemble(ctx, results, vfacts, deadline)
+            vfacts.update(on_missing(key, why))
+    return results, vfacts
+
+
+def _verdict_missing(key: str, why: str) -> dict[str, Any]:
+    """What a verdict item that failed or did not finish in time leaves: instances not read
+    are not "none" (never a count of 0 for what was not seen)."""
+    if key == "_verdict_instances":
+        return {"instances_unknown": f"the QEMU processes were {why}"}
+    return {}
 
 
 def _verdict_facts(ctx: Context) -> dict[str, Any]:
@@ -282,6 +348,11 @@ def _verdict_instances(ctx: Context) -> dict[str, Any]:
 
         procs = qemu_processes(ctx)
         incomplete = discovery(ctx).incomplete
+        try:
+            # does each run the binary now installed? (true: a replaced one; null: unknown)
+            stale = {pid: b.stale for pid, b in facts.qemu_binaries(ctx).items()}
+        except Exception:  # the binary check reports the failure itself
+            stale = {}
         out["instances"] = tuple(
             Instance(
                 pid=q.pid,
@@ -289,7 +360,7 @@ def _verdict_instances(ctx: Context) -> dict[str, Any]:
                 uuid=q.uuid,
                 accel=q.decision.accel,
                 evidence=q.decision.kinds,
-                details=q.to_json(),
+                details={**q.to_json(), "binary_stale": stale.get(q.pid)},
             )
             for q in procs
         )
@@ -300,6 +371,13 @@ def _verdict_instances(ctx: Context) -> dict[str, Any]:
         out["acceleration"] = "unknown"
         out["instances_unknown"] = f"the QEMU processes could not be read ({type(e).__name__})"
     return out
+
+
+def _verdict_deployment(ctx: Context) -> dict[str, Any]:
+    try:
+        return {"deployment": facts.deployment(ctx).to_json()}
+    except Exception:  # the checks that use it report their own failures
+        return {"deployment": None}
 
 
 def _verdict_virt_type(ctx: Context) -> dict[str, Any]:
@@ -346,6 +424,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
         instances=instances,
         snapshot=None if host.live else host.label,
         instances_unknown=str(instances_unknown) if instances_unknown else None,
+        deployment=vf.get("deployment"),
     )
 
 
@@ -379,3 +458,79 @@ def _summary(
             text += f"; also {ids}"
         parts.append(text)
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------- guest
+def run_guest(
+    host: Host,
+    checks: Sequence[LoadedCheck],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    options: Optional[dict[str, Any]] = None,
+) -> GuestVerdict:
+    """``hvcheck guest``: run ``checks`` (``load_checks("guest")``) and assemble the
+    GuestVerdict, under one deadline like ``run``."""
+    ctx, deadline = _context(host, timeout, options)
+    generated_at = _read_at(host)
+    work = {"_verdict": partial(_guest_facts, ctx)}
+    results, gf = _run_checks(ctx, checks, deadline, timeout, work)
+    u = call_until(host.uname, deadline, None)
+    hf = HostFacts(
+        hostname=u.hostname if u else "",
+        arch=u.arch if u else "",
+        kernel=u.kernel if u else "",
+        os=str(gf.get("os", "")),
+        virtual=gf.get("virtual"),
+    )
+    accel = gf.get("accel")
+    nested = gf.get("nested")
+    if accel is None:
+        summary = str(gf.get("error") or "not decided within the timeout")
+        return GuestVerdict(
+            host=hf,
+            accel="unknown",
+            hypervisor=None,
+            nested=None,
+            evidence=(),
+            summary=f"cannot tell: {summary}",
+            results=tuple(results),
+            generated_at=generated_at,
+            snapshot=None if host.live else host.label,
+        )
+    nested_value = None if accel.accel == "none" or nested is None else nested.nested
+    summary = accel.headline
+    if accel.evidence:
+        summary += f" (evidence: {', '.join(accel.evidence)})"
+    if nested_value is not None:
+        summary += f"; nested virtualization {'offered' if nested_value else 'not offered'}"
+    return GuestVerdict(
+        host=hf,
+        accel=accel.accel,
+        hypervisor=accel.hypervisor,
+        nested=nested_value,
+        evidence=accel.evidence,
+        summary=summary,
+        results=tuple(results),
+        platform=accel.platform,
+        generated_at=generated_at,
+        snapshot=None if host.live else host.label,
+    )
+
+
+def _guest_facts(ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    try:
+        out["accel"] = facts.guest_accel(ctx)
+        out["virtual"] = {"none": False, "unknown": None}.get(out["accel"].accel, True)
+    except Exception as e:  # guest.accel reports the failure itself
+        out["error"] = f"{type(e).__name__}: {e}"
+    try:
+        out["nested"] = facts.guest_nested(ctx)
+    except Exception:
+        out["nested"] = None
+    try:
+        i = facts.os_info(ctx)
+        out["os"] = i.name or i.id
+    except Exception:
+        out["os"] = ""
+    return out

@@ -184,6 +184,12 @@ class Verdict(NamedTuple):
     # why the instance list may be incomplete (hidden processes, a walk that did not finish
     # in time): the counts are then not known, and reports say so instead of counting
     instances_unknown: Optional[str] = None
+    # when the evidence was read (seconds since the epoch): the run's start on the live host,
+    # a snapshot's taken_at; None for a run that read nothing (Verdict.failed)
+    generated_at: Optional[float] = None
+    # how this host runs its guests (hvcheck.deployment: kind, name, evidence, knobs); None
+    # when it was not recognised within the deadline or no verdict was reached
+    deployment: Optional[dict[str, Any]] = None
 
     @classmethod
     def failed(cls, message: str) -> Verdict:
@@ -225,3 +231,75 @@ class Verdict(NamedTuple):
             "tcg_instances": tcg,
             "unknown_instances": len(self.instances) - kvm - tcg,
         }
+
+
+class GuestVerdict(NamedTuple):
+    """``hvcheck guest``: how the machine hvcheck runs in is itself run.
+
+    ``accel``: kvm | tcg | other (another hypervisor's hardware-assisted virtualization) |
+    none (bare metal) | unknown; ``hypervisor``: kvm | qemu (QEMU without KVM) | xen | hyperv |
+    vmware | ... | None; ``nested``: whether this guest is offered virtualization of its own
+    (None: cannot tell); ``evidence``: the kinds of evidence the verdict rests on
+    (kernel-log, clocksource, cpu-model, cpu-flag, dmi, sys-hypervisor, sysinfo,
+    device-tree); ``generated_at``: when the evidence was read, in seconds since the epoch
+    (now on the live host, the snapshot's ``taken_at``), as ``Verdict.generated_at``.
+    """
+
+    host: HostFacts
+    accel: str
+    hypervisor: Optional[str]
+    nested: Optional[bool]
+    evidence: tuple[str, ...]
+    summary: str
+    results: tuple[Result, ...]
+    platform: Optional[str] = None
+    generated_at: Optional[float] = None
+    snapshot: Optional[str] = None
+    error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+
+    @classmethod
+    def failed(cls, message: str) -> GuestVerdict:
+        """The guest verdict of a run that could not reach one (``Verdict.failed``'s rules):
+        UNKNOWN, accel "unknown", no results, ``message`` as one line in ``error``."""
+        msg = " ".join(message.splitlines())
+        return cls(
+            host=HostFacts(hostname="", arch="", kernel="", os="", virtual=None),
+            accel="unknown",
+            hypervisor=None,
+            nested=None,
+            evidence=(),
+            summary=msg,
+            results=(),
+            error=msg,
+        )
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None:
+            return Status.UNKNOWN
+        return Status.worst([r.status for r in self.results])
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.exit_code
+
+
+def live_record(verdict: Verdict, guest: GuestVerdict) -> dict[str, Any]:
+    """What ``collect`` keeps of its own run in the snapshot marker (``live_verdict``,
+    docs/SNAPSHOT.md), so a replay with ``--root`` can be held against it: the host run's
+    status, ``kvm_usable``, ``acceleration``, ``virt_type`` and each check's state, and the same
+    of ``hvcheck guest``."""
+    return {
+        "status": verdict.status.label,
+        "kvm_usable": verdict.kvm_usable,
+        "acceleration": verdict.acceleration,
+        "virt_type": verdict.virt_type,
+        "checks": {r.id: r.status.label for r in verdict.results},
+        "guest": {
+            "status": guest.status.label,
+            "accel": guest.accel,
+            "hypervisor": guest.hypervisor,
+            "nested": guest.nested,
+            "checks": {r.id: r.status.label for r in guest.results},
+        },
+    }

@@ -2,8 +2,9 @@
 
 Order of preference (oslo.config semantics, later files win):
 1. a running ``nova-compute`` process: its ``--config-file`` / ``--config-dir`` arguments, read
-   through ``/proc/<pid>/root`` when the path does not exist on the host (kolla runs
-   nova-compute in a container that shares the host's pid namespace); without those
+   as the process sees them (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it runs
+   in another mount namespace than hvcheck -- kolla's container sharing the host's pid
+   namespace, a pod, a snap --, whatever ``readlink /proc/<pid>/root`` says); without those
    arguments, oslo's default search (``/etc/nova/nova.conf``, ``/etc/nova/nova-compute.conf``...);
    its environment (``/proc/<pid>/environ``, readable by root only), whose ``OS_<GROUP>__<NAME>``
    variables override the files;
@@ -24,6 +25,7 @@ from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
+from hvcheck.mountns import process_root
 from hvcheck.parsers import novaconf as nc
 from hvcheck.processes import discovery, processes
 
@@ -115,13 +117,15 @@ class _Loader:
         return posixpath.normpath(path) if path.startswith("/") else path
 
     def _candidates(self, path: str) -> list[str]:
-        out = [path]
-        if self.pid is not None and path.startswith("/"):
-            out.append(f"/proc/{self.pid}/root{path}")
-        return out
+        """Where ``path`` is read as nova-compute sees it (``hvcheck.mountns``): through
+        ``/proc/<pid>/root`` when it runs in another mount namespace (kolla's, a pod's, a
+        snap's), whatever that link says; in hvcheck's tree when it shares hvcheck's; in
+        hvcheck's tree then through its root when that cannot be told."""
+        if self.pid is None or not path.startswith("/"):
+            return [path]
+        return [f"{r}{path}" for r in process_root(self.ctx, self.pid).roots]
 
     def exists(self, path: str) -> bool:
-        # kolla: the paths are the container's; look through the process's root too
         return any(self.ctx.host.exists(c) for c in self._candidates(path))
 
     def read(self, path: str) -> Optional[nc.ParsedConf]:
@@ -283,7 +287,8 @@ def _metadata_versions(ctx: Context, root: str, prefixes: list[str]) -> dict[str
 def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
     """Which nova (and oslo.config) nova-compute runs, as the process sees its files.
 
-    Through ``/proc/<pid>/root`` first (a container's own tree), then the host's: the Python
+    As the process sees its files (through ``/proc/<pid>/root`` when it runs in another mount
+    namespace, a container's own tree; else hvcheck's tree): the Python
     distribution metadata in the interpreter's prefix (``lib/python3*/site-packages`` or
     ``dist-packages``; Debian's and RDO's packages ship an ``.egg-info``, pip a
     ``.dist-info``), then dpkg's database (``python3-nova``, ``nova-common``). None when none
@@ -292,7 +297,12 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
 
     def compute(c: Context) -> NovaRelease:
         prefixes = _prefixes(c, p)
-        roots = ([f"/proc/{p.pid}/root"] if p is not None else []) + [""]
+        # as the process sees its files (hvcheck.mountns); when that cannot be told, its root
+        # first: a container's venv is the nova that runs, whatever the host has installed
+        roots = [""]
+        if p is not None:
+            pr = process_root(c, p.pid)
+            roots = list(pr.roots) if pr.other_ns is not None else [f"/proc/{p.pid}/root", ""]
         for root in roots:
             found = _metadata_versions(c, root, prefixes)
             if "nova" in found:
@@ -320,11 +330,12 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
 
 def _reader(ctx: Context, p: ProcInfo) -> Optional[tuple[Optional[int], frozenset[int]]]:
     """Whose rights files are read with: None (no check) for a root process, and for an
-    older snapshot that recorded no ids; else the process's uid and groups."""
+    older snapshot that recorded no ids or no ``stat`` (``Host.stat_recorded``); else the
+    process's uid and groups."""
     from hvcheck.trust import process_ids
 
     uid, gids = process_ids(p)
-    if uid == 0 or (uid is None and not ctx.host.live):
+    if uid == 0 or (not ctx.host.live and (uid is None or not ctx.host.stat_recorded())):
         return None
     return uid, gids
 

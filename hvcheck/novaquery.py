@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
+from hvcheck.model import DEFAULT_TIMEOUT
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 
 EXTRA_HINT = "pip install 'hvcheck[openstack]'"
@@ -46,7 +47,7 @@ class NovaQuery(NamedTuple):
     names: HostNames
     insecure: bool = False
     cacert: Optional[str] = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT  # seconds the whole query may take
 
 
 class NovaAnswer(NamedTuple):

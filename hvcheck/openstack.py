@@ -40,11 +40,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
+from hvcheck.deadline import run_until
+from hvcheck.deadline import start as deadline_start
 from hvcheck.novaquery import (
     CONFIG_DIRS,
     EXTRA_HINT,
@@ -321,27 +322,20 @@ def nova_hypervisors(
         )
 
     state: dict[str, Any] = {"step": "reading the credentials"}
-    box: list[NovaAnswer] = []
-
-    def work() -> None:
-        try:
-            box.append(_query(query, env, cwd, home, deadline, state, start))
-        except BaseException as e:  # never let the worker die silently
-            red = state.get("redact") or _Redactor()
-            box.append(
-                NovaAnswer(
-                    "error",
-                    red(f"Nova API query failed: {type(e).__name__}: {e}"),
-                    "error",
-                    elapsed=time.monotonic() - start,
-                )
-            )
-
-    t = threading.Thread(target=work, name="hvcheck-nova-api", daemon=True)
-    t.start()
-    t.join(max(0.0, deadline - time.monotonic()))
-    if box:
-        return box[0]
+    got = run_until(
+        {"nova-api": lambda: _query(query, env, cwd, home, deadline, state, start)}, deadline
+    ).get("nova-api")
+    if got is not None and got.error is None:
+        return got.value  # type: ignore[no-any-return]
+    if got is not None:  # the query raised: report it, redacted, never lose it
+        red = state.get("redact") or _Redactor()
+        err = got.error
+        return NovaAnswer(
+            "error",
+            red(f"Nova API query failed: {type(err).__name__}: {err}"),
+            "error",
+            elapsed=time.monotonic() - start,
+        )
     return NovaAnswer(
         "error",
         f"the Nova API did not answer within {query.timeout:.1f} s (still {state['step']})",
@@ -369,13 +363,7 @@ def _query(
     red = _Redactor()
     state["redact"] = red
     names = query.names
-    fqdn_box: list[Optional[str]] = []
-    ft = threading.Thread(
-        target=lambda: fqdn_box.append(canonical_name(names.nodename)),
-        name="hvcheck-fqdn",
-        daemon=True,
-    )
-    ft.start()
+    fqdn_lookup = deadline_start("fqdn", lambda: canonical_name(names.nodename))
 
     base: dict[str, Any] = {}
 
@@ -608,8 +596,8 @@ def _query(
             if not nxt:
                 break
             params = nxt
-        ft.join(max(0.0, min(1.0, deadline - time.monotonic())))
-        fqdn = fqdn_box[0] if fqdn_box else None
+        looked_up = fqdn_lookup.wait(min(deadline, time.monotonic() + 1.0))
+        fqdn = looked_up.value if looked_up is not None and looked_up.error is None else None
         full = HostNames(nodename=names.nodename, fqdn=fqdn, nova_host=names.nova_host)
         matches = match_hypervisors(records, full)
         return answer(

@@ -4,15 +4,17 @@ which accelerator it runs with (KVM or TCG).
 Reads through the host layer: the process table (``/proc/<pid>/comm``, ``cmdline`` and the
 ``exe`` link, live or in a snapshot), ``/proc/<pid>/fd/*`` (links), ``/proc/<pid>/task/*/comm``,
 ``/proc/<pid>/status``, libvirt's status XML ``/run/libvirt/qemu/<name>.xml`` and config XML
-``/etc/libvirt/qemu/<name>.xml`` — also under ``/proc/<pid>/root/`` when libvirt runs in a
-container sharing the host's pid namespace (kolla's nova_libvirt) — the config files QEMU
+``/etc/libvirt/qemu/<name>.xml`` (and a snap libvirt's under ``/var/snap/<snap>/common``) as
+the QEMU process, then each libvirtd, sees them (``hvcheck.mountns``: through
+``/proc/<pid>/root`` for a process in another mount namespace, as kolla's nova_libvirt
+container, a snap or libvirt's per-domain namespace), the config files QEMU
 read at start (``/etc/qemu/qemu.conf``, ``-readconfig FILE``) as ``/proc/<pid>/root/<path>``,
 a relative one under the target of ``/proc/<pid>/cwd``, and ``/dev/kvm``'s mode, owner and ACL
 (``hvcheck.facts.kvm_device``) when a process's request must be judged without fds or threads.
 
 Process groups. One walk reads each process's ``comm``, ``cmdline`` and ``exe`` link once and
 sorts the processes into the groups the checks ask about (``GROUPS``: QEMU, libvirtd,
-nova-compute); only the processes of a group are kept.
+nova-compute, KubeVirt's virt-launcher); only the processes of a group are kept.
 
 The decision (``decide``), from evidence, strongest first:
 
@@ -58,6 +60,8 @@ from typing import Any, NamedTuple, Optional
 from hvcheck.check import Context
 from hvcheck.devaccess import acl_summary, allows
 from hvcheck.host import DeviceInfo, ProcessGone, ProcessTable, ProcInfo, ProcView
+from hvcheck.mountns import list_seen, process_root
+from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
 from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
@@ -110,7 +114,26 @@ def is_nova_compute(p: ProcInfo) -> bool:
     return p.comm == "nova-compute"
 
 
-GROUPS = {"qemu": is_qemu_process, "libvirtd": is_libvirtd, "nova-compute": is_nova_compute}
+def is_virt_launcher(p: ProcInfo) -> bool:
+    """KubeVirt's per-VM launcher (``virt-launcher-monitor`` and its child ``virt-launcher``,
+    the pod's entry point that starts libvirt and the QEMU of one VirtualMachineInstance)."""
+    return bool(p.argv) and posixpath.basename(p.argv[0]) in (
+        "virt-launcher",
+        "virt-launcher-monitor",
+    )
+
+
+GROUPS = {
+    "qemu": is_qemu_process,
+    "libvirtd": is_libvirtd,
+    "nova-compute": is_nova_compute,
+    "virt-launcher": is_virt_launcher,
+}
+
+
+TRUSTED_GROUPS = ("qemu", "libvirtd", "nova-compute")
+"""The groups whose processes are judged by :mod:`hvcheck.trust` before they are taken (the
+others, KubeVirt's virt-launcher, only tell how the host is deployed, never what it runs)."""
 
 
 class Discovery(NamedTuple):
@@ -140,9 +163,12 @@ def discovery(ctx: Context) -> Discovery:
         ignored: dict[str, list[tuple[ProcInfo, str]]] = {k: [] for k in GROUPS}
         unverified: set[int] = set()
         for name, found in table.groups.items():
+            if name not in TRUSTED_GROUPS:
+                groups[name].extend(found)  # named, not trusted: evidence of a deployment
+                continue
             for p in found:
                 t = qemu_executable(c, p) if name == "qemu" else service_trust(c, p, name)
-                if name == "qemu" and not t.trusted and p.exe is None and p.exe_denied:
+                if name == "qemu" and not t.trusted and t.unverified:
                     # its name says QEMU and nothing can be read to tell: kept, never trusted
                     unverified.add(p.pid)
                     groups[name].append(p)
@@ -605,6 +631,9 @@ class QemuProcess(NamedTuple):
     domain_source: Optional[str]
     unreadable: tuple[str, ...]  # evidence that could not be read, and why
     identity: Optional[str] = None  # why it is not known to run QEMU (None: its exe says so)
+    # the effective gid, then the supplementary groups (/proc/PID/status Gid, Groups): with
+    # ``uid``, what the kernel checks when the process opens a device node
+    gids: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = self.decision
@@ -619,6 +648,7 @@ class QemuProcess(NamedTuple):
             "verified": d.verified,
             "likely": d.likely,
             "process_uid": self.uid,
+            "process_gids": list(self.gids),
             "libvirt_xml": self.domain_source,
             "domain_type": self.domain.domain_type if self.domain else None,
             "unreadable": list(self.unreadable),
@@ -644,33 +674,60 @@ def _safe_name(name: Optional[str]) -> bool:
     return "/" not in name and "\0" not in name and not name.startswith(".")
 
 
+# where libvirt keeps each running domain's status XML (runstatedir/libvirt/qemu, written by
+# qemuDomainSaveStatus) and its persistent config XML (sysconfdir/libvirt/qemu)
+LIBVIRT_XML_DIRS = ("/run/libvirt/qemu", "/var/run/libvirt/qemu", "/etc/libvirt/qemu")
+
+
+def libvirt_xml_dirs(daemons: Sequence[ProcInfo]) -> list[str]:
+    """The directories a libvirtd keeps domain XML in: the usual ones, and those of a snap's
+    libvirt (built with localstatedir and sysconfdir under ``/var/snap/<snap>/common``:
+    canonical/snap-openstack-hypervisor ``snap/snapcraft.yaml``)."""
+    dirs = list(LIBVIRT_XML_DIRS)
+    for d in daemons:
+        snap = snap_name(d.exe) or snap_name(d.argv[0] if d.argv else None)
+        if snap:
+            base = f"/var/snap/{snap}/common"
+            dirs += [f"{base}/run/libvirt/qemu", f"{base}/etc/libvirt/qemu"]
+    return list(dict.fromkeys(dirs))
+
+
 def _domain_xml(
-    ctx: Context, pid: int, name: Optional[str], root_link: Optional[str]
+    ctx: Context, pid: int, name: Optional[str]
 ) -> tuple[Optional[DomainXml], Optional[str]]:
+    """The domain XML of QEMU process ``pid`` named ``name``: read as the process sees its
+    tree (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it is in another mount
+    namespace, as under kolla's nova_libvirt container or libvirt's own namespace), then as
+    each libvirtd sees its own (the file is libvirtd's). A status file of another pid is an
+    earlier run of the same domain, skipped."""
     if not _safe_name(name):
         return None, None
     host = ctx.host
-    dirs = ["/run/libvirt/qemu", "/var/run/libvirt/qemu", "/etc/libvirt/qemu"]
-    # libvirt in a container sharing the host's pid namespace (kolla): its files are under
-    # the QEMU process's root; for a process in the host's own root that is "/" again
-    if root_link != "/":
-        dirs += [f"/proc/{pid}/root/run/libvirt/qemu", f"/proc/{pid}/root/etc/libvirt/qemu"]
+    daemons = processes(ctx, "libvirtd")
+    roots = [process_root(ctx, pid)] + [process_root(ctx, d.pid) for d in daemons]
+    dirs = libvirt_xml_dirs(daemons)
     fname = f"{name}.xml"
-    for d in dirs:
-        try:
-            if fname not in host.listdir(d):  # listed once per run, not probed per instance
-                continue
-            text = host.read_opt(f"{d}/{fname}")
-        except OSError:
-            continue
-        if text is None:
-            continue
-        dom = parse_domain_xml(text)
-        if dom is None:
-            continue
-        if dom.pid is not None and dom.pid != pid:
-            continue  # a stale status file of an earlier run of the same domain
-        return dom, f"{d}/{fname}"
+    listed: set[str] = set()
+    for root in roots:
+        for d in dirs:
+            for where, names in list_seen(ctx, root, d):
+                if where in listed:
+                    continue
+                listed.add(where)
+                if fname not in names:  # listed once per tree, not probed per instance
+                    continue
+                try:
+                    text = host.read_opt(f"{where}/{fname}")
+                except OSError:
+                    continue
+                if text is None:
+                    continue
+                dom = parse_domain_xml(text)
+                if dom is None:
+                    continue
+                if dom.pid is not None and dom.pid != pid:
+                    continue  # a stale status file of an earlier run of the same domain
+                return dom, f"{where}/{fname}"
     return None, None
 
 
@@ -830,12 +887,13 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
     # who read the config files: -runas drops root's rights after QEMU read them
     # (os_setup_post); without root, setgid/initgroups fail and QEMU exits (os-posix.c)
     reader = (0, ()) if argv.runas is not None else (uid, gids)
-    if not host.live and uid is None and p.uids is None:
-        reader = (0, ())  # an older snapshot: no ids recorded, read as it was then
+    if not host.live and ((uid is None and p.uids is None) or not host.stat_recorded()):
+        reader = (0, ())  # an older snapshot: no ids or stat recorded, read as it was then
     argv = _with_config(ctx, p, argv, view, unreadable, reader)
     # read after the evidence: on a live host, a root link that still reads proves the process
     # ran throughout (ProcView.alive)
-    dom, src = _domain_xml(ctx, p.pid, argv.name, view.readlink("root"))
+    view.readlink("root")
+    dom, src = _domain_xml(ctx, p.pid, argv.name)
     access = None
     if fds is None and threads is None:  # judged from the request: who could open /dev/kvm
         from hvcheck.facts import kvm_device  # facts imports this module
@@ -847,10 +905,10 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
     identity: Optional[str] = None
     if p.pid in discovery(ctx).unverified:
         # only its name says QEMU: what it asked for is kept, never taken as what it runs
-        identity = (
-            f"/proc/{p.pid}/exe cannot be read: only its name says QEMU "
-            f"({(p.argv[:1] or (p.comm,))[0]})"
-        )
+        from hvcheck.trust import qemu_executable
+
+        why = f"/proc/{p.pid}/exe cannot be read" if p.exe is None else qemu_executable(ctx, p).why
+        identity = f"{why}: only its name says QEMU ({(p.argv[:1] or (p.comm,))[0]})"
         if decision.accel != "unknown" or decision.silent_fallback:
             decision = decision._replace(
                 accel="unknown",
@@ -873,6 +931,7 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         domain_source=src,
         unreadable=tuple(unreadable),
         identity=identity,
+        gids=gids,
     )
 
 

@@ -1,4 +1,5 @@
-"""The outside services hvcheck asks on a live host: libvirt's capabilities and Nova's API.
+"""The outside services hvcheck asks on a live host: libvirt's capabilities, Nova's API, and
+``rpm -qa`` for an RPM database hvcheck cannot read as a file (Berkeley DB, ndb).
 
 libvirt: ``virConnectGetCapabilities`` / ``virConnectGetDomainCapabilities`` through
 libvirt-python when it is importable, else ``virsh -r``; reads the sockets in
@@ -14,7 +15,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Optional
 
-from hvcheck.host.base import CapsResult
+from hvcheck.host.base import CapsResult, RpmRead
 
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
@@ -233,3 +234,51 @@ def nova_hypervisors(query: NovaQuery) -> NovaAnswer:
     from hvcheck.openstack import nova_hypervisors as ask
 
     return ask(query)
+
+
+def rpm_qa(dbpath: str, timeout: float) -> RpmRead:
+    """``rpm --dbpath DBPATH -qa --qf RPM_QUERYFORMAT``: every package of an RPM database that
+    is not SQLite (Berkeley DB ``Packages`` on RHEL/CentOS 7-8 and SLES 12, ndb ``Packages.db``
+    on SUSE), within ``timeout`` s (killed past it).
+
+    Also the fallback for an ``rpmdb.sqlite`` that could not be read as a file. A query opens
+    the database read-only, but rpm may still touch its own files beside it, as every
+    ``rpm -q`` does: a Berkeley DB's lock regions (``__db.00N``), an SQLite database's
+    ``-wal``/``-shm`` (rpm keeps them on every host it manages; seen created by a query where
+    they were missing). argv list, no shell, ``LC_ALL=C``, stdin closed.
+    """
+    import shutil
+    import subprocess
+
+    from hvcheck.parsers.pkgdb import RPM_QUERYFORMAT, parse_rpm_qa
+
+    rpm = shutil.which("rpm")
+    if rpm is None:
+        return RpmRead(
+            "unavailable",
+            "rpm -qa",
+            error=f"an RPM database is in {dbpath} but the rpm command is not on PATH",
+        )
+    if timeout <= 0.05:
+        return RpmRead("timeout", "rpm -qa", error="no time left to run rpm -qa")
+    try:
+        p = subprocess.run(
+            [rpm, "--dbpath", dbpath, "-qa", "--qf", RPM_QUERYFORMAT],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env={**os.environ, "LC_ALL": "C", "LANG": "C"},
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return RpmRead("timeout", "rpm -qa", error=f"rpm -qa did not finish within {timeout:.1f} s")
+    except OSError as e:
+        return RpmRead("error", "rpm -qa", error=f"cannot run rpm: {e}")
+    packages = tuple(parse_rpm_qa(p.stdout))
+    if p.returncode != 0:
+        lines = [ln.strip() for ln in p.stderr.splitlines() if ln.strip()]
+        why = "; ".join(lines[:3]) or f"rpm exited with status {p.returncode}"
+        return RpmRead("error", "rpm -qa", packages, f"rpm -qa: {why}")
+    return RpmRead("ok", "rpm -qa", packages)

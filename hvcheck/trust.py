@@ -17,9 +17,11 @@ local user can start a process whose ``argv[0]`` is ``nova-compute`` and whose
   ``libvirt-qemu``, ``qemu`` for libvirt's daemons, which run as root on every
   distribution). The name is the host's ``/etc/passwd``, else the
   process's own (``/proc/PID/root/etc/passwd``: a kolla container's users are not the
-  host's), else kolla's table. An ordinary user's process (uid 1000 and up, ``nobody``) never
-  counts, whatever it calls itself; DevStack's services, which run as an ordinary user, are
-  therefore not read (nova's known locations are).
+  host's), else kolla's table. Or the deployment placed it: it runs in a cgroup only root's
+  service managers put processes in (:func:`service_cgroup`: a systemd system unit, such as
+  DevStack's ``devstack@n-cpu.service`` running nova-compute as the ordinary ``stack``
+  user, or a Kubernetes pod). Any other ordinary user's process (uid 1000 and up,
+  ``nobody``) never counts, whatever it calls itself. Reads ``/proc/PID/cgroup`` too.
 * **Files a process names** (nova-compute's ``--config-file``/``--config-dir``, QEMU's
   ``-readconfig``) are read only when that process's owner could read them
   (:func:`may_read`): every directory on the way searchable and the file readable for its
@@ -53,6 +55,7 @@ __all__ = [
     "permits",
     "process_ids",
     "qemu_executable",
+    "service_cgroup",
     "service_trust",
 ]
 
@@ -75,6 +78,9 @@ SERVICE_USERS: dict[str, tuple[str, ...]] = {
 class Trust(NamedTuple):
     trusted: bool
     why: str  # e.g. "runs as root", "runs as uid 65534 (nobody): ..."
+    # not trusted because what would tell cannot be read (a refused exe link, a snapshot's
+    # record of the wrong type): kept, never taken as what it names itself
+    unverified: bool = False
 
 
 class Access(NamedTuple):
@@ -136,11 +142,42 @@ def service_trust(ctx: Context, p: ProcInfo, service: str) -> Trust:
     who = f"uid {uid}" + (f" ({name})" if name else "")
     if system and name in allowed:
         return Trust(True, f"runs as the service user {who}")
+    unit = service_cgroup(ctx, p.pid)
+    if unit is not None:
+        return Trust(True, f"runs as {who} in {unit}, a cgroup only root's managers place it in")
     users = " or ".join(allowed)
     return Trust(
         False,
         f"pid {p.pid} runs as {who}: a {service} counts only as root or its service user ({users})",
     )
+
+
+def service_cgroup(ctx: Context, pid: int) -> Optional[str]:
+    """The cgroup of ``pid`` (``/proc/PID/cgroup``: the v2 ``0::`` line, else v1's
+    ``name=systemd``) when it is one only root's service managers put processes in: a system
+    unit of systemd (``/system.slice/….service`` or ``.scope``: DevStack's ``devstack@n-cpu``,
+    a container runtime's scope) or a Kubernetes pod (``/kubepods…``, kubelet's). An
+    unprivileged user can move its processes only within the cgroups delegated to it (under
+    ``/user.slice``), so such a cgroup is the deployment's doing. None otherwise, or when the
+    file cannot be read."""
+    try:
+        text = ctx.host.read_opt(f"/proc/{pid}/cgroup")
+    except OSError:
+        return None
+    path: Optional[str] = None
+    for line in (text or "").splitlines():
+        _, _, rest = line.partition(":")
+        ctrl, _, where = rest.partition(":")
+        if ctrl == "" or (path is None and ctrl == "name=systemd"):
+            path = where
+    if not path or path.startswith("/user.slice"):
+        return None
+    leaf = path.rstrip("/").rsplit("/", 1)[-1]
+    if path.startswith("/system.slice/") and leaf.endswith((".service", ".scope")):
+        return path
+    if path.startswith(("/kubepods", "/system.slice/kubepods")) or "/kubepods." in path:
+        return path
+    return None
 
 
 def qemu_executable(ctx: Context, p: ProcInfo) -> Trust:
@@ -151,7 +188,9 @@ def qemu_executable(ctx: Context, p: ProcInfo) -> Trust:
     the caller marks what it cannot verify."""
     if p.exe is None:
         if p.exe_denied:
-            return Trust(False, f"/proc/{p.pid}/exe cannot be read: what it runs is not shown")
+            return Trust(
+                False, f"/proc/{p.pid}/exe cannot be read: what it runs is not shown", True
+            )
         return Trust(True, "known by its name (no executable recorded)")
     if not is_qemu_binary(p.exe):
         return Trust(False, f"runs {p.exe}, not QEMU")
@@ -160,6 +199,10 @@ def qemu_executable(ctx: Context, p: ProcInfo) -> Trust:
         return Trust(True, f"runs {p.exe} as root")
     try:
         st = ctx.host.stat(f"/proc/{p.pid}/exe")
+    except PermissionError as e:
+        if "snapshot" in (e.strerror or ""):  # a record of the wrong type: cannot be told
+            return Trust(False, f"runs {p.exe}: its owner cannot be told ({e.strerror})", True)
+        return Trust(True, f"runs {p.exe} (its owner is not recorded)")
     except OSError:  # not recorded (an older snapshot), or not allowed: the name decides
         return Trust(True, f"runs {p.exe} (its owner is not recorded)")
     if st is None:
@@ -240,8 +283,8 @@ def may_read(
     while True:
         try:
             d = host.stat(root + cur if root else cur)
-        except PermissionError:
-            return Access(None, f"{cur} cannot be looked at")
+        except PermissionError as e:
+            return Access(None, f"{cur} cannot be looked at ({e.strerror or e})")
         except OSError as e:
             return Access(None, f"{cur}: {e.strerror or e}")
         if d is None:
@@ -261,8 +304,8 @@ def may_read(
         nxt = posixpath.join(cur, name)
         try:
             ln = host.stat(root + nxt if root else nxt, follow=False)
-        except PermissionError:
-            return Access(None, f"{nxt} cannot be looked at")
+        except PermissionError as e:
+            return Access(None, f"{nxt} cannot be looked at ({e.strerror or e})")
         except OSError as e:
             return Access(None, f"{nxt}: {e.strerror or e}")
         if ln is None:

@@ -1,15 +1,26 @@
 """Start libvirtd/virtlogd by hand (no systemd here), define throw-away domains with virsh, and
 put everything back: domains destroyed and undefined, daemons we started stopped by PID,
-/dev/kvm's mode and group restored."""
+/dev/kvm's mode and group restored.
+
+What these fixtures change is the machine's, not the test's: the system libvirtd and the mode
+of /dev/kvm. Two runs of the suite on one machine (two developers, CI and a developer) would
+break each other, so the fixtures hold ``system_lock`` (``flock`` on ``/run/hvcheck-tests.lock``)
+for as long as they change anything: the ``libvirtd`` fixture for its whole module, and
+``dev_kvm_mode`` for its block. A second run waits for the first (up to
+``HVCHECK_TEST_LOCK_TIMEOUT`` seconds, default 1800) and then fails naming the holder.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import grp
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +60,69 @@ def _stop(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+LOCK_PATH = os.environ.get("HVCHECK_TEST_LOCK", "/run/hvcheck-tests.lock")
+_lock_guard = threading.Lock()
+_held: dict[str, int] = {}  # lock path -> nesting depth in this process (flock is per file)
+
+
+def _acquire(fd: int, path: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+        if time.monotonic() >= deadline:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            pytest.fail(
+                f"another test run (pid {holder}) holds {path} (it changes /dev/kvm or the "
+                f"system libvirtd); waited {wait:.0f} s"
+            )
+        time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+@contextlib.contextmanager
+def system_lock(path: Optional[str] = None, timeout: Optional[float] = None) -> Iterator[None]:
+    """Hold the suite's machine-wide lock (an exclusive ``flock`` on ``path``, default
+    ``LOCK_PATH``) for the block. Re-entrant within the process: the fixtures nest (the
+    module's libvirtd, a test's /dev/kvm mode). Waits up to ``timeout`` seconds (default
+    ``HVCHECK_TEST_LOCK_TIMEOUT`` or 1800) for another run to finish, then fails with the
+    holder's pid. The kernel drops the lock when the process dies, so a killed run never
+    leaves it held."""
+    path = path or LOCK_PATH
+    env_wait = float(os.environ.get("HVCHECK_TEST_LOCK_TIMEOUT", "1800"))
+    wait = env_wait if timeout is None else timeout
+    with _lock_guard:
+        nested = path in _held
+        if nested:
+            _held[path] += 1
+    if nested:
+        try:
+            yield
+        finally:
+            with _lock_guard:
+                _held[path] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        _acquire(fd, path, wait)
+        with _lock_guard:
+            _held[path] = 1
+        try:
+            yield
+        finally:
+            with _lock_guard:
+                del _held[path]
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def require_libvirt() -> None:
     missing = [
         b
@@ -67,6 +141,11 @@ def require_libvirt() -> None:
 def libvirtd() -> Iterator[None]:
     """libvirtd and virtlogd running; the ones this fixture started are stopped by PID."""
     require_libvirt()
+    with system_lock():
+        yield from _libvirtd_running()
+
+
+def _libvirtd_running() -> Iterator[None]:
     started: list[int] = []
     for daemon in ("virtlogd", "libvirtd"):
         if _pid_of(daemon) is None:
@@ -91,15 +170,17 @@ def libvirtd() -> Iterator[None]:
 
 @contextlib.contextmanager
 def dev_kvm_mode(mode: int, group: str) -> Iterator[None]:
-    """Set /dev/kvm's mode and group for the block; restored afterwards, pass or fail."""
-    st = os.stat("/dev/kvm")
-    try:
-        os.chown("/dev/kvm", -1, grp.getgrnam(group).gr_gid)
-        os.chmod("/dev/kvm", mode)
-        yield
-    finally:
-        os.chown("/dev/kvm", -1, st.st_gid)
-        os.chmod("/dev/kvm", st.st_mode & 0o7777)
+    """Set /dev/kvm's mode and group for the block; restored afterwards, pass or fail. Holds
+    ``system_lock`` throughout."""
+    with system_lock():
+        st = os.stat("/dev/kvm")
+        try:
+            os.chown("/dev/kvm", -1, grp.getgrnam(group).gr_gid)
+            os.chmod("/dev/kvm", mode)
+            yield
+        finally:
+            os.chown("/dev/kvm", -1, st.st_gid)
+            os.chmod("/dev/kvm", st.st_mode & 0o7777)
 
 
 def domain_xml(name: str, dom_type: str, uuid: str, display: str) -> str:

@@ -353,6 +353,7 @@ def start_guest(
     cwd: Optional[str] = None,
     user_config: bool = False,
     prefix: Optional[list[str]] = None,
+    binary: Optional[str] = None,
 ) -> QemuGuest:
     """Start a real QEMU guest and return once QMP answers and its vCPU threads exist.
 
@@ -362,9 +363,10 @@ def start_guest(
     directory it starts in; ``user_config``: no -no-user-config. ``prefix``: a command that
     ends by exec'ing its arguments (e.g. ``unshare --mount ... sh -c '...; exec "$@"' sh``),
     so the pid is still QEMU's; ``user`` is then switched after it, with setpriv.
+    ``binary``: the QEMU executable to run (default: qemu-system-x86_64 on PATH).
     Raises QemuStartError (with QEMU's stderr) if QEMU exits early or is not ready in 10 s.
     """
-    binary = qemu_binary() or QEMU_BINARY
+    binary = binary or qemu_binary() or QEMU_BINARY
     guest_uuid = uuid or str(uuidlib.uuid4())
     workdir = tempfile.mkdtemp(prefix="hvcheck-qemu-")
     qmp_path = os.path.join(workdir, "qmp.sock")
@@ -504,6 +506,7 @@ class GuestFactory(Protocol):
         cwd: Optional[str] = ...,
         user_config: bool = ...,
         prefix: Optional[list[str]] = ...,
+        binary: Optional[str] = ...,
     ) -> QemuGuest: ...
 
 
@@ -530,6 +533,7 @@ def qemu_guests_fixture() -> Iterator[GuestFactory]:
         cwd: Optional[str] = None,
         user_config: bool = False,
         prefix: Optional[list[str]] = None,
+        binary: Optional[str] = None,
     ) -> QemuGuest:
         if user is not None:
             require_qemu(kvm=True, root=True)
@@ -545,6 +549,7 @@ def qemu_guests_fixture() -> Iterator[GuestFactory]:
             cwd=cwd,
             user_config=user_config,
             prefix=prefix,
+            binary=binary,
         )
         started.append(guest)
         return guest

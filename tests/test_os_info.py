@@ -33,9 +33,27 @@ FIXTURES = {
     "builtin-kvm-intel-nested-modprobe-ignored": GENTOO,
     "cloud-guest-no-vmx": UBUNTU_2204,
     "debian12-amd-svm-disabled-by-bios": DEBIAN_12,
+    "debian12-compute-no-qemu": DEBIAN_12,
+    "devstack-nova-cpu-conf-virt-type-qemu": UBUNTU_2204,
     "intel-sgx-disabled-kvm-ok": UBUNTU_2204,
+    "juju-nova-compute-virt-type-qemu": UBUNTU_2204,
+    "kolla-pivot-root-qemu-user-ok": UBUNTU_2204,
+    "kolla-virt-type-qemu-on-kvm-host": UBUNTU_2204,
+    "kubevirt-vmi-emulated": UBUNTU_2204,
+    # hvcheck guest fixtures: os-release as the guest images write it (no VERSION_CODENAME)
+    "guest-bare-metal": OsInfo(
+        "rhel", "fedora", "Red Hat Enterprise Linux Server 7.1 (Maipo)", "7.1", "Maipo"
+    ),
+    "guest-hyperv-azure": OsInfo("ubuntu", "debian", "Ubuntu 22.04.5 LTS", "22.04", ""),
+    "guest-kvm-openstack-nested": OsInfo("ubuntu", "debian", "Ubuntu 22.04.4 LTS", "22.04", ""),
+    "guest-tcg-debian12-cloud-kernel": OsInfo("", "", "", "", ""),  # an initramfs: no os-release
+    "guest-vmware": OsInfo("rhel", "fedora", "Red Hat Enterprise Linux 9.4 (Plow)", "9.4", ""),
+    "guest-xen-aws-hvm": OsInfo("amzn", "centos rhel fedora", "Amazon Linux 2", "2", ""),
     "kvm-without-vendor-module": OsInfo("arch", "", "Arch Linux", "", ""),  # rolling: no version
     "live-libvirt-dev-kvm-0600": DEBIAN_12,
+    "lxd-container-device-cgroup-denies-kvm": OsInfo(
+        "ubuntu", "debian", "Ubuntu 20.04.6 LTS", "20.04", "focal"
+    ),
     "live-libvirt-kvm-and-qemu-domains": DEBIAN_12,
     "live-qemu-kvm-tcg-fallback": DEBIAN_12,
     "nova-kvm-all-instances-kvm": DEBIAN_12,
@@ -44,10 +62,18 @@ FIXTURES = {
     "nova-kvm-dev-kvm-0600-no-udev-rule": DEBIAN_12,
     "nova-kvm-dev-kvm-0600-udev-rule-not-applied": DEBIAN_12,
     "nova-kvm-tcg-instance": DEBIAN_12,
+    "openstack-helm-virt-type-qemu": UBUNTU_2204,
     "own-machine-kvm-pvm": DEBIAN_12,
+    "plain-libvirt-nova-virt-type-qemu": DEBIAN_12,
     "ppc64le-powernv": DEBIAN_12,
+    "proxmox-vm-kvm-disabled": DEBIAN_12,
+    "qemu-default-accel-build-sandbox-user": UBUNTU_2204,
+    "qemu-binary-replaced-by-upgrade": DEBIAN_12,
+    "rhel9-compute-rpmdb-sqlite": RHEL_94,
     "s390x-sie": RHEL_94,
+    "snap-openstack-hypervisor-virt-type-qemu": UBUNTU_2204,
     "static-only": DEBIAN_12,
+    "tripleo-nova-compute-virt-type-qemu": RHEL_94,
     # no VERSION_CODENAME: the codename comes from VERSION="14.04.5 LTS, Trusty Tahr"
     "ubuntu1404-kvm-intel-nested": UBUNTU_1404,
     "ubuntu1404-kvm-intel-nosudo": UBUNTU_1404,

@@ -1,13 +1,16 @@
 """Running instances: does every QEMU process really run with KVM?
 
 Reads: the process table, /proc/<pid>/{cmdline,fd/*,task/*/comm,status},
-/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (see hvcheck.processes), and the nova config
-(see hvcheck.novaconfig) to know what was intended.
+/run/libvirt/qemu/*.xml, /etc/libvirt/qemu/*.xml (as each process sees them: see
+hvcheck.processes), and the nova config (see hvcheck.novaconfig) to know what was intended;
+for a QEMU that fell back to TCG, who it runs as (/etc/passwd and /etc/group as it sees them),
+/dev/kvm's mode, ACL and udev rules, and its device cgroup (/proc/<pid>/cgroup,
+/sys/fs/cgroup/devices/<path>/devices.list), to say why it could not open /dev/kvm.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
@@ -25,6 +28,38 @@ FALLBACK_HINT = (
     'MODE="0660"), then cold-migrate or stop/start the instances (a reboot of the guest '
     "is not enough: the QEMU process must be restarted)"
 )
+
+
+def _fallback_hint(ctx: Context, procs: list[QemuProcess]) -> str:
+    """Who each fell-back QEMU runs as and why that user cannot open /dev/kvm (the node's
+    mode, ACL and udev rule, its device cgroup), with the lasting fix; the generic advice
+    when the process's ids or the node are not known."""
+    parts: list[str] = []
+    seen: set[tuple[Optional[int], tuple[int, ...]]] = set()
+    for q in procs:
+        if (q.uid, q.gids) in seen:
+            continue
+        seen.add((q.uid, q.gids))
+        pa = facts.process_kvm_access(ctx, q.pid, q.uid, q.gids)
+        if pa is not None:
+            parts.append(f"{_label(q)}: {pa.hint()}")
+    if not parts:
+        return FALLBACK_HINT
+    restart = facts.deployment(ctx).restart_instances()
+    return "; ".join(parts[:3]) + f"; then restart these instances' QEMU processes: {restart}"
+
+
+def _tcg_hint(ctx: Context, tcg: list[QemuProcess]) -> str:
+    """For instances under TCG where KVM is expected: the setting of what started them
+    (Proxmox VE's kvm option, KubeVirt's useEmulation), else how to restart them with KVM."""
+    dep = facts.deployment(ctx)
+    fixes = list(dict.fromkeys(f for q in tcg[:3] for f in [dep.instance_kvm_fix(q.pid)] if f))
+    if fixes:
+        return "; ".join(fixes)
+    return (
+        "restart these instances with KVM (" + dep.restart_instances() + "; plain QEMU: "
+        "-accel kvm); check why they did not get it (kvm.device, libvirt.qemu_user)"
+    )
 
 
 def _label(q: QemuProcess) -> str:
@@ -141,13 +176,15 @@ class InstancesAccel(Check):
         # -w/-c judge the number of deliberate TCG instances; a silent fallback (asked for
         # KVM, runs TCG) is a broken host, CRITICAL whatever the thresholds say
         if (warn is not None or crit is not None) and not fallback:
-            return self._thresholds(len(tcg), warn, crit, counts, tcg, fallback, unknown, ev, d)
+            return self._thresholds(
+                ctx, len(tcg), warn, crit, counts, tcg, fallback, unknown, ev, d
+            )
         if fallback:
             return self.result(
                 Status.CRITICAL,
                 f"{counts}; silent fallback to TCG: {_names(fallback)} asked for KVM "
                 f"({fallback[0].decision.requested}) but hold no KVM fd",
-                hint=FALLBACK_HINT,
+                hint=_fallback_hint(ctx, fallback),
                 code="silent-fallback",
                 evidence=ev,
                 details=d,
@@ -170,9 +207,7 @@ class InstancesAccel(Check):
             return self.result(
                 status,
                 f"{counts}; emulated (TCG, 10-50x slower) although {intended}: {_names(tcg)}",
-                hint="restart these instances with KVM (nova: stop/start or cold-migrate "
-                "them; plain QEMU: -accel kvm); check why they did not get it (kvm.device, "
-                "libvirt.qemu_user)",
+                hint=_tcg_hint(ctx, tcg),
                 code="tcg-instances",
                 evidence=ev,
                 details=d,
@@ -188,7 +223,7 @@ class InstancesAccel(Check):
                 detail += f"; likely a silent fallback to TCG: {_names(likely_tcg)}"
             hint = "re-run with sudo to read /proc/<pid>/fd of QEMU processes"
             if likely_tcg:
-                hint += f"; if they did fall back: {FALLBACK_HINT}"
+                hint += f"; if they did fall back: {_fallback_hint(ctx, likely_tcg)}"
             return self.result(
                 Status.UNKNOWN,
                 f"{counts}; cannot prove the accelerator of {_names(unknown)}"
@@ -223,6 +258,7 @@ class InstancesAccel(Check):
 
     def _thresholds(
         self,
+        ctx: Context,
         n: int,
         warn: Any,
         crit: Any,
@@ -256,7 +292,9 @@ class InstancesAccel(Check):
                 return self.result(
                     status,
                     f"{counts}{extra}; TCG count {n} outside {label} range {rng.text}{names}",
-                    hint=FALLBACK_HINT if fallback else "restart these instances with KVM",
+                    hint=_fallback_hint(ctx, fallback)
+                    if fallback
+                    else "restart these instances with KVM",
                     code="tcg-threshold",
                     evidence=ev,
                     details=d,

@@ -1,8 +1,10 @@
 """Nova's intent against the host: ``[libvirt] virt_type`` and the QEMU user's access to /dev/kvm.
 
-Reads: nova config files (hvcheck.novaconfig), /etc/libvirt/qemu.conf (also kolla's
-/etc/kolla/nova-libvirt/qemu.conf and a containerised libvirtd's /proc/<pid>/root/...),
-/etc/passwd, /etc/group, /dev/kvm (stat).
+Reads: nova config files (hvcheck.novaconfig); who libvirt runs QEMU as (hvcheck.facts): the
+running libvirt QEMU processes' ids (/proc/<pid>/status), else /etc/libvirt/qemu.conf as the
+running libvirtd sees it (a container's or snap's through /proc/<pid>/root; kolla's
+/etc/kolla/nova-libvirt/qemu.conf); /etc/passwd and /etc/group as that process sees them;
+/dev/kvm (stat).
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def _setting(s: Setting) -> dict[str, Any]:
     }
 
 
-def _failure_hint(f: Failure, schema: Optional[NovaSchema]) -> str:
-    """What to change, from what nova-compute stumbles on."""
+def _failure_hint(
+    f: Failure, schema: Optional[NovaSchema], dep: Optional[facts.Deployment] = None
+) -> str:
+    """What to change, from what nova-compute stumbles on; for virt_type, the setting that
+    lasts on this deployment (``dep``)."""
     if f.kind == "file":
         if f.file and "does not exist" in f.message and "--config-dir" in f.message:
             return (
@@ -85,6 +90,8 @@ def _failure_hint(f: Failure, schema: Optional[NovaSchema]) -> str:
             f"unset {f.env} in nova-compute's environment (its service unit or container "
             f"definition) or set it{choices}"
         )
+    if f.option == "virt_type" and dep is not None and dep.kind not in ("libvirt", "none"):
+        return dep.virt_type_fix("kvm", f.file) + " (or qemu where KVM cannot be had)"
     place = f" in {f.file}" if f.file else ""
     return (
         f"set {name}{place}{choices} (oslo.config has no inline comments)"
@@ -181,6 +188,8 @@ class NovaVirtType(Check):
         if conf.pid is not None:
             ev.append(f"environment of pid {conf.pid}: {conf.environment}")
         ev += [f"not nova-compute: {why}" for why in conf.ignored[:3]]
+        dep = facts.deployment(ctx)
+        ev.append(f"deployment: {dep.name}")
         ignored = "".join(
             f"; [{e.section}] {e.key} = {e.value} at {e.file}:{e.line} is not read by nova "
             f"{schema.name if schema else ''}"
@@ -192,7 +201,7 @@ class NovaVirtType(Check):
             return self.result(
                 CRITICAL,
                 f"nova-compute will not start: {f.message}{at}",
-                hint=_failure_hint(f, schema),
+                hint=_failure_hint(f, schema, facts.deployment(ctx)),
                 code="will-not-start",
                 evidence=ev,
                 details=d,
@@ -225,7 +234,7 @@ class NovaVirtType(Check):
             return self.result(
                 CRITICAL,
                 f"virt_type is empty ({_where(vt)}): nova's libvirt driver cannot use it",
-                hint="set [libvirt] virt_type = kvm",
+                hint=facts.deployment(ctx).virt_type_fix("kvm", vt.file),
                 code="empty",
                 evidence=ev,
                 details=d,
@@ -244,7 +253,8 @@ class NovaVirtType(Check):
                 CRITICAL,
                 f"virt_type={value} is not a type nova's libvirt driver knows "
                 f"({_where(vt)}): instances cannot start",
-                hint="set [libvirt] virt_type = kvm (or qemu without KVM)",
+                hint=facts.deployment(ctx).virt_type_fix("kvm", vt.file)
+                + " (or qemu where KVM cannot be had)",
                 code="invalid",
                 evidence=ev,
                 details=d,
@@ -263,8 +273,8 @@ class NovaVirtType(Check):
                     CRITICAL,
                     f"virt_type=kvm ({_where(vt)}) but KVM is not "
                     f"usable: instances cannot start ({state.reason}){ignored}",
-                    hint="fix KVM (see kvm.device), or set [libvirt] virt_type = "
-                    "qemu if this host can only emulate",
+                    hint="fix KVM (see kvm.device), or, if this host can only emulate: "
+                    + facts.deployment(ctx).virt_type_fix("qemu", vt.file),
                     code="kvm-unusable",
                     evidence=ev,
                     details=d,
@@ -280,16 +290,17 @@ class NovaVirtType(Check):
         if value == "qemu":
             if state.usable is True:
                 place = (
-                    f"unset {vt.env} in nova-compute's environment"
+                    f"unset {vt.env} in nova-compute's environment (its service unit or "
+                    "container definition) and restart nova-compute"
                     if vt.env
-                    else f"set [libvirt] virt_type = kvm in {vt.file or '/etc/nova/nova.conf'}"
+                    else facts.deployment(ctx).virt_type_fix("kvm", vt.file)
                 )
                 return self.result(
                     WARNING,
                     f"virt_type=qemu ({_where(vt)}){old}: KVM is usable "
                     "here but unused — every instance is emulated (TCG, 10-50x "
                     f"slower){ignored}",
-                    hint=f"{place} and restart nova-compute",
+                    hint=place,
                     code="capable-but-unused",
                     evidence=ev,
                     details=d,
@@ -316,9 +327,11 @@ class QemuUserAccess(Check):
     id = "libvirt.qemu_user"
     title = "libvirt's QEMU user can open /dev/kvm"
     reads = (
-        "/etc/libvirt/qemu.conf",
+        "/proc/<libvirt QEMU pid>/status (Uid, Gid, Groups)",
+        "/etc/libvirt/qemu.conf (as libvirtd sees it: /proc/<pid>/root/...)",
         "/etc/kolla/nova-libvirt/qemu.conf",
-        "/etc/passwd",
+        "/var/snap/<snap>/common/etc/libvirt/qemu.conf",
+        "/etc/passwd (as the QEMU or libvirtd process sees it)",
         "/etc/group",
         "/dev/kvm (stat, POSIX ACL)",
         *facts.ACCESS_READS,
@@ -332,20 +345,35 @@ class QemuUserAccess(Check):
         a = facts.qemu_kvm_access(ctx)
         if dev is None or a is None:
             return self.result(SKIP, "no /dev/kvm (see kvm.device)", code="no-device")
-        ev = [f"QEMU user {qu.user} from {qu.source}", f"/dev/kvm {a.mode}"]
+        who = f"{qu.user} (uid {qu.uid})" if qu.uid is not None else qu.user
+        ev = [f"QEMU user {who} from {qu.source}", a.missing or f"/dev/kvm {a.mode}"]
         d: dict[str, Any] = {
             "user": qu.user,
             "group": qu.group,
             "source": qu.source,
+            "from_process": qu.from_process,
+            "pid": qu.pid,
             "device_mode": dev.mode,
             "device_owner": dev.owner or dev.uid,
             "device_group": dev.group or dev.gid,
         }
+        conf = novaconfig.nova_conf(ctx)
+        vt = conf.effective_virt_type if conf else None
         if a.uid is None:
+            passwd = facts.passwd_seen_by(ctx, qu.seen_by)
+            if vt == "qemu":
+                # nova runs every guest under TCG: who may open /dev/kvm changes nothing
+                return self.result(
+                    OK,
+                    f"QEMU user '{qu.user}' is not in {passwd}: its access to /dev/kvm is not "
+                    "judged — not needed while virt_type=qemu",
+                    code="no-user-unused",
+                    evidence=ev,
+                    details=d,
+                )
             return self.result(
                 UNKNOWN,
-                f"QEMU user '{qu.user}' is not in /etc/passwd: "
-                "cannot work out its access to /dev/kvm",
+                f"QEMU user '{qu.user}' is not in {passwd}: cannot work out its access to /dev/kvm",
                 code="no-user",
                 hint=f"check `id {qu.user}` (NSS/LDAP users are not read)",
                 evidence=ev,
@@ -356,6 +384,24 @@ class QemuUserAccess(Check):
         if a.access is not None:
             d["access"] = a.access.to_json()
             ev += a.access.reasons
+        denied_by_cgroup = a.cgroup is not None and a.cgroup.allowed is False
+        if a.cgroup is not None:
+            d["device_cgroup"] = {
+                "pid": a.cgroup.pid,
+                "allowed": a.cgroup.allowed,
+                "devices_list": a.cgroup.path,
+            }
+            if a.cgroup.allowed is not None:
+                ev.append(a.cgroup.why)
+        if a.ok is None and vt == "qemu":
+            return self.result(
+                OK,
+                f"whether {qu.user} (uid {a.uid}) can open /dev/kvm ({a.mode}) cannot be told"
+                " — not needed while virt_type=qemu",
+                code="acl-unreadable-unused",
+                evidence=ev,
+                details=d,
+            )
         if a.ok is None:
             return self.result(
                 UNKNOWN,
@@ -373,11 +419,15 @@ class QemuUserAccess(Check):
                 evidence=ev,
                 details=d,
             )
-        conf = novaconfig.nova_conf(ctx)
-        vt = conf.effective_virt_type if conf else None
+        if denied_by_cgroup and a.cgroup is not None:
+            why = f"its device cgroup refuses c 10:232 ({a.cgroup.path})"
+        elif a.missing:
+            why = a.missing
+        else:
+            why = a.mode
         msg = (
             f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
-            f"/dev/kvm ({a.mode}): KVM "
+            f"/dev/kvm ({why}): KVM "
             "guests will fail to start, or fall back to TCG silently"
         )
         hint = a.hint

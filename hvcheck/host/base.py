@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from hvcheck.parsers.pkgdb import RPM_QA, RPMDB_SQLITE, Package, format_rpm_qa, parse_rpm_qa
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, parse_status
 
 if TYPE_CHECKING:
@@ -260,6 +261,86 @@ def file_type(st_mode: int) -> str:
     return "other"
 
 
+class FileStamp(NamedTuple):
+    """``stat(2)`` of one file: the inode (``st_dev``, ``st_ino``) and its ``st_mtime`` and
+    ``st_ctime`` (seconds since the epoch, UTC)."""
+
+    dev: int
+    ino: int
+    mtime: float
+    ctime: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._asdict())
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[FileStamp]:
+        """A marker's stamp when every field has its type (ints, numbers); else None."""
+        if not isinstance(d, dict):
+            return None
+        dev, ino = _int(d.get("dev")), _int(d.get("ino"))
+        mtime, ctime = _num(d.get("mtime")), _num(d.get("ctime"))
+        if dev is None or ino is None or mtime is None or ctime is None:
+            return None
+        return cls(dev, ino, mtime, ctime)
+
+
+def _int(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _num(v: Any) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+class ExeRecord(NamedTuple):
+    """The file a process runs, the file now at its path, and when the process started
+    (:meth:`Host.exe_record`).
+
+    ``path``: the path whose file ``current`` is: the target of ``/proc/<pid>/exe`` without
+    its " (deleted)", else an absolute argv[0]; None when neither is known.
+    ``running``: ``stat`` of ``/proc/<pid>/exe`` itself, which follows the link to the inode
+    the process maps, even after the file was replaced or removed (proc(5)); None when it
+    cannot be read (another user's process without CAP_SYS_PTRACE).
+    ``current``: ``stat`` of ``path`` now, looked up in the process's mount namespace; None
+    when there is no file there (or it could not be stat'ed: ``errors`` says why).
+    ``started``: when the process started, seconds since the epoch (psutil's
+    ``create_time``: ``/proc/<pid>/stat`` starttime after ``/proc/stat`` btime).
+    ``errors``: what could not be read, and why.
+    """
+
+    path: Optional[str]
+    running: Optional[FileStamp]
+    current: Optional[FileStamp]
+    started: Optional[float]
+    errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "running": self.running.to_json() if self.running else None,
+            "current": self.current.to_json() if self.current else None,
+            "started": self.started,
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[ExeRecord]:
+        """The marker's ``binaries.<pid>``; None when it is not an object. A field of the
+        wrong type reads as unknown."""
+        if not isinstance(d, dict):
+            return None
+        path = d.get("path")
+        errors = d.get("errors")
+        return cls(
+            path=path if isinstance(path, str) and path.startswith("/") else None,
+            running=FileStamp.from_json(d.get("running")),
+            current=FileStamp.from_json(d.get("current")),
+            started=_num(d.get("started")),
+            errors=tuple(str(e) for e in errors) if isinstance(errors, list) else (),
+        )
+
+
 class ProcessTable(NamedTuple):
     """One walk of the process table, sorted into the groups asked for (sorted by pid).
 
@@ -336,6 +417,55 @@ class CapsResult(NamedTuple):
             domcaps_error=s("domcaps_error"),
             error=s("error"),
             elapsed=float(el) if isinstance(el, (int, float)) and not isinstance(el, bool) else 0.0,
+        )
+
+
+class RpmRead(NamedTuple):
+    """What an RPM database gave (:meth:`Host.rpm_sqlite`, :meth:`Host.rpm_query`).
+
+    ``status``: ``ok`` (``packages`` holds every package), ``error`` (``error`` says why;
+    ``packages`` what could be read, if anything), ``timeout`` (``rpm -qa`` did not finish in
+    time), ``unavailable`` (the database exists but cannot be read here: no ``rpm`` command,
+    or a Berkeley DB database in a snapshot without ``collect``'s record). ``via``:
+    ``sqlite3`` (rpmdb.sqlite read with the stdlib) or ``rpm -qa``. ``bad``: header blobs
+    that did not parse (they are left out of ``packages``).
+    """
+
+    status: str
+    via: str
+    packages: tuple[Package, ...] = ()
+    error: Optional[str] = None
+    bad: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The marker's form: packages as ``rpm -qa --qf RPM_QUERYFORMAT`` lines."""
+        return {
+            "status": self.status,
+            "via": self.via,
+            "error": self.error,
+            "bad": self.bad,
+            "packages": format_rpm_qa(self.packages),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[RpmRead]:
+        if not isinstance(d, dict) or d.get("status") not in (
+            "ok",
+            "error",
+            "timeout",
+            "unavailable",
+        ):
+            return None
+        via = str(d["via"]) if d.get("via") in ("sqlite3", "rpm -qa") else "snapshot"
+        lines = d.get("packages")
+        text = "\n".join(x for x in lines if isinstance(x, str)) if isinstance(lines, list) else ""
+        bad = d.get("bad")
+        return cls(
+            status=str(d["status"]),
+            via=via,
+            packages=tuple(parse_rpm_qa(text, RPM_QA if via == "rpm -qa" else RPMDB_SQLITE)),
+            error=str(d["error"]) if d.get("error") is not None else None,
+            bad=bad if isinstance(bad, int) and not isinstance(bad, bool) else 0,
         )
 
 
@@ -515,6 +645,22 @@ class Host(ABC):
         where not known."""
         return None
 
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """The mount namespace of process ``pid`` (hvcheck's own for None): the target of
+        ``/proc/<pid>/ns/mnt`` (``/proc/self/ns/mnt``), e.g. ``"mnt:[4026531841]"``
+        (namespaces(7): two processes share a namespace exactly when these are equal).
+
+        None when it cannot be told: the link is refused (another user's process without
+        CAP_SYS_PTRACE: ptrace access mode PTRACE_MODE_READ_FSCREDS), the process is gone, or
+        a snapshot did not record it. The generic host has no namespaces to read."""
+        return None
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """The file ``p`` runs, the file now at its path and when ``p`` started; None where
+        nothing was recorded (a snapshot made before ``collect`` recorded them). The live
+        host ``stat``s; a snapshot replays the marker's ``binaries``."""
+        return None
+
     def open_proc(self, pid: int) -> ProcView:
         """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
         return ProcView(self, pid)
@@ -551,6 +697,18 @@ class Host(ABC):
     @abstractmethod
     def os_info(self) -> OsInfo: ...
 
+    def stat_recorded(self) -> bool:
+        """Whether :meth:`stat` can answer at all: True on the live host; for a snapshot,
+        whether its marker has a ``stat``/``lstat`` table (a snapshot made before ``collect``
+        recorded them, or assembled by hand, has none: files a process names are then read
+        as the snapshot holds them, as they were before issue 14's rules)."""
+        return True
+
+    def taken_at(self) -> Optional[float]:
+        """When this host's evidence was read, in seconds since the epoch, where that is not
+        now: a snapshot's ``taken_at``. None on the live host (the run reads it now)."""
+        return None
+
     # ---- live-only probes of outside services (snapshots replay what collect recorded) ----
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
         """libvirt's capabilities within ``timeout`` s; None where none can be had."""
@@ -558,6 +716,42 @@ class Host(ABC):
 
     def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
         """Nova's record(s) of this hypervisor; None where none can be had."""
+        return None
+
+    # ---- package databases (hvcheck.host.rpmdb; snapshots replay collect's record) ------
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """The packages of the ``rpmdb.sqlite`` at ``path``; None when there is none.
+
+        This generic form reads the file through the host's reads (at most
+        ``MAX_RPMDB_BYTES``) and opens a private temporary copy read-only
+        (:func:`hvcheck.host.rpmdb.read_rpmdb_bytes`): what a snapshot that holds the file
+        itself does. The live host opens the file in place, read-only.
+        """
+        from hvcheck.host.rpmdb import MAX_RPMDB_BYTES, read_rpmdb_bytes
+
+        def read() -> Optional[RpmRead]:
+            try:
+                data = self._read_bytes(path, MAX_RPMDB_BYTES + 1)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError as e:
+                return RpmRead("error", "sqlite3", error=f"{path}: {e.strerror or e}")
+            if len(data) > MAX_RPMDB_BYTES:
+                return RpmRead(
+                    "error",
+                    "sqlite3",
+                    error=f"{path}: larger than {MAX_RPMDB_BYTES // 2**20} MiB, not read",
+                )
+            return read_rpmdb_bytes(data, path)
+
+        result: Optional[RpmRead] = self._memo("rpmdb", path, read)
+        return result
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``rpm -qa`` of the RPM database in the directory ``dbpath`` (Berkeley DB
+        ``Packages``, ndb ``Packages.db``, or an ``rpmdb.sqlite`` that could not be read as a
+        file), within ``timeout`` s; None where there is none or it cannot be asked (only the
+        live host runs rpm; snapshots replay collect's record)."""
         return None
 
     # ---- backend primitives -------------------------------------------------------------

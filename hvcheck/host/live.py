@@ -3,14 +3,18 @@
 Reads files through ``os`` (``O_NONBLOCK``, regular files only); the process table through
 psutil (``/proc/<pid>/{stat,cmdline,status}``), the ``Groups:`` line of
 ``/proc/<pid>/status`` and the ``/proc/<pid>/exe`` link itself (psutil has no supplementary
-groups, and its ``exe()`` drops " (deleted)"), and each QEMU process's
+groups, and its ``exe()`` drops " (deleted)"), the ``/proc/<pid>/ns/mnt`` and
+``/proc/self/ns/mnt`` links (mount namespaces), and each QEMU process's
 ``fd``/``task`` through :mod:`hvcheck.host.procdir` (psutil gives neither link targets nor
-thread names); ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
+thread names); for a QEMU process's binary, ``os.stat`` of ``/proc/<pid>/exe`` and of the path
+it names (``/proc/<pid>/root/<path>`` when ``/proc/<pid>/ns/mnt`` is not hvcheck's) and
+psutil's start time; ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
 ``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
 ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
 through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
-imported only when first asked. The outside services (libvirt, Nova) are asked through
-:mod:`hvcheck.services`.
+imported only when first asked. The outside services (libvirt, Nova) and ``rpm -qa`` are asked
+through :mod:`hvcheck.services`; an ``rpmdb.sqlite`` is read in place by
+:mod:`hvcheck.host.rpmdb`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from hvcheck.host.base import (
     MAX_READ,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
+    FileStamp,
     FileStat,
     Host,
     KernelLog,
@@ -37,6 +43,7 @@ from hvcheck.host.base import (
     ProcessGone,
     ProcInfo,
     ProcView,
+    RpmRead,
     Uname,
     _decode,
     _errno_name,
@@ -173,6 +180,46 @@ class LiveHost(Host):
             status=str(status),
         )
 
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """``readlink /proc/<pid>/ns/mnt`` (``/proc/self/ns/mnt`` for hvcheck itself)."""
+        try:
+            return os.readlink(f"/proc/{'self' if pid is None else pid}/ns/mnt")
+        except OSError:
+            return None
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """``os.stat`` of ``/proc/<pid>/exe`` (the inode the process maps, also once replaced
+        or deleted) and of the path its link names (or an absolute argv[0] when the link
+        cannot be read), and psutil's ``create_time``.
+
+        The link's text is the path as seen from hvcheck's own root (the kernel's d_path);
+        a process in another mount namespace (a container's) is looked up under
+        ``/proc/<pid>/root`` instead, where the kernel resolves the path in that namespace.
+        """
+        import psutil
+
+        pid = p.pid
+        errors: list[str] = []
+        try:
+            started: Optional[float] = float(psutil.Process(pid).create_time())
+        except psutil.NoSuchProcess:
+            return ExeRecord(None, None, None, None, ("the process exited",))
+        except (psutil.AccessDenied, OSError) as e:  # pragma: no cover - /proc/PID/stat is 0444
+            started = None
+            errors.append(f"/proc/{pid}/stat: {e}")
+        running = _stamp(f"/proc/{pid}/exe", errors)
+        path: Optional[str] = None
+        if p.exe is not None:
+            path = p.exe[: -len(DELETED)] if p.exe.endswith(DELETED) else p.exe
+        elif p.argv and p.argv[0].startswith("/"):
+            path = p.argv[0]
+        current: Optional[FileStamp] = None
+        if path is not None and path.startswith("/"):
+            current = _stamp(path if _same_mount_ns(pid) else f"/proc/{pid}/root{path}", errors)
+        else:
+            path = None
+        return ExeRecord(path, running, current, started, tuple(errors))
+
     def open_proc(self, pid: int) -> ProcView:
         try:
             fd = os.open(f"/proc/{pid}", _O_DIR)
@@ -272,6 +319,27 @@ class LiveHost(Host):
 
         return nova_hypervisors(query)
 
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """The file opened in place by sqlite3, read-only and immutable
+        (:func:`hvcheck.host.rpmdb.read_rpmdb_file`): no copy, no lock, no write."""
+        if not os.path.isfile(path):
+            return None
+        from hvcheck.host.rpmdb import read_rpmdb_file
+
+        result: RpmRead = self._memo("rpmdb", path, lambda: read_rpmdb_file(path))
+        return result
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``rpm -qa`` (:func:`hvcheck.services.rpm_qa`) when ``dbpath`` holds a Berkeley DB
+        ``Packages``, an ndb ``Packages.db`` or an ``rpmdb.sqlite`` file."""
+        names = ("Packages", "Packages.db", "rpmdb.sqlite")
+        if not any(os.path.isfile(f"{dbpath}/{n}") for n in names):
+            return None
+        from hvcheck.services import rpm_qa
+
+        result: RpmRead = self._memo("rpm -qa", dbpath, lambda: rpm_qa(dbpath, timeout))
+        return result
+
 
 _COMM_LEN = 15  # TASK_COMM_LEN (include/linux/sched.h) less its NUL
 
@@ -293,6 +361,31 @@ def _exe_link(pid: int) -> tuple[Optional[str], bool]:
         return None, True
     except OSError:
         return None, False
+
+
+DELETED = " (deleted)"  # what d_path() appends to the name of an unlinked file (fs/d_path.c)
+
+
+def _stamp(path: str, errors: list[str]) -> Optional[FileStamp]:
+    """``os.stat`` (following links: ``/proc/<pid>/exe`` resolves to the mapped inode) as a
+    :class:`FileStamp`; None when there is no file there, or why not in ``errors``."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror or e}")
+        return None
+    return FileStamp(st.st_dev, st.st_ino, st.st_mtime, st.st_ctime)
+
+
+def _same_mount_ns(pid: int) -> bool:
+    """Whether the process shares hvcheck's mount namespace (``/proc/<pid>/ns/mnt`` names the
+    same namespace as ``/proc/self/ns/mnt``); True when that cannot be read."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return True
 
 
 def _read_procfs(path: str, limit: int) -> bytes:

@@ -2,14 +2,26 @@
 
 ``SnapshotHost`` never touches the live system: it spawns nothing, makes no ioctl, follows no
 symlink out of the snapshot, and caps every read. Reads ``hvcheck-snapshot.json`` (the
-marker: devices, probes, denied paths) and the snapshot's copies of the host's files.
+marker: devices, probes, denied paths, mount namespaces, the binaries of processes) and the
+snapshot's copies of the host's files.
+
+Opening a snapshot happens before the run's deadline starts, so everything it does is bounded
+up front: a ``.tar.gz`` may hold at most ``MAX_MEMBERS`` members and unpack to at most
+``MAX_UNPACKED`` bytes (counted on the decompressed stream itself, headers included, before a
+member's data is read: a gzip bomb or a huge pax header stops there); the marker is at most
+``MAX_MARKER`` bytes and ``MAX_MARKER_DEPTH`` levels of JSON nesting, checked before it is
+parsed. A marker value of the wrong type is never read as "absent" when absence would be a
+verdict (a device that is not there, a probe that failed): the snapshot host raises a
+``PermissionError`` naming the value, and the engine makes what depends on it UNKNOWN.
 """
 
 from __future__ import annotations
 
 import errno as errno_mod
 import json
+import math
 import os
+import re
 import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -21,6 +33,7 @@ from hvcheck.host.base import (
     MAX_SNAPSHOT_TOTAL,
     CapsResult,
     DeviceInfo,
+    ExeRecord,
     FileStat,
     Host,
     KernelLog,
@@ -29,6 +42,7 @@ from hvcheck.host.base import (
     ProbeResult,
     ProcInfo,
     ProcView,
+    RpmRead,
     SnapshotError,
     Uname,
     _by_number,
@@ -41,6 +55,76 @@ from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_at
 
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
+
+# A collected snapshot of a host with 1,000 instances holds ~70,000 members (per process:
+# cmdline, comm, status, fd links, task comms) and a few MiB; the bounds leave room for
+# ten times that and stop a crafted tarball within seconds.
+MAX_MEMBERS = 500_000
+MAX_UNPACKED = MAX_SNAPSHOT_TOTAL + 512 * MAX_MEMBERS  # file data plus one header each
+MAX_MARKER = 1024 * 1024
+MAX_MARKER_DEPTH = 32  # collect writes 8 at most (probes.nova_api.records[].…)
+
+
+class _BoundedStream:
+    """The decompressed tar stream, refusing to give more than ``limit`` bytes in all: a read
+    that would pass the bound raises SnapshotError before anything is decompressed for it."""
+
+    def __init__(self, raw: Any, limit: int, label: str) -> None:
+        self.raw = raw
+        self.limit = limit
+        self.count = 0
+        self.label = label
+
+    def read(self, n: int = -1) -> bytes:
+        room = self.limit - self.count
+        if n is None or n < 0 or n > room + 1:
+            n = room + 1  # one byte past the bound tells a stream that goes on
+        data: bytes = self.raw.read(n)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise SnapshotError(
+                f"{self.label}: unpacks to more than {self.limit // 2**20} MiB; refused"
+            )
+        return data
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def json_depth(text: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in a JSON text (brackets inside strings not
+    counted), found without parsing it: Python's json recurses once per level. (An
+    unterminated string is left in and its brackets counted: json refuses it anyway.)"""
+    depth = deepest = 0
+    for c in _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKET):
+        if c in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _refuse(what: str, path: str) -> PermissionError:
+    """What a wrong-typed marker value is: a refusal naming it (the engine turns a
+    PermissionError whose reason mentions the snapshot into an UNKNOWN with a hint)."""
+    return PermissionError(
+        errno_mod.EINVAL, f"the snapshot marker's {what} has the wrong type; not used", path
+    )
+
+
+_OCTAL_MODE = re.compile(r"0?[0-7]{3,4}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _opt(v: Any, kind: type) -> bool:
+    return v is None or (isinstance(v, kind) and not isinstance(v, bool))
 
 
 class _Node:
@@ -187,36 +271,55 @@ class _TarTree(_Tree):
 
     def __init__(self, path: str) -> None:
         self.nodes: dict[str, _Node] = {"": _Node("dir")}
-        total = 0
+        total = 0  # file data kept
+        declared = 0  # file data the headers announce (skipped data is unpacked too)
+        members = 0
         try:
+            import gzip
             import tarfile
 
-            with tarfile.open(path, "r:gz") as tf:
-                for m in tf:
-                    rel = _norm(m.name)
-                    if rel is None or rel == "":
-                        continue
-                    if m.isreg():
-                        f = tf.extractfile(m)
-                        data = f.read(min(MAX_READ, MAX_SNAPSHOT_TOTAL - total) + 1) if f else b""
-                        truncated = len(data) > MAX_READ
-                        data = data[:MAX_READ]
-                        total += len(data)
-                        if total >= MAX_SNAPSHOT_TOTAL:
+            with gzip.open(path, "rb") as gz:
+                stream = _BoundedStream(gz, MAX_UNPACKED, path)
+                with tarfile.open(fileobj=stream, mode="r|") as tf:  # type: ignore[call-overload]
+                    for m in tf:
+                        members += 1
+                        if members > MAX_MEMBERS:
+                            raise SnapshotError(f"{path}: more than {MAX_MEMBERS} members; refused")
+                        declared += max(0, m.size)
+                        if declared > MAX_SNAPSHOT_TOTAL:
                             raise SnapshotError(
                                 f"{path}: snapshot larger than {MAX_SNAPSHOT_TOTAL // 2**20} MiB"
                             )
-                        node = _Node("file", data=data, truncated=truncated)
-                    elif m.isdir():
-                        node = self.nodes.get(rel) or _Node("dir")
-                        node.kind = "dir"
-                    elif m.issym():
-                        node = _Node("symlink", target=m.linkname)
-                    else:
-                        node = _Node("other")
-                    self._add(rel, node)
+                        total += self._member(tf, m, path, total)
+        except SnapshotError:
+            raise
         except (tarfile.TarError, EOFError, OSError, ValueError) as e:
             raise SnapshotError(f"{path}: not a readable .tar.gz snapshot ({e})") from e
+
+    def _member(self, tf: Any, m: Any, path: str, total: int) -> int:
+        """Keep member ``m`` as a node; the bytes of file data kept."""
+        rel = _norm(m.name)
+        if rel is None or rel == "":
+            return 0
+        if m.isreg():
+            f = tf.extractfile(m)
+            data = f.read(min(MAX_READ, MAX_SNAPSHOT_TOTAL - total) + 1) if f else b""
+            truncated = len(data) > MAX_READ
+            data = data[:MAX_READ]
+            if total + len(data) >= MAX_SNAPSHOT_TOTAL:
+                raise SnapshotError(
+                    f"{path}: snapshot larger than {MAX_SNAPSHOT_TOTAL // 2**20} MiB"
+                )
+            node = _Node("file", data=data, truncated=truncated)
+        elif m.isdir():
+            node = self.nodes.get(rel) or _Node("dir")
+            node.kind = "dir"
+        elif m.issym():
+            node = _Node("symlink", target=m.linkname)
+        else:
+            node = _Node("other")
+        self._add(rel, node)
+        return len(node.data) if node.kind == "file" else 0
 
     def _add(self, rel: str, node: _Node) -> None:
         old = self.nodes.get(rel)
@@ -284,22 +387,31 @@ class SnapshotHost(Host):
         else:
             raise SnapshotError(f"{path}: no such snapshot directory or .tar.gz file")
         try:
-            raw = self._tree.read(MARKER, 1024 * 1024)
+            raw = self._tree.read(MARKER, MAX_MARKER + 1)
         except OSError as e:
             raise SnapshotError(
                 f"{path}: not an hvcheck snapshot (no {MARKER} marker at its top)"
             ) from e
+        if len(raw) > MAX_MARKER:
+            raise SnapshotError(f"{path}: {MARKER} is larger than {MAX_MARKER // 1024} KiB")
+        if json_depth(raw) > MAX_MARKER_DEPTH:
+            raise SnapshotError(
+                f"{path}: {MARKER} nests deeper than {MAX_MARKER_DEPTH} levels; refused"
+            )
         try:
             marker = json.loads(raw)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise SnapshotError(f"{path}: {MARKER} is not valid JSON ({e})") from e
-        if not isinstance(marker, dict) or marker.get("format") != 1:
+        fmt = marker.get("format") if isinstance(marker, dict) else None
+        if not (_is_int(fmt) and fmt == 1):
             raise SnapshotError(f'{path}: {MARKER} must be a JSON object with "format": 1')
         self.marker: dict[str, Any] = marker
-        denied = marker.get("denied")
-        self._denied_paths = frozenset(
-            d for d in (denied if isinstance(denied, list) else ()) if isinstance(d, str)
-        )
+        # which reads the collecting user was denied shapes every read: a wrong type here
+        # leaves nothing that could be trusted
+        denied = marker.get("denied", [])
+        if not (isinstance(denied, list) and all(isinstance(d, str) for d in denied)):
+            raise SnapshotError(f'{path}: {MARKER}: "denied" must be a list of paths')
+        self._denied_paths = frozenset(denied)
         self._proc_dir: Optional[str] = None  # resolved proc/ of a snapshot directory
 
     @staticmethod
@@ -330,25 +442,44 @@ class SnapshotHost(Host):
 
     def _stat(self, path: str, follow: bool) -> FileStat:
         """The marker's ``stat``/``lstat`` record of ``path`` (what ``collect`` asked): a
-        record, or null when it did not exist then; OSError(ENODATA) when not recorded."""
+        record, or null when it did not exist then; OSError(ENODATA) when not recorded (an
+        older snapshot). A table or record of the wrong type raises PermissionError: what
+        depends on it is then UNKNOWN, never judged from a guess (the marker's bounds rule)."""
         self._denied(path)
-        table = self.marker.get("stat" if follow else "lstat")
-        if isinstance(table, dict) and path in table:
-            rec = table[path]
-            if rec is None:
-                raise FileNotFoundError(errno_mod.ENOENT, "did not exist (when collected)", path)
-            st = FileStat.from_json(rec)
-            if st is not None:
-                return st
-            raise OSError(errno_mod.ENODATA, "unusable stat record in the snapshot", path)
-        raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+        kind = "stat" if follow else "lstat"
+        table = self.marker.get(kind)
+        if table is None:
+            raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+        if not isinstance(table, dict):
+            raise _refuse(f'"{kind}"', path)
+        if path not in table:
+            raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+        rec = table[path]
+        if rec is None:
+            raise FileNotFoundError(errno_mod.ENOENT, "did not exist (when collected)", path)
+        st = FileStat.from_json(rec)
+        if st is None:
+            raise _refuse(f'"{kind}" record of {path}', path)
+        return st
+
+    def stat_recorded(self) -> bool:
+        return "stat" in self.marker or "lstat" in self.marker
 
     def _process_age(self, pid: int) -> Optional[float]:
+        """The marker's ``process_ages.<pid>`` (seconds); None when not recorded. A table or
+        value of the wrong type raises PermissionError: whether a QEMU is still starting
+        cannot then be told, and what depends on the process table is UNKNOWN."""
         ages = self.marker.get("process_ages")
-        v = ages.get(str(pid)) if isinstance(ages, dict) else None
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-            return float(v)
-        return None
+        if ages is None:
+            return None
+        if not isinstance(ages, dict):
+            raise _refuse('"process_ages"', f"/proc/{pid}/stat")
+        v = ages.get(str(pid))
+        if v is None:
+            return None
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf):
+            raise _refuse(f'"process_ages" value of pid {pid}', f"/proc/{pid}/stat")
+        return float(v)
 
     def _proc_path(self) -> str:
         """Resolved ``proc/`` of a snapshot directory ("" for a .tar.gz or none usable)."""
@@ -361,6 +492,20 @@ class SnapshotHost(Host):
                     path = ""
             self._proc_dir = path
         return self._proc_dir
+
+    def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
+        """What ``collect`` recorded in the marker's ``mount_ns``: ``"self"`` (its own) and
+        ``"processes"`` (``{"<pid>": "mnt:[...]"}``); None where nothing (of the right type)
+        was recorded."""
+        ns = self.marker.get("mount_ns")
+        if not isinstance(ns, dict):
+            return None
+        if pid is None:
+            v = ns.get("self")
+        else:
+            procs = ns.get("processes")
+            v = procs.get(str(pid)) if isinstance(procs, dict) else None
+        return v if isinstance(v, str) and v else None
 
     def open_proc(self, pid: int) -> ProcView:
         proc = self._proc_path()
@@ -420,49 +565,95 @@ class SnapshotHost(Host):
             os.close(dfd)
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
+        """The marker's ``devices[path]``; None when the marker records no such device (it
+        was absent on the host). A record of the wrong shape raises PermissionError: "absent"
+        would be a verdict (no /dev/kvm), "cannot tell" is the truth. ``acl`` and ``udev`` of
+        the wrong type read as absent (docs/SNAPSHOT.md)."""
         devices = self.marker.get("devices")
-        d = devices.get(path) if isinstance(devices, dict) else None
-        if not isinstance(d, dict):
+        if devices is None:
             return None
-        try:
-            return DeviceInfo(
-                type=str(d.get("type", "char")),
-                major=int(d.get("major", 0)),
-                minor=int(d.get("minor", 0)),
-                mode=str(d.get("mode", "0000")),
-                uid=int(d.get("uid", 0)),
-                gid=int(d.get("gid", 0)),
-                owner=str(d["owner"]) if d.get("owner") is not None else None,
-                group=str(d["group"]) if d.get("group") is not None else None,
-                acl=acl_from_json(d.get("acl")),
-                udev=udev_from_json(d.get("udev")),
-            )
-        except (TypeError, ValueError):
+        if not isinstance(devices, dict):
+            raise _refuse('"devices"', path)
+        d = devices.get(path)
+        if d is None:
             return None
+        if not (
+            isinstance(d, dict)
+            and isinstance(d.get("type", "char"), str)
+            and all(_is_int(d.get(k, 0)) and d.get(k, 0) >= 0 for k in ("major", "minor"))
+            and all(_is_int(d.get(k, 0)) for k in ("uid", "gid"))
+            and isinstance(d.get("mode", "0000"), str)
+            and _OCTAL_MODE.fullmatch(d.get("mode", "0000"))
+            and _opt(d.get("owner"), str)
+            and _opt(d.get("group"), str)
+        ):
+            raise _refuse(f'"devices" record of {path}', path)
+        return DeviceInfo(
+            type=d.get("type", "char"),
+            major=d.get("major", 0),
+            minor=d.get("minor", 0),
+            mode=d.get("mode", "0000"),
+            uid=d.get("uid", 0),
+            gid=d.get("gid", 0),
+            owner=d.get("owner"),
+            group=d.get("group"),
+            acl=acl_from_json(d.get("acl")),
+            udev=udev_from_json(d.get("udev")),
+        )
+
+    def exe_record(self, p: ProcInfo) -> Optional[ExeRecord]:
+        """The marker's ``binaries.<pid>`` (what ``collect`` stat'ed); None when absent."""
+        recs = self.marker.get("binaries")
+        return ExeRecord.from_json(recs.get(str(p.pid))) if isinstance(recs, dict) else None
 
     def _probes(self) -> dict[str, Any]:
         p = self.marker.get("probes")
-        return p if isinstance(p, dict) else {}
+        if p is None:
+            return {}
+        if not isinstance(p, dict):
+            raise _refuse('"probes"', MARKER)
+        return p
 
     def probe_kvm(self) -> Optional[ProbeResult]:
-        return ProbeResult.from_json(self._probes().get("kvm"))
+        """The recorded functional probe (``probes.kvm``); None when none was recorded. A
+        record of the wrong shape raises PermissionError (a failed probe is a verdict)."""
+        v = self._probes().get("kvm")
+        if v is None:
+            return None
+        r = ProbeResult.from_json(v)
+        if (
+            r is None
+            or not all(_opt(v.get(k), str) for k in ("stage", "errno", "error"))
+            or not all(_opt(v.get(k), int) for k in ("api_version", "uid"))
+            or (v.get("guest") is not None and r.guest is None)
+        ):
+            raise _refuse('"probes.kvm" record', "/dev/kvm")
+        return r
 
     def read_msr(self, cpu: int, register: int) -> Optional[MsrResult]:
         msrs = self._probes().get("msr")
-        if not isinstance(msrs, dict):
+        if msrs is None:
             return None
+        path = f"/dev/cpu/{cpu}/msr"
+        if not isinstance(msrs, dict):
+            raise _refuse('"probes.msr"', path)
         v = msrs.get(f"{cpu}:{register:#x}")
-        if isinstance(v, int):
+        if _is_int(v):
             return MsrResult(v)
         if isinstance(v, str):
             return MsrResult(None, v)
-        return None
+        if v is None:
+            return None
+        raise _refuse(f'"probes.msr" value of {cpu}:{register:#x}', path)
 
     def kernel_log(self) -> KernelLog:
         try:
             text = self.read_text("/dev/kmsg")
         except FileNotFoundError:
-            err = self._probes().get("kmsg_error")
+            try:
+                err = self._probes().get("kmsg_error")
+            except PermissionError as e:
+                err = e.strerror
             return KernelLog(
                 (), "snapshot dev/kmsg", str(err) if err else "no kernel log in the snapshot"
             )
@@ -470,6 +661,8 @@ class SnapshotHost(Host):
             return KernelLog((), "snapshot dev/kmsg", str(e))
         return KernelLog(tuple(text.splitlines()), "snapshot dev/kmsg")
 
+    # A libvirt or Nova API record of the wrong shape reads as absent: those checks are then
+    # SKIPped ("not recorded"), which is no verdict on the host.
     def libvirt_capabilities(self, timeout: float) -> Optional[CapsResult]:
         return CapsResult.from_json(self._probes().get("libvirt_caps"))
 
@@ -477,6 +670,27 @@ class SnapshotHost(Host):
         from hvcheck.novaquery import NovaAnswer
 
         return NovaAnswer.from_json(self._probes().get("nova_api"))
+
+    def _rpm_record(self, path: str) -> Optional[RpmRead]:
+        rec = self._probes().get("rpm")
+        return RpmRead.from_json(rec.get(path)) if isinstance(rec, dict) else None
+
+    def rpm_sqlite(self, path: str) -> Optional[RpmRead]:
+        """What ``collect`` recorded of the database (``probes.rpm``), else the file itself
+        when the snapshot holds one (read from a private temporary copy)."""
+        return self._rpm_record(path) or super().rpm_sqlite(path)
+
+    def rpm_query(self, dbpath: str, timeout: float) -> Optional[RpmRead]:
+        """``collect``'s record of ``rpm -qa`` (``probes.rpm``); never runs rpm."""
+        rec = self._rpm_record(dbpath)
+        if rec is None and any(self.exists(f"{dbpath}/{n}") for n in ("Packages", "Packages.db")):
+            return RpmRead(
+                "unavailable",
+                "rpm -qa",
+                error=f"{dbpath} holds a Berkeley DB/ndb RPM database, which only `rpm -qa` on "
+                "the live host reads; this snapshot has no record of it",
+            )
+        return rec
 
     def uname(self) -> Uname:
         def m(key: str, fallback_path: str) -> str:
@@ -494,9 +708,27 @@ class SnapshotHost(Host):
             kernel=m("kernel", "/proc/sys/kernel/osrelease"),
         )
 
+    def taken_at(self) -> Optional[float]:
+        """The marker's ``taken_at`` (ISO 8601; ``collect`` writes ``2026-11-30T00:00:00Z``;
+        a time without a zone is read as UTC); None when absent or not a time."""
+        v = self.marker.get("taken_at")
+        if not isinstance(v, str) or len(v) > 64:
+            return None
+        from datetime import datetime, timezone
+
+        try:
+            t = datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith(("Z", "z")) else v)
+        except ValueError:
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=timezone.utc)
+        return t.timestamp()
+
     def euid(self) -> int:
         v = self.marker.get("taken_as_uid", 0)
-        return v if isinstance(v, int) else 0
+        if not _is_int(v):
+            raise _refuse('"taken_as_uid"', MARKER)
+        return int(v)
 
     def os_info(self) -> OsInfo:
         """distro's answer (``LinuxDistribution(root_dir=...)``) from a private copy of the

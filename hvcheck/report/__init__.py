@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from hvcheck.engine import LoadedCheck
     from hvcheck.fleet import HostRow
-    from hvcheck.model import Verdict
+    from hvcheck.model import GuestVerdict, Verdict
 
 FORMATS = ("table", "json", "nagios", "prometheus", "zabbix-discovery")
 # formats with an error form of their own on stdout (the Nagios line, the JSON document with
@@ -56,7 +56,7 @@ def render(
     elif fmt == "prometheus":
         from hvcheck.report import prometheus
 
-        out.write(prometheus.render(verdict, verbose))
+        write_utf8(out, prometheus.render(verdict, verbose))
     elif fmt == "zabbix-discovery":
         from hvcheck.report import zabbix
 
@@ -66,6 +66,27 @@ def render(
 
         table.render_to(verdict, out, verbose)
     out.flush()
+
+
+def write_utf8(out: IO[str], text: str) -> None:
+    """Write ``text`` to ``out`` as UTF-8 whatever ``out``'s encoding: for a format defined
+    as UTF-8 (the Prometheus text exposition format), where bytes in the locale's encoding
+    would make node_exporter reject the whole file. A stream without a binary ``buffer``
+    (a test's StringIO) gets the text."""
+    import codecs
+
+    buf = getattr(out, "buffer", None)
+    enc = getattr(out, "encoding", None) or "utf-8"
+    try:
+        utf8 = codecs.lookup(enc).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if utf8 or buf is None:
+        out.write(text)
+        return
+    out.flush()
+    buf.write(text.encode("utf-8", "backslashreplace"))
+    buf.flush()
 
 
 def render_checks(
@@ -101,28 +122,76 @@ def render_checks(
 
 
 def render_collected(
-    path: str, size: int, verdict: Verdict, stream: Optional[IO[str]] = None
+    path: str,
+    size: int,
+    verdict: Verdict,
+    stream: Optional[IO[str]] = None,
+    redacted: Optional[dict[str, list[str]]] = None,
 ) -> None:
-    """``hvcheck collect``'s closing line (on stderr by default): the snapshot written, its size
-    in bytes, and the live verdict it records."""
+    """``hvcheck collect``'s closing lines (on stderr by default): the snapshot written, its size
+    in bytes, and the live verdict it records; then, when secrets were redacted, which files
+    (``redacted``: path -> what, as the marker's ``redacted`` key holds it)."""
     from hvcheck.report.escape import inert
 
     out = sys.stderr if stream is None else stream
     out.write(
-        f"wrote {inert(path)} ({size} bytes); live verdict: "
+        f"wrote {inert(path)} ({size} bytes, mode 0600); live verdict: "
         f"{verdict.status.label} - {inert(verdict.summary)}\n"
     )
+    if redacted:
+        n = sum(len(w) for w in redacted.values())
+        out.write(
+            f"redacted {n} secret(s) in {len(redacted)} file(s): "
+            + ", ".join(inert(p) for p in sorted(redacted))
+            + " (values replaced by ********; listed under 'redacted' in the marker)\n"
+        )
     out.flush()
 
 
-def render_fleet(rows: list[HostRow], fmt: str, stream: Optional[IO[str]] = None) -> None:
+def render_fleet(
+    rows: list[HostRow],
+    fmt: str,
+    stream: Optional[IO[str]] = None,
+    max_age: Optional[float] = None,
+) -> None:
     """``hvcheck report``: the fleet view, a JSON document when ``fmt`` is "json", else the
-    table."""
+    table (``max_age``: the --max-age in seconds the rows were judged with)."""
     from hvcheck.report import fleet
 
     out = sys.stdout if stream is None else stream
     if fmt == "json":
-        out.write(fleet.render_json(rows))
+        out.write(fleet.render_json(rows, max_age))
     else:
         fleet.render_table(rows, out)
+    out.flush()
+
+
+def render_guest(
+    verdict: GuestVerdict,
+    fmt: str,
+    verbose: bool = False,
+    stream: Optional[IO[str]] = None,
+    errors: Optional[IO[str]] = None,
+) -> None:
+    """``hvcheck guest``: write ``verdict`` in ``fmt`` (table, json or nagios) to ``stream``
+    (default stdout) and flush; a failed run in the table format is one line on ``errors``
+    (default stderr), as ``render`` does. Raises ValueError for another ``fmt``."""
+    from hvcheck.report import guest
+
+    if fmt not in guest.FORMATS:
+        raise ValueError(f"unknown guest format {fmt!r} (one of {', '.join(guest.FORMATS)})")
+    out = sys.stdout if stream is None else stream
+    if verdict.error is not None and fmt not in ERROR_FORMATS:
+        from hvcheck.report.escape import inert
+
+        err = sys.stderr if errors is None else errors
+        err.write(f"hvcheck: {inert(verdict.error)}\n")
+        err.flush()
+        return
+    if fmt == "json":
+        out.write(guest.render_json(verdict))
+    elif fmt == "nagios":
+        out.write(guest.render_nagios(verdict, verbose))
+    else:
+        guest.render_table(verdict, out, verbose)
     out.flush()

@@ -7,25 +7,24 @@ strings through ``inert`` once; JSON is escaped by ``json`` (ASCII only).
 from __future__ import annotations
 
 import json
-from typing import IO
+from typing import IO, Optional
 
 from hvcheck.fleet import HostRow, document
 from hvcheck.model import Status
 from hvcheck.report.escape import inert
-from hvcheck.report.table import STYLE
+from hvcheck.report.table import STYLE, console_to
 
 
-def render_json(rows: list[HostRow]) -> str:
-    return json.dumps(document(rows), indent=2, ensure_ascii=True) + "\n"
+def render_json(rows: list[HostRow], max_age: Optional[float] = None) -> str:
+    return json.dumps(document(rows, max_age), indent=2, ensure_ascii=True) + "\n"
 
 
 def render_table(rows: list[HostRow], out: IO[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     doc = document(rows)
-    console = Console(file=out, highlight=False, emoji=False, markup=False)
+    console = console_to(out)
     c = doc["counts"]
     console.print(
         Text(
@@ -37,11 +36,18 @@ def render_table(rows: list[HostRow], out: IO[str]) -> None:
             f"{c['tcg_instances']} TCG of {c['instances']} instances"
         )
     )
+    for what, key in (("duplicate host(s)", "duplicates"), ("stale", "stale")):
+        if doc[key]:
+            console.print(Text(f"{what}: {len(doc[key])}", style="yellow"))
     t = Table()
-    for col in ("Host", "Status", "KVM usable", "Accel", "virt_type", "TCG", "Summary"):
+    for col in ("Host", "Status", "KVM usable", "Accel", "virt_type", "TCG", "Summary", "File"):
         t.add_column(col)
     for r in rows:
         usable = {True: "yes", False: "NO", None: "?"}[r.kvm_usable]
+        summary = Text(inert(r.summary))
+        for f in r.flags:
+            if not r.summary.startswith(f):  # a stale row's summary starts with its flag
+                summary.append("\n! " + inert(f), style="yellow")
         t.add_row(
             Text(inert(r.hostname)),
             Text(inert(r.status), style=STYLE[Status[r.status]]),
@@ -49,6 +55,7 @@ def render_table(rows: list[HostRow], out: IO[str]) -> None:
             inert(r.acceleration),
             inert(r.virt_type or "-"),
             Text(str(r.tcg_instances), style="bold red" if r.tcg_instances else ""),
-            Text(inert(r.summary)),
+            summary,
+            Text(inert(r.file)),
         )
     console.print(t)

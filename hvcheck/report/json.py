@@ -7,7 +7,8 @@ as ``\\uXXXX``), so a hostile name round-trips exactly and prints no control cha
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from typing import Any, Optional
 
 from hvcheck import __version__
 from hvcheck.model import Result, Verdict
@@ -26,6 +27,12 @@ def _result(r: Result) -> dict[str, Any]:
     }
 
 
+def utc(t: Optional[float]) -> str:
+    """``t`` (seconds since the epoch; now when None) as the contract's ``generated_at``:
+    ISO 8601 UTC to the second, ``2026-11-30T00:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
+
+
 def document(v: Verdict) -> dict[str, Any]:
     """The document of ``v``. A run that reached no verdict (``Verdict.failed``) carries its
     reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read. A run
@@ -34,6 +41,9 @@ def document(v: Verdict) -> dict[str, Any]:
     head: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "hvcheck", "version": __version__},
+        # when the evidence was read: the run on the live host, collect's time for a
+        # snapshot; a run that read nothing (Verdict.failed) says when it failed
+        "generated_at": utc(v.generated_at),
         "status": v.status.label,
         "exit_code": v.exit_code,
     }
@@ -74,6 +84,7 @@ def document(v: Verdict) -> dict[str, Any]:
         if v.instances_unknown is None:  # a list that may lack instances counts nothing
             doc["counts"] = v.counts()
         doc["source"] = {"live": v.snapshot is None, "snapshot": v.snapshot}
+        doc["deployment"] = v.deployment
     return doc
 
 

@@ -1,7 +1,8 @@
 """Monitoring Plugins output: ``HVCHECK <STATE> - <summary> | <perfdata>``.
 
 Follows the Monitoring Plugins development guidelines: a short first line, perfdata as
-``'label'=value[UOM];[warn];[crit];[min];[max]``, and no ``|`` in the text.
+``'label'=value[UOM];[warn];[crit];[min];[max]``, and no ``|`` in the text. Thresholds are
+written in the guidelines' range grammar whatever spelling the operator used (``threshold``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,40 @@ def clean(s: str) -> str:
     return inert(s).replace("|", "¦")
 
 
-def _range(r: object) -> str:
-    """A threshold range as perfdata carries it: its own characters only (no ``;``, space)."""
-    text = "" if r is None else str(r)
-    return "".join(ch for ch in text if ch.isascii() and (ch.isalnum() or ch in "~:@.-+"))
+def _number(x: float) -> str:
+    """A threshold number in the guidelines' characters ``[-0-9.]``: no exponent, no ``+``,
+    no trailing zeros (``1e1`` -> ``10``, ``5.50`` -> ``5.5``)."""
+    if float(x).is_integer():
+        return str(int(x))
+    text = format(x, "f").rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def threshold(r: object) -> str:
+    """A threshold range as the Monitoring Plugins guidelines write it (``[@]start:end``:
+    ``start`` and ``:`` left out when start is 0, ``~`` for negative infinity, an empty
+    ``end`` for positive infinity): ``" 1e1 "`` -> ``10``, ``0:5`` -> ``5``, ``10:inf`` ->
+    ``10:``, ``@-inf:5.50`` -> ``@~:5.5``. Empty for no threshold or a text that is no
+    range (never an invalid perfdata field).
+
+    >>> [threshold(t) for t in ("", "0", " 1e1 ", "0:5", "10:inf", "~:", "@-inf:5.50", "x")]
+    ['', '0', '10', '5', '10:', '~:', '@~:5.5', '']
+    """
+    import math
+
+    from hvcheck.nagrange import Range
+
+    text = "" if r is None else str(getattr(r, "text", r))
+    try:
+        rng = Range.parse(text)
+    except ValueError:
+        return ""
+    at = "@" if rng.inside else ""
+    start = "~" if rng.start == -math.inf else _number(rng.start)
+    end = "" if rng.end == math.inf else _number(rng.end)
+    if start == "0" and end:
+        return f"{at}{end}"
+    return f"{at}{start}:{end}"
 
 
 def perfdata(v: Verdict) -> str:
@@ -36,7 +67,7 @@ def perfdata(v: Verdict) -> str:
     parts = []
     for k in ("instances", "kvm_instances", "tcg_instances", "unknown_instances"):
         lim = limits.get(k, {})
-        w, cr = _range(lim.get("warning")), _range(lim.get("critical"))
+        w, cr = threshold(lim.get("warning")), threshold(lim.get("critical"))
         # the guidelines' "U": a value that could not be determined (an incomplete list)
         value = "U" if v.instances_unknown is not None else str(c[k])
         parts.append(f"'{k}'={value};{w};{cr};0;")

@@ -2,11 +2,17 @@
 
 Every label value is made inert once (``inert``: no control character reaches a scrape), then
 escaped as the format requires (backslash, double quote, newline).
+
+Each series is unique (a scrape with two samples of the same series is rejected whole):
+``hvcheck_instance_accel`` is labelled by the instance's name and uuid, and also by its
+``pid`` where the name alone would not tell instances apart (a name two instances share, or
+no name at all).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from hvcheck.model import Status, Verdict
 from hvcheck.report.escape import inert
@@ -59,14 +65,21 @@ def render(v: Verdict, verbose: bool = False) -> str:
         if v.instances_unknown is not None
         else [(f'{{accel="{a}"}}', c[f"{a}_instances"]) for a in ("kvm", "tcg", "unknown")],
     )
+    names = Counter(i.name for i in v.instances)
+
+    def instance(i: object) -> str:
+        name, uuid, accel, pid = (getattr(i, k) for k in ("name", "uuid", "accel", "pid"))
+        labels = f'name="{_label(name)}",uuid="{_label(uuid)}",accel="{_label(accel)}"'
+        if not name or names[name] > 1:
+            labels += f',pid="{int(pid)}"'
+        return "{" + labels + "}"
+
     metric(
         "hvcheck_instance_accel",
-        "One series per QEMU instance; the accel label is what it runs with (value always 1).",
+        "One series per QEMU instance; the accel label is what it runs with (value always 1); "
+        "pid where names repeat or are missing.",
         "gauge",
-        [
-            (f'{{name="{_label(i.name)}",uuid="{_label(i.uuid)}",accel="{_label(i.accel)}"}}', 1)
-            for i in v.instances
-        ],
+        [(instance(i), 1) for i in v.instances],
     )
     metric(
         "hvcheck_last_run_timestamp_seconds",

@@ -3,7 +3,8 @@ plain ``Text`` (the console has markup off): control characters show as visible 
 
 from __future__ import annotations
 
-from typing import IO
+import errno
+from typing import IO, TYPE_CHECKING, Any
 
 from hvcheck.model import Status, Verdict
 from hvcheck.report.escape import inert
@@ -17,12 +18,32 @@ STYLE = {
 }
 
 
-def render_to(v: Verdict, out: IO[str], verbose: bool = False) -> None:
+if TYPE_CHECKING:
     from rich.console import Console
+
+
+def console_to(out: IO[str]) -> Console:
+    """A rich Console printing plain text (no markup, highlighting or emoji) to ``out``.
+
+    rich answers a broken pipe itself (``Console.on_broken_pipe``: stdout onto /dev/null, then
+    ``SystemExit(1)``, a WARNING to Nagios); here the error is raised again, for the caller's
+    output policy (``report.channel``) to decide the exit code."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    kwargs: dict[str, Any] = {"highlight": False, "emoji": False, "markup": False}
+    return _Console(file=out, **kwargs)
+
+
+def render_to(v: Verdict, out: IO[str], verbose: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=out, highlight=False, emoji=False, markup=False)
+    console = console_to(out)
     usable = {True: "yes", False: "NO", None: "cannot tell"}[v.kvm_usable]
     head = Text()
     head.append(f"hvcheck {v.status.label}", style=STYLE[v.status])
