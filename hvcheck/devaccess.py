@@ -199,6 +199,9 @@ def node_access(
     now = judge(path, dev, uid, gids, user, None, accounts, quiet=True)
     if now.allowed is True:
         return now
+    # udev's own record of the node (pyudev on a live host, the marker in a snapshot): asked
+    # only here, where the answer goes into the reasons
+    dev = dev._replace(udev=ctx.host.udev_view(path, dev))
     rules = node_udev_rules(ctx, path, dev, accounts)
     return judge(path, dev, uid, gids, user, rules, accounts)
 

@@ -19,8 +19,11 @@ from snap import make_snapshot
 
 def test_udev_view_of_a_live_char_device_is_sysfs_and_udevs() -> None:
     st = os.stat("/dev/null")
-    info = LiveHost().stat_device("/dev/null")
-    assert info is not None and info.type == "char" and (info.major, info.minor) == (1, 3)
+    host = LiveHost()
+    node = host.stat_device("/dev/null")
+    assert node is not None and node.type == "char" and (node.major, node.minor) == (1, 3)
+    assert node.udev is None  # asked separately, only where a judgement needs it
+    info = node._replace(udev=host.udev_view("/dev/null", node))
     assert info.udev is not None, "pyudev found no device 1:3"
     props = info.udev["properties"]
     assert (props["MAJOR"], props["MINOR"]) == (
@@ -40,9 +43,10 @@ def test_udev_view_of_a_live_char_device_is_sysfs_and_udevs() -> None:
 def test_no_udev_for_a_plain_file_and_no_acl_without_one(tmp_path: Path) -> None:
     f = tmp_path / "plain"
     f.write_text("x")
-    info = LiveHost().stat_device(str(f))
+    host = LiveHost()
+    info = host.stat_device(str(f))
     assert info is not None and info.type == "file"
-    assert info.udev is None and info.acl is None
+    assert host.udev_view(str(f), info) is None and info.acl is None
 
 
 @pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (acl package)")

@@ -678,6 +678,12 @@ class Host(ABC):
     @abstractmethod
     def stat_device(self, path: str) -> Optional[DeviceInfo]: ...
 
+    def udev_view(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
+        """udev's record of the node at ``path`` (``DeviceInfo.udev``'s shape: initialized,
+        properties, tags); None when udev knows nothing of it. A snapshot replays what
+        ``collect`` recorded in ``dev``; the live host asks pyudev (``LiveHost.udev_view``)."""
+        return dev.udev
+
     @abstractmethod
     def probe_kvm(self) -> Optional[ProbeResult]:
         """The functional probe; None where it cannot be run (a snapshot without it)."""

@@ -228,15 +228,21 @@ class LiveHost(Host):
         return _FdProcView(self, pid, fd, live=True, denied=frozenset())
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
-        """``os.stat`` of the node, its ACL (``os.getxattr``) and, for a device, udev's view
-        of its device number (pyudev)."""
+        """``os.stat`` of the node and its ACL (``os.getxattr``); udev's view is asked for
+        separately (``udev_view``), only where a judgement needs it."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
-        info = _device_info(st)
-        udev = self._udev_view(info.type, st.st_rdev) if info.type in ("char", "block") else None
-        return info._replace(acl=_posix_acl(path), udev=udev)
+        return _device_info(st)._replace(acl=_posix_acl(path))
+
+    def udev_view(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
+        """udev's record of the device ``dev`` (pyudev, by its device number); None for a node
+        that is no device. pyudev is imported here only: finding libudev runs
+        ``ldconfig -p``, which a run that never needs udev's view does not pay for."""
+        if dev.udev is not None or dev.type not in ("char", "block"):
+            return dev.udev
+        return self._udev_view(dev.type, os.makedev(dev.major, dev.minor))
 
     def _udev_view(self, kind: str, rdev: int) -> Optional[dict[str, Any]]:
         """udev's record of the device (libudev through pyudev:
