@@ -10,7 +10,7 @@ and abandoned, so the run ends within ``--timeout``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -213,8 +213,15 @@ def run(
     read_at = _read_at(host)
     ctx, deadline = _context(host, timeout, options)
     chosen = [lc for lc in checks if selected(lc.id, only, skip)]
-    # The verdict's own facts run alongside the checks, under the same deadline.
-    results, vf = _run_checks(ctx, chosen, deadline, timeout, partial(_verdict_facts, ctx))
+    # The verdict's own facts run alongside the checks, under the same deadline; each apart,
+    # so that one that hangs (a config file on a dead mount) costs only what depends on it.
+    verdict_work: dict[str, Callable[[], dict[str, Any]]] = {
+        "_verdict": partial(_verdict_facts, ctx),
+        "_verdict_instances": partial(_verdict_instances, ctx),
+        "_verdict_deployment": partial(_verdict_deployment, ctx),
+        "_verdict_virt_type": partial(_verdict_virt_type, ctx),
+    }
+    results, vf = _run_checks(ctx, chosen, deadline, timeout, verdict_work, _verdict_missing)
     return _assemble(ctx, results, vf, deadline)._replace(generated_at=read_at)
 
 
@@ -240,15 +247,18 @@ def _run_checks(
     chosen: Sequence[LoadedCheck],
     deadline: float,
     timeout: float,
-    facts_work: Callable[[], dict[str, Any]],
+    facts_work: Mapping[str, Callable[[], dict[str, Any]]],
+    on_missing: Optional[Callable[[str, str], dict[str, Any]]] = None,
 ) -> tuple[list[Result], dict[str, Any]]:
-    """Run ``chosen`` and ``facts_work`` (the verdict's own facts) at once under ``deadline``:
-    one Result per check (UNKNOWN for a check that failed to load, raised, returned something
-    else or did not finish), and the facts ({} when they failed or did not finish)."""
+    """Run ``chosen`` and ``facts_work`` (the verdict's own facts, each item apart: its key
+    -> what computes a dict of facts) at once under ``deadline``: one Result per check
+    (UNKNOWN for a check that failed to load, raised, returned something else or did not
+    finish), and the facts merged (an item that failed or did not finish adds nothing, or
+    what ``on_missing(key, why)`` says of it)."""
     work: dict[str, Callable[[], Any]] = {
         lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
     }
-    work["_verdict"] = facts_work
+    work.update(facts_work)
     done = run_until(work, deadline)
     results: list[Result] = []
     for lc in chosen:
@@ -292,9 +302,23 @@ def _run_checks(
         else:
             r: Result = got.value
             results.append(r if r.id == lc.id and r.title else r.with_id(lc.id, lc.title))
-    vf = done.get("_verdict")
-    vfacts: dict[str, Any] = vf.value if vf and vf.error is None else {}
+    vfacts: dict[str, Any] = {}
+    for key in facts_work:
+        vf = done.get(key)
+        if vf is not None and vf.error is None and isinstance(vf.value, dict):
+            vfacts.update(vf.value)
+        elif on_missing is not None:
+            why = "not read within the timeout" if vf is None else "could not be read"
+            vfacts.update(on_missing(key, why))
     return results, vfacts
+
+
+def _verdict_missing(key: str, why: str) -> dict[str, Any]:
+    """What a verdict item that failed or did not finish in time leaves: instances not read
+    are not "none" (never a count of 0 for what was not seen)."""
+    if key == "_verdict_instances":
+        return {"instances_unknown": f"the QEMU processes were {why}"}
+    return {}
 
 
 def _verdict_facts(ctx: Context) -> dict[str, Any]:
@@ -312,10 +336,18 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
         out["os"] = i.name or i.id
     except Exception:
         out["os"] = ""
+    return out
+
+
+def _verdict_instances(ctx: Context) -> dict[str, Any]:
+    """The instances and ``verdict.acceleration``; ``instances_unknown`` when the process
+    table may lack some (:attr:`hvcheck.processes.Discovery.incomplete`)."""
+    out: dict[str, Any] = {}
     try:
-        from hvcheck.processes import acceleration, qemu_processes
+        from hvcheck.processes import acceleration, discovery, qemu_processes
 
         procs = qemu_processes(ctx)
+        incomplete = discovery(ctx).incomplete
         try:
             # does each run the binary now installed? (true: a replaced one; null: unknown)
             stale = {pid: b.stale for pid, b in facts.qemu_binaries(ctx).items()}
@@ -332,22 +364,31 @@ def _verdict_facts(ctx: Context) -> dict[str, Any]:
             )
             for q in procs
         )
-        out["acceleration"] = acceleration(procs)
-    except Exception:  # the instances check reports the failure itself
+        out["acceleration"] = acceleration(procs, incomplete)
+        if incomplete:
+            out["instances_unknown"] = incomplete
+    except Exception as e:  # the instances check reports the failure itself
         out["acceleration"] = "unknown"
+        out["instances_unknown"] = f"the QEMU processes could not be read ({type(e).__name__})"
+    return out
+
+
+def _verdict_deployment(ctx: Context) -> dict[str, Any]:
     try:
-        out["deployment"] = facts.deployment(ctx).to_json()
+        return {"deployment": facts.deployment(ctx).to_json()}
     except Exception:  # the checks that use it report their own failures
-        out["deployment"] = None
+        return {"deployment": None}
+
+
+def _verdict_virt_type(ctx: Context) -> dict[str, Any]:
     try:
         from hvcheck.novaconfig import nova_conf
 
         conf = nova_conf(ctx)
         # null when nova-compute will not start (or its value cannot be known)
-        out["virt_type"] = conf.effective_virt_type if conf is not None else None
+        return {"virt_type": conf.effective_virt_type if conf is not None else None}
     except Exception:  # nova.virt_type reports it
-        out["virt_type"] = None
-    return out
+        return {"virt_type": None}
 
 
 def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline: float) -> Verdict:
@@ -366,7 +407,9 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
     else:
         usable, reason = kvm.usable, kvm.reason
     instances: tuple[Instance, ...] = tuple(vf.get("instances", ()))
-    acceleration = str(vf.get("acceleration", "none" if not instances else "unknown"))
+    instances_unknown = vf.get("instances_unknown")
+    # instances not read in time are not "none": never a count of 0 for what was not seen
+    acceleration = str(vf.get("acceleration", "unknown"))
     virt_type = vf.get("virt_type")
     status = Status.worst([r.status for r in results])
     summary = _summary(usable, reason, status, results, instances)
@@ -380,6 +423,7 @@ def _assemble(ctx: Context, results: list[Result], vf: dict[str, Any], deadline:
         results=tuple(results),
         instances=instances,
         snapshot=None if host.live else host.label,
+        instances_unknown=str(instances_unknown) if instances_unknown else None,
         deployment=vf.get("deployment"),
     )
 
@@ -428,7 +472,8 @@ def run_guest(
     GuestVerdict, under one deadline like ``run``."""
     ctx, deadline = _context(host, timeout, options)
     generated_at = _read_at(host)
-    results, gf = _run_checks(ctx, checks, deadline, timeout, partial(_guest_facts, ctx))
+    work = {"_verdict": partial(_guest_facts, ctx)}
+    results, gf = _run_checks(ctx, checks, deadline, timeout, work)
     u = call_until(host.uname, deadline, None)
     hf = HostFacts(
         hostname=u.hostname if u else "",

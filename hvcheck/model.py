@@ -181,6 +181,9 @@ class Verdict(NamedTuple):
     instances: tuple[Instance, ...] = ()
     snapshot: Optional[str] = None
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
+    # why the instance list may be incomplete (hidden processes, a walk that did not finish
+    # in time): the counts are then not known, and reports say so instead of counting
+    instances_unknown: Optional[str] = None
     # when the evidence was read (seconds since the epoch): the run's start on the live host,
     # a snapshot's taken_at; None for a run that read nothing (Verdict.failed)
     generated_at: Optional[float] = None

@@ -27,7 +27,7 @@ from hvcheck.check import Context
 from hvcheck.host import ProcInfo
 from hvcheck.mountns import process_root
 from hvcheck.parsers import novaconf as nc
-from hvcheck.processes import processes
+from hvcheck.processes import discovery, processes
 
 
 class NovaRelease(NamedTuple):
@@ -44,6 +44,9 @@ class NovaConf(NamedTuple):
     # nova-compute's environment: "read", "not readable: ...", or "no process"
     environment: str = "no process"
     unreadable: tuple[str, ...] = ()  # files nova loads that hvcheck may not read ("path: why")
+    # processes calling themselves nova-compute that were not taken as it, and why
+    # (hvcheck.trust.service_trust: not root, not the nova service user)
+    ignored: tuple[str, ...] = ()
 
     @property
     def virt_type(self) -> nc.Setting:
@@ -63,16 +66,47 @@ class NovaConf(NamedTuple):
 
 
 class _Loader:
-    """Reads config files as one nova-compute process sees them."""
+    """Reads config files as one nova-compute process sees them — only those its user could
+    read (``reader``: its uid and groups; None for a root process or for the known locations,
+    which are hvcheck's own choice): :func:`hvcheck.trust.may_read`."""
 
-    def __init__(self, ctx: Context, pid: Optional[int], home: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        pid: Optional[int],
+        home: Optional[str] = None,
+        reader: Optional[tuple[Optional[int], frozenset[int]]] = None,
+    ) -> None:
         self.ctx = ctx
         self.pid = pid
         self.home = home
+        self.reader = reader
         self.unreadable: list[str] = []
         self.cwd: Optional[str] = None
         if pid is not None:
             self.cwd = ctx.host.readlink(f"/proc/{pid}/cwd")
+
+    def _root(self, candidate: str) -> str:
+        return f"/proc/{self.pid}/root" if candidate.startswith(f"/proc/{self.pid}/root/") else ""
+
+    def _refused(self, path: str, candidate: str, directory: bool = False) -> Optional[str]:
+        """Why nova-compute's user may not read ``path`` (as ``candidate`` shows it); ""
+        when it may, None when it does not exist there."""
+        if self.reader is None:
+            return ""
+        from hvcheck.trust import may_read
+
+        uid, gids = self.reader
+        acc = may_read(self.ctx, path, uid, gids, self._root(candidate), directory)
+        if not acc.exists:
+            return None
+        if acc.allowed is True:
+            return ""
+        return (
+            f"{path}: not read on behalf of nova-compute's user ({acc.why})"
+            if acc.allowed is False
+            else f"{path}: whether nova-compute's user may read it cannot be told ({acc.why})"
+        )
 
     def absolute(self, path: str) -> str:
         # oslo_config/cfg.py _fixpath: abspath(expanduser(path)) in the process's cwd and HOME
@@ -99,6 +133,12 @@ class _Loader:
         when hvcheck may not (recorded in ``unreadable``)."""
         denied = None
         for c in self._candidates(path):
+            refused = self._refused(path, c)
+            if refused is None:
+                continue  # not there for the process either
+            if refused:
+                denied = refused  # not read on its behalf: perhaps its own root's copy is
+                continue
             try:
                 data = self.ctx.host.read_bytes(c)
             except (FileNotFoundError, NotADirectoryError):
@@ -107,7 +147,24 @@ class _Loader:
                 denied = f"{c}: {e.strerror or 'permission denied'}"
                 continue
             except OSError as e:
-                what = "a directory" if self.ctx.host.listdir(c) else "not a regular file"
+                try:
+                    st = self.ctx.host.stat(c)
+                except OSError:
+                    st = None
+                kind = st.type if st is not None else ""
+                if kind in ("fifo", "socket", "char", "block"):
+                    # nova-compute may well have read it (a pipe, a device): hvcheck reads
+                    # only regular files, so what it said is not known
+                    self.unreadable.append(
+                        f"{c}: a {kind}, not a regular file: hvcheck does not read it (a "
+                        "read could block), so what nova-compute read from it is not known"
+                    )
+                    return None
+                what = (
+                    "a directory"
+                    if kind == "dir" or self.ctx.host.listdir(c)
+                    else "not a regular file"
+                )
                 return nc.unread_conf(
                     c, f"is {what} ({e.strerror or e}): nova-compute cannot read it"
                 )
@@ -119,10 +176,19 @@ class _Loader:
 
     def dir_files(self, d: str) -> list[str]:
         names: list[str] = []
+        refused: Optional[str] = None
         for c in self._candidates(d):
+            why = self._refused(d, c if c == d else c + "/", directory=True)
+            if why is None:
+                continue
+            if why:
+                refused = refused or why
+                continue
             names = self.ctx.host.listdir(c)
             if names:
                 break
+        if not names and refused:
+            self.unreadable.append(refused)
         return [posixpath.join(d, n) for n in nc.expand_config_dir(names)]
 
     def load(self, order: list[tuple[str, str]], explicit_dirs: bool) -> list[nc.ParsedConf]:
@@ -262,11 +328,23 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
     return release
 
 
+def _reader(ctx: Context, p: ProcInfo) -> Optional[tuple[Optional[int], frozenset[int]]]:
+    """Whose rights files are read with: None (no check) for a root process, and for an
+    older snapshot that recorded no ids or no ``stat`` (``Host.stat_recorded``); else the
+    process's uid and groups."""
+    from hvcheck.trust import process_ids
+
+    uid, gids = process_ids(p)
+    if uid == 0 or (not ctx.host.live and (uid is None or not ctx.host.stat_recorded())):
+        return None
+    return uid, gids
+
+
 def _from_process(ctx: Context, p: ProcInfo) -> NovaConf:
     sources = nc.config_sources_from_argv(list(p.argv))
     env, env_state = _environment(ctx, p.pid)
     env = env or {}
-    loader = _Loader(ctx, p.pid, env.get("HOME"))
+    loader = _Loader(ctx, p.pid, env.get("HOME"), _reader(ctx, p))
     if sources is not None:
         sources = nc.ConfigSources(tuple((k, loader.absolute(v)) for k, v in sources))
     order = nc.oslo_config_load_order(
@@ -292,7 +370,12 @@ def _from_process(ctx: Context, p: ProcInfo) -> NovaConf:
         release,
         env_state,
         tuple(loader.unreadable),
+        _ignored(ctx),
     )
+
+
+def _ignored(ctx: Context) -> tuple[str, ...]:
+    return tuple(why for _, why in discovery(ctx).ignored["nova-compute"])
 
 
 def nova_conf(ctx: Context) -> Optional[NovaConf]:
@@ -313,13 +396,18 @@ def nova_conf(ctx: Context) -> Optional[NovaConf]:
         if not confs and not loader.unreadable:
             return None
         release = nova_release(c, None)
+        ignored = _ignored(c)
+        how = "known locations (nova-compute not running)"
+        if ignored:
+            how = f"known locations (no trusted nova-compute: {len(ignored)} ignored)"
         return NovaConf(
             nc.resolve_nova_libvirt(confs, nc.nova_schema(release.version, release.oslo_config)),
-            "known locations (nova-compute not running)",
+            how,
             None,
             release,
             "no process",
             tuple(loader.unreadable),
+            ignored,
         )
 
     return ctx.fact("nova_conf", compute)

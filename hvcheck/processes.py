@@ -59,7 +59,7 @@ from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.devaccess import acl_summary, allows
-from hvcheck.host import DeviceInfo, ProcessGone, ProcInfo, ProcView
+from hvcheck.host import DeviceInfo, ProcessGone, ProcessTable, ProcInfo, ProcView
 from hvcheck.mountns import list_seen, process_root
 from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
@@ -68,16 +68,20 @@ from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
 
 __all__ = [
     "GROUPS",
+    "STARTING_AGE",
     "Decision",
+    "Discovery",
     "KvmAccess",
     "QemuProcess",
     "acceleration",
     "decide",
+    "discovery",
     "is_qemu_process",
     "kvm_access",
     "processes",
     "qemu_processes",
     "scan_process",
+    "starting",
 ]
 
 
@@ -127,10 +131,175 @@ GROUPS = {
 }
 
 
+TRUSTED_GROUPS = ("qemu", "libvirtd", "nova-compute")
+"""The groups whose processes are judged by :mod:`hvcheck.trust` before they are taken (the
+others, KubeVirt's virt-launcher, only tell how the host is deployed, never what it runs)."""
+
+
+class Discovery(NamedTuple):
+    """This run's one walk of the process table, sorted into ``GROUPS`` and judged.
+
+    ``groups``: the processes each group may take as its own (:mod:`hvcheck.trust`: QEMU by
+    its executable, nova-compute and libvirtd by their user); ``ignored``: per group, the
+    processes that named themselves so and were not taken, each with why; ``unverified``:
+    pids of the QEMU group whose executable could not be read (only their name says QEMU);
+    ``incomplete``: why the table may lack processes (None: complete as far as can be told).
+    """
+
+    groups: dict[str, list[ProcInfo]]
+    ignored: dict[str, list[tuple[ProcInfo, str]]]
+    unverified: frozenset[int]
+    incomplete: Optional[str]
+
+
+def discovery(ctx: Context) -> Discovery:
+    """The walk, once per run (``Host.process_table``), with the trust rules applied."""
+
+    def compute(c: Context) -> Discovery:
+        from hvcheck.trust import qemu_executable, service_trust
+
+        table = c.host.process_table(GROUPS)
+        groups: dict[str, list[ProcInfo]] = {k: [] for k in GROUPS}
+        ignored: dict[str, list[tuple[ProcInfo, str]]] = {k: [] for k in GROUPS}
+        unverified: set[int] = set()
+        for name, found in table.groups.items():
+            if name not in TRUSTED_GROUPS:
+                groups[name].extend(found)  # named, not trusted: evidence of a deployment
+                continue
+            for p in found:
+                t = qemu_executable(c, p) if name == "qemu" else service_trust(c, p, name)
+                if name == "qemu" and not t.trusted and t.unverified:
+                    # its name says QEMU and nothing can be read to tell: kept, never trusted
+                    unverified.add(p.pid)
+                    groups[name].append(p)
+                elif t.trusted:
+                    groups[name].append(p)
+                else:
+                    ignored[name].append((p, t.why))
+        return Discovery(groups, ignored, frozenset(unverified), _incomplete(c, table))
+
+    return ctx.fact("process_discovery", compute)
+
+
 def processes(ctx: Context, group: str) -> list[ProcInfo]:
-    """The processes of one of ``GROUPS``, sorted by pid, from this run's one walk."""
-    groups = ctx.fact("process_groups", lambda c: c.host.process_groups(GROUPS))
-    return groups[group]
+    """The processes of one of ``GROUPS`` this run takes as that group's (sorted by pid):
+    see :func:`discovery`."""
+    return discovery(ctx).groups[group]
+
+
+INIT_PID_NS = f"pid:[{0xEFFFFFFC}]"
+"""``readlink /proc/self/ns/pid`` in the initial pid namespace: its inode is the constant
+PROC_PID_INIT_INO (include/linux/proc_ns.h, Linux 3.8+)."""
+
+
+def _incomplete(ctx: Context, table: ProcessTable) -> Optional[str]:
+    """Why the process table may lack processes, or None.
+
+    * pids whose command line was refused (``ProcessTable.denied``: ``/proc`` mounted
+      ``hidepid=1``/``noaccess``, an LSM);
+    * ``/proc`` mounted ``hidepid=2``/``invisible`` (proc(5)): the processes of other users
+      are not even listed, unless hvcheck runs as root (CAP_SYS_PTRACE) or in the mount's
+      ``gid=`` group — read from ``/proc/self/mountinfo`` (only when not root);
+    * hvcheck in a pid namespace of its own (a container without the host's pids): the link
+      ``/proc/self/ns/pid`` is not the initial namespace's (:data:`INIT_PID_NS`), or the
+      ``NSpid:`` line of ``/proc/self/status`` lists more than one pid (proc(5), Linux 4.1).
+    """
+    host = ctx.host
+    if table.denied:
+        n = len(table.denied)
+        return (
+            f"the command line of {n} process(es) could not be read (pids "
+            f"{', '.join(str(p) for p in table.denied[:5])}{' ...' if n > 5 else ''})"
+        )
+    try:
+        status = parse_status_ns(host.read_text("/proc/self/status", 65536))
+    except OSError:
+        status = None
+    ns = host.readlink("/proc/self/ns/pid")
+    if ns is not None and ns != INIT_PID_NS:
+        return (
+            f"hvcheck runs in a pid namespace of its own ({ns}, not the host's "
+            f"{INIT_PID_NS}): the host's processes are not visible"
+        )
+    if status is not None:
+        nspid, euid, groups = status
+        if len(nspid) > 1:
+            return (
+                f"hvcheck runs in a child pid namespace (its pid {nspid[-1]} is "
+                f"{nspid[0]} outside): the host's processes are not visible"
+            )
+    else:
+        euid, groups = (host.euid(), ())
+    if euid == 0:
+        return None
+    try:
+        mountinfo = host.read_text("/proc/self/mountinfo")
+    except OSError:
+        return None
+    hide = proc_hidepid(mountinfo)
+    if hide is None:
+        return None
+    level, gid = hide
+    # 2/invisible: not listed; 4/ptraceable: only those hvcheck's user may ptrace are
+    if level in ("2", "invisible", "4", "ptraceable") and not (gid is not None and gid in groups):
+        return (
+            f"/proc is mounted hidepid={level} and hvcheck runs as uid {euid}: other users' "
+            "processes (QEMU, libvirtd, nova-compute) are not listed"
+        )
+    return None
+
+
+def parse_status_ns(text: str) -> Optional[tuple[list[int], int, tuple[int, ...]]]:
+    r"""``NSpid:`` pids (outermost namespace first), the effective uid and the groups
+    (effective gid and supplementary) from a ``/proc/<pid>/status`` text; None without
+    ``Uid:``.
+
+    >>> parse_status_ns("Uid:\t1000\t1000\t1000\t1000\nGid:\t5\t5\t5\t5\n"
+    ...                 "Groups:\t5 27 \nNSpid:\t4242\t7\n")
+    ([4242, 7], 1000, (5, 27))
+    """
+    st = parse_status(text)
+    if st.uids is None:
+        return None
+    nspid: list[int] = []
+    for line in text.splitlines():
+        if line.startswith("NSpid:"):
+            fields = line.split(":", 1)[1].split()
+            if all(f.isascii() and f.isdigit() for f in fields):
+                nspid = [int(f) for f in fields]
+    groups = tuple(dict.fromkeys(([st.gids[1]] if st.gids else []) + list(st.groups or ())))
+    return nspid, st.uids[1], groups
+
+
+def proc_hidepid(mountinfo: str) -> Optional[tuple[str, Optional[int]]]:
+    r"""The ``hidepid=`` level and ``gid=`` of the proc filesystem mounted at ``/proc``
+    (``/proc/<pid>/mountinfo``, proc(5): the super options follow the fstype and source);
+    None when it has none (or there is no proc at /proc). The last mount at /proc wins.
+
+    >>> proc_hidepid("22 1 0:5 / /proc rw,nosuid - proc proc rw,hidepid=invisible,gid=27\n")
+    ('invisible', 27)
+    >>> proc_hidepid("22 1 0:5 / /proc rw - proc proc rw\n") is None
+    True
+    """
+    found: Optional[tuple[str, Optional[int]]] = None
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        f = left.split()
+        if not sep or len(f) < 5 or f[4] != "/proc":
+            continue
+        r = right.split()
+        if len(r) < 3 or r[0] != "proc":
+            continue
+        level: Optional[str] = None
+        gid: Optional[int] = None
+        for opt in r[2].split(","):
+            k, _, v = opt.partition("=")
+            if k == "hidepid":
+                level = v
+            elif k == "gid" and v.isascii() and v.isdigit():
+                gid = int(v)
+        found = (level, gid) if level not in (None, "0", "off") else None
+    return found
 
 
 # ---------------------------------------------------------------------------------- decision
@@ -229,10 +398,52 @@ class Decision(NamedTuple):
     other_accel: Optional[str] = None  # hvf, xen, whpx...: named as such
     verified: bool = False  # fds or vCPU thread names decided; False: judged from the request
     likely: Optional[str] = None  # accel "unknown", but this one is likely (and why, in details)
+    starting: Optional[str] = None  # accel "unknown": still starting (why), neither KVM nor TCG
 
 
 def _after_kvm(accels: Sequence[str]) -> tuple[str, ...]:
     return tuple(accels[list(accels).index("kvm") + 1 :]) if "kvm" in accels else ()
+
+
+STARTING_AGE = 1.0
+"""Seconds: a QEMU younger than this may not have opened /dev/kvm yet."""
+
+
+def starting(
+    fds: Optional[Sequence[str]],
+    threads: Optional[Sequence[str]],
+    debug_threads: bool,
+    age: Optional[float],
+) -> Optional[str]:
+    """Why a QEMU without KVM fds is still starting rather than running TCG, or None.
+
+    QEMU chooses its accelerator (configure_accelerators(): kvm_init() opens /dev/kvm and
+    creates the VM) before the machine and its vCPU threads exist (qemu_init() then
+    qmp_x_exit_preconfig(): machine init creates the vCPUs); before that, it may still be
+    reading its ``-readconfig`` files (from a pipe, a slow mount). So without KVM fds:
+
+    * with ``debug-threads=on`` (what libvirt passes), no thread named ``CPU n/…`` or
+      ``ALL CPUs/…`` yet means no vCPU yet: still starting;
+    * without thread names to go by, a process started under :data:`STARTING_AGE` ago
+      (psutil's create_time) may be before its accelerator.
+
+    >>> starting(["/dev/null"], ["qemu-system-x86"], True, 30.0)[:20]
+    'no vCPU thread yet ('
+    >>> starting(["/dev/null"], ["qemu-system-x86", "CPU 0/TCG"], True, 0.2) is None
+    True
+    """
+    if fds is None or kvm_fds(fds):
+        return None
+    if threads is not None and vcpu_thread_accels(threads):
+        return None
+    if threads is not None and debug_threads:
+        return (
+            "no vCPU thread yet (QEMU names them CPU n/ACCEL when it creates them, after "
+            "choosing its accelerator)"
+        )
+    if age is not None and age < STARTING_AGE:
+        return f"started {age:.1f} s ago, maybe before choosing its accelerator"
+    return None
 
 
 def decide(
@@ -241,9 +452,12 @@ def decide(
     domain_type: Optional[str],
     argv: Optional[QemuArgv],
     access: Optional[KvmAccess] = None,
+    start: Optional[str] = None,
 ) -> Decision:
     """``fds``/``threads`` are None when they could not be read (permission, vanished, not in
-    the snapshot); ``access``: :func:`kvm_access` for the process, used only then."""
+    the snapshot); ``access``: :func:`kvm_access` for the process, used only then;
+    ``start``: why the process is still starting (:func:`starting`): it runs no accelerator
+    yet, so what it has is not weighed."""
     details: list[str] = []
     votes: list[tuple[str, str]] = []  # (kind, accel) strongest first
     if fds is not None:
@@ -295,6 +509,17 @@ def decide(
             else:
                 asked, source = req.accels, "the command line"
 
+    if start is not None:
+        note = f"starting: {start}"
+        return Decision(
+            "unknown",
+            (),
+            (*details, note),
+            ":".join(asked) if asked is not None else None,
+            None,
+            False,
+            starting=start,
+        )
     if observed:
         return _observed(observed, votes, details, asked, source, unknown_why)
     return _judged(votes, details, asked, source, unknown_why, access)
@@ -405,6 +630,7 @@ class QemuProcess(NamedTuple):
     domain: Optional[DomainXml]
     domain_source: Optional[str]
     unreadable: tuple[str, ...]  # evidence that could not be read, and why
+    identity: Optional[str] = None  # why it is not known to run QEMU (None: its exe says so)
     # the effective gid, then the supplementary groups (/proc/PID/status Gid, Groups): with
     # ``uid``, what the kernel checks when the process opens a device node
     gids: tuple[int, ...] = ()
@@ -426,6 +652,8 @@ class QemuProcess(NamedTuple):
             "libvirt_xml": self.domain_source,
             "domain_type": self.domain.domain_type if self.domain else None,
             "unreadable": list(self.unreadable),
+            "starting": d.starting,
+            "identity_unverified": self.identity,
         }
         if nova is not None:
             out["nova"] = {
@@ -521,7 +749,12 @@ def _status(p: ProcInfo, view: ProcView) -> tuple[Optional[str], Optional[int], 
 
 
 def _config_files(
-    ctx: Context, pid: int, argv: QemuArgv, view: ProcView, unreadable: list[str]
+    ctx: Context,
+    pid: int,
+    argv: QemuArgv,
+    view: ProcView,
+    unreadable: list[str],
+    reader: tuple[Optional[int], tuple[int, ...]] = (0, ()),
 ) -> dict[str, Optional[bytes]]:
     """The config files QEMU read at start (``argv.config_files``), as the process saw them:
     path as QEMU named it -> content, or None when it does not exist; a file that cannot be
@@ -536,9 +769,16 @@ def _config_files(
     /proc/PID/root cannot be read (another user's process, hvcheck not root), the path is read
     in hvcheck's own root, and that is said. Only files are read; the file read is the file as
     it is now.
+
+    ``reader``: the uid and groups QEMU read its files as (its own, or root's when it dropped
+    to ``-runas``, which only a process started by root can do): a file that user could not
+    read now is not read on its behalf (:func:`hvcheck.trust.may_read`).
     """
+    from hvcheck.trust import may_read
+
     out: dict[str, Optional[bytes]] = {}
     host = ctx.host
+    uid, gids = reader
     for path in argv.config_files:
         if argv.chroot is not None:
             unreadable.append(f"{path}: QEMU changed its root (-chroot) after reading it")
@@ -551,6 +791,15 @@ def _config_files(
                 unreadable.append(f"{path}: relative to QEMU's start directory, which {why}")
                 continue
             full = posixpath.join(cwd, path)
+        if uid != 0:
+            acc = may_read(ctx, full, uid, gids, f"/proc/{pid}/root")
+            if acc.allowed is not True:
+                unreadable.append(
+                    f"{path}: not read on behalf of QEMU's user ({acc.why})"
+                    if acc.allowed is False
+                    else f"{path}: whether QEMU's user may read it cannot be told ({acc.why})"
+                )
+                continue
         try:
             out[path] = host.read_bytes(f"/proc/{pid}/root{full}", 1024 * 1024)
             continue
@@ -561,6 +810,9 @@ def _config_files(
             pass
         except OSError as e:
             unreadable.append(f"{path}: {e.strerror or e}")
+            continue
+        if uid != 0 and may_read(ctx, full, uid, gids).allowed is not True:
+            unreadable.append(f"{path}: /proc/{pid}/root is not readable")
             continue
         try:  # /proc/PID/root not readable: the file in our own root
             out[path] = host.read_bytes(full, 1024 * 1024)
@@ -573,12 +825,18 @@ def _config_files(
 
 
 def _with_config(
-    ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView, unreadable: list[str]
+    ctx: Context,
+    p: ProcInfo,
+    argv: QemuArgv,
+    view: ProcView,
+    unreadable: list[str],
+    reader: tuple[Optional[int], tuple[int, ...]],
 ) -> QemuArgv:
     """``argv`` read again with the config files QEMU read (when it read any)."""
     if not argv.config_files or not p.argv:
         return argv
-    return parse_qemu_argv(list(p.argv), files=_config_files(ctx, p.pid, argv, view, unreadable))
+    files = _config_files(ctx, p.pid, argv, view, unreadable, reader)
+    return parse_qemu_argv(list(p.argv), files=files)
 
 
 def scan_process(ctx: Context, p: ProcInfo, argv: QemuArgv) -> Optional[QemuProcess]:
@@ -626,7 +884,12 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         fds = None  # a snapshot that holds no fd entries for this process says nothing
     if threads == [] and not view.has("task"):
         threads = None
-    argv = _with_config(ctx, p, argv, view, unreadable)
+    # who read the config files: -runas drops root's rights after QEMU read them
+    # (os_setup_post); without root, setgid/initgroups fail and QEMU exits (os-posix.c)
+    reader = (0, ()) if argv.runas is not None else (uid, gids)
+    if not host.live and ((uid is None and p.uids is None) or not host.stat_recorded()):
+        reader = (0, ())  # an older snapshot: no ids or stat recorded, read as it was then
+    argv = _with_config(ctx, p, argv, view, unreadable, reader)
     # read after the evidence: on a live host, a root link that still reads proves the process
     # ran throughout (ProcView.alive)
     view.readlink("root")
@@ -637,7 +900,24 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
 
         dev = kvm_device(ctx)
         access = kvm_access(dev, uid, gids, argv.runas, device_absent=host.live and dev is None)
-    decision = decide(fds, threads, dom.domain_type if dom else None, argv, access)
+    start = starting(fds, threads, argv.debug_threads, p.age)
+    decision = decide(fds, threads, dom.domain_type if dom else None, argv, access, start)
+    identity: Optional[str] = None
+    if p.pid in discovery(ctx).unverified:
+        # only its name says QEMU: what it asked for is kept, never taken as what it runs
+        from hvcheck.trust import qemu_executable
+
+        why = f"/proc/{p.pid}/exe cannot be read" if p.exe is None else qemu_executable(ctx, p).why
+        identity = f"{why}: only its name says QEMU ({(p.argv[:1] or (p.comm,))[0]})"
+        if decision.accel != "unknown" or decision.silent_fallback:
+            decision = decision._replace(
+                accel="unknown",
+                kinds=(),
+                details=(*decision.details, f"identity: {identity}"),
+                silent_fallback=False,
+                verified=False,
+                likely=decision.accel if decision.accel != "unknown" else decision.likely,
+            )
     if host.live and not view.alive():
         return None  # exited while we read it: what we saw may be half a process
     return QemuProcess(
@@ -650,6 +930,7 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         domain=dom,
         domain_source=src,
         unreadable=tuple(unreadable),
+        identity=identity,
         gids=gids,
     )
 
@@ -676,11 +957,19 @@ def _argv(p: ProcInfo) -> QemuArgv:
     return parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
 
 
-def acceleration(procs: list[QemuProcess]) -> str:
-    """verdict.acceleration: kvm | tcg | mixed | none | unknown."""
+def acceleration(procs: list[QemuProcess], incomplete: Optional[str] = None) -> str:
+    """verdict.acceleration: kvm | tcg | mixed | none | unknown. ``incomplete``: why the
+    process table may lack instances (:attr:`Discovery.incomplete`): then "unknown" unless
+    what is seen is already mixed. A QEMU still starting runs no accelerator yet: it does
+    not count, unless it is all there is ("unknown")."""
+    running = [q for q in procs if q.decision.starting is None]
     if not procs:
-        return "none"
-    kinds = {q.decision.accel for q in procs}
+        return "unknown" if incomplete else "none"
+    if not running:
+        return "unknown"
+    kinds = {q.decision.accel for q in running}
+    if incomplete and not {"kvm", "tcg"} <= kinds:
+        return "unknown"
     if kinds == {"kvm"}:
         return "kvm"
     if kinds == {"tcg"}:

@@ -13,6 +13,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -319,15 +320,49 @@ def test_processes_that_vanish_mid_scan_never_error_or_appear_as_phantoms() -> N
         assert not stat.exists() or stat.read_text().split()[2] == "Z"
 
 
+def _run_json_asking_libvirt(*args: str) -> tuple[int, dict[str, Any]]:
+    """hvcheck in a private mount namespace where libvirt has to be asked: its capability
+    cache is an empty tmpfs, and /etc/libvirt holds only a qemu.conf running QEMU as root (who
+    may open /dev/kvm, so the QEMU user's access does not answer for libvirt either). Nothing
+    changes outside that namespace."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="hvcheck-asklibvirt-")
+    os.chmod(d, 0o755)
+    conf = os.path.join(d, "qemu.conf")
+    Path(conf).write_text('user = "root"\ngroup = "root"\n')
+    cache = "/var/cache/libvirt/qemu/capabilities"
+    script = (
+        f"{{ [ ! -d {cache} ] || mount -t tmpfs tmpfs {cache}; }} && "
+        f'mount --bind {d} /etc/libvirt && exec "$@"'
+    )
+    try:
+        p = subprocess.run(
+            [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                sys.executable, "-m", "hvcheck", "--json", *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
 def test_libvirt_socket_that_accepts_and_never_answers_is_bounded() -> None:
-    """A hung libvirtd: its read-only socket accepts and then says nothing. The run still ends
-    within --timeout, libvirt.caps is UNKNOWN and every other check answered."""
+    """A hung libvirtd: its read-only socket accepts and then says nothing. When hvcheck has
+    to ask it (no capability cache), the run still ends within --timeout, libvirt.caps is
+    UNKNOWN and every other check answered."""
     import socket
 
-    if shutil.which("virsh") is None or os.geteuid() != 0:
+    if shutil.which("virsh") is None or os.geteuid() != 0 or not Path("/etc/libvirt").is_dir():
         if os.environ.get("CI"):
-            pytest.fail("CI must have virsh and root")
-        pytest.skip("needs virsh and root")
+            pytest.fail("CI must have virsh, libvirt's /etc/libvirt and root")
+        pytest.skip("needs virsh, /etc/libvirt and root")
     run_dir = Path("/run/libvirt")
     socks = [run_dir / "libvirt-sock-ro", run_dir / "libvirt-sock"]
     if any(s.exists() for s in socks):
@@ -357,7 +392,7 @@ def test_libvirt_socket_that_accepts_and_never_answers_is_bounded() -> None:
         t = threading.Thread(target=accept_forever, daemon=True)
         t.start()
         t0 = time.monotonic()
-        rc, doc = run_json("-t", "3", "--no-api")
+        rc, doc = _run_json_asking_libvirt("-t", "3", "--no-api")
         elapsed = time.monotonic() - t0
         assert elapsed < 3 + 2.5, elapsed
         checks = {c["id"]: c for c in doc["checks"]}

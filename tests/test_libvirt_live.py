@@ -5,6 +5,7 @@ as evidence."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -59,3 +60,27 @@ def test_kvm_and_qemu_domains_are_classified(libvirtd: None, tmp_path: Path) -> 
                 assert inst[n]["nova"]["flavor"] == "m1.tiny"
                 assert inst[n]["nova"]["project"] == "demo"
             assert inst[k]["domain_type"] == "kvm" and inst[q]["domain_type"] == "qemu"
+
+
+def test_dev_kvm_0600_gives_one_status_on_every_run_in_time(libvirtd: None) -> None:
+    """Issue 14, input 6: libvirtd running, /dev/kvm 0600 root:root, so libvirt-qemu cannot
+    open it and libvirt re-probes QEMU on every capabilities request (9 s each here). Four
+    consecutive runs: each ends under 2 s, libvirt.caps is the WARNING naming that cause
+    every time (libvirt's cache says what it offers; libvirt is not asked), and the run's
+    status is the same four times: nothing for Nagios to flap on."""
+    with dev_kvm_mode(0o600, "root"):
+        time.sleep(1.1)  # a ctime libvirt has not seen (virQEMUCapsKVMUsable keys on it)
+        seen = []
+        for _ in range(4):
+            t0 = time.monotonic()
+            rc, doc = run_json("--no-api")
+            took = time.monotonic() - t0
+            assert took < 2.0, took
+            c = _check(doc, "libvirt.caps")
+            assert c["status"] == "WARNING", c
+            assert c["code"] in ("contradiction", "qemu-user-no-kvm"), c
+            assert "libvirt-qemu cannot open /dev/kvm" in c["summary"], c
+            assert "0600 root:root" in c["summary"] and "0660" in c["hint"]
+            assert c["details"].get("via") in ("cache", None), c  # libvirt was not asked
+            seen.append((doc["status"], rc, c["status"]))
+        assert len(set(seen)) == 1, seen

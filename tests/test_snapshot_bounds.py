@@ -18,7 +18,7 @@ import pytest
 from hvcheck.host import SnapshotError
 from hvcheck.host import snapshot as snapmod
 from hvcheck.host.snapshot import SnapshotHost, json_depth
-from snap import healthy_host, make_snapshot, run_hvcheck
+from snap import PROJECT, healthy_host, make_snapshot, run_hvcheck
 
 MARKER = b'{"format": 1}'
 PROBE_OK = {"ok": True, "stage": "done", "api_version": 12, "uid": 0}
@@ -243,3 +243,90 @@ def test_the_same_values_of_the_right_type_are_read(tmp_path: Path) -> None:
     assert h.euid() == 0
     p = run_hvcheck("--root", str(root))
     assert p.returncode == 0, p.stdout
+
+
+# ---- issue 14's marker keys: stat, lstat, process_ages ----------------------------------------
+FALLBACK = PROJECT / "fixtures" / "live-qemu-kvm-tcg-fallback"
+NOBODY_QEMU = 20942  # the fixture's QEMU run by nobody, which fell back to TCG (CRITICAL)
+
+
+def _fallback_with(tmp_path: Path, exe: bool = False, **marker: Any) -> Path:
+    import shutil
+
+    root = tmp_path / "s"
+    shutil.copytree(FALLBACK, root, symlinks=True)
+    if exe:  # what collect now records: the exe link (then its owner is looked at)
+        (root / f"proc/{NOBODY_QEMU}/exe").symlink_to("/usr/bin/qemu-system-x86_64")
+    m = json.loads((root / "hvcheck-snapshot.json").read_text())
+    m.update(marker)
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(m))
+    return root
+
+
+def test_the_fallback_fixture_is_critical_with_the_keys_of_the_right_type(
+    tmp_path: Path,
+) -> None:
+    """The control: the same keys, well typed, leave the silent fallback CRITICAL."""
+    rec = {"type": "file", "mode": "0755", "uid": 0, "gid": 0, "ctime": 1, "mtime": 1}
+    root = _fallback_with(
+        tmp_path,
+        exe=True,
+        stat={f"/proc/{NOBODY_QEMU}/exe": rec},
+        process_ages={str(NOBODY_QEMU): 60.0},
+    )
+    p = run_hvcheck("--root", str(root), "--json")
+    assert p.returncode == 2, p.stdout
+    c = next(c for c in json.loads(p.stdout)["checks"] if c["id"] == "instances.accel")
+    assert c["code"] == "silent-fallback", c
+
+
+@pytest.mark.parametrize(
+    ("case", "marker"),
+    [
+        ("stat-list", {"stat": []}),
+        ("exe-record-garbage", {"stat": {f"/proc/{NOBODY_QEMU}/exe": "garbage"}}),
+        (
+            "exe-record-mode-int",
+            {"stat": {f"/proc/{NOBODY_QEMU}/exe": {"type": "file", "mode": 755}}},
+        ),
+        ("ages-list", {"process_ages": [1]}),
+        ("age-string", {"process_ages": {str(NOBODY_QEMU): "old"}}),
+        ("age-negative", {"process_ages": {str(NOBODY_QEMU): -5}}),
+    ],
+)
+def test_issue14_keys_of_the_wrong_type_are_unknown_never_critical(
+    tmp_path: Path, case: str, marker: dict[str, Any]
+) -> None:
+    root = _fallback_with(tmp_path, exe=True, **marker)
+    for fmt in ("json", "nagios", "table"):
+        p = run_hvcheck("--root", str(root), "--format", fmt)
+        assert "Traceback" not in p.stderr and p.returncode != 2, (case, fmt, p.stdout, p.stderr)
+    doc = json.loads(run_hvcheck("--root", str(root), "--json").stdout)
+    assert "error" not in doc, doc.get("error")  # the snapshot itself is read
+    assert not [c for c in doc["checks"] if c["status"] == "CRITICAL"], case
+    c = next(c for c in doc["checks"] if c["id"] == "instances.accel")
+    if case.startswith("exe") or case.startswith("stat"):
+        # the one QEMU whose owner record is wrong: identity unverified, never a fallback
+        accel = {i["pid"]: i["accel"] for i in doc["instances"]}
+        assert accel[NOBODY_QEMU] == "unknown" and accel[20933] == "kvm", (case, accel)
+        assert "silent fallback" not in c["summary"], c
+    else:
+        # the process table could not be read as recorded: the instances are not known
+        assert c["status"] == "UNKNOWN" and "wrong type" in c["summary"], (case, c)
+        assert doc["verdict"]["acceleration"] == "unknown" and "counts" not in doc, case
+
+
+def test_stat_records_of_the_wrong_type_are_refused_not_absent(tmp_path: Path) -> None:
+    h = SnapshotHost(str(healthy_host(tmp_path / "a", stat=[])))
+    with pytest.raises(PermissionError, match="wrong type"):
+        h.stat("/usr/bin/qemu-system-x86_64")
+    h = SnapshotHost(str(healthy_host(tmp_path / "b", lstat={"/etc": {"type": "dir"}})))
+    with pytest.raises(PermissionError, match="wrong type"):
+        h.stat("/etc", follow=False)
+    # not recorded at all (an older snapshot) is no refusal: what depends on it cannot be told
+    with pytest.raises(OSError) as e:
+        h.stat("/usr")
+    assert not isinstance(e.value, PermissionError)
+    h = SnapshotHost(str(healthy_host(tmp_path / "c", process_ages={"1": True})))
+    with pytest.raises(PermissionError, match="wrong type"):
+        h._process_age(1)

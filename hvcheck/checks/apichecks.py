@@ -17,16 +17,26 @@ QEMU processes (:mod:`hvcheck.processes`).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import posixpath
+from typing import Any, NamedTuple, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
-from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
+from hvcheck.parsers.libvirt_caps import (
+    Capabilities,
+    CapsCache,
+    DomainCapabilities,
+    Guest,
+    parse_capabilities,
+    parse_caps_cache,
+    parse_domain_capabilities,
+)
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
 from hvcheck.processes import acceleration, qemu_processes
+from hvcheck.services import LIBVIRT_RO_SOCKETS
 
 # Leave this much of the run's time for the check to report its own UNKNOWN
 MARGIN = 0.3
@@ -359,6 +369,18 @@ CACHE_HINT = (
     "libvirt answers from its capability cache: restart libvirtd (or virtqemud) to make it "
     "probe QEMU again (or remove /var/cache/libvirt/qemu/capabilities/*.xml first)"
 )
+CACHE_DIR = "/var/cache/libvirt/qemu/capabilities"
+LIBVIRT_BUDGET = 1.0
+"""Seconds libvirt is given to answer when its cache cannot (``options["libvirt_timeout"]``)."""
+# QEMU_MODDIR is the build's libdir + "/qemu": Debian's multiarch libdir, lib64 on
+# RHEL/SUSE, lib elsewhere (QEMU's meson.build: qemu_moddir = get_option('libdir') / 'qemu')
+_MULTIARCH = {
+    "x86_64": "x86_64-linux-gnu",
+    "aarch64": "aarch64-linux-gnu",
+    "ppc64le": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+    "riscv64": "riscv64-linux-gnu",
+}
 
 
 def _qemu_user_access(ctx: Context) -> tuple[Optional[bool], str]:
@@ -382,48 +404,251 @@ def _qemu_user_hint(ctx: Context) -> str:
     return facts.UDEV_HINT.format(user=qu.user if qu else "qemu")
 
 
+class CachedCaps(NamedTuple):
+    """libvirt's cache file for the host's QEMU (``path``, read under ``root``: "" or the
+    daemon's ``/proc/PID/root``), and the caches of its other binaries."""
+
+    cache: CapsCache
+    path: str
+    root: str
+    others: tuple[CapsCache, ...] = ()
+
+
+def _daemon_root(ctx: Context) -> str:
+    """Where libvirt's files are as its daemon sees them: "" (the host's), or the first
+    trusted daemon's ``/proc/PID/root`` when it runs in another mount namespace (kolla's
+    nova_libvirt; after pivot_root the root link reads "/" though the tree differs, so the
+    namespaces are compared)."""
+    host = ctx.host
+    mine = host.readlink("/proc/self/ns/mnt")
+    for p in facts.libvirt_daemons(ctx):
+        theirs = host.readlink(f"/proc/{p.pid}/ns/mnt")
+        if mine and theirs and theirs != mine:
+            return f"/proc/{p.pid}/root"
+    return ""
+
+
+def read_cache(ctx: Context, arch: str) -> tuple[Optional[CachedCaps], str]:
+    """libvirt's capability cache for ``arch``'s QEMU (``CACHE_DIR/*.xml``, one file per
+    binary named by the SHA-256 of its path, virFileCacheGetFileName), and why there is none
+    ("" when found). The binary libvirt uses for the host's guests is preferred:
+    ``qemu-system-ARCH``, then any with that ``<arch>`` (``qemu-kvm``)."""
+    host = ctx.host
+    root = _daemon_root(ctx)
+    found: list[tuple[CapsCache, str]] = []
+    refused = ""
+    for path in host.glob(f"{root}{CACHE_DIR}/*.xml"):
+        try:
+            text = host.read_text(path, 4 * 1024 * 1024)
+        except PermissionError:
+            refused = f"{path} is root's (mode 0600): not readable without root"
+            continue
+        except OSError as e:
+            refused = f"{path}: {e.strerror or e}"
+            continue
+        c = parse_caps_cache(text)
+        if c is not None:
+            found.append((c, path))
+    mine = [(c, p) for c, p in found if c.arch == arch]
+    mine.sort(key=lambda cp: posixpath.basename(cp[0].emulator or "") != f"qemu-system-{arch}")
+    if not mine:
+        return None, refused or f"no capability cache for {arch} in {root}{CACHE_DIR}"
+    c, path = mine[0]
+    return CachedCaps(c, path, root, tuple(x for x, p in found if p != path)), ""
+
+
+def cache_stale(ctx: Context, cc: CachedCaps) -> Optional[str]:
+    """Why libvirt would not use this cache file and probe QEMU again, as virQEMUCapsIsValid
+    (src/qemu/qemu_capabilities.c) decides — the checks that need no probe of our own:
+
+    * the QEMU binary's ctime is not ``qemuctime`` ("QEMU binary changed");
+    * QEMU's module directory's mtime is not ``qemumoddirmtime`` (when it exists);
+    * the running daemon's executable is newer than ``selfctime`` ("libvirt changed");
+    * the kernel (``uname -r`` and ``-v``, ``/proc/sys/kernel/{osrelease,version}``) is not
+      ``kernelVersion``.
+
+    The KVM check ("KVM was enabled when probing ..., but it is not available now") is the
+    caller's: it depends on the QEMU user's access to /dev/kvm. Not checked: the host CPU
+    signature, microcode and cpuid (a new CPU or microcode means a reboot, which the kernel
+    check mostly catches). None: fresh as far as these tell.
+    """
+    host = ctx.host
+    c, r = cc.cache, cc.root
+    if c.emulator is None or c.qemuctime is None or c.selfctime is None:
+        return f"{cc.path} lacks <emulator>, <qemuctime> or <selfctime>"
+    try:
+        st = host.stat(r + c.emulator)
+    except OSError as e:
+        return f"{c.emulator} cannot be looked at ({e.strerror or e})"
+    if st is None:
+        return f"{c.emulator} no longer exists"
+    if st.ctime != c.qemuctime:
+        return (
+            f"QEMU binary changed since libvirt probed it ({c.emulator} ctime {st.ctime} "
+            f"vs {c.qemuctime})"
+        )
+    if c.qemumoddirmtime is not None:
+        multi = _MULTIARCH.get(c.arch or "", "")
+        for d in ([f"/usr/lib/{multi}/qemu"] if multi else []) + [
+            "/usr/lib64/qemu",
+            "/usr/lib/qemu",
+        ]:
+            try:
+                md = host.stat(r + d)
+            except OSError:
+                continue
+            if md is None:
+                continue
+            if md.mtime != c.qemumoddirmtime:
+                return (
+                    f"QEMU's module directory {d} changed (mtime {md.mtime} vs {c.qemumoddirmtime})"
+                )
+            break
+    for p in facts.libvirt_daemons(ctx):
+        try:
+            exe = host.stat(f"/proc/{p.pid}/exe")
+        except OSError:
+            continue
+        if exe is not None and exe.ctime > c.selfctime:
+            return (
+                f"libvirt changed since it probed QEMU (pid {p.pid}'s executable ctime "
+                f"{exe.ctime} vs {c.selfctime})"
+            )
+    if c.kernel_version:
+        try:
+            rel = host.read_text("/proc/sys/kernel/osrelease", 4096).strip()
+            ver = host.read_text("/proc/sys/kernel/version", 4096).strip()
+        except OSError:
+            rel = ver = ""
+        if rel and ver and f"{rel} {ver}" != c.kernel_version:
+            return (
+                f"the kernel changed since libvirt probed QEMU ({rel} {ver} vs {c.kernel_version})"
+            )
+    return None
+
+
+def _libvirt_running(ctx: Context) -> bool:
+    host = ctx.host
+    return bool(facts.libvirt_daemons(ctx)) or any(host.exists(s) for s in LIBVIRT_RO_SOCKETS)
+
+
+def _from_cache(cc: CachedCaps, arch: str) -> tuple[Capabilities, Optional[DomainCapabilities]]:
+    """The capabilities libvirt answers from this cache: a guest per cached binary
+    (virQEMUCapsInitGuestFromBinary: ``qemu`` with TCG, ``kvm`` with KVM), and, when it has
+    KVM, the kvm domain capabilities' machine (the preferred one), vCPU limit and
+    host-passthrough (supported for KVM on the host's own architecture,
+    virQEMUCapsIsCPUModeSupported)."""
+    guests = []
+    for c in (cc.cache, *cc.others):
+        guests.append(
+            Guest(
+                os_type="hvm",
+                arch=c.arch,
+                emulator=c.emulator,
+                domain_types=c.domain_types(),
+                machines=tuple(m.name for m in c.machines if m.accel in ("kvm", "tcg"))[:64],
+            )
+        )
+    caps = Capabilities(host_arch=arch, host_cpu_model=None, guests=tuple(guests))
+    c = cc.cache
+    if not c.kvm:
+        return caps, None
+    m = c.default_machine("kvm")
+    dc = DomainCapabilities(
+        emulator=c.emulator,
+        domain="kvm",
+        machine=m.name if m else None,
+        arch=c.arch,
+        vcpu_max=m.max_cpus if m else None,
+        host_passthrough=c.arch == arch,
+    )
+    return caps, dc
+
+
 class LibvirtCaps(Check):
     id = "libvirt.caps"
     title = "libvirt's capabilities: does it offer KVM guests?"
     reads = (
-        "virsh -r capabilities (or virConnectGetCapabilities)",
-        "virsh domcapabilities --virttype kvm (root)",
+        f"{CACHE_DIR}/*.xml (libvirt's capability cache; the daemon's own root in a container)",
+        "the QEMU binary's, QEMU's module directory's and the libvirt daemon's stat (ctimes)",
+        "/proc/sys/kernel/osrelease, /proc/sys/kernel/version",
+        "only when the cache is missing or stale, within 1 s: virsh -r capabilities (or "
+        "virConnectGetCapabilities) and virsh domcapabilities --virttype kvm (root)",
         "/dev/kvm (stat, POSIX ACL), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
         *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
+        host = ctx.host
+        if host.live and not _libvirt_running(ctx):
+            return self.result(
+                SKIP,
+                "libvirt is not running (no libvirtd or virtqemud, no socket in /run/libvirt)",
+                code="no-libvirt",
+            )
+        arch = facts.arch(ctx).machine or ""
+        access, access_text = _qemu_user_access(ctx)
+        cc, no_cache = read_cache(ctx, arch)
+        stale = cache_stale(ctx, cc) if cc is not None else None
+        d: dict[str, Any] = {
+            "cache": cc.path if cc is not None else None,
+            "cache_stale": stale,
+            "cache_missing": no_cache or None,
+        }
+        if access is False:
+            # libvirt's QEMU user cannot open /dev/kvm: what libvirt will answer is known
+            # without asking (it re-probes QEMU on every request while its cache says KVM,
+            # seconds each), and so is the cause: the same WARNING on every run. A snapshot
+            # without the cache replays what libvirt answered when it was taken.
+            if cc is None and not host.live:
+                return self._ask(ctx, d, no_cache)
+            return self._qemu_user_cannot(ctx, cc, arch, access_text, d)
+        if cc is not None and stale is None and access is True and not cc.cache.kvm:
+            stale = (
+                f"KVM was not enabled when libvirt probed {cc.cache.emulator}, but libvirt's "
+                "QEMU user can open /dev/kvm now: libvirt probes it again"
+            )
+            d["cache_stale"] = stale
+        if cc is not None and stale is None:
+            caps, dc = _from_cache(cc, arch)
+            d.update(via="cache", uri="qemu:///system", elapsed_s=0.0)
+            return self._judge(ctx, caps, dc, None, 0.0, d, [f"libvirt's cache {cc.path}"])
+        return self._ask(ctx, d, stale or no_cache)
+
+    def _ask(self, ctx: Context, d: dict[str, Any], why: str) -> Result:
+        """The cache cannot answer (``why``): ask libvirt within its sub-budget."""
         budget = ctx.remaining() - MARGIN
+        if ctx.host.live:
+            budget = min(budget, float(ctx.options.get("libvirt_timeout") or LIBVIRT_BUDGET))
         if budget <= 0.1:
-            return self.result(UNKNOWN, "no time left in the run to ask libvirt", code="timeout")
+            return self.result(
+                UNKNOWN, "no time left in the run to ask libvirt", code="timeout", details=d
+            )
         cr = ctx.host.libvirt_capabilities(budget)
         if cr is None:
             return self.result(
                 SKIP,
                 "the snapshot holds no libvirt capabilities (probes.libvirt_caps)",
                 code="not-recorded",
+                details=d,
             )
-        d: dict[str, Any] = {"via": cr.via, "uri": cr.uri, "elapsed_s": round(cr.elapsed, 3)}
+        d.update(via=cr.via, uri=cr.uri, elapsed_s=round(cr.elapsed, 3))
         if cr.status == "unavailable":
             return self.result(
                 SKIP, cr.error or "libvirt is not available", code="no-libvirt", details=d
             )
         if cr.status == "timeout":
-            access, access_text = _qemu_user_access(ctx)
-            why = (
-                f"{access_text}, and while libvirt's cached capabilities say KVM but its QEMU "
-                "user cannot use /dev/kvm, libvirt re-probes QEMU on every request "
-                '("KVM was enabled when probing ..., but it is not available now"; 4-30 s '
-                "each): fix /dev/kvm's access (see libvirt.qemu_user), or raise -t/--timeout"
-                if access is False
+            hint = (
+                f"libvirt is probing QEMU ({why}): it caches what it finds, so the next run "
+                "answers from its cache; raise -t/--timeout if this persists"
+                if why
                 else "libvirt re-probes QEMU when /dev/kvm's ctime changes (seconds per QEMU "
                 "binary): run again, or raise -t/--timeout"
             )
-            d["qemu_user_can_open"] = access
             return self.result(
                 UNKNOWN,
                 cr.error or "libvirt did not answer in time",
-                hint=why,
+                hint=hint,
                 code="timeout",
                 details=d,
             )
@@ -439,10 +664,69 @@ class LibvirtCaps(Check):
                 code="error",
                 details=d,
             )
+        dc = parse_domain_capabilities(cr.domcapabilities) if cr.domcapabilities else None
+        ev = [f"{cr.via} {cr.uri}: capabilities" + (", domcapabilities kvm" if dc else "")]
+        return self._judge(ctx, caps, dc, cr.domcaps_error, cr.elapsed, d, ev)
+
+    def _qemu_user_cannot(
+        self,
+        ctx: Context,
+        cc: Optional[CachedCaps],
+        arch: str,
+        access_text: str,
+        d: dict[str, Any],
+    ) -> Result:
+        state = facts.kvm_state(ctx)
+        d.update(qemu_user_can_open=False, kvm_usable=state.usable, via="cache" if cc else None)
+        effect = (
+            "a type='kvm' domain fails to start, and a QEMU asked for kvm:tcg silently runs TCG"
+        )
+        if cc is not None and cc.cache.kvm:
+            c = cc.cache
+            d["offers_kvm"] = True
+            summary = (
+                f"libvirt offers kvm domains for {arch} ({c.emulator}; its capability cache), "
+                f"but {access_text}: libvirt re-probes QEMU on every request while that lasts "
+                f"(\"KVM was enabled when probing '{c.emulator}', but it is not available "
+                f'now"; seconds each, not waited for), {effect}'
+            )
+            code = "contradiction"
+        elif cc is not None:
+            d["offers_kvm"] = False
+            summary = (
+                f"libvirt offers no kvm domains for {arch} ({cc.cache.emulator}; its capability "
+                f"cache): {access_text}, so {effect}"
+            )
+            code = "qemu-user-no-kvm"
+        else:
+            summary = (
+                f"{access_text}: libvirt cannot give its QEMU processes KVM — {effect}; "
+                "libvirt was not asked (it re-probes QEMU on every request while its cache "
+                "says KVM)"
+            )
+            code = "qemu-user-no-kvm"
+        return self.result(
+            WARNING,
+            summary,
+            hint=_qemu_user_hint(ctx),
+            code=code,
+            evidence=[access_text] + ([f"libvirt's cache {cc.path}"] if cc else []),
+            details=d,
+        )
+
+    def _judge(
+        self,
+        ctx: Context,
+        caps: Capabilities,
+        dc: Optional[DomainCapabilities],
+        domcaps_error: Optional[str],
+        elapsed: float,
+        d: dict[str, Any],
+        ev: list[str],
+    ) -> Result:
         arch = facts.arch(ctx).machine or caps.host_arch or ""
         guest = caps.guest_for(arch)
         offers = caps.offers_kvm(arch)
-        dc = parse_domain_capabilities(cr.domcapabilities) if cr.domcapabilities else None
         d.update(
             arch=arch,
             host_arch=caps.host_arch,
@@ -458,9 +742,8 @@ class LibvirtCaps(Check):
                 "vcpu_max": dc.vcpu_max,
                 "host_passthrough": dc.host_passthrough,
             }
-        if cr.domcaps_error:
-            d["domcaps_error"] = cr.domcaps_error
-        ev = [f"{cr.via} {cr.uri}: capabilities" + (", domcapabilities kvm" if dc else "")]
+        if domcaps_error:
+            d["domcaps_error"] = domcaps_error
         if guest is None:
             return self.result(
                 WARNING,
@@ -472,7 +755,7 @@ class LibvirtCaps(Check):
                 evidence=ev,
                 details=d,
             )
-        slow = f" (libvirt took {cr.elapsed:.1f} s: it re-probed QEMU)" if cr.elapsed >= 3 else ""
+        slow = f" (libvirt took {elapsed:.1f} s: it re-probed QEMU)" if elapsed >= 3 else ""
         what = (
             f"libvirt offers {', '.join(guest.domain_types) or 'no'} domains for {arch} "
             f"({guest.emulator or '?'})"
@@ -483,7 +766,7 @@ class LibvirtCaps(Check):
                 if dc.host_passthrough
                 else "host-passthrough CPU NOT supported"
             )
-        elif cr.domcaps_error and "did not answer" in cr.domcaps_error:
+        elif domcaps_error and "did not answer" in domcaps_error:
             what += "; kvm domain caps: no answer in time"
         state = facts.kvm_state(ctx)
         access, access_text = _qemu_user_access(ctx)
@@ -511,11 +794,11 @@ class LibvirtCaps(Check):
                     evidence=[*ev, *state.evidence],
                     details=d,
                 )
-            refused = (cr.domcaps_error or "").lower()
+            refused = (domcaps_error or "").lower()
             if dc is None and "kvm" in refused and "did not answer" not in refused:
                 return self.result(
                     WARNING,
-                    f"{what}, yet libvirt refuses kvm domain capabilities: {cr.domcaps_error}",
+                    f"{what}, yet libvirt refuses kvm domain capabilities: {domcaps_error}",
                     hint=CACHE_HINT,
                     code="domcaps-refused",
                     evidence=ev,
@@ -529,7 +812,17 @@ class LibvirtCaps(Check):
             return self.result(
                 OK, f"{what}; {local}{slow}", code="kvm-offered", evidence=ev, details=d
             )
-        if state.usable is True and access is not False:
+        if access is False and state.usable is not False:
+            return self.result(
+                WARNING,
+                f"{what}: no kvm, because {access_text}: a type='kvm' domain fails to start, "
+                f"and a QEMU asked for kvm:tcg silently runs TCG{slow}",
+                hint=_qemu_user_hint(ctx),
+                code="qemu-user-no-kvm",
+                evidence=[*ev, access_text],
+                details=d,
+            )
+        if state.usable is True:
             return self.result(
                 WARNING,
                 f"{what}: no kvm, although KVM works on this host ({state.reason})"

@@ -15,7 +15,12 @@ from typing import Any, Optional
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import Result, Status
-from hvcheck.processes import QemuProcess, qemu_processes
+from hvcheck.processes import QemuProcess, discovery, qemu_processes
+
+INCOMPLETE_HINT = (
+    "run hvcheck as root (sudo): only root sees every process (hidepid) and their fds; in a "
+    "container, run it in the host's pid namespace"
+)
 
 FALLBACK_HINT = (
     "the QEMU user could not open /dev/kvm, so QEMU fell back to TCG: make /dev/kvm 0660 "
@@ -71,6 +76,8 @@ def _names(qs: list[QemuProcess], limit: int = 5) -> str:
 
 def _evidence(q: QemuProcess) -> str:
     d = q.decision
+    if d.starting is not None:
+        return f"{_label(q)}: starting ({d.starting})"
     line = f"{_label(q)}: {d.accel} by {', '.join(d.kinds) or 'nothing'}"
     if not d.verified and d.accel != "unknown":
         line += " (unverified)"
@@ -90,19 +97,60 @@ class InstancesAccel(Check):
         "/proc/<pid>/status",
         "/run/libvirt/qemu/<name>.xml",
         "/etc/libvirt/qemu/<name>.xml",
+        "stat of /proc/<pid>/exe (a QEMU is root's), of each directory to a -readconfig file "
+        "(QEMU's user's rights)",
+        "/proc/self/status, /proc/self/ns/pid, /proc/self/mountinfo (is the table complete?)",
     )
 
     def run(self, ctx: Context) -> Result:
-        procs = qemu_processes(ctx)
+        all_procs = qemu_processes(ctx)
+        incomplete = discovery(ctx).incomplete
+        # a QEMU still starting has no accelerator yet: named, never judged as KVM or TCG
+        starting = [q for q in all_procs if q.decision.starting is not None]
+        procs = [q for q in all_procs if q.decision.starting is None]
         if not procs:
+            if incomplete:
+                return self.result(
+                    Status.UNKNOWN,
+                    f"no QEMU instance visible, but {incomplete}",
+                    hint=INCOMPLETE_HINT,
+                    code="incomplete",
+                    count=0,
+                    incomplete=incomplete,
+                    starting=[q.pid for q in starting],
+                )
+            if starting:
+                return self.result(
+                    Status.OK,
+                    f"{len(starting)} QEMU instance(s) starting, no accelerator yet: "
+                    f"{_names(starting)}",
+                    code="starting",
+                    evidence=[_evidence(q) for q in starting[:20]],
+                    count=len(starting),
+                    starting=[q.pid for q in starting],
+                )
             return self.result(Status.OK, "no QEMU instances running", code="none", count=0)
+        r = self._judge(ctx, procs, starting)
+        if incomplete and r.status is not Status.CRITICAL:
+            # what was seen may not be all there is: never an OK or WARNING over a gap
+            return self.result(
+                Status.UNKNOWN,
+                f"{r.summary}; but {incomplete}",
+                hint=INCOMPLETE_HINT,
+                code="incomplete",
+                evidence=r.evidence,
+                details={**r.details, "incomplete": incomplete, "judged": r.status.label},
+            )
+        return r
+
+    def _judge(self, ctx: Context, procs: list[QemuProcess], starting: list[QemuProcess]) -> Result:
         nova = novaconfig.nova_conf(ctx)
         virt_type = nova.effective_virt_type if nova is not None else None
         kvm = [q for q in procs if q.decision.accel == "kvm"]
         tcg = [q for q in procs if q.decision.accel == "tcg"]
         unknown = [q for q in procs if q.decision.accel == "unknown"]
         fallback = [q for q in tcg if q.decision.silent_fallback]
-        ev = [_evidence(q) for q in procs[:20]]
+        ev = [_evidence(q) for q in (procs + starting)[:20]]
         warn, crit = ctx.options.get("tcg_warning"), ctx.options.get("tcg_critical")
         d = {
             "count": len(procs),
@@ -110,6 +158,7 @@ class InstancesAccel(Check):
             "tcg": len(tcg),
             "unknown": len(unknown),
             "silent_fallback": [q.pid for q in fallback],
+            "starting": [q.pid for q in starting],
             "virt_type": virt_type,
             # the summary states the instance counts: the verdict need not repeat them
             "counts_instances": True,
@@ -119,8 +168,10 @@ class InstancesAccel(Check):
                 "tcg_instances": {"warning": "", "critical": "0" if virt_type == "kvm" else ""}
             },
         }
-        counts = f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG" + (
-            f", {len(unknown)} unknown" if unknown else ""
+        counts = (
+            f"{len(procs)} instance(s): {len(kvm)} KVM, {len(tcg)} TCG"
+            + (f", {len(unknown)} unknown" if unknown else "")
+            + (f"; {len(starting)} starting: {_names(starting)}" if starting else "")
         )
         # -w/-c judge the number of deliberate TCG instances; a silent fallback (asked for
         # KVM, runs TCG) is a broken host, CRITICAL whatever the thresholds say
@@ -162,7 +213,9 @@ class InstancesAccel(Check):
                 details=d,
             )
         if unknown:
-            why = "; ".join(u for q in unknown for u in q.unreadable)[:200]
+            why = "; ".join(
+                u for q in unknown for u in (*q.unreadable, *([q.identity] if q.identity else []))
+            )[:200]
             others = [q.decision.other_accel for q in unknown if q.decision.other_accel]
             detail = f" (other accelerator: {', '.join(sorted(set(others)))})" if others else ""
             likely_tcg = [q for q in unknown if q.decision.likely == "tcg"]

@@ -16,6 +16,7 @@ from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
 from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
 from hvcheck.parsers.novaconf import Failure, Setting
+from hvcheck.processes import discovery
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 
@@ -113,13 +114,21 @@ class NovaVirtType(Check):
         "/var/snap/*/common/etc/nova/...",
         "nova's Python metadata (site-packages nova-*.dist-info, nova-*.egg-info)",
         "/var/lib/dpkg/status",
+        "stat of each directory to a file nova-compute names (read only with its user's rights)",
     )
 
     def run(self, ctx: Context) -> Result:
         conf = novaconfig.nova_conf(ctx)
         if conf is None:
+            impostors = [why for _, why in discovery(ctx).ignored["nova-compute"]]
             return self.result(
-                SKIP, "no nova configuration found (not an OpenStack compute node)", code="no-nova"
+                SKIP,
+                "no nova configuration found (not an OpenStack compute node)"
+                + (
+                    f"; not taken for nova-compute: {'; '.join(impostors[:3])}" if impostors else ""
+                ),
+                code="no-nova",
+                details={"ignored_processes": impostors} if impostors else None,
             )
         vt = conf.virt_type
         r = conf.resolved
@@ -159,6 +168,7 @@ class NovaVirtType(Check):
                 for e in r.ignored
             ],
             "unreadable": list(conf.unreadable),
+            "ignored_processes": list(conf.ignored),
             "release": {
                 "nova": rel.version,
                 "source": rel.source,
@@ -177,6 +187,7 @@ class NovaVirtType(Check):
         ]
         if conf.pid is not None:
             ev.append(f"environment of pid {conf.pid}: {conf.environment}")
+        ev += [f"not nova-compute: {why}" for why in conf.ignored[:3]]
         dep = facts.deployment(ctx)
         ev.append(f"deployment: {dep.name}")
         ignored = "".join(
@@ -196,10 +207,16 @@ class NovaVirtType(Check):
                 details=d,
             )
         if conf.unreadable:
+            first = conf.unreadable[0]
             return self.result(
                 UNKNOWN,
-                f"cannot read {conf.unreadable[0]}, which nova-compute loads",
-                hint="re-run as root",
+                f"cannot read {first}, which nova-compute loads",
+                hint=(
+                    "re-run as root"
+                    if "ermission denied" in first
+                    else "hvcheck reads only regular files nova-compute's own user may read: "
+                    "make the file a regular file that user can read"
+                ),
                 code="unreadable",
                 evidence=ev,
                 details=d,

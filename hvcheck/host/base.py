@@ -183,6 +183,82 @@ class ProcInfo(NamedTuple):
     """Target of ``/proc/<pid>/exe`` as the kernel gives it (" (deleted)" appended when the
     file was replaced or removed since); None when it cannot be read (another user's process,
     a snapshot without it)."""
+    exe_denied: bool = False
+    """The ``exe`` link was refused (EACCES: another user's process, hvcheck without
+    CAP_SYS_PTRACE; a snapshot's ``denied`` list): what the process runs cannot be told. False
+    when it was read, or is simply absent (a kernel thread, an older snapshot)."""
+    age: Optional[float] = None
+    """Seconds since the process started, when the walk saw it: psutil's ``create_time()``
+    (``/proc/<pid>/stat`` starttime after boot, ``/proc/stat`` btime) against the clock;
+    a snapshot's marker ``process_ages``. None where unknown."""
+
+
+class FileStat(NamedTuple):
+    """``stat``/``lstat`` of a path (stat(2)): what permission judgements and cache
+    freshness need. ``type``: file | dir | symlink | char | block | fifo | socket | other;
+    ``mode``: the permission bits (``st_mode & 0o7777``); ``ctime``/``mtime``: whole seconds
+    (as libvirt compares them); ``acl``: the hex of the ``system.posix_acl_access`` xattr (as
+    :class:`DeviceInfo`), None without one. Stored in a snapshot's marker under ``stat`` /
+    ``lstat``, keyed by path."""
+
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    ctime: int
+    mtime: int
+    size: int = 0
+    acl: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self._asdict())
+        d["mode"] = f"{self.mode:04o}"
+        return d
+
+    @classmethod
+    def from_json(cls, d: Any) -> Optional[FileStat]:
+        """A marker's record; None unless every field has its type (the mode an octal
+        string, the ids, times and size non-negative integers)."""
+        if not isinstance(d, dict) or d.get("type") not in FILE_TYPES:
+            return None
+        mode = d.get("mode")
+        if not isinstance(mode, str) or not mode or any(c not in "01234567" for c in mode):
+            return None
+        nums = [d.get(k, 0) for k in ("uid", "gid", "ctime", "mtime", "size")]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in nums):
+            return None
+        uid, gid, ctime, mtime, size = nums
+        return cls(
+            str(d["type"]),
+            int(mode, 8) & 0o7777,
+            uid,
+            gid,
+            ctime,
+            mtime,
+            size,
+            acl_from_json(d.get("acl")),
+        )
+
+
+FILE_TYPES = ("file", "dir", "symlink", "char", "block", "fifo", "socket", "other")
+
+
+def file_type(st_mode: int) -> str:
+    """The :class:`FileStat` type of an ``st_mode``."""
+    import stat as st
+
+    for test, name in (
+        (st.S_ISREG, "file"),
+        (st.S_ISDIR, "dir"),
+        (st.S_ISLNK, "symlink"),
+        (st.S_ISCHR, "char"),
+        (st.S_ISBLK, "block"),
+        (st.S_ISFIFO, "fifo"),
+        (st.S_ISSOCK, "socket"),
+    ):
+        if test(st_mode):
+            return name
+    return "other"
 
 
 class FileStamp(NamedTuple):
@@ -485,6 +561,21 @@ class Host(ABC):
             if fnmatch.fnmatchcase(n, base)
         ]
 
+    def stat(self, path: str, follow: bool = True) -> Optional[FileStat]:
+        """``stat`` (``follow``) or ``lstat`` of ``path``; None when it does not exist.
+        Raises PermissionError (a directory on the way may not be searched) or OSError."""
+        kind = "stat" if follow else "lstat"
+        try:
+            st: Optional[FileStat] = self._memo(kind, path, lambda: self._stat(path, follow))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st
+
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        """The backend's stat. Raises FileNotFoundError when the path does not exist, and
+        OSError(ENODATA) where it is not known (a snapshot that did not record it)."""
+        raise OSError(errno_mod.ENODATA, "not recorded", path)
+
     def readlink(self, path: str) -> Optional[str]:
         try:
             target: str = self._memo("readlink", path, lambda: self._readlink(path))
@@ -541,12 +632,18 @@ class Host(ABC):
     def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
         """``p`` completed from its ``/proc/<pid>/status`` (``handle``: the read function of
         the walk); ``p`` as it is when there is none (an older snapshot) or it is denied."""
+        p = p._replace(age=self._process_age(p.pid))
         try:
             text = _decode(handle(f"/proc/{p.pid}/status", 65536))
         except OSError:
             return p
         st = parse_status(text)
         return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
+
+    def _process_age(self, pid: int) -> Optional[float]:
+        """Seconds since ``pid`` started, as the walk saw it (:attr:`ProcInfo.age`); None
+        where not known."""
+        return None
 
     def mount_namespace(self, pid: Optional[int]) -> Optional[str]:
         """The mount namespace of process ``pid`` (hvcheck's own for None): the target of
@@ -605,6 +702,13 @@ class Host(ABC):
 
     @abstractmethod
     def os_info(self) -> OsInfo: ...
+
+    def stat_recorded(self) -> bool:
+        """Whether :meth:`stat` can answer at all: True on the live host; for a snapshot,
+        whether its marker has a ``stat``/``lstat`` table (a snapshot made before ``collect``
+        recorded them, or assembled by hand, has none: files a process names are then read
+        as the snapshot holds them, as they were before issue 14's rules)."""
+        return True
 
     def taken_at(self) -> Optional[float]:
         """When this host's evidence was read, in seconds since the epoch, where that is not
@@ -714,7 +818,8 @@ def _walk_procs(
             continue
         # what runs, whatever argv[0] says (exec -a): proc(5) /proc/PID/exe
         exe = readlink(f"/proc/{pid}/exe")
-        yield ProcInfo(pid=pid, comm=comm, argv=argv, exe=exe), read
+        denied_exe = exe is None and was_denied(f"/proc/{pid}/exe")
+        yield ProcInfo(pid=pid, comm=comm, argv=argv, exe=exe, exe_denied=denied_exe), read
 
 
 def _by_number(names: Iterable[str]) -> list[str]:

@@ -24,6 +24,7 @@ import fcntl
 import os
 import stat
 import struct
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -33,6 +34,7 @@ from hvcheck.host.base import (
     DeviceInfo,
     ExeRecord,
     FileStamp,
+    FileStat,
     Host,
     KernelLog,
     MsrResult,
@@ -45,6 +47,7 @@ from hvcheck.host.base import (
     Uname,
     _decode,
     _errno_name,
+    file_type,
     os_info_from_distro,
 )
 from hvcheck.host.procdir import _O_DIR, _FdProcView, _read_all
@@ -93,6 +96,28 @@ class LiveHost(Host):
     def _readlink(self, path: str) -> str:
         return os.readlink(path)
 
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        """``os.stat``/``os.lstat``, and the node's POSIX ACL for files and directories."""
+        st = os.stat(path) if follow else os.lstat(path)
+        kind = file_type(st.st_mode)
+        acl = None
+        if kind in ("file", "dir"):
+            try:
+                raw = os.getxattr(path, "system.posix_acl_access", follow_symlinks=follow)
+                acl = raw.hex()
+            except OSError:
+                acl = None
+        return FileStat(
+            kind,
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+            st.st_gid,
+            int(st.st_ctime),
+            int(st.st_mtime),
+            st.st_size,
+            acl,
+        )
+
     def _walk_processes(self, denied: list[int]) -> Iterator[tuple[ProcInfo, Any]]:
         """The process table through psutil (``process_iter``; ``cmdline``, ``name``), each
         process with its ``psutil.Process``, and its ``/proc/<pid>/exe`` link (read here, not
@@ -122,7 +147,8 @@ class LiveHost(Host):
                 denied.append(proc.pid)
                 continue
             argv_t = tuple(_text(a) for a in argv)
-            yield ProcInfo(proc.pid, _text(comm), argv_t, exe=_exe_link(proc.pid)), proc
+            exe, exe_denied = _exe_link(proc.pid)
+            yield ProcInfo(proc.pid, _text(comm), argv_t, exe=exe, exe_denied=exe_denied), proc
 
     def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
         """psutil's status, uids and gids of a matched process; its supplementary groups
@@ -136,6 +162,8 @@ class LiveHost(Host):
                 status = proc.status()
                 uids = proc.uids()
                 gids = proc.gids()
+                # /proc/PID/stat starttime after /proc/stat btime (psutil's create_time)
+                age: Optional[float] = max(0.0, time.time() - proc.create_time())
         except psutil.NoSuchProcess:  # and its ZombieProcess
             return None
         except psutil.AccessDenied:
@@ -145,6 +173,7 @@ class LiveHost(Host):
         except OSError:
             groups = None
         return p._replace(
+            age=age,
             uids=(uids.real, uids.effective, uids.saved),
             gids=(gids.real, gids.effective, gids.saved),
             groups=groups,
@@ -327,15 +356,17 @@ def _text(s: str) -> str:
     return s if s.isascii() else _decode(os.fsencode(s))
 
 
-def _exe_link(pid: int) -> Optional[str]:
+def _exe_link(pid: int) -> tuple[Optional[str], bool]:
     """The target of ``/proc/<pid>/exe`` as the kernel gives it, " (deleted)" included (proc(5);
-    psutil's ``Process.exe()`` strips that suffix when the path is gone); None when it cannot
-    be read (EACCES for another user's process without CAP_SYS_PTRACE, ENOENT for a kernel
-    thread or a process that exited)."""
+    psutil's ``Process.exe()`` strips that suffix when the path is gone), and whether it was
+    refused: (None, True) for EACCES (another user's process without CAP_SYS_PTRACE), (None,
+    False) for ENOENT (a kernel thread or a process that exited)."""
     try:
-        return _text(os.readlink(f"/proc/{pid}/exe"))
+        return _text(os.readlink(f"/proc/{pid}/exe")), False
+    except PermissionError:
+        return None, True
     except OSError:
-        return None
+        return None, False
 
 
 DELETED = " (deleted)"  # what d_path() appends to the name of an unlinked file (fs/d_path.c)

@@ -28,6 +28,7 @@ from hvcheck.host.base import (
     CapsResult,
     DeviceInfo,
     ExeRecord,
+    FileStat,
     MsrResult,
     OsInfo,
     ProcessTable,
@@ -120,6 +121,8 @@ class RecordingHost(LiveHost):
         self.dirs: dict[str, list[str]] = {}
         self.links: dict[str, str] = {}
         self.devices: dict[str, DeviceInfo] = {}
+        # stat/lstat answers by path (None: it did not exist), for the marker's stat/lstat
+        self.stats: dict[str, dict[str, Optional[FileStat]]] = {"stat": {}, "lstat": {}}
         self.procs: dict[int, ProcInfo] = {}
         self.denied_procs: set[int] = set()  # pids whose command line was denied
         self.msrs: dict[str, Any] = {}
@@ -173,6 +176,17 @@ class RecordingHost(LiveHost):
         with self.rec_lock:
             self.links[path] = t
         return t
+
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        try:
+            st = super()._stat(path, follow)
+        except (FileNotFoundError, NotADirectoryError):
+            with self.rec_lock:
+                self.stats["stat" if follow else "lstat"][path] = None
+            raise
+        with self.rec_lock:
+            self.stats["stat" if follow else "lstat"][path] = st
+        return st
 
     def process_table(self, predicates: Mapping[str, Callable[[ProcInfo], bool]]) -> ProcessTable:
         table = super().process_table(predicates)
@@ -309,8 +323,18 @@ class RecordingHost(LiveHost):
         if self.rpm:
             # the package list, not the database file (tens to hundreds of MiB of headers)
             marker["probes"]["rpm"] = {k: v.to_json() for k, v in sorted(self.rpm.items())}
+        for kind, found in self.stats.items():
+            if found:
+                marker[kind] = {
+                    k: (v.to_json() if v is not None else None) for k, v in sorted(found.items())
+                }
+        ages = {str(pid): p.age for pid, p in self.procs.items() if p.age is not None}
+        if ages:
+            marker["process_ages"] = ages
         # a process whose command line was denied: its directory, and the denial
         denied = self.denied | {f"/proc/{pid}/cmdline" for pid in self.denied_procs}
+        # a process whose executable could not be read: the denial, as the live walk met it
+        denied |= {f"/proc/{pid}/exe" for pid, p in self.procs.items() if p.exe_denied}
         if denied:
             marker["denied"] = sorted(denied)
         files = dict(self.files)

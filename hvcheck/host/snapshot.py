@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import json
+import math
 import os
 import re
 import stat
@@ -33,6 +34,7 @@ from hvcheck.host.base import (
     CapsResult,
     DeviceInfo,
     ExeRecord,
+    FileStat,
     Host,
     KernelLog,
     MsrResult,
@@ -437,6 +439,47 @@ class SnapshotHost(Host):
 
     def _readlink(self, path: str) -> str:
         return self._tree.readlink(self._rel(path))
+
+    def _stat(self, path: str, follow: bool) -> FileStat:
+        """The marker's ``stat``/``lstat`` record of ``path`` (what ``collect`` asked): a
+        record, or null when it did not exist then; OSError(ENODATA) when not recorded (an
+        older snapshot). A table or record of the wrong type raises PermissionError: what
+        depends on it is then UNKNOWN, never judged from a guess (the marker's bounds rule)."""
+        self._denied(path)
+        kind = "stat" if follow else "lstat"
+        table = self.marker.get(kind)
+        if table is None:
+            raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+        if not isinstance(table, dict):
+            raise _refuse(f'"{kind}"', path)
+        if path not in table:
+            raise OSError(errno_mod.ENODATA, "stat not recorded in the snapshot", path)
+        rec = table[path]
+        if rec is None:
+            raise FileNotFoundError(errno_mod.ENOENT, "did not exist (when collected)", path)
+        st = FileStat.from_json(rec)
+        if st is None:
+            raise _refuse(f'"{kind}" record of {path}', path)
+        return st
+
+    def stat_recorded(self) -> bool:
+        return "stat" in self.marker or "lstat" in self.marker
+
+    def _process_age(self, pid: int) -> Optional[float]:
+        """The marker's ``process_ages.<pid>`` (seconds); None when not recorded. A table or
+        value of the wrong type raises PermissionError: whether a QEMU is still starting
+        cannot then be told, and what depends on the process table is UNKNOWN."""
+        ages = self.marker.get("process_ages")
+        if ages is None:
+            return None
+        if not isinstance(ages, dict):
+            raise _refuse('"process_ages"', f"/proc/{pid}/stat")
+        v = ages.get(str(pid))
+        if v is None:
+            return None
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf):
+            raise _refuse(f'"process_ages" value of pid {pid}', f"/proc/{pid}/stat")
+        return float(v)
 
     def _proc_path(self) -> str:
         """Resolved ``proc/`` of a snapshot directory ("" for a .tar.gz or none usable)."""

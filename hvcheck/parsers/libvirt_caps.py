@@ -55,10 +55,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_XML_CHARS",
+    "CacheMachine",
     "Capabilities",
+    "CapsCache",
     "DomainCapabilities",
     "Guest",
     "parse_capabilities",
+    "parse_caps_cache",
     "parse_domain_capabilities",
 ]
 
@@ -193,4 +196,147 @@ def parse_domain_capabilities(text: str) -> Optional[DomainCapabilities]:
             host_passthrough=hp,
         )
     except Exception:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# libvirt's own capability cache: /var/cache/libvirt/qemu/capabilities/<sha256 of binary>.xml
+# ---------------------------------------------------------------------------------------------
+class CacheMachine(NamedTuple):
+    """One ``<machine type=ACCEL name=... alias=... maxCpus=... default='yes'/>``."""
+
+    accel: str  # kvm | tcg | hvf
+    name: str
+    alias: Optional[str]
+    max_cpus: Optional[int]
+    default: bool
+
+
+class CapsCache(NamedTuple):
+    """What libvirt's QEMU driver cached about one QEMU binary, as
+    ``virQEMUCapsFormatCache`` (src/qemu/qemu_capabilities.c) writes it and
+    ``virQEMUCapsIsValid`` checks it before use.
+
+    The times are whole seconds as libvirt stores them: ``qemuctime`` the binary's
+    ``st_ctime`` when probed, ``qemumoddirmtime`` the ``st_mtime`` of QEMU's module
+    directory (only written when it existed), ``selfctime`` libvirt's own
+    ``virGetSelfLastChanged()`` (the newest ctime of the daemon and the driver modules it
+    loaded), ``selfvers`` ``LIBVIR_VERSION_NUMBER`` (9.0.0 is 9000000).
+    """
+
+    emulator: Optional[str]
+    qemuctime: Optional[int]
+    qemumoddirmtime: Optional[int]
+    selfctime: Optional[int]
+    selfvers: Optional[int]
+    flags: frozenset[str]
+    """``<flag name=.../>``: ``kvm`` when the probe found KVM enabled (query-kvm), ``tcg``."""
+    version: Optional[int]
+    """QEMU's version, major * 1000000 + minor * 1000 + micro (7.2.22 is 7002022)."""
+    kvm_version: Optional[int]
+    microcode_version: Optional[int]
+    host_cpu_signature: Optional[str]
+    package: Optional[str]
+    kernel_version: Optional[str]
+    """``uname -r`` and ``uname -v`` when probed (``"%s %s"``, release and version)."""
+    arch: Optional[str]
+    host_cpu: tuple[str, ...]
+    """The ``type`` of each ``<hostCPU>`` (``kvm`` when a KVM host CPU model was probed)."""
+    machines: tuple[CacheMachine, ...]
+    kvm_supports_nesting: bool
+
+    @property
+    def kvm(self) -> bool:
+        """libvirt found KVM usable when it probed this binary (QEMU_CAPS_KVM)."""
+        return "kvm" in self.flags
+
+    def domain_types(self) -> tuple[str, ...]:
+        """The ``<domain type>`` values libvirt's capabilities list for this binary's guests
+        (virQEMUCapsInitGuestFromBinary: ``qemu`` with TCG, ``kvm`` with KVM)."""
+        out = []
+        if "tcg" in self.flags or not self.flags & {"kvm", "hvf"}:
+            out.append("qemu")
+        if self.kvm:
+            out.append("kvm")
+        return tuple(out)
+
+    def default_machine(self, accel: str) -> Optional[CacheMachine]:
+        """The machine libvirt prefers for ``accel``: the first listed
+        (virQEMUCapsGetPreferredMachine), which the probe puts QEMU's default first for."""
+        found = [m for m in self.machines if m.accel == accel]
+        for m in found:
+            if m.default:
+                return m
+        return found[0] if found else None
+
+
+def _int(text: Optional[str]) -> Optional[int]:
+    if text is None:
+        return None
+    t = text.strip()
+    return int(t) if t.isascii() and t.isdigit() and len(t) <= 20 else None
+
+
+def parse_caps_cache(text: str) -> Optional[CapsCache]:
+    """Parse one ``<qemuCaps>`` cache file; None when refused, malformed or another document.
+
+    Shortened from this project's machine (libvirt 9.0.0, QEMU 7.2,
+    ``/var/cache/libvirt/qemu/capabilities/926803a9...c725.xml``):
+
+    >>> c = parse_caps_cache(
+    ...     "<qemuCaps><emulator>/usr/bin/qemu-system-x86_64</emulator>"
+    ...     "<qemuctime>1796522193</qemuctime><qemumoddirmtime>1796522192</qemumoddirmtime>"
+    ...     "<selfctime>1796522191</selfctime><selfvers>9000000</selfvers>"
+    ...     "<flag name='kvm'/><flag name='tcg'/><version>7002022</version>"
+    ...     "<kvmVersion>0</kvmVersion><microcodeVersion>16777317</microcodeVersion>"
+    ...     "<kernelVersion>6.18.44-fc-v1272 #1 SMP PREEMPT_DYNAMIC @0</kernelVersion>"
+    ...     "<arch>x86_64</arch><hostCPU type='kvm' model='base' migratability='yes'/>"
+    ...     "<machine type='kvm' name='pc-i440fx-7.2' alias='pc' hotplugCpus='yes' "
+    ...     "maxCpus='255' default='yes'/><machine type='tcg' name='pc-q35-7.2' "
+    ...     "alias='q35' maxCpus='288'/></qemuCaps>")
+    >>> c.emulator, c.qemuctime, c.selfvers, c.kvm, c.domain_types(), c.host_cpu
+    ('/usr/bin/qemu-system-x86_64', 1796522193, 9000000, True, ('qemu', 'kvm'), ('kvm',))
+    >>> c.default_machine("kvm").name, c.default_machine("kvm").max_cpus
+    ('pc-i440fx-7.2', 255)
+    >>> parse_caps_cache("<capabilities/>") is None
+    True
+    """
+    try:
+        root = _root(text, "qemuCaps")
+        if root is None:
+            return None
+        flags = frozenset(n for el in root.findall("flag") if (n := (el.get("name") or "").strip()))
+        machines = []
+        for el in root.findall("machine"):
+            name = (el.get("name") or "").strip()
+            if not name:
+                continue
+            machines.append(
+                CacheMachine(
+                    accel=(el.get("type") or "").strip(),
+                    name=name,
+                    alias=(el.get("alias") or "").strip() or None,
+                    max_cpus=_int(el.get("maxCpus")),
+                    default=(el.get("default") or "") == "yes",
+                )
+            )
+        return CapsCache(
+            emulator=_text(root.find("emulator")),
+            qemuctime=_int(_text(root.find("qemuctime"))),
+            qemumoddirmtime=_int(_text(root.find("qemumoddirmtime"))),
+            selfctime=_int(_text(root.find("selfctime"))),
+            selfvers=_int(_text(root.find("selfvers"))),
+            flags=flags,
+            version=_int(_text(root.find("version"))),
+            kvm_version=_int(_text(root.find("kvmVersion"))),
+            microcode_version=_int(_text(root.find("microcodeVersion"))),
+            host_cpu_signature=_text(root.find("hostCPUSignature")),
+            package=_text(root.find("package")),
+            kernel_version=_text(root.find("kernelVersion")),
+            arch=_text(root.find("arch")),
+            host_cpu=tuple((el.get("type") or "").strip() for el in root.findall("hostCPU")),
+            machines=tuple(machines),
+            kvm_supports_nesting=root.find("kvmSupportsNesting") is not None,
+        )
+    except Exception:  # ParseError, RecursionError, ...: never raise
         return None

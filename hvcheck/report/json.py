@@ -35,7 +35,9 @@ def utc(t: Optional[float]) -> str:
 
 def document(v: Verdict) -> dict[str, Any]:
     """The document of ``v``. A run that reached no verdict (``Verdict.failed``) carries its
-    reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read."""
+    reason in ``error`` and no ``counts`` or ``source``: nothing was counted or read. A run
+    whose instance list may be incomplete says why in ``verdict.instances_unknown`` and has no
+    ``counts``: never a count of 0 for instances it could not see."""
     head: dict[str, Any] = {
         "schema_version": 1,
         "tool": {"name": "hvcheck", "version": __version__},
@@ -76,8 +78,11 @@ def document(v: Verdict) -> dict[str, Any]:
             for i in v.instances
         ],
     }
+    if v.instances_unknown is not None:
+        doc["verdict"]["instances_unknown"] = v.instances_unknown
     if v.error is None:
-        doc["counts"] = v.counts()
+        if v.instances_unknown is None:  # a list that may lack instances counts nothing
+            doc["counts"] = v.counts()
         doc["source"] = {"live": v.snapshot is None, "snapshot": v.snapshot}
         doc["deployment"] = v.deployment
     return doc

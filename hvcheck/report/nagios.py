@@ -68,7 +68,9 @@ def perfdata(v: Verdict) -> str:
     for k in ("instances", "kvm_instances", "tcg_instances", "unknown_instances"):
         lim = limits.get(k, {})
         w, cr = threshold(lim.get("warning")), threshold(lim.get("critical"))
-        parts.append(f"'{k}'={c[k]};{w};{cr};0;")
+        # the guidelines' "U": a value that could not be determined (an incomplete list)
+        value = "U" if v.instances_unknown is not None else str(c[k])
+        parts.append(f"'{k}'={value};{w};{cr};0;")
     if usable is not None:
         parts.append(f"'kvm_usable'={usable};;;0;1")
     n = {s: sum(1 for r in v.results if r.status is s) for s in Status}

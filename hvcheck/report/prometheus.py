@@ -60,7 +60,10 @@ def render(v: Verdict, verbose: bool = False) -> str:
         "hvcheck_instances",
         "QEMU instances by proven accelerator.",
         "gauge",
-        [(f'{{accel="{a}"}}', c[f"{a}_instances"]) for a in ("kvm", "tcg", "unknown")],
+        # no sample when the list may be incomplete: an absent series, never a false 0
+        []
+        if v.instances_unknown is not None
+        else [(f'{{accel="{a}"}}', c[f"{a}_instances"]) for a in ("kvm", "tcg", "unknown")],
     )
     names = Counter(i.name for i in v.instances)
 
