@@ -139,9 +139,21 @@ def test_collect_records_capabilities_and_replays_them(libvirtd: None, tmp_path:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("libvirt") is not None, reason="virsh path only")
-def test_virsh_is_used_without_libvirt_python(libvirtd: None) -> None:
-    with dev_kvm_mode(0o660, "kvm"):
-        c = _checks(run_hvcheck("--json", "-t", "40", "--only", "libvirt.caps"))["libvirt.caps"]
+def test_virsh_is_used_without_libvirt_python(libvirtd: None, tmp_path: Path) -> None:
+    # libvirt is asked only when its capability cache is missing or stale: set the cache
+    # aside for the call (what libvirt writes meanwhile is kept), so the daemon is asked
+    cache = Path("/var/cache/libvirt/qemu/capabilities")
+    aside = tmp_path / "capabilities"
+    aside.mkdir()
+    moved = [shutil.move(str(f), str(aside / f.name)) for f in sorted(cache.glob("*.xml"))]
+    try:
+        with dev_kvm_mode(0o660, "kvm"):
+            doc = run_hvcheck("--json", "-t", "40", "--only", "libvirt.caps")
+        c = _checks(doc)["libvirt.caps"]
+    finally:
+        for f in moved:
+            if not (cache / Path(f).name).exists():
+                shutil.move(f, str(cache / Path(f).name))
     assert c["details"]["via"] == "virsh"
 
 

@@ -54,7 +54,12 @@ def test_kvm_and_qemu_domains_are_classified(libvirtd: None, tmp_path: Path) -> 
             for n, u, disp in ((k, ku, "web-kvm"), (q, qu, "web-tcg")):
                 assert inst[n]["uuid"] == u
                 assert "libvirt-xml" in inst[n]["evidence"] and "fd" in inst[n]["evidence"]
-                assert inst[n]["libvirt_xml"] == f"/run/libvirt/qemu/{n}.xml"
+                # libvirt starts QEMU in a mount namespace of its own (qemu.conf namespaces):
+                # the status XML is read through the process's root (issue 13)
+                assert inst[n]["libvirt_xml"] in (
+                    f"/run/libvirt/qemu/{n}.xml",
+                    f"/proc/{inst[n]['pid']}/root/run/libvirt/qemu/{n}.xml",
+                )
                 assert inst[n]["nova"]["display_name"] == disp
                 assert inst[n]["nova"]["instance_uuid"] == u
                 assert inst[n]["nova"]["flavor"] == "m1.tiny"
