@@ -149,11 +149,11 @@ def selectors(checks: Sequence[LoadedCheck]) -> list[str]:
 def unmatched(patterns: Sequence[str], checks: Sequence[LoadedCheck]) -> dict[str, list[str]]:
     """The ``patterns`` that select none of ``checks`` (``selected``'s rule), each with the
     nearest selectors (difflib.get_close_matches, best first; empty when none is near)."""
-    from difflib import get_close_matches
-
     bad = [p for p in patterns if not any(selected(lc.id, (p,), ()) for lc in checks)]
     if not bad:
         return {}
+    from difflib import get_close_matches  # only for a usage error
+
     known = selectors(checks)
     return {p: get_close_matches(p, known, n=3) for p in bad}
 

@@ -13,6 +13,8 @@ or ``pyudev`` themselves: that keeps ``--root`` honest.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from hvcheck.host.base import (
     MARKER,
     MAX_READ,
@@ -37,8 +39,30 @@ from hvcheck.host.base import (
     os_info_from_distro,
 )
 from hvcheck.host.live import LiveHost
-from hvcheck.host.recorder import RecordingHost
-from hvcheck.host.snapshot import SnapshotHost, open_host
+
+if TYPE_CHECKING:
+    from hvcheck.host.recorder import RecordingHost
+    from hvcheck.host.snapshot import SnapshotHost, open_host
+
+# loaded when first named (PEP 562): a live probe reads no snapshot and records nothing, so it
+# does not import the snapshot reader, the recorder and its redaction rules
+_LAZY = {
+    "RecordingHost": "hvcheck.host.recorder",
+    "SnapshotHost": "hvcheck.host.snapshot",
+    "open_host": "hvcheck.host.snapshot",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "MARKER",
