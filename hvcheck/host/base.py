@@ -27,6 +27,9 @@ from hvcheck.parsers.procstatus import ZOMBIE_STATES, parse_status
 if TYPE_CHECKING:
     from hvcheck.novaquery import NovaAnswer, NovaQuery
 
+# a bound for rpmdb.sqlite copies (snapshots): real databases are 10-300 MiB, one read in place
+# (the live host, hvcheck.host.rpmdb.read_rpmdb_file) is unbounded
+MAX_RPMDB_BYTES = 256 * 1024 * 1024
 MAX_READ = 8 * 1024 * 1024  # cpuinfo of a 448-CPU host is ~1.5 MiB; nothing we read is larger
 MAX_SNAPSHOT_TOTAL = 512 * 1024 * 1024
 MARKER = "hvcheck-snapshot.json"
@@ -733,7 +736,6 @@ class Host(ABC):
         (:func:`hvcheck.host.rpmdb.read_rpmdb_bytes`): what a snapshot that holds the file
         itself does. The live host opens the file in place, read-only.
         """
-        from hvcheck.host.rpmdb import MAX_RPMDB_BYTES, read_rpmdb_bytes
 
         def read() -> Optional[RpmRead]:
             try:
@@ -748,6 +750,9 @@ class Host(ABC):
                     "sqlite3",
                     error=f"{path}: larger than {MAX_RPMDB_BYTES // 2**20} MiB, not read",
                 )
+            # sqlite3, tempfile and the header parser: only for a host that has the file
+            from hvcheck.host.rpmdb import read_rpmdb_bytes
+
             return read_rpmdb_bytes(data, path)
 
         result: Optional[RpmRead] = self._memo("rpmdb", path, read)

@@ -31,11 +31,11 @@ import tempfile
 from typing import Optional
 from urllib.parse import quote
 
-from hvcheck.host.base import RpmRead
+from hvcheck.host.base import MAX_RPMDB_BYTES, RpmRead
 from hvcheck.parsers.pkgdb import Package, RpmHeaderError, parse_rpm_header
 
-# a bound for copies (snapshots): real databases are 10-300 MiB, one read in place is unbounded
-MAX_RPMDB_BYTES = 256 * 1024 * 1024
+__all__ = ["MAX_RPMDB_BYTES", "read_rpmdb_bytes", "read_rpmdb_file"]
+
 _SQLITE_MAGIC = b"SQLite format 3\0"
 
 

@@ -238,13 +238,15 @@ class _DirTree(_Tree):
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)
-            out = b""
-            while len(out) < limit:
-                chunk = os.read(fd, min(65536, limit - len(out)))
+            chunks: list[bytes] = []
+            size = 0
+            while size < limit:
+                chunk = os.read(fd, min(65536, limit - size))
                 if not chunk:
                     break
-                out += chunk
-            return out
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks)
         finally:
             os.close(fd)
 
