@@ -54,13 +54,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.devaccess import acl_summary, allows
 from hvcheck.host import DeviceInfo, ProcessGone, ProcessTable, ProcInfo, ProcView
-from hvcheck.mountns import list_seen, process_root
+from hvcheck.mountns import process_root
 from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
@@ -692,6 +692,52 @@ def libvirt_xml_dirs(daemons: Sequence[ProcInfo]) -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
+class _XmlPlaces(NamedTuple):
+    """Where domain XML is looked for this run, apart from each QEMU's own root: the
+    directories (:func:`libvirt_xml_dirs`), and each libvirtd's listings of them in order
+    (``(path listed, names)``, each path once; :func:`hvcheck.mountns.list_seen`)."""
+
+    dirs: tuple[str, ...]
+    daemons: tuple[tuple[str, frozenset[str]], ...]
+
+
+def _xml_listing(ctx: Context, where: str) -> Optional[frozenset[str]]:
+    """The names in directory ``where`` (a path of hvcheck's tree or of a libvirtd's root),
+    once per run: the same directory lists the same for every instance. None when it cannot
+    be listed (an absent one lists nothing: empty)."""
+
+    def compute(c: Context) -> Optional[frozenset[str]]:
+        try:
+            return frozenset(c.host.listdir(where))
+        except OSError:
+            return None
+
+    names: Optional[frozenset[str]] = ctx.fact(f"libvirt_xml_listing:{where}", compute)
+    return names
+
+
+def _xml_places(ctx: Context) -> _XmlPlaces:
+    """The directories and libvirtd listings of :class:`_XmlPlaces`, once per run."""
+
+    def compute(c: Context) -> _XmlPlaces:
+        daemons = processes(c, "libvirtd")
+        dirs = tuple(libvirt_xml_dirs(daemons))
+        listed: dict[str, frozenset[str]] = {}
+        for d in daemons:
+            root = process_root(c, d.pid)
+            for directory in dirs:
+                for prefix in root.roots:
+                    where = f"{prefix}{directory}"
+                    if where not in listed:
+                        names = _xml_listing(c, where)
+                        if names is not None:
+                            listed[where] = names
+        return _XmlPlaces(dirs, tuple(listed.items()))
+
+    places: _XmlPlaces = ctx.fact("libvirt_xml_places", compute)
+    return places
+
+
 def _domain_xml(
     ctx: Context, pid: int, name: Optional[str]
 ) -> tuple[Optional[DomainXml], Optional[str]]:
@@ -699,35 +745,51 @@ def _domain_xml(
     tree (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it is in another mount
     namespace, as under kolla's nova_libvirt container or libvirt's own namespace), then as
     each libvirtd sees its own (the file is libvirtd's). A status file of another pid is an
-    earlier run of the same domain, skipped."""
+    earlier run of the same domain, skipped. Directories are listed once per run and tree
+    (:func:`_xml_places`); only those under the process's own root are listed per process."""
     if not _safe_name(name):
         return None, None
     host = ctx.host
-    daemons = processes(ctx, "libvirtd")
-    roots = [process_root(ctx, pid)] + [process_root(ctx, d.pid) for d in daemons]
-    dirs = libvirt_xml_dirs(daemons)
+    places = _xml_places(ctx)
+    own = process_root(ctx, pid)
+    own_prefix = f"/proc/{pid}/root"
     fname = f"{name}.xml"
+    candidates: list[str] = []
     listed: set[str] = set()
-    for root in roots:
-        for d in dirs:
-            for where, names in list_seen(ctx, root, d):
-                if where in listed:
-                    continue
-                listed.add(where)
-                if fname not in names:  # listed once per tree, not probed per instance
-                    continue
+    for d in places.dirs:
+        for prefix in own.roots:
+            where = f"{prefix}{d}"
+            if where in listed:
+                continue
+            if prefix == own_prefix:  # this process's alone: listed once, not kept
                 try:
-                    text = host.read_opt(f"{where}/{fname}")
+                    names: Optional[Collection[str]] = host.listdir(where)
                 except OSError:
-                    continue
-                if text is None:
-                    continue
-                dom = parse_domain_xml(text)
-                if dom is None:
-                    continue
-                if dom.pid is not None and dom.pid != pid:
-                    continue  # a stale status file of an earlier run of the same domain
-                return dom, f"{where}/{fname}"
+                    names = None
+            else:
+                names = _xml_listing(ctx, where)
+            if names is None:
+                continue
+            listed.add(where)
+            if fname in names:  # listed once per tree, not probed per instance
+                candidates.append(where)
+    for where, shared in places.daemons:
+        if where not in listed and fname in shared:
+            listed.add(where)
+            candidates.append(where)
+    for where in candidates:
+        try:
+            text = host.read_opt(f"{where}/{fname}")
+        except OSError:
+            continue
+        if text is None:
+            continue
+        dom = parse_domain_xml(text)
+        if dom is None:
+            continue
+        if dom.pid is not None and dom.pid != pid:
+            continue  # a stale status file of an earlier run of the same domain
+        return dom, f"{where}/{fname}"
     return None, None
 
 
