@@ -64,7 +64,7 @@ from hvcheck.mountns import process_root
 from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
-from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
+from hvcheck.parsers.qemu import DEFAULT_CONFIG, QemuArgv, is_qemu_binary, parse_qemu_argv
 
 __all__ = [
     "GROUPS",
@@ -694,10 +694,12 @@ def libvirt_xml_dirs(daemons: Sequence[ProcInfo]) -> list[str]:
 
 class _XmlPlaces(NamedTuple):
     """Where domain XML is looked for this run, apart from each QEMU's own root: the
-    directories (:func:`libvirt_xml_dirs`), and each libvirtd's listings of them in order
-    (``(path listed, names)``, each path once; :func:`hvcheck.mountns.list_seen`)."""
+    directories (:func:`libvirt_xml_dirs`), their listings in hvcheck's own tree
+    (``own``: path -> names, None when it cannot be listed), and each libvirtd's listings in
+    order (``(path listed, names)``, each path once; :func:`hvcheck.mountns.list_seen`)."""
 
     dirs: tuple[str, ...]
+    own: dict[str, Optional[frozenset[str]]]
     daemons: tuple[tuple[str, frozenset[str]], ...]
 
 
@@ -722,6 +724,7 @@ def _xml_places(ctx: Context) -> _XmlPlaces:
     def compute(c: Context) -> _XmlPlaces:
         daemons = processes(c, "libvirtd")
         dirs = tuple(libvirt_xml_dirs(daemons))
+        own = {d: _xml_listing(c, d) for d in dirs}
         listed: dict[str, frozenset[str]] = {}
         for d in daemons:
             root = process_root(c, d.pid)
@@ -732,7 +735,7 @@ def _xml_places(ctx: Context) -> _XmlPlaces:
                         names = _xml_listing(c, where)
                         if names is not None:
                             listed[where] = names
-        return _XmlPlaces(dirs, tuple(listed.items()))
+        return _XmlPlaces(dirs, own, tuple(listed.items()))
 
     places: _XmlPlaces = ctx.fact("libvirt_xml_places", compute)
     return places
@@ -766,6 +769,8 @@ def _domain_xml(
                     names: Optional[Collection[str]] = host.listdir(where)
                 except OSError:
                     names = None
+            elif prefix == "":
+                names = places.own[d]
             else:
                 names = _xml_listing(ctx, where)
             if names is None:
@@ -797,11 +802,15 @@ def _status(p: ProcInfo, view: ProcView) -> tuple[Optional[str], Optional[int], 
     """State (psutil's name), effective uid and gids (effective gid, then the supplementary
     groups) of the process: the state from ``/proc/PID/status`` read now through ``view``
     (proc(5)); the ids as the walk recorded them (``ProcInfo``: psutil, or a snapshot's status
-    file), else from that same status."""
-    try:
-        st = parse_status(view.read("status", 65536).decode("utf-8", "replace"))
-    except OSError:
-        st = ProcStatus()
+    file), else from that same status. A snapshot's status file does not change: when the
+    walk read its state (``ProcInfo.status``) it is not read and parsed again."""
+    if not view.host.live and p.status is not None:
+        st = ProcStatus(status=p.status)
+    else:
+        try:
+            st = parse_status(view.read("status", 65536).decode("utf-8", "replace"))
+        except OSError:
+            st = ProcStatus()
     uids = p.uids if p.uids is not None else st.uids
     gid_ids = p.gids if p.gids is not None else st.gids
     groups = p.groups if p.groups is not None else (st.groups or ())
@@ -898,6 +907,8 @@ def _with_config(
     if not argv.config_files or not p.argv:
         return argv
     files = _config_files(ctx, p.pid, argv, view, unreadable, reader)
+    if argv.config_files == (DEFAULT_CONFIG,) and files == {DEFAULT_CONFIG: None}:
+        return argv  # only the default config, absent: what the argv alone said (no re-parse)
     return parse_qemu_argv(list(p.argv), files=files)
 
 
@@ -952,9 +963,10 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
     if not host.live and ((uid is None and p.uids is None) or not host.stat_recorded()):
         reader = (0, ())  # an older snapshot: no ids or stat recorded, read as it was then
     argv = _with_config(ctx, p, argv, view, unreadable, reader)
-    # read after the evidence: on a live host, a root link that still reads proves the process
-    # ran throughout (ProcView.alive)
-    view.readlink("root")
+    if host.live:
+        # read after the evidence: a root link that still reads proves the process ran
+        # throughout (ProcView.alive); a snapshot's processes do not exit
+        view.readlink("root")
     dom, src = _domain_xml(ctx, p.pid, argv.name)
     access = None
     if fds is None and threads is None:  # judged from the request: who could open /dev/kvm
