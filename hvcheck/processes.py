@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
@@ -319,6 +319,14 @@ def kvm_fds(targets: Sequence[str]) -> list[str]:
     ]
 
 
+def has_kvm_fd(targets: Sequence[str]) -> bool:
+    """Whether :func:`kvm_fds` would find any (stops at the first)."""
+    return any(
+        t in KVM_FD_EXACT or (t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t))
+        for t in targets
+    )
+
+
 def has_vcpu_fd(targets: Sequence[str]) -> bool:
     """A ``kvm-vcpu:N`` inode among the fds: the process runs vCPUs in KVM."""
     return any(t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t) for t in targets)
@@ -432,7 +440,7 @@ def starting(
     >>> starting(["/dev/null"], ["qemu-system-x86", "CPU 0/TCG"], True, 0.2) is None
     True
     """
-    if fds is None or kvm_fds(fds):
+    if fds is None or has_kvm_fd(fds):
         return None
     if threads is not None and vcpu_thread_accels(threads):
         return None
@@ -757,32 +765,35 @@ def _domain_xml(
     own = process_root(ctx, pid)
     own_prefix = f"/proc/{pid}/root"
     fname = f"{name}.xml"
-    candidates: list[str] = []
-    listed: set[str] = set()
-    for d in places.dirs:
-        for prefix in own.roots:
-            where = f"{prefix}{d}"
-            if where in listed:
-                continue
-            if prefix == own_prefix:  # this process's alone: listed once, not kept
-                try:
-                    names: Optional[Collection[str]] = host.listdir(where)
-                except OSError:
-                    names = None
-            elif prefix == "":
-                names = places.own[d]
-            else:
-                names = _xml_listing(ctx, where)
-            if names is None:
-                continue
-            listed.add(where)
-            if fname in names:  # listed once per tree, not probed per instance
-                candidates.append(where)
-    for where, shared in places.daemons:
-        if where not in listed and fname in shared:
-            listed.add(where)
-            candidates.append(where)
-    for where in candidates:
+
+    def candidates() -> Iterator[str]:
+        """The directories holding ``fname``, in order; listed only as far as needed."""
+        listed: set[str] = set()
+        for d in places.dirs:
+            for prefix in own.roots:
+                where = f"{prefix}{d}"
+                if where in listed:
+                    continue
+                if prefix == own_prefix:  # this process's alone: listed once, not kept
+                    try:
+                        names: Optional[Collection[str]] = host.listdir(where)
+                    except OSError:
+                        names = None
+                elif prefix == "":
+                    names = places.own[d]
+                else:
+                    names = _xml_listing(ctx, where)
+                if names is None:
+                    continue
+                listed.add(where)
+                if fname in names:  # listed once per tree, not probed per instance
+                    yield where
+        for where, shared in places.daemons:
+            if where not in listed and fname in shared:
+                listed.add(where)
+                yield where
+
+    for where in candidates():
         try:
             text = host.read_opt(f"{where}/{fname}")
         except OSError:
