@@ -244,16 +244,15 @@ class _DirTree(_Tree):
                 real = known
                 continue
             try:
-                is_link = stat.S_ISLNK(os.lstat(cand).st_mode)
+                # one syscall tells a link (its target) from anything else (EINVAL) or
+                # nothing (ENOENT): an lstat first would only cost a second one for a link
+                target = os.readlink(cand)
             except OSError:
-                is_link = False
-            if not is_link:
                 real = cand
                 continue
             hops[0] += 1
             if hops[0] > 40:
                 raise OSError(errno_mod.ELOOP, "Too many levels of symbolic links", cand)
-            target = os.readlink(cand)
             if target.startswith("/"):
                 # the collected host's path: inside the snapshot only when it names the
                 # snapshot's own directory (never resolved from the host's "/")
