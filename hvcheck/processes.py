@@ -54,17 +54,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.devaccess import acl_summary, allows
 from hvcheck.host import DeviceInfo, ProcessGone, ProcessTable, ProcInfo, ProcView
-from hvcheck.mountns import list_seen, process_root
+from hvcheck.mountns import process_root
 from hvcheck.parsers.deployment import snap_name
 from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
-from hvcheck.parsers.qemu import QemuArgv, is_qemu_binary, parse_qemu_argv
+from hvcheck.parsers.qemu import DEFAULT_CONFIG, QemuArgv, is_qemu_binary, parse_qemu_argv
 
 __all__ = [
     "GROUPS",
@@ -319,6 +319,14 @@ def kvm_fds(targets: Sequence[str]) -> list[str]:
     ]
 
 
+def has_kvm_fd(targets: Sequence[str]) -> bool:
+    """Whether :func:`kvm_fds` would find any (stops at the first)."""
+    return any(
+        t in KVM_FD_EXACT or (t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t))
+        for t in targets
+    )
+
+
 def has_vcpu_fd(targets: Sequence[str]) -> bool:
     """A ``kvm-vcpu:N`` inode among the fds: the process runs vCPUs in KVM."""
     return any(t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t) for t in targets)
@@ -432,7 +440,7 @@ def starting(
     >>> starting(["/dev/null"], ["qemu-system-x86", "CPU 0/TCG"], True, 0.2) is None
     True
     """
-    if fds is None or kvm_fds(fds):
+    if fds is None or has_kvm_fd(fds):
         return None
     if threads is not None and vcpu_thread_accels(threads):
         return None
@@ -692,6 +700,55 @@ def libvirt_xml_dirs(daemons: Sequence[ProcInfo]) -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
+class _XmlPlaces(NamedTuple):
+    """Where domain XML is looked for this run, apart from each QEMU's own root: the
+    directories (:func:`libvirt_xml_dirs`), their listings in hvcheck's own tree
+    (``own``: path -> names, None when it cannot be listed), and each libvirtd's listings in
+    order (``(path listed, names)``, each path once; :func:`hvcheck.mountns.list_seen`)."""
+
+    dirs: tuple[str, ...]
+    own: dict[str, Optional[frozenset[str]]]
+    daemons: tuple[tuple[str, frozenset[str]], ...]
+
+
+def _xml_listing(ctx: Context, where: str) -> Optional[frozenset[str]]:
+    """The names in directory ``where`` (a path of hvcheck's tree or of a libvirtd's root),
+    once per run: the same directory lists the same for every instance. None when it cannot
+    be listed (an absent one lists nothing: empty)."""
+
+    def compute(c: Context) -> Optional[frozenset[str]]:
+        try:
+            return frozenset(c.host.listdir(where))
+        except OSError:
+            return None
+
+    names: Optional[frozenset[str]] = ctx.fact(f"libvirt_xml_listing:{where}", compute)
+    return names
+
+
+def _xml_places(ctx: Context) -> _XmlPlaces:
+    """The directories and libvirtd listings of :class:`_XmlPlaces`, once per run."""
+
+    def compute(c: Context) -> _XmlPlaces:
+        daemons = processes(c, "libvirtd")
+        dirs = tuple(libvirt_xml_dirs(daemons))
+        own = {d: _xml_listing(c, d) for d in dirs}
+        listed: dict[str, frozenset[str]] = {}
+        for d in daemons:
+            root = process_root(c, d.pid)
+            for directory in dirs:
+                for prefix in root.roots:
+                    where = f"{prefix}{directory}"
+                    if where not in listed:
+                        names = _xml_listing(c, where)
+                        if names is not None:
+                            listed[where] = names
+        return _XmlPlaces(dirs, own, tuple(listed.items()))
+
+    places: _XmlPlaces = ctx.fact("libvirt_xml_places", compute)
+    return places
+
+
 def _domain_xml(
     ctx: Context, pid: int, name: Optional[str]
 ) -> tuple[Optional[DomainXml], Optional[str]]:
@@ -699,35 +756,56 @@ def _domain_xml(
     tree (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it is in another mount
     namespace, as under kolla's nova_libvirt container or libvirt's own namespace), then as
     each libvirtd sees its own (the file is libvirtd's). A status file of another pid is an
-    earlier run of the same domain, skipped."""
+    earlier run of the same domain, skipped. Directories are listed once per run and tree
+    (:func:`_xml_places`); only those under the process's own root are listed per process."""
     if not _safe_name(name):
         return None, None
     host = ctx.host
-    daemons = processes(ctx, "libvirtd")
-    roots = [process_root(ctx, pid)] + [process_root(ctx, d.pid) for d in daemons]
-    dirs = libvirt_xml_dirs(daemons)
+    places = _xml_places(ctx)
+    own = process_root(ctx, pid)
+    own_prefix = f"/proc/{pid}/root"
     fname = f"{name}.xml"
-    listed: set[str] = set()
-    for root in roots:
-        for d in dirs:
-            for where, names in list_seen(ctx, root, d):
+
+    def candidates() -> Iterator[str]:
+        """The directories holding ``fname``, in order; listed only as far as needed."""
+        listed: set[str] = set()
+        for d in places.dirs:
+            for prefix in own.roots:
+                where = f"{prefix}{d}"
                 if where in listed:
                     continue
+                if prefix == own_prefix:  # this process's alone: listed once, not kept
+                    try:
+                        names: Optional[Collection[str]] = host.listdir(where)
+                    except OSError:
+                        names = None
+                elif prefix == "":
+                    names = places.own[d]
+                else:
+                    names = _xml_listing(ctx, where)
+                if names is None:
+                    continue
                 listed.add(where)
-                if fname not in names:  # listed once per tree, not probed per instance
-                    continue
-                try:
-                    text = host.read_opt(f"{where}/{fname}")
-                except OSError:
-                    continue
-                if text is None:
-                    continue
-                dom = parse_domain_xml(text)
-                if dom is None:
-                    continue
-                if dom.pid is not None and dom.pid != pid:
-                    continue  # a stale status file of an earlier run of the same domain
-                return dom, f"{where}/{fname}"
+                if fname in names:  # listed once per tree, not probed per instance
+                    yield where
+        for where, shared in places.daemons:
+            if where not in listed and fname in shared:
+                listed.add(where)
+                yield where
+
+    for where in candidates():
+        try:
+            text = host.read_opt(f"{where}/{fname}")
+        except OSError:
+            continue
+        if text is None:
+            continue
+        dom = parse_domain_xml(text)
+        if dom is None:
+            continue
+        if dom.pid is not None and dom.pid != pid:
+            continue  # a stale status file of an earlier run of the same domain
+        return dom, f"{where}/{fname}"
     return None, None
 
 
@@ -735,11 +813,15 @@ def _status(p: ProcInfo, view: ProcView) -> tuple[Optional[str], Optional[int], 
     """State (psutil's name), effective uid and gids (effective gid, then the supplementary
     groups) of the process: the state from ``/proc/PID/status`` read now through ``view``
     (proc(5)); the ids as the walk recorded them (``ProcInfo``: psutil, or a snapshot's status
-    file), else from that same status."""
-    try:
-        st = parse_status(view.read("status", 65536).decode("utf-8", "replace"))
-    except OSError:
-        st = ProcStatus()
+    file), else from that same status. A snapshot's status file does not change: when the
+    walk read its state (``ProcInfo.status``) it is not read and parsed again."""
+    if not view.host.live and p.status is not None:
+        st = ProcStatus(status=p.status)
+    else:
+        try:
+            st = parse_status(view.read("status", 65536).decode("utf-8", "replace"))
+        except OSError:
+            st = ProcStatus()
     uids = p.uids if p.uids is not None else st.uids
     gid_ids = p.gids if p.gids is not None else st.gids
     groups = p.groups if p.groups is not None else (st.groups or ())
@@ -836,6 +918,8 @@ def _with_config(
     if not argv.config_files or not p.argv:
         return argv
     files = _config_files(ctx, p.pid, argv, view, unreadable, reader)
+    if argv.config_files == (DEFAULT_CONFIG,) and files == {DEFAULT_CONFIG: None}:
+        return argv  # only the default config, absent: what the argv alone said (no re-parse)
     return parse_qemu_argv(list(p.argv), files=files)
 
 
@@ -890,9 +974,10 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
     if not host.live and ((uid is None and p.uids is None) or not host.stat_recorded()):
         reader = (0, ())  # an older snapshot: no ids or stat recorded, read as it was then
     argv = _with_config(ctx, p, argv, view, unreadable, reader)
-    # read after the evidence: on a live host, a root link that still reads proves the process
-    # ran throughout (ProcView.alive)
-    view.readlink("root")
+    if host.live:
+        # read after the evidence: a root link that still reads proves the process ran
+        # throughout (ProcView.alive); a snapshot's processes do not exit
+        view.readlink("root")
     dom, src = _domain_xml(ctx, p.pid, argv.name)
     access = None
     if fds is None and threads is None:  # judged from the request: who could open /dev/kvm

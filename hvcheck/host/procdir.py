@@ -12,7 +12,7 @@ import os
 import stat
 from typing import Optional
 
-from hvcheck.host.base import MAX_READ, Host, ProcessGone, ProcView, _by_number, _decode
+from hvcheck.host.base import MAX_READ, Host, ProcessGone, ProcView, _decode
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -134,11 +134,13 @@ class _FdProcView(ProcView):
             raise
 
     def fd_targets(self) -> list[str]:
+        """Where each fd/N points, in the directory's order (what reads them counts them and
+        looks for KVM's among them: their order says nothing)."""
         d = self._open_dir("fd")
         if d is None:
             return super().fd_targets()
         try:
-            names = _by_number(os.listdir(d))
+            names = os.listdir(d)
             try:
                 return [os.readlink(n, dir_fd=d) for n in names]
             except OSError:

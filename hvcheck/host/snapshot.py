@@ -182,28 +182,88 @@ class _Tree(ABC):
 
 
 class _DirTree(_Tree):
+    """A snapshot directory. Every path is resolved one component at a time, inside the
+    snapshot: a symlink's target is followed from the directory it is in (an absolute target
+    only when it names a place inside the snapshot by its full path), and the walk stops as
+    soon as a component would leave the snapshot's root — nothing outside it is ever looked
+    at, let alone read. Resolved directories are cached (``_dirs``); the few refused ones
+    apart (``_out``), so that a snapshot's thousands of ``proc/<pid>/root`` links to ``/``
+    neither cost a walk each time nor evict the resolved ones."""
+
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self._dirs: dict[str, str] = {self.root: self.root}  # lexical dir -> resolved dir
+        self._out: set[str] = set()  # lexical dirs that resolve outside the snapshot
 
     def _within(self, real: str) -> bool:
         return real == self.root or real.startswith(self.root + os.sep)
 
-    def _real_dir(self, d: str) -> str:
+    def _real_dir(self, d: str) -> Optional[str]:
         """Resolve a directory under the root one component at a time (cached): a new
-        directory costs one lstat, not a walk of the whole path."""
+        directory costs one lstat, not a walk of the whole path. None when it resolves
+        outside the snapshot."""
         hit = self._dirs.get(d)
         if hit is not None:
             return hit
+        if d in self._out:
+            return None
+        parent, base = d.rsplit("/", 1)
+        rp = self._real_dir(parent if parent else "/")
+        if rp is None:
+            return None
+        real = self._follow(rp, base, [0])
+        if real is None:
+            if len(self._out) > 256:
+                self._out.clear()
+            self._out.add(d)
+            return None
         if len(self._dirs) > 4096:
             # processes are read one after the other: a small cache serves as well as a whole
             # snapshot's worth of /proc/PID/task/TID entries, at a fraction of the memory
             self._dirs = {self.root: self.root}
-        parent, base = d.rsplit("/", 1)
-        rp = self._real_dir(parent if parent else "/")
-        cand = rp + "/" + base
-        real = os.path.realpath(cand) if os.path.islink(cand) else cand
         self._dirs[d] = real
+        return real
+
+    def _follow(self, real: str, rel: str, hops: list[int]) -> Optional[str]:
+        """``rel`` resolved from ``real`` (a resolved directory inside the snapshot) as the
+        kernel would, symlinks followed, but never out of the snapshot: None as soon as a
+        component leaves it (``..`` above the root, a link to a path outside). A component
+        that does not exist is kept as named (``os.path.realpath``'s rule); more than 40
+        links (the kernel's MAXSYMLINKS) raise ELOOP. ``hops``: links followed so far."""
+        for part in rel.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if real == self.root:
+                    return None
+                real = real.rsplit("/", 1)[0]
+                continue
+            cand = real + "/" + part
+            known = self._dirs.get(cand)
+            if known is not None:
+                real = known
+                continue
+            try:
+                # one syscall tells a link (its target) from anything else (EINVAL) or
+                # nothing (ENOENT): an lstat first would only cost a second one for a link
+                target = os.readlink(cand)
+            except OSError:
+                real = cand
+                continue
+            hops[0] += 1
+            if hops[0] > 40:
+                raise OSError(errno_mod.ELOOP, "Too many levels of symbolic links", cand)
+            if target.startswith("/"):
+                # the collected host's path: inside the snapshot only when it names the
+                # snapshot's own directory (never resolved from the host's "/")
+                if not (target == self.root or target.startswith(self.root + "/")):
+                    return None
+                step = self._follow(self.root, target[len(self.root) :], hops)
+            else:
+                step = self._follow(real, target, hops)
+            if step is None:
+                return None
+            real = step
         return real
 
     def _inside(self, rel: str, follow_last: bool) -> str:
@@ -215,10 +275,12 @@ class _DirTree(_Tree):
         full = self.root + "/" + n
         d, base = full.rsplit("/", 1)
         parent = self._real_dir(d)
-        real = parent + "/" + base
-        if follow_last and os.path.islink(real):
-            real = os.path.realpath(real)
-        if not (self._within(parent) and self._within(real)):
+        real: Optional[str] = None
+        if parent is not None:
+            real = parent + "/" + base
+            if follow_last:
+                real = self._follow(parent, base, [0])
+        if parent is None or real is None or not (self._within(parent) and self._within(real)):
             # a symlink pointing outside the snapshot: never followed for content
             raise PermissionError(
                 errno_mod.EACCES, "symlink leaves the snapshot; not followed", "/" + n
@@ -253,7 +315,7 @@ class _DirTree(_Tree):
     def exists(self, rel: str) -> bool:
         try:
             return os.path.lexists(self._inside(rel, follow_last=False))
-        except PermissionError:
+        except OSError:  # refused, or a link loop on the way
             return False
 
     def listdir(self, rel: str) -> list[str]:

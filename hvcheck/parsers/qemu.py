@@ -40,6 +40,7 @@ Every function here returns a value for any input (garbage included) and never r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
@@ -302,6 +303,9 @@ def _opt_value(params: str, pos: int) -> tuple[str, int]:
     return "".join(out), n
 
 
+_KEY_END = re.compile(r"[=,]")
+
+
 def _parse_opts(params: str, implied: str | None) -> list[tuple[str, str]]:
     """``a,b=c,,d,flag`` -> [(implied, "a"), ("b", "c,d"), ("flag", "on")], order kept.
 
@@ -312,9 +316,8 @@ def _parse_opts(params: str, implied: str | None) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     pos, n, first = 0, len(params), True
     while pos < n:
-        end = pos
-        while end < n and params[end] not in "=,":
-            end += 1
+        m = _KEY_END.search(params, pos)  # the key (or flag) ends at the next "=" or ","
+        end = m.start() if m else n
         if end >= n or params[end] != "=":
             if first and implied is not None:
                 value, pos = _opt_value(params, pos)
@@ -777,6 +780,15 @@ def parse_qemu_argv(
         )
 
 
+# the options the loop of _parse_qemu_argv acts on; the others (-drive, -device, -netdev...:
+# most of a command line) are passed over at once
+_READ_OPTIONS = frozenset(
+    {"accel", "machine", "M", "readconfig", "set", "name", "uuid", "S", "runas", "chroot"}
+    | {"run-with", "daemonize"}
+    | set(_MACHINE_ACCEL_FLAGS)
+)
+
+
 def _parse_qemu_argv(
     argv: Sequence[str], files: Mapping[str, bytes | str | None] | None, known: frozenset[str]
 ) -> QemuArgv:
@@ -827,6 +839,8 @@ def _parse_qemu_argv(
         config(DEFAULT_CONFIG, "default config", ())
 
     for opt, value, token in options:
+        if opt not in _READ_OPTIONS:
+            continue
         if opt == "accel" and value is not None:
             # QemuOptsList "accel" has implied_opt_name "accel" (softmmu/vl.c qemu_accel_opts);
             # -accel kvm,accel=tcg is tcg (qemu_opt_get returns the last value). Without a
