@@ -28,7 +28,7 @@ from typing import NamedTuple, Optional
 
 from hvcheck.check import Context
 
-__all__ = ["ProcRoot", "Seen", "list_seen", "own_mount_namespace", "process_root", "read_seen"]
+__all__ = ["ProcRoot", "Seen", "own_mount_namespace", "process_root", "read_seen"]
 
 
 class ProcRoot(NamedTuple):
@@ -117,16 +117,3 @@ def read_seen(ctx: Context, root: ProcRoot, path: str) -> Seen:
         if text is not None:
             return Seen(text, full)
     return Seen(None, None)
-
-
-def list_seen(ctx: Context, root: ProcRoot, directory: str) -> list[tuple[str, list[str]]]:
-    """``(path listed, names)`` of ``directory`` in each tree the process's files are read
-    from, in order; an absent directory, or one that cannot be listed, lists nothing."""
-    out: list[tuple[str, list[str]]] = []
-    for prefix in root.roots:
-        full = f"{prefix}{directory}"
-        try:
-            out.append((full, ctx.host.listdir(full)))
-        except OSError:
-            continue
-    return out

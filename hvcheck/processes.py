@@ -704,7 +704,7 @@ class _XmlPlaces(NamedTuple):
     """Where domain XML is looked for this run, apart from each QEMU's own root: the
     directories (:func:`libvirt_xml_dirs`), their listings in hvcheck's own tree
     (``own``: path -> names, None when it cannot be listed), and each libvirtd's listings in
-    order (``(path listed, names)``, each path once; :func:`hvcheck.mountns.list_seen`)."""
+    order (``(path listed, names)``, each path once)."""
 
     dirs: tuple[str, ...]
     own: dict[str, Optional[frozenset[str]]]
