@@ -765,10 +765,6 @@ def _domain_xml(
     own = process_root(ctx, pid)
     own_prefix = f"/proc/{pid}/root"
     fname = f"{name}.xml"
-    # In a snapshot, a root recorded as a link to "/" (collect's record of a process that
-    # shares hvcheck's tree) leads out of the snapshot: nothing is read through it, so its
-    # directories are not tried one by one (one readlink instead of three refusals).
-    own_listable = host.live or own_prefix not in own.roots or host.readlink(own_prefix) != "/"
 
     def candidates() -> Iterator[str]:
         """The directories holding ``fname``, in order; listed only as far as needed."""
@@ -779,8 +775,6 @@ def _domain_xml(
                 if where in listed:
                     continue
                 if prefix == own_prefix:  # this process's alone: listed once, not kept
-                    if not own_listable:
-                        continue
                     try:
                         names: Optional[Collection[str]] = host.listdir(where)
                     except OSError:
