@@ -162,6 +162,14 @@ def _quoted(value: str) -> tuple[str, str, str] | None:
     return q, value[1:end], value[end + 1 :]
 
 
+def _stays_quoted(rest: str) -> bool:
+    """Whether what follows a closing quote leaves the value quoted: nothing (blanks), or
+    ``;`` and another virconf statement. Anything else (``password=""0000``) makes the whole
+    value one unquoted string, as oslo.config reads it (its ini parser strips quotes only
+    from a value that both opens and closes with the same one), and it is redacted whole."""
+    return not rest.strip() or rest.lstrip().startswith(";")
+
+
 def _statement(text: str, section: str, what: list[str]) -> tuple[str, bool]:
     """One ``key = value`` statement (and, in virconf syntax, those after ``;``): the text with
     a secret value replaced; True when an unquoted secret value runs to the end of the line
@@ -175,7 +183,7 @@ def _statement(text: str, section: str, what: list[str]) -> tuple[str, bool]:
     value = value[: len(value) - len(eol)]
     secret = _SECRET_KEY.fullmatch(key) is not None
     q = _quoted(value)
-    if q is not None:
+    if q is not None and _stays_quoted(q[2]):
         quote, inside, rest = q
         if secret and not _NOT_SECRET.fullmatch(inside.strip()):
             inside = REDACTED
