@@ -814,6 +814,7 @@ def targets_section(run: Run) -> list[str]:
         f"({', '.join(CARD_LIBS)}) and doing nothing else takes {libs.ms()} ms, "
         f"{libs.median / vhv.median:.2f}× `virt-host-validate qemu`'s median; the probe's "
         f"median is {ms(probe.median - libs.median)} ms above it.",
+        "",
     ]
 
 
