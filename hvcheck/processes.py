@@ -795,7 +795,7 @@ def _domain_xml(
 
     for where in candidates():
         try:
-            text = host.read_opt(f"{where}/{fname}")
+            text = host.read_once(f"{where}/{fname}")  # one per instance: not kept
         except OSError:
             continue
         if text is None:

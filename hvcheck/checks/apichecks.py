@@ -95,7 +95,7 @@ def _stopped_nova_domains(ctx: Context, running: set[str]) -> list[str]:
     out = []
     for path in ctx.host.glob("/etc/libvirt/qemu/*.xml"):
         try:
-            text = ctx.host.read_opt(path)
+            text = ctx.host.read_once(path)  # one file per domain: not kept for the run
         except OSError:
             continue
         dom = parse_domain_xml(text) if text else None

@@ -541,6 +541,15 @@ class Host(ABC):
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def read_once(self, path: str) -> Optional[str]:
+        """``read_opt`` without keeping the text for the rest of the run: for a file read once
+        per instance (a domain's XML, 5-15 KB), which, kept for thousands of instances, would
+        hold tens of MB. Same reads, errors and records (``collect``) as ``read_opt``."""
+        try:
+            return _decode(self._read_bytes(path, MAX_READ))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def exists(self, path: str) -> bool:
         ok: bool = self._memo("exists", path, lambda: self._exists(path))
         return ok
