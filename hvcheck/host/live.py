@@ -24,6 +24,7 @@ import fcntl
 import os
 import stat
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
@@ -146,7 +147,7 @@ class LiveHost(Host):
             except psutil.AccessDenied:
                 denied.append(proc.pid)
                 continue
-            argv_t = tuple(_text(a) for a in argv)
+            argv_t = tuple(sys.intern(_text(a)) for a in argv)  # shared: see host.base
             exe, exe_denied = _exe_link(proc.pid)
             yield ProcInfo(proc.pid, _text(comm), argv_t, exe=exe, exe_denied=exe_denied), proc
 
