@@ -6,11 +6,11 @@ its answer is dropped, and being a daemon thread it does not keep the process al
 The caller returns on time even when a read hangs (a hung mount, a libvirt socket that never
 answers, a plugin that sleeps): nagiosplugin's rule of one timeout for the whole run.
 
-``run_until`` starts one worker thread that takes the callables in turn, and another each time
-:data:`STALL` seconds pass without one finishing: work that waits (a socket, a child process,
-a hang) holds only its own thread, and the rest goes on in the next one. Most of a run's
-callables take a millisecond or less: one thread each (two dozen, contending for the GIL) cost
-a probe ~10 ms more than this, on a 40 ms run.
+``run_until`` starts one worker thread that takes the callables in turn, and one more for
+each callable that has run :data:`SLOW` seconds (it waits: a socket, a child process, a hang).
+Work that waits holds only its own thread, and the rest goes on in the next ones. Most of a
+run's callables take a millisecond or less: one thread each (two dozen, contending for the
+GIL) cost a probe ~10 ms more than this, on a 40 ms run.
 
 >>> import time
 >>> got = run_until({"quick": lambda: 42, "slow": lambda: time.sleep(5)}, time.monotonic() + 0.2)
@@ -66,55 +66,76 @@ def start(key: str, fn: Callable[[], Any]) -> Pending:
     return Pending(key, fn)
 
 
-# seconds without any callable finishing after which run_until starts one more worker thread
-STALL = 0.025
+# seconds a callable may run before it counts as waiting (a socket, a child process, a hang)
+SLOW = 0.01
 
 
 def run_until(fns: Mapping[str, Callable[[], Any]], deadline: float) -> dict[str, Outcome]:
-    """Run every callable of ``fns`` (in order; see the module: a worker thread each time the
-    work stalls for :data:`STALL` s), each in a daemon thread named ``hvcheck-<key>`` while it
-    runs.
+    """Run every callable of ``fns``, in order, on worker threads (see the module), each in a
+    daemon thread named ``hvcheck-<key>`` while it runs.
+
+    Every :data:`SLOW` s, a new worker starts for each callable that has run that long since
+    the last look (it waits, or computes at length) while callables are left: what waits holds
+    its own thread and the rest goes on beside it; fifty reads of a dead mount, or thirty
+    checks needing one hung fact, cost the others ~10 ms each at most.
 
     Returns the ``Outcome`` of each that finished by ``deadline``, in the order of ``fns``; a
-    key that is absent did not finish (or start) in time. Never raises what a callable raises.
+    key that is absent did not finish (or start) in time: nothing starts after the deadline.
+    Never raises what a callable raises.
     """
     items = list(fns.items())
     done: dict[str, Outcome] = {}
     cond = threading.Condition()
     taken = [0]  # how many items workers have taken
+    running: dict[int, float] = {}  # worker number -> when its current callable started
+    closed = [False]  # the caller has returned: take nothing more
 
-    def worker() -> None:
-        me = threading.current_thread()
+    def worker(me: int) -> None:
+        thread = threading.current_thread()
         while True:
             with cond:
-                if taken[0] >= len(items):
+                if closed[0] or taken[0] >= len(items) or time.monotonic() >= deadline:
                     return
                 key, fn = items[taken[0]]
                 taken[0] += 1
-            me.name = f"hvcheck-{key}"
+                running[me] = time.monotonic()
+            thread.name = f"hvcheck-{key}"
             try:
                 out = Outcome(fn())
             except BaseException as e:  # reported to the caller, never lost in the thread
                 out = Outcome(error=e)
             with cond:
+                running.pop(me, None)
                 done[key] = out
                 if len(done) == len(items):
                     cond.notify_all()
 
-    def spawn() -> None:
-        threading.Thread(target=worker, name="hvcheck-worker", daemon=True).start()
+    workers = [0]
+    covered: dict[int, float] = {}  # worker -> the start of the callable it was replaced for
+
+    def spawn(n: int) -> None:
+        for _ in range(n):
+            workers[0] += 1
+            threading.Thread(
+                target=worker, args=(workers[0],), name="hvcheck-worker", daemon=True
+            ).start()
 
     with cond:
         if items:
-            spawn()
+            spawn(1)
         while len(done) < len(items):
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 break
-            before = len(done)
-            cond.wait(min(STALL, left))
-            if len(done) == before and taken[0] < len(items):
-                spawn()  # nothing finished meanwhile: what runs waits; go on beside it
+            cond.wait(min(SLOW, left))
+            now = time.monotonic()
+            waiting = [w for w, t in running.items() if now - t >= SLOW and covered.get(w) != t]
+            left_items = len(items) - taken[0]
+            if waiting and left_items:
+                spawn(min(len(waiting), left_items))  # one more worker for each that waits
+                covered.update((w, running[w]) for w in waiting)
+        closed[0] = True
         return {key: done[key] for key, _ in items if key in done}
 
 

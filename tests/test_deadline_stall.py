@@ -1,0 +1,82 @@
+"""hvcheck.deadline.run_until when work waits: what waits holds only its own thread, so the
+rest answers by the deadline however many callables wait, and however briefly each waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from hvcheck.check import Context
+from hvcheck.deadline import run_until
+from hvcheck.host import SnapshotHost
+from snap import healthy_host
+
+
+def test_many_hangs_do_not_starve_the_quick_callables_after_them() -> None:
+    """50 reads that never return (a dead NFS mount under each), then three quick ones: the
+    quick ones answer within a 1 s deadline."""
+    release = threading.Event()
+    try:
+        fns: dict[str, Callable[[], object]] = {f"hang{i}": release.wait for i in range(50)}
+        fns.update({f"quick{i}": (lambda i=i: i) for i in range(3)})  # type: ignore[misc]
+        t0 = time.monotonic()
+        got = run_until(fns, t0 + 1.0)
+        assert time.monotonic() - t0 < 1.5
+        assert {k: o.value for k, o in got.items()} == {"quick0": 0, "quick1": 1, "quick2": 2}
+    finally:
+        release.set()
+
+
+def test_callables_waiting_on_one_hung_fact_do_not_starve_the_others(tmp_path: Path) -> None:
+    """The engine's shape: thirty checks need one shared fact whose read hangs (Context.fact
+    holds its lock while computing); a check that does not need it still answers."""
+    ctx = Context(SnapshotHost(str(healthy_host(tmp_path / "s"))))
+    release = threading.Event()
+
+    def hung(c: Context) -> int:
+        release.wait()
+        return 1
+
+    try:
+        fns: dict[str, Callable[[], object]] = {
+            f"needs{i}": (lambda: ctx.fact("hung", hung)) for i in range(30)
+        }
+        fns["other"] = lambda: ctx.fact("other", lambda c: 2)
+        got = run_until(fns, time.monotonic() + 0.5)
+        assert "other" in got and got["other"].value == 2
+    finally:
+        release.set()
+
+
+def test_short_waits_still_overlap() -> None:
+    """Sixty callables that each wait 20 ms (a socket or child process that answers quickly,
+    under STALL): side by side they take ~20 ms, one after another 1.2 s."""
+    t0 = time.monotonic()
+    got = run_until({f"w{i}": (lambda: time.sleep(0.02)) for i in range(60)}, t0 + 0.6)
+    assert len(got) == 60, f"{len(got)} of 60 answered in {time.monotonic() - t0:.2f} s"
+
+
+def test_nothing_starts_after_run_until_returned() -> None:
+    """A callable not started by the deadline is abandoned, never started later behind the
+    caller's back (the docstring: absent = did not finish, or start, in time): work that runs
+    on after the run has answered competes with the report for the GIL, and may read the host
+    after the verdict was given."""
+    release = threading.Event()
+    started: list[float] = []
+
+    def slow() -> None:
+        started.append(time.monotonic())
+        time.sleep(0.2)
+
+    fns: dict[str, Callable[[], object]] = {"hang": release.wait}
+    fns.update({f"slow{i}": slow for i in range(10)})
+    try:
+        run_until(fns, time.monotonic() + 0.1)
+        returned = time.monotonic()
+        time.sleep(0.5)
+        late = [round(t - returned, 3) for t in started if t > returned]
+        assert late == [], f"{len(late)} callables started after run_until returned"
+    finally:
+        release.set()
