@@ -12,8 +12,12 @@ compute node's files hold:
   ``credential(s)``, or ends in ``_`` + one of them (``admin_password``, ``memcache_secret_key``,
   ``fixed_key``, ``auth_token``, libvirt's ``vnc_password`` and ``spice_password``); the
   ``[section]`` is tracked for the report; commented-out settings too (an old password in a
-  comment is still a password); a quoted value keeps its quotes; oslo.config's continuation
-  lines (indented lines after the value) are part of the value. A value that can hold no
+  comment is still a password); a quoted value keeps its quotes (only when nothing follows
+  the closing quote, or in virconf ``;`` and another statement: oslo.config strips quotes
+  only from a value that opens and closes with one); oslo.config's continuation lines
+  (indented lines after the value) are part of the value, and with them the whole value is
+  redacted, whatever its first line holds. libvirt's ``*.conf`` are read as virconf, the
+  rest as oslo.config. A value that can hold no
   secret is kept: empty, a boolean (``inject_password = False`` is a nova setting, not a
   password) or oslo's sample placeholder ``<None>``.
 - **URL credentials anywhere** (``transport_url = rabbit://nova:PASS@mq1:5672,nova:PASS@mq2``,
@@ -162,35 +166,47 @@ def _quoted(value: str) -> tuple[str, str, str] | None:
     return q, value[1:end], value[end + 1 :]
 
 
-def _stays_quoted(rest: str) -> bool:
-    """Whether what follows a closing quote leaves the value quoted: nothing (blanks), or
-    ``;`` and another virconf statement. Anything else (``password=""0000``) makes the whole
-    value one unquoted string, as oslo.config reads it (its ini parser strips quotes only
-    from a value that both opens and closes with the same one), and it is redacted whole."""
-    return not rest.strip() or rest.lstrip().startswith(";")
+def _stays_quoted(rest: str, virconf: bool) -> bool:
+    """Whether what follows a closing quote leaves the value quoted: nothing (blanks), or in
+    libvirt's virconf syntax ``;`` and another statement. Anything else (``password=""0000``;
+    in an oslo.config file also ``"abc";def``) makes the whole value one unquoted string, as
+    oslo.config reads it (its ini parser strips quotes only from a value that both opens and
+    closes with the same one), and it is redacted whole."""
+    return not rest.strip() or (virconf and rest.lstrip().startswith(";"))
 
 
-def _statement(text: str, section: str, what: list[str]) -> tuple[str, bool]:
+def _continues(line: str) -> bool:
+    """An oslo.config continuation line (iniparser: not blank, starts with a space or tab)."""
+    return line[:1] in (" ", "\t") and bool(line.strip())
+
+
+def _statement(
+    text: str, section: str, what: list[str], virconf: bool = False, continued: bool = False
+) -> tuple[str, bool]:
     """One ``key = value`` statement (and, in virconf syntax, those after ``;``): the text with
-    a secret value replaced; True when an unquoted secret value runs to the end of the line
-    (oslo.config continuation lines then belong to it)."""
-    m = _SETTING.match(text)
+    a secret value replaced; True when the lines after it that continue it (oslo.config's
+    indented lines) are to be redacted too. ``continued``: such lines follow (never in
+    virconf), so a secret key's value is all of them with this one, and is redacted whole
+    whatever this line holds (``password = false`` then ``  hunter2`` is "false\nhunter2")."""
+    eol = text[len(text.rstrip("\r\n")) :]  # matched without: "key =" then a line end
+    m = _SETTING.match(text[: len(text) - len(eol)])  # is an empty value, not "\n" as its sep
     if m is None:
         return text, False
     lead, key, sep, value = m.groups()
     name = f"[{section}] {key}" if section else key
-    eol = value[len(value.rstrip("\r\n")) :]
-    value = value[: len(value) - len(eol)]
     secret = _SECRET_KEY.fullmatch(key) is not None
+    if secret and continued and not virconf:
+        what.append(name)
+        return f"{lead}{key}{sep}{REDACTED}{eol}", True
     q = _quoted(value)
-    if q is not None and _stays_quoted(q[2]):
+    if q is not None and _stays_quoted(q[2], virconf):
         quote, inside, rest = q
         if secret and not _NOT_SECRET.fullmatch(inside.strip()):
             inside = REDACTED
             what.append(name)
-        more = re.match(r"(\s*;\s*)(.*)", rest, re.DOTALL)
+        more = re.match(r"(\s*;\s*)(.*)", rest, re.DOTALL) if virconf else None
         if more is not None:  # virconf: another statement on the same line
-            tail, cont = _statement(more.group(2), section, what)
+            tail, cont = _statement(more.group(2), section, what, virconf)
             return f"{lead}{key}{sep}{quote}{inside}{quote}{more.group(1)}{tail}{eol}", cont
         return f"{lead}{key}{sep}{quote}{inside}{quote}{rest}{eol}", False
     if secret and not _NOT_SECRET.fullmatch(value.strip()):
@@ -199,15 +215,17 @@ def _statement(text: str, section: str, what: list[str]) -> tuple[str, bool]:
     return text, False
 
 
-def redact_config(data: bytes) -> Redaction:
-    """Secrets of an ini (oslo.config) or virconf (libvirt ``*.conf``) file; see the module."""
+def redact_config(data: bytes, virconf: bool = False) -> Redaction:
+    """Secrets of an ini (oslo.config) file, or with ``virconf`` of a libvirt ``*.conf`` file
+    (where ``;`` separates statements and indented lines continue nothing); see the module."""
     what: list[str] = []
     out: list[str] = []
     section = ""
     continuing = False  # the lines after an unquoted secret value that continue it
-    for line in _LINE.findall(_decode(data)):
+    lines = _LINE.findall(_decode(data))
+    for i, line in enumerate(lines):
         body = line.rstrip("\r\n")
-        if continuing and body[:1] in (" ", "\t") and body.strip():
+        if continuing and _continues(body):
             out.append(line[: len(line) - len(line.lstrip())] + REDACTED + line[len(body) :])
             continue
         continuing = False
@@ -216,7 +234,8 @@ def redact_config(data: bytes) -> Redaction:
             section = sec.group(1).strip()
             out.append(line)
             continue
-        line, continuing = _statement(line, section, what)
+        nxt = lines[i + 1].rstrip("\r\n") if i + 1 < len(lines) else ""
+        line, continuing = _statement(line, section, what, virconf, _continues(nxt))
         line, n = _url_passwords(line)
         if n:
             m = _SETTING.match(line)
@@ -289,4 +308,5 @@ def redact_file(path: str, data: bytes) -> Redaction:
         return Redaction(data, ())
     if path.endswith(".xml"):
         return redact_xml(data)
-    return redact_config(data)
+    # libvirt's own configuration files are virconf (src/util/virconf.c); the rest oslo.config
+    return redact_config(data, virconf="/libvirt/" in path and path.endswith(".conf"))
