@@ -40,13 +40,21 @@ def _read_at(dir_fd: int, name: str, limit: int, check_regular: bool, shown: str
     """Read ``name`` relative to ``dir_fd``, last component ``O_NOFOLLOW`` (``ELOOP`` on a
     link). ``check_regular`` (snapshots): refuse anything but a regular file, and let its
     size spare the read that would only find the end."""
+    if not check_regular:  # live /proc/PID
+        fd = os.open(name, _O_FILE, dir_fd=dir_fd)
+        try:
+            return _read_all(fd, limit, short_is_eof=True)
+        finally:
+            os.close(fd)
+    # looked at before it is opened: opening a device node planted in a snapshot (a watchdog,
+    # a tape) is already an action; a link is refused as by O_NOFOLLOW (ELOOP)
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        raise OSError(errno_mod.ELOOP, "Too many levels of symbolic links", shown)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
     fd = os.open(name, _O_FILE, dir_fd=dir_fd)
     try:
-        if not check_regular:  # live /proc/PID
-            return _read_all(fd, limit, short_is_eof=True)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
         want = min(limit, st.st_size + 1)
         data = os.read(fd, want)
         if len(data) < want or len(data) >= limit:

@@ -200,28 +200,39 @@ class _DirTree(_Tree):
 
     def _real_dir(self, d: str) -> Optional[str]:
         """Resolve a directory under the root one component at a time (cached): a new
-        directory costs one lstat, not a walk of the whole path. None when it resolves
-        outside the snapshot."""
+        directory costs one readlink, not a walk of the whole path. None when it resolves
+        outside the snapshot. A loop, not a recursion: a path named in a snapshot's own
+        content (a ``--config-file``) may have thousands of components."""
         hit = self._dirs.get(d)
         if hit is not None:
             return hit
-        if d in self._out:
-            return None
-        parent, base = d.rsplit("/", 1)
-        rp = self._real_dir(parent if parent else "/")
-        if rp is None:
-            return None
-        real = self._follow(rp, base, [0])
-        if real is None:
-            if len(self._out) > 256:
-                self._out.clear()
-            self._out.add(d)
-            return None
-        if len(self._dirs) > 4096:
-            # processes are read one after the other: a small cache serves as well as a whole
-            # snapshot's worth of /proc/PID/task/TID entries, at a fraction of the memory
-            self._dirs = {self.root: self.root}
-        self._dirs[d] = real
+        pending: list[str] = []  # the lexical directories to resolve, deepest first
+        cur = d
+        while True:
+            if cur in self._out:
+                return None
+            known = self._dirs.get(cur)
+            if known is not None:
+                break
+            if not cur.startswith(self.root + "/"):
+                return None  # not under the root (never asked: paths are root + "/" + rel)
+            pending.append(cur)
+            cur = cur.rsplit("/", 1)[0]
+        real = known
+        for cur in reversed(pending):
+            step = self._follow(real, cur.rsplit("/", 1)[1], [0])
+            if step is None:
+                if len(self._out) > 256:
+                    self._out.clear()
+                self._out.add(cur)
+                return None
+            if len(self._dirs) > 4096:
+                # processes are read one after the other: a small cache serves as well as a
+                # whole snapshot's worth of /proc/PID/task/TID entries, at a fraction of the
+                # memory
+                self._dirs = {self.root: self.root}
+            self._dirs[cur] = step
+            real = step
         return real
 
     def _follow(self, real: str, rel: str, hops: list[int]) -> Optional[str]:
@@ -289,17 +300,19 @@ class _DirTree(_Tree):
 
     def read(self, rel: str, limit: int) -> bytes:
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
-        # The directory is resolved and checked; the last component is opened O_NOFOLLOW, so
-        # a plain file costs no extra lstat and only a symlink (ELOOP) takes the slow path.
+        # The directory is resolved and checked; the last component is looked at (lstat)
+        # before it is opened, O_NOFOLLOW: a link takes the slow path, and anything but a
+        # regular file is refused unopened (opening a device node planted in a snapshot, a
+        # watchdog or a tape, is already an action).
+        path = self._inside(rel, follow_last=False)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            path = self._inside(rel, follow_last=True)
+            st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)
+        fd = os.open(path, flags)
         try:
-            fd = os.open(self._inside(rel, follow_last=False), flags)
-        except OSError as e:
-            if e.errno != errno_mod.ELOOP:
-                raise
-            fd = os.open(self._inside(rel, follow_last=True), flags)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", "/" + rel)
             chunks: list[bytes] = []
             size = 0
             while size < limit:
