@@ -310,26 +310,28 @@ _VCPU_THREAD = re.compile(r"(?:CPU \d+|ALL CPUs)/([A-Za-z0-9_]+)")
 KVM_FD_EXACT = ("/dev/kvm", "anon_inode:kvm-vm")
 
 
-def kvm_fds(targets: Sequence[str]) -> list[str]:
+def _is_vcpu_fd(target: str) -> bool:
     # the prefix test first: most fds are files, sockets, pipes and skip the regex
-    return [
-        t
-        for t in targets
-        if t in KVM_FD_EXACT or (t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t))
-    ]
+    return target.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(target) is not None
+
+
+def _is_kvm_fd(target: str) -> bool:
+    return target in KVM_FD_EXACT or _is_vcpu_fd(target)
+
+
+def kvm_fds(targets: Sequence[str]) -> list[str]:
+    """The fd targets that are KVM's: ``/dev/kvm``, a VM or a vCPU."""
+    return [t for t in targets if _is_kvm_fd(t)]
 
 
 def has_kvm_fd(targets: Sequence[str]) -> bool:
     """Whether :func:`kvm_fds` would find any (stops at the first)."""
-    return any(
-        t in KVM_FD_EXACT or (t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t))
-        for t in targets
-    )
+    return any(_is_kvm_fd(t) for t in targets)
 
 
 def has_vcpu_fd(targets: Sequence[str]) -> bool:
     """A ``kvm-vcpu:N`` inode among the fds: the process runs vCPUs in KVM."""
-    return any(t.startswith("anon_inode:kvm-vcpu:") and _VCPU_FD.fullmatch(t) for t in targets)
+    return any(_is_vcpu_fd(t) for t in targets)
 
 
 def vcpu_thread_accels(names: Sequence[str]) -> list[str]:

@@ -826,11 +826,9 @@ def _walk_procs(
         text = _decode(raw)
         # interned: the QEMU processes of a node share most of their arguments (-machine,
         # -cpu, -device ...), and one copy of each serves them all (5,000 instances: ~10 MB)
-        argv = tuple(
-            map(sys.intern, text.split("\0")[:-1] if text.endswith("\0") else text.split("\0"))
-        )
-        if not text.endswith("\0"):
-            argv = tuple(a for a in argv if a)
+        parts = text.split("\0")
+        parts = parts[:-1] if text.endswith("\0") else [a for a in parts if a]
+        argv = tuple(map(sys.intern, parts))
         if not argv and not comm:
             continue
         # what runs, whatever argv[0] says (exec -a): proc(5) /proc/PID/exe
