@@ -252,6 +252,15 @@ def thread_names(pid: int) -> list[str]:
 
 
 # ---- availability -------------------------------------------------------------------------
+def skip_if_namespace_refused(p: subprocess.CompletedProcess[str], what: str) -> None:
+    """Skip when ``unshare``/``mount`` refused to set up the namespace a test runs hvcheck
+    in (the README's fresh-machine chroot, an unprivileged container): nothing ran, so there
+    is nothing to judge. hvcheck's own failures still fail the test."""
+    err = p.stderr.strip()
+    if p.returncode != 0 and not p.stdout and err.startswith(("unshare:", "mount:")):
+        pytest.skip(f"no {what} here: {err.splitlines()[0]}")
+
+
 def qemu_binary() -> Optional[str]:
     return shutil.which(QEMU_BINARY)
 

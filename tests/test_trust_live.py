@@ -28,7 +28,13 @@ from typing import Any, Optional
 
 import pytest
 
-from qemu_harness import GuestFactory, build_argv, qemu_binary, qemu_guests_fixture  # noqa: F401
+from qemu_harness import (  # noqa: F401
+    GuestFactory,
+    build_argv,
+    qemu_binary,
+    qemu_guests_fixture,
+    skip_if_namespace_refused,
+)
 from snap import PROJECT, run_hvcheck, run_json
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runs processes as nobody)")
@@ -410,6 +416,7 @@ def test_hidepid_hides_roots_qemu_from_nobody_and_says_so(qemu_guests: GuestFact
     before = Path("/proc/mounts").read_text()
     g = qemu_guests("instance-hidden", ["-accel", "kvm"])
     p = _run_hidden("--json", "--only", "instances", "-t", "8")
+    skip_if_namespace_refused(p, "private mount namespace with a hidepid /proc")
     assert "Traceback" not in p.stderr, p.stderr
     doc = json.loads(p.stdout)
     assert g.pid not in {i["pid"] for i in doc["instances"]}  # hidden indeed
@@ -452,6 +459,7 @@ def test_a_pid_namespace_of_its_own_is_unknown_not_zero(qemu_guests: GuestFactor
         timeout=60,
         cwd=PROJECT,
     )
+    skip_if_namespace_refused(p, "pid namespace with its own /proc")
     doc = json.loads(p.stdout)
     assert g.pid not in {i["pid"] for i in doc["instances"]} and not doc["instances"]
     acc = _check(doc, "instances.accel")
