@@ -20,8 +20,6 @@ GIL) cost a probe ~10 ms more than this, on a 40 ms run.
 'fallback'
 """
 
-from __future__ import annotations
-
 import threading
 import time
 from collections.abc import Mapping

@@ -66,8 +66,6 @@ A facts-level module: ``hvcheck.facts`` re-exports :func:`deployment`; it import
 nor a check.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional

@@ -16,8 +16,6 @@ stat, ACL and udev record come with its ``DeviceInfo``; users and groups from /e
 /etc/group.
 """
 
-from __future__ import annotations
-
 import posixpath
 from typing import Any, NamedTuple, Optional
 

@@ -7,8 +7,6 @@ under one deadline (``hvcheck.deadline``); whatever has not finished by then is 
 and abandoned, so the run ends within ``--timeout``.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial

@@ -22,8 +22,6 @@ path it names (under /proc/<pid>/root for another mount namespace), the start ti
 /proc/<pid>/stat and /proc/stat (psutil).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Optional
 

@@ -4,8 +4,6 @@ Modelled on nagiosplugin: every state is a value that knows its exit code, and t
 state is computed here (not in the CLI), the way black's ``Report`` owns its return code.
 """
 
-from __future__ import annotations
-
 import enum
 from typing import Any, NamedTuple, Optional
 
@@ -32,7 +30,7 @@ class Status(enum.Enum):
         return self.label
 
     @classmethod
-    def worst(cls, states: list[Status]) -> Status:
+    def worst(cls, states: "list[Status]") -> "Status":
         """The overall state: the highest-ranked of ``states``; OK when there are none."""
         overall = Status.OK
         for s in states:
@@ -118,7 +116,7 @@ class Result(_Record):
         put(self, "details", {} if details is None else details)
         put(self, "title", title)
 
-    def with_id(self, check_id: str, title: str) -> Result:
+    def with_id(self, check_id: str, title: str) -> "Result":
         return Result(
             id=check_id,
             status=self.status,
@@ -192,7 +190,7 @@ class Verdict(NamedTuple):
     deployment: Optional[dict[str, Any]] = None
 
     @classmethod
-    def failed(cls, message: str) -> Verdict:
+    def failed(cls, message: str) -> "Verdict":
         """The verdict of a run that could not reach one: a usage error, a snapshot that cannot
         be read, an interrupt or an internal failure.
 
@@ -258,7 +256,7 @@ class GuestVerdict(NamedTuple):
     error: Optional[str] = None  # why no verdict could be reached; the status is then UNKNOWN
 
     @classmethod
-    def failed(cls, message: str) -> GuestVerdict:
+    def failed(cls, message: str) -> "GuestVerdict":
         """The guest verdict of a run that could not reach one (``Verdict.failed``'s rules):
         UNKNOWN, accel "unknown", no results, ``message`` as one line in ``error``."""
         msg = " ".join(message.splitlines())

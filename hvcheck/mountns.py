@@ -22,8 +22,6 @@ A facts-level module: ``hvcheck.processes``, ``hvcheck.facts``, ``hvcheck.novaco
 ``hvcheck.deployment`` share it; it imports none of them.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Optional
 
 from hvcheck.check import Context

@@ -14,8 +14,6 @@ it does.
 [False, True, True, False]
 """
 
-from __future__ import annotations
-
 import math
 from typing import NamedTuple
 
@@ -27,7 +25,7 @@ class Range(NamedTuple):
     text: str
 
     @classmethod
-    def parse(cls, text: str) -> Range:
+    def parse(cls, text: str) -> "Range":
         raw = text.strip()
         if not raw:
             raise ValueError("empty range")

@@ -18,8 +18,6 @@ Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/environ, /proc/<pid>/
 ``nova-*.egg-info/PKG-INFO``, the same for oslo.config) and ``/var/lib/dpkg/status``.
 """
 
-from __future__ import annotations
-
 import posixpath
 from typing import NamedTuple, Optional
 

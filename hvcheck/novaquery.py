@@ -6,8 +6,6 @@ keystoneauth) is imported only when credentials are configured: a monitoring pro
 compute node without them pays nothing for the API check.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
@@ -88,7 +86,7 @@ class NovaAnswer(NamedTuple):
         return d
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[NovaAnswer]:
+    def from_json(cls, d: Any) -> "Optional[NovaAnswer]":
         if not isinstance(d, dict) or d.get("outcome") not in ("ok", "skip", "error"):
             return None
 

@@ -35,8 +35,6 @@ one-line reason with the secrets (password, token, any option keystoneauth marks
 replaced by ``***``.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import re

@@ -50,8 +50,6 @@ uid and groups say which is likely (:func:`kvm_access`).
 ('kvm', ('fd', 'threads'), True)
 """
 
-from __future__ import annotations
-
 import posixpath
 import re
 from collections.abc import Collection, Iterator, Sequence

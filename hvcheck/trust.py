@@ -34,11 +34,9 @@ named path (under ``/proc/PID/root``), ``/etc/passwd``, ``/etc/group`` and
 ``/proc/PID/root/etc/passwd``.
 """
 
-from __future__ import annotations
-
 import posixpath
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 from hvcheck.check import Context
 from hvcheck.host import FileStat, ProcInfo
@@ -256,7 +254,7 @@ def may_read(
     ctx: Context,
     path: str,
     uid: Optional[int],
-    gids: Sequence[int] | frozenset[int],
+    gids: Union[Sequence[int], frozenset[int]],
     root: str = "",
     directory: bool = False,
 ) -> Access:

@@ -15,8 +15,6 @@ capabilities through ``LiveHost.libvirt_capabilities`` (``probes.libvirt_caps``)
 QEMU processes (:mod:`hvcheck.processes`).
 """
 
-from __future__ import annotations
-
 import posixpath
 from typing import Any, NamedTuple, Optional
 

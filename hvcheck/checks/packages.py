@@ -10,8 +10,6 @@ executables exist on the host; whether a QEMU or libvirtd binary exists in /usr/
 manager).
 """
 
-from __future__ import annotations
-
 import posixpath
 from typing import Any, NamedTuple, Optional
 

@@ -11,8 +11,6 @@ the generic (snapshot) process walk, ``/proc/<pid>/status`` for the processes it
 ``/proc/<pid>/{fd,task}`` for :class:`ProcView`.
 """
 
-from __future__ import annotations
-
 import errno as errno_mod
 import fnmatch
 import posixpath
@@ -126,7 +124,7 @@ class ProbeResult(NamedTuple):
         return dict(self._asdict())
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[ProbeResult]:
+    def from_json(cls, d: Any) -> "Optional[ProbeResult]":
         if not isinstance(d, dict) or not isinstance(d.get("ok"), bool):
             return None
         api = d.get("api_version")
@@ -220,7 +218,7 @@ class FileStat(NamedTuple):
         return d
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[FileStat]:
+    def from_json(cls, d: Any) -> "Optional[FileStat]":
         """A marker's record; None unless every field has its type (the mode an octal
         string, the ids, times and size non-negative integers)."""
         if not isinstance(d, dict) or d.get("type") not in FILE_TYPES:
@@ -278,7 +276,7 @@ class FileStamp(NamedTuple):
         return dict(self._asdict())
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[FileStamp]:
+    def from_json(cls, d: Any) -> "Optional[FileStamp]":
         """A marker's stamp when every field has its type (ints, numbers); else None."""
         if not isinstance(d, dict):
             return None
@@ -329,7 +327,7 @@ class ExeRecord(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[ExeRecord]:
+    def from_json(cls, d: Any) -> "Optional[ExeRecord]":
         """The marker's ``binaries.<pid>``; None when it is not an object. A field of the
         wrong type reads as unknown."""
         if not isinstance(d, dict):
@@ -398,7 +396,7 @@ class CapsResult(NamedTuple):
         return d
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[CapsResult]:
+    def from_json(cls, d: Any) -> "Optional[CapsResult]":
         if not isinstance(d, dict) or d.get("status") not in (
             "ok",
             "unavailable",
@@ -452,7 +450,7 @@ class RpmRead(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[RpmRead]:
+    def from_json(cls, d: Any) -> "Optional[RpmRead]":
         if not isinstance(d, dict) or d.get("status") not in (
             "ok",
             "error",
@@ -674,7 +672,7 @@ class Host(ABC):
         host ``stat``s; a snapshot replays the marker's ``binaries``."""
         return None
 
-    def open_proc(self, pid: int) -> ProcView:
+    def open_proc(self, pid: int) -> "ProcView":
         """One process's ``/proc/<pid>`` directory; close it (or use ``with``) when done."""
         return ProcView(self, pid)
 
@@ -733,7 +731,7 @@ class Host(ABC):
         """libvirt's capabilities within ``timeout`` s; None where none can be had."""
         return None
 
-    def nova_hypervisors(self, query: NovaQuery) -> Optional[NovaAnswer]:
+    def nova_hypervisors(self, query: "NovaQuery") -> "Optional[NovaAnswer]":
         """Nova's record(s) of this hypervisor; None where none can be had."""
         return None
 
@@ -858,7 +856,7 @@ class ProcView:
         self.pid = pid
         self.base = f"/proc/{pid}"
 
-    def __enter__(self) -> ProcView:
+    def __enter__(self) -> "ProcView":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,8 +7,6 @@
 (64055, [107])
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Optional
 
 

@@ -18,8 +18,6 @@ The access check is the one of acl(5) "ACCESS CHECK ALGORITHM" (the kernel's
 wanted bits is enough, and being in a group whose entries all lack a bit denies), else other.
 """
 
-from __future__ import annotations
-
 import struct
 from typing import NamedTuple
 

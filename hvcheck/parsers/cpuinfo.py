@@ -22,8 +22,6 @@ The formats differ per architecture (arch/*/kernel/*cpuinfo* in the kernel):
 ('x86', 'x86_64', True, False, False)
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Optional
 
 

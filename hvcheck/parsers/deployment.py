@@ -25,8 +25,6 @@ False
 True
 """
 
-from __future__ import annotations
-
 import posixpath
 import re
 from collections.abc import Sequence

@@ -29,8 +29,6 @@ hypervisor, bare metal) is ``hvcheck.facts.guest_accel``. The sources:
   is_kvm_guest() reads the same node, arch/powerpc/kernel/firmware.c).
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterable
 from typing import NamedTuple, Optional

@@ -15,8 +15,6 @@ the file and function it comes from. Parsing is pure: what a message means *on a
 [('1', 1)]
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterable
 from typing import NamedTuple, Optional

@@ -45,8 +45,6 @@ Shortened from ``virsh capabilities`` on this project's own x86_64 machine (libv
 True
 """
 
-from __future__ import annotations
-
 import re
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -122,14 +120,14 @@ class DomainCapabilities(NamedTuple):
     """``<cpu><mode name='host-passthrough' supported=...>``; None when absent."""
 
 
-def _text(el: Optional[ET.Element]) -> Optional[str]:
+def _text(el: "Optional[ET.Element]") -> Optional[str]:
     if el is None or el.text is None:
         return None
     v = el.text.strip()
     return v or None
 
 
-def _root(text: object, tag: str) -> Optional[ET.Element]:
+def _root(text: object, tag: str) -> "Optional[ET.Element]":
     if not isinstance(text, str) or len(text) > MAX_XML_CHARS or _DTD_MARKUP.search(text):
         return None
     import xml.etree.ElementTree as ET  # only when there is XML to read

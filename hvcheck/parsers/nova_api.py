@@ -37,8 +37,6 @@ A record from Nova's 2.53 sample, adjusted in hostname and type:
 {'limit': '1', 'marker': '1bb62a04'}
 """
 
-from __future__ import annotations
-
 import json
 from typing import Any, NamedTuple, Optional
 
@@ -96,7 +94,7 @@ class Hypervisor(NamedTuple):
         return dict(self._asdict())
 
     @classmethod
-    def from_json(cls, d: Any) -> Optional[Hypervisor]:
+    def from_json(cls, d: Any) -> "Optional[Hypervisor]":
         if not isinstance(d, dict):
             return None
         return cls(

@@ -7,8 +7,6 @@ Pure data and two functions (:func:`release_key`, :func:`nova_schema`); no I/O. 
 :mod:`hvcheck.parsers.novaconf` resolves a configuration against one of these schemas.
 """
 
-from __future__ import annotations
-
 import re
 from typing import NamedTuple, Optional
 

@@ -40,8 +40,6 @@ What each nova release reads (option names, defaults, choices) is the table of
 are re-exported here, as :func:`resolve_nova_libvirt` takes a schema).
 """
 
-from __future__ import annotations
-
 import fnmatch
 import posixpath
 import re

@@ -57,8 +57,6 @@ Nothing here raises on bad input except :func:`parse_rpm_header`, which raises
 :class:`RpmHeaderError` (a ``ValueError``) naming what is wrong with the blob.
 """
 
-from __future__ import annotations
-
 import re
 import struct
 from collections.abc import Iterable, Iterator

@@ -24,8 +24,6 @@ Gid:<TAB>36<TAB>36<TAB>36<TAB>36$
 Groups:<TAB> $
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Optional
 
 __all__ = ["ZOMBIE_STATES", "ProcStatus", "format_status", "parse_status"]

@@ -32,8 +32,6 @@ Values are kept as written: ``"+107"`` (a uid, by libvirt's leading-plus convent
 load) or a value of the wrong type comes back in ``error``.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple, Optional, Union
 
 __all__ = ["QemuConf", "parse_qemu_conf"]

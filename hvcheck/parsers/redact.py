@@ -58,10 +58,8 @@ memcache_secret_key = ********
 Redaction(data=b'user = "libvirt-qemu"\\nvnc_password = "********"\\n', what=('vnc_password',))
 """
 
-from __future__ import annotations
-
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 __all__ = ["REDACTED", "Redaction", "redact_argv", "redact_config", "redact_file", "redact_xml"]
 
@@ -155,7 +153,7 @@ def _url_passwords(text: str) -> tuple[str, int]:
     return "".join(out), changed
 
 
-def _quoted(value: str) -> tuple[str, str, str] | None:
+def _quoted(value: str) -> Optional[tuple[str, str, str]]:
     """A value that opens with a quote: (quote, inside, what follows the closing quote)."""
     if not value or value[0] not in "\"'":
         return None

@@ -34,13 +34,11 @@ properties ``IMPORT`` would add are not known; without udev's own record (``Devi
 a property is what the kernel's uevent and the rules read so far gave it, else empty.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 # Highest priority first (systemd CONF_PATHS("udev/rules.d"); /lib only on split-/usr builds).
 RULES_DIRS: tuple[str, ...] = (
@@ -443,7 +441,7 @@ def _matches(state: _State, rule: Rule) -> Optional[bool]:
 
 
 def node_rules(
-    files: Iterable[tuple[str, Optional[str]]] | RulesFiles,
+    files: Union[Iterable[tuple[str, Optional[str]]], RulesFiles],
     device: Device,
     *,
     groups: Optional[Iterable[str]] = None,
