@@ -3,11 +3,15 @@ wording fed as the kernel log holds it, and what each means on a given host."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from corpus import CORPUS
 from hvcheck import facts
 from hvcheck.check import Context
 from hvcheck.checks.hostchecks import (
@@ -164,14 +168,17 @@ def test_named_module_comes_from_the_text() -> None:
     assert m is not None and m.module == "kvm_intel" and m.meaning == k.FIRMWARE_DISABLED
 
 
+UNRELATED = [
+    '[    0.000000] Local APIC disabled by BIOS -- you can enable it with "lapic"',
+    "6,1,1,-;kvm-clock: Using msrs 4b564d01 and 4b564d00",
+    "[    0.1] kvm-guest: PV spinlocks enabled",
+    "[    0.1] Hyper-V: Nested features: 0x4a0000",
+    "[    0.1] CPU features: detected: 32-bit EL1 Support",
+]
+
+
 def test_unrelated_lines_are_not_catalogued() -> None:
-    for line in (
-        '[    0.000000] Local APIC disabled by BIOS -- you can enable it with "lapic"',
-        "6,1,1,-;kvm-clock: Using msrs 4b564d01 and 4b564d00",
-        "[    0.1] kvm-guest: PV spinlocks enabled",
-        "[    0.1] Hyper-V: Nested features: 0x4a0000",
-        "[    0.1] CPU features: detected: 32-bit EL1 Support",
-    ):
+    for line in UNRELATED:
         assert k.classify_line(k.kmsg_text(line)) is None, line
 
 
@@ -408,3 +415,69 @@ def test_each_wording_gives_its_verdict_on_a_bare_metal_host(tmp_path: Path, cod
     if w.family == "x86":
         fw = FirmwareVirt().run(ctx)
         assert (fw.status is CRITICAL) is (w.meaning == k.FIRMWARE_DISABLED), fw
+
+
+# ---- the needle before the regex: classify_line searches an entry's regex only in a line
+# holding its required literal; the answer must be what searching every regex gives
+def _classify_every_regex(text: str) -> Optional[tuple[str, Optional[str]]]:
+    text = text.strip()
+    if not text or len(text) > 2000:
+        return None
+    for w in k.CATALOGUE:
+        m = re.search(w.regex, text)
+        if m:
+            mod = m.groupdict().get("mod")
+            return w.code, k.modname(mod) if mod else w.module
+    return None
+
+
+def _classified(text: str) -> Optional[tuple[str, Optional[str]]]:
+    msg = k.classify_line(text)
+    return None if msg is None else (msg.code, msg.module)
+
+
+@pytest.mark.parametrize("entry", k.CATALOGUE, ids=lambda w: w.code)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_every_match_of_an_entry_holds_its_needle(entry: k.Wording, data: Any) -> None:
+    """hypothesis draws texts that the entry's regex matches (re.search): each holds the
+    needle, so no line the regex would name is passed over."""
+    text = data.draw(st.from_regex(entry.regex))
+    assert re.search(entry.regex, text)
+    assert entry.needle is None or entry.needle in text
+
+
+def test_most_entries_have_a_needle() -> None:
+    # an entry without one is searched in every line: fine, but the shortcut is for the rest
+    assert sum(w.needle is None for w in k.CATALOGUE) <= 3
+
+
+@pytest.mark.parametrize(
+    ("regex", "needle"),
+    [
+        (r"ab\)?cd", "ab"),  # an escaped ) made optional
+        (r"abc+", "ab"),  # a repeated character
+        (r"x(?:y)?zzzz", "zzzz"),  # a group's contents are not required
+        (r"a{2}bcde", "bcde"),
+        (r"[a-z]+hello", "hello"),
+        (r"kvm: (?P<mod>a|b) said", "kvm: "),
+        (r"a|b", None),  # a top-level alternation
+        (r"(?i)kvm: disabled by bios", None),  # case-insensitive
+        (r"x\d+y", None),
+    ],
+)
+def test_required_literal(regex: str, needle: Optional[str]) -> None:
+    assert k.required_literal(regex, 1 if needle else 4) == needle
+
+
+def test_classify_line_answers_as_every_regex_does_on_every_sample_and_corpus_line() -> None:
+    lines = [line for samples in SAMPLES.values() for line in samples]
+    lines += UNRELATED
+    corpus = CORPUS / "kernel-log"
+    if corpus.is_dir():
+        for path in sorted(corpus.iterdir()):
+            lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+    assert len(lines) > 50
+    for raw in lines:
+        text = k.kmsg_text(raw)
+        assert _classified(text) == _classify_every_regex(text), raw
