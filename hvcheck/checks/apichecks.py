@@ -16,25 +16,19 @@ QEMU processes (:mod:`hvcheck.processes`).
 """
 
 import posixpath
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
-from hvcheck.parsers.libvirt_caps import (
-    Capabilities,
-    CapsCache,
-    DomainCapabilities,
-    Guest,
-    parse_capabilities,
-    parse_caps_cache,
-    parse_domain_capabilities,
-)
 from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
 from hvcheck.parsers.novaconf import parse_oslo_ini
 from hvcheck.processes import acceleration, qemu_processes
 from hvcheck.services import LIBVIRT_RO_SOCKETS
+
+if TYPE_CHECKING:  # hvcheck.parsers.libvirt_caps is imported where libvirt is there to judge
+    from hvcheck.parsers.libvirt_caps import Capabilities, CapsCache, DomainCapabilities
 
 # Leave this much of the run's time for the check to report its own UNKNOWN
 MARGIN = 0.3
@@ -406,10 +400,10 @@ class CachedCaps(NamedTuple):
     """libvirt's cache file for the host's QEMU (``path``, read under ``root``: "" or the
     daemon's ``/proc/PID/root``), and the caches of its other binaries."""
 
-    cache: CapsCache
+    cache: "CapsCache"
     path: str
     root: str
-    others: tuple[CapsCache, ...] = ()
+    others: "tuple[CapsCache, ...]" = ()
 
 
 def _daemon_root(ctx: Context) -> str:
@@ -431,6 +425,8 @@ def read_cache(ctx: Context, arch: str) -> tuple[Optional[CachedCaps], str]:
     binary named by the SHA-256 of its path, virFileCacheGetFileName), and why there is none
     ("" when found). The binary libvirt uses for the host's guests is preferred:
     ``qemu-system-ARCH``, then any with that ``<arch>`` (``qemu-kvm``)."""
+    from hvcheck.parsers.libvirt_caps import parse_caps_cache
+
     host = ctx.host
     root = _daemon_root(ctx)
     found: list[tuple[CapsCache, str]] = []
@@ -530,12 +526,14 @@ def _libvirt_running(ctx: Context) -> bool:
     return bool(facts.libvirt_daemons(ctx)) or any(host.exists(s) for s in LIBVIRT_RO_SOCKETS)
 
 
-def _from_cache(cc: CachedCaps, arch: str) -> tuple[Capabilities, Optional[DomainCapabilities]]:
+def _from_cache(cc: CachedCaps, arch: str) -> "tuple[Capabilities, Optional[DomainCapabilities]]":
     """The capabilities libvirt answers from this cache: a guest per cached binary
     (virQEMUCapsInitGuestFromBinary: ``qemu`` with TCG, ``kvm`` with KVM), and, when it has
     KVM, the kvm domain capabilities' machine (the preferred one), vCPU limit and
     host-passthrough (supported for KVM on the host's own architecture,
     virQEMUCapsIsCPUModeSupported)."""
+    from hvcheck.parsers.libvirt_caps import Capabilities, DomainCapabilities, Guest
+
     guests = []
     for c in (cc.cache, *cc.others):
         guests.append(
@@ -650,6 +648,8 @@ class LibvirtCaps(Check):
                 code="timeout",
                 details=d,
             )
+        from hvcheck.parsers.libvirt_caps import parse_capabilities, parse_domain_capabilities
+
         caps = parse_capabilities(cr.capabilities or "") if cr.status == "ok" else None
         if caps is None:
             return self.result(
@@ -715,8 +715,8 @@ class LibvirtCaps(Check):
     def _judge(
         self,
         ctx: Context,
-        caps: Capabilities,
-        dc: Optional[DomainCapabilities],
+        caps: "Capabilities",
+        dc: "Optional[DomainCapabilities]",
         domcaps_error: Optional[str],
         elapsed: float,
         d: dict[str, Any],
