@@ -34,10 +34,8 @@ A shortened status file in libvirt's format:
 True
 """
 
-from __future__ import annotations
-
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -69,40 +67,40 @@ _PID = re.compile(r"[0-9]{1,10}")
 class NovaMeta(NamedTuple):
     """``<metadata><nova:instance>`` written by Nova's libvirt driver."""
 
-    name: str | None
+    name: Optional[str]
     """``<nova:name>``: the instance's display name."""
-    flavor: str | None
+    flavor: Optional[str]
     """``<nova:flavor name="...">``."""
-    project: str | None
+    project: Optional[str]
     """``<nova:owner><nova:project uuid="...">NAME</nova:project>``: the project name."""
-    project_uuid: str | None
+    project_uuid: Optional[str]
     """The ``uuid`` attribute of ``<nova:project>``."""
-    user: str | None
+    user: Optional[str]
     """``<nova:owner><nova:user uuid="...">NAME</nova:user>``: the user name."""
-    user_uuid: str | None = None
+    user_uuid: Optional[str] = None
     """The ``uuid`` attribute of ``<nova:user>``."""
 
 
 class DomainXml(NamedTuple):
     """What hvcheck needs from a libvirt domain or status XML."""
 
-    domain_type: str | None
+    domain_type: Optional[str]
     """``<domain type=...>``: kvm | qemu | hvf | ... (see :func:`accel_from_domain_type`)."""
-    name: str | None
+    name: Optional[str]
     """``<name>``."""
-    uuid: str | None
+    uuid: Optional[str]
     """``<uuid>``; for a Nova guest this is the Nova instance uuid."""
-    emulator: str | None
+    emulator: Optional[str]
     """``<devices><emulator>``: the QEMU binary libvirt runs."""
-    arch: str | None
+    arch: Optional[str]
     """``<os><type arch=...>``."""
-    pid: int | None
+    pid: Optional[int]
     """``<domstatus pid=...>``: the QEMU process id (status XML only)."""
-    nova: NovaMeta | None
+    nova: Optional[NovaMeta]
     """Nova metadata, when the guest is a Nova instance."""
 
 
-def accel_from_domain_type(t: str | None) -> str:
+def accel_from_domain_type(t: Optional[str]) -> str:
     """The accelerator a libvirt domain type asks QEMU for.
 
     libvirt's QEMU driver starts ``type='kvm'`` guests with KVM and ``type='qemu'`` guests
@@ -122,14 +120,14 @@ def accel_from_domain_type(t: str | None) -> str:
     return t
 
 
-def _text(el: ET.Element | None) -> str | None:
+def _text(el: "Optional[ET.Element]") -> Optional[str]:
     if el is None or el.text is None:
         return None
     value = el.text.strip()
     return value or None
 
 
-def _attr(el: ET.Element | None, name: str) -> str | None:
+def _attr(el: "Optional[ET.Element]", name: str) -> Optional[str]:
     if el is None:
         return None
     value = el.get(name)
@@ -139,7 +137,7 @@ def _attr(el: ET.Element | None, name: str) -> str | None:
     return value or None
 
 
-def _parse_pid(value: str | None) -> int | None:
+def _parse_pid(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
     value = value.strip()
@@ -149,7 +147,7 @@ def _parse_pid(value: str | None) -> int | None:
     return pid if pid > 0 else None
 
 
-def _nova(domain: ET.Element) -> NovaMeta | None:
+def _nova(domain: "ET.Element") -> Optional[NovaMeta]:
     metadata = domain.find("metadata")
     if metadata is None:
         return None
@@ -174,7 +172,7 @@ def _nova(domain: ET.Element) -> NovaMeta | None:
     return None
 
 
-def _domain(domain: ET.Element | None, pid: int | None) -> DomainXml:
+def _domain(domain: "Optional[ET.Element]", pid: Optional[int]) -> DomainXml:
     if domain is None:
         return DomainXml(
             domain_type=None, name=None, uuid=None, emulator=None, arch=None, pid=pid, nova=None
@@ -190,7 +188,7 @@ def _domain(domain: ET.Element | None, pid: int | None) -> DomainXml:
     )
 
 
-def parse_domain_xml(text: str) -> DomainXml | None:
+def parse_domain_xml(text: str) -> Optional[DomainXml]:
     """Parse a libvirt ``<domain>`` or ``<domstatus>`` document.
 
     None when the input is not a str, is over :data:`MAX_XML_CHARS`, contains a DOCTYPE or

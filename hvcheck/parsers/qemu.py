@@ -38,11 +38,9 @@ directory) and passes their text as ``files``; :func:`config_files` says which o
 Every function here returns a value for any input (garbage included) and never raises.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -162,7 +160,7 @@ class AccelRequest(NamedTuple):
     dropped: tuple[str, ...] = ()
     """Names QEMU does not know ("KVM", "kvm:tcg" given to -accel, a name outside
     ``known_accels``): it says "invalid accelerator NAME" and tries the next one."""
-    undetermined: str | None = None
+    undetermined: Optional[str] = None
     """Why the request cannot be told (a config file QEMU read that cannot be read now, a line
     QEMU would refuse to start with); None when ``accels`` says it."""
 
@@ -195,25 +193,25 @@ class QemuArgv(NamedTuple):
 
     binary: str
     """argv[0] as given ("" for an empty argv). QEMU's default accelerator depends on it."""
-    name: str | None
+    name: Optional[str]
     """Guest name from ``-name guest=NAME,...`` or ``-name NAME``, ",," un-doubled."""
-    uuid: str | None
+    uuid: Optional[str]
     """``-uuid`` value, as given."""
     debug_threads: bool
     """``-name ...,debug-threads=on`` (libvirt always sets it when QEMU supports it)."""
     paused: bool
     """``-S`` present: CPUs start stopped (libvirt always starts guests this way)."""
     accel: AccelRequest
-    machine: str | None
+    machine: Optional[str]
     """Machine type from ``-M``/``-machine`` (first positional or ``type=``), last one wins."""
     config_files: tuple[str, ...] = ()
     """The config files QEMU read at start, in order, as it named them: :data:`DEFAULT_CONFIG`
     unless ``-no-user-config``, then each ``-readconfig FILE`` (relative to the directory QEMU
     started in)."""
-    runas: str | None = None
+    runas: Optional[str] = None
     """``-runas USER`` (or ``-run-with user=USER``): QEMU opened /dev/kvm as the user that
     started it and only then dropped to USER (os_setup_post)."""
-    chroot: str | None = None
+    chroot: Optional[str] = None
     """``-chroot DIR`` (or ``-run-with chroot=DIR``): QEMU changed its root after reading its
     config files, so its root now is not the one it read them in."""
     daemonize: bool = False
@@ -306,7 +304,7 @@ def _opt_value(params: str, pos: int) -> tuple[str, int]:
 _KEY_END = re.compile(r"[=,]")
 
 
-def _parse_opts(params: str, implied: str | None) -> list[tuple[str, str]]:
+def _parse_opts(params: str, implied: Optional[str]) -> list[tuple[str, str]]:
     """``a,b=c,,d,flag`` -> [(implied, "a"), ("b", "c,d"), ("flag", "on")], order kept.
 
     As QemuOpts does: only the first element may omit ``key=`` (it then belongs to the
@@ -339,9 +337,9 @@ def _parse_opts(params: str, implied: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _last(pairs: list[tuple[str, str]], key: str) -> str | None:
+def _last(pairs: list[tuple[str, str]], key: str) -> Optional[str]:
     """qemu_opt_get(): the last value given for ``key`` wins."""
-    found: str | None = None
+    found: Optional[str] = None
     for k, v in pairs:
         if k == key:
             found = v
@@ -390,8 +388,8 @@ class ConfigSection(NamedTuple):
     line: int
     """Line number (1-based) of the section's header."""
 
-    def get(self, key: str) -> str | None:
-        found: str | None = None
+    def get(self, key: str) -> Optional[str]:
+        found: Optional[str] = None
         for k, v in self.items:
             if k == key:
                 found = v
@@ -402,7 +400,7 @@ class QemuConfig(NamedTuple):
     """A QEMU config file (``-readconfig`` / :data:`DEFAULT_CONFIG`) as QEMU reads it."""
 
     sections: tuple[ConfigSection, ...]
-    error: str | None
+    error: Optional[str]
     """"line N: parse error" / "line N: no group defined" when QEMU would refuse the file
     (and so not start); None otherwise."""
 
@@ -427,7 +425,7 @@ def _skip_space(s: bytes, i: int) -> int:
     return i
 
 
-def _scan_word(s: bytes, i: int, width: int) -> tuple[bytes, int] | None:
+def _scan_word(s: bytes, i: int, width: int) -> Optional[tuple[bytes, int]]:
     """sscanf ``%<width>s``: skip white space, then 1..width non-space bytes."""
     i = _skip_space(s, i)
     j = i
@@ -436,7 +434,7 @@ def _scan_word(s: bytes, i: int, width: int) -> tuple[bytes, int] | None:
     return (s[i:j], j) if j > i else None
 
 
-def _scan_not(s: bytes, i: int, width: int, stop: bytes) -> tuple[bytes, int] | None:
+def _scan_not(s: bytes, i: int, width: int, stop: bytes) -> Optional[tuple[bytes, int]]:
     """sscanf ``%<width>[^stop]``: 1..width bytes not in ``stop`` (no space skipping)."""
     j = i
     while j < len(s) and j - i < width and s[j] not in stop:
@@ -444,7 +442,7 @@ def _scan_not(s: bytes, i: int, width: int, stop: bytes) -> tuple[bytes, int] | 
     return (s[i:j], j) if j > i else None
 
 
-def _scan_literal(s: bytes, i: int, lit: bytes) -> int | None:
+def _scan_literal(s: bytes, i: int, lit: bytes) -> Optional[int]:
     """A format's `` X`` : optional white space, then the byte X."""
     i = _skip_space(s, i)
     return i + 1 if s[i : i + 1] == lit else None
@@ -454,7 +452,7 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", errors="replace")
 
 
-def parse_qemu_config(data: bytes | str) -> QemuConfig:
+def parse_qemu_config(data: Union[bytes, str]) -> QemuConfig:
     """Read a QEMU config file exactly as qemu_config_foreach() (util/qemu-config.c) does.
 
     A line is read with ``fgets(line, 1024, fp)``; one starting with "\\n" or "#" is skipped;
@@ -489,7 +487,7 @@ def parse_qemu_config(data: bytes | str) -> QemuConfig:
 def _parse_qemu_config(data: bytes) -> QemuConfig:
     sections: list[ConfigSection] = []
     group = b""  # the C variable `group`: whatever the last "[" line's sscanf stored in it
-    current: dict[str, str] | None = None  # the open section's QDict
+    current: Optional[dict[str, str]] = None  # the open section's QDict
     current_group = b""  # prev_group: the open section's name
     current_line = 0
 
@@ -505,7 +503,7 @@ def _parse_qemu_config(data: bytes) -> QemuConfig:
             continue
         line = chunk.split(b"\0", 1)[0]  # sscanf stops at a NUL that fgets read
         if first == b"[":
-            opened: dict[str, str] | None = None
+            opened: Optional[dict[str, str]] = None
             word = _scan_word(line, 1, 63)  # "[%63s \"%63[^\"]\"]"
             if word is not None:
                 group = word[0]
@@ -551,7 +549,9 @@ class _Entry:
 
     __slots__ = ("ident", "name", "origins", "tokens")
 
-    def __init__(self, ident: str | None, name: str | None, origin: str, tokens: list[str]) -> None:
+    def __init__(
+        self, ident: Optional[str], name: Optional[str], origin: str, tokens: list[str]
+    ) -> None:
         self.ident = ident
         self.name = name
         self.origins = [origin]
@@ -565,19 +565,19 @@ class _Request:
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
-        self.machine: str | None = None
+        self.machine: Optional[str] = None
         self.machine_source = ""
         self.machine_tokens: tuple[str, ...] = ()
         self.unread: list[str] = []  # files QEMU read whose content we do not have
         self.unread_last = False  # one came after the last known machine writer
-        self.impossible: str | None = None  # QEMU would refuse this line: not running
+        self.impossible: Optional[str] = None  # QEMU would refuse this line: not running
 
     def set_machine(self, value: str, source: str, tokens: tuple[str, ...]) -> None:
         self.machine, self.machine_source, self.machine_tokens = value, source, tokens
         self.unread_last = False
 
     def add_entry(
-        self, ident: str | None, name: str | None, origin: str, tokens: list[str]
+        self, ident: Optional[str], name: Optional[str], origin: str, tokens: list[str]
     ) -> None:
         self.entries.append(_Entry(ident, name, origin, tokens))
 
@@ -590,7 +590,7 @@ class _Request:
             self.impossible = why
 
     def apply_config(
-        self, path: str, text: bytes | str, source: str, lead: tuple[str, ...]
+        self, path: str, text: Union[bytes, str], source: str, lead: tuple[str, ...]
     ) -> None:
         cfg = parse_qemu_config(text)
         if cfg.error is not None:
@@ -684,7 +684,7 @@ class _Request:
 # ---------------------------------------------------------------------------------------------
 
 
-def _options(args: list[str]) -> Iterator[tuple[str, str | None, str]]:
+def _options(args: list[str]) -> Iterator[tuple[str, Optional[str], str]]:
     """(option, value, token) for each option, as lookup_opt() consumes them."""
     i, n = 1, len(args)
     while i < n:
@@ -694,7 +694,7 @@ def _options(args: list[str]) -> Iterator[tuple[str, str | None, str]]:
             continue  # a positional argument: QEMU takes it as a disk image (drive_add)
         # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as -foo.")
         opt = token[2:] if token[:2] == "--" else token[1:]
-        value: str | None = None
+        value: Optional[str] = None
         if opt in _OPTIONS_WITH_ARG:
             if i < n:
                 value = args[i]
@@ -722,8 +722,8 @@ def config_files(argv: Sequence[str]) -> tuple[str, ...]:
 
 def parse_qemu_argv(
     argv: Sequence[str],
-    files: Mapping[str, bytes | str | None] | None = None,
-    known_accels: Collection[str] | None = None,
+    files: Optional[Mapping[str, Optional[Union[bytes, str]]]] = None,
+    known_accels: Optional[Collection[str]] = None,
 ) -> QemuArgv:
     """Read a QEMU argv the way QEMU's option parser does and decide the accelerator request.
 
@@ -790,7 +790,9 @@ _READ_OPTIONS = frozenset(
 
 
 def _parse_qemu_argv(
-    argv: Sequence[str], files: Mapping[str, bytes | str | None] | None, known: frozenset[str]
+    argv: Sequence[str],
+    files: Optional[Mapping[str, Optional[Union[bytes, str]]]],
+    known: frozenset[str],
 ) -> QemuArgv:
     args = [argv] if isinstance(argv, str) else [a if isinstance(a, str) else str(a) for a in argv]
     if not args:
@@ -806,13 +808,13 @@ def _parse_qemu_argv(
     binary = args[0]
     options = list(_options(args))
 
-    name: str | None = None
-    uuid: str | None = None
+    name: Optional[str] = None
+    uuid: Optional[str] = None
     debug_threads = False
     paused = False
-    machine: str | None = None
-    runas: str | None = None
-    chroot: str | None = None
+    machine: Optional[str] = None
+    runas: Optional[str] = None
+    chroot: Optional[str] = None
     daemonize = False
     read: list[str] = []
     req = _Request()
