@@ -296,6 +296,11 @@ def _parse_pair(line: str, pos: int) -> tuple[Optional[Token], int]:
     if pos >= n or line[pos] != '"':
         raise ValueError(f"value of {key} is not in double quotes")
     pos += 1
+    close = line.find('"', pos)
+    if close >= 0 and "\\" not in line[pos:close]:
+        # no backslash before the closing quote: the loop below would copy it as it is
+        value = line[pos:close]
+        return Token(key, attr, op, _unescape_c(value) if escaped else value, nocase), close + 1
     buf: list[str] = []
     while True:
         if pos >= n:
