@@ -645,13 +645,14 @@ class Host(ABC):
     def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
         """``p`` completed from its ``/proc/<pid>/status`` (``handle``: the read function of
         the walk); ``p`` as it is when there is none (an older snapshot) or it is denied."""
-        p = p._replace(age=self._process_age(p.pid))
+        age = self._process_age(p.pid)
         try:
             text = _decode(handle(f"/proc/{p.pid}/status", 65536))
         except OSError:
-            return p
+            return p._replace(age=age)
         st = parse_status(text)
-        return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
+        # one new record, not one per field group: this runs for every process matched
+        return p._replace(age=age, uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
 
     def _process_age(self, pid: int) -> Optional[float]:
         """Seconds since ``pid`` started, as the walk saw it (:attr:`ProcInfo.age`); None

@@ -203,24 +203,28 @@ class _DirTree(_Tree):
         directory costs one readlink, not a walk of the whole path. None when it resolves
         outside the snapshot. A loop, not a recursion: a path named in a snapshot's own
         content (a ``--config-file``) may have thousands of components."""
-        hit = self._dirs.get(d)
+        dirs = self._dirs
+        hit = dirs.get(d)
         if hit is not None:
             return hit
+        # the walk up runs for every path not yet resolved (each instance's /proc/PID/root
+        # paths): locals, and one slice per step
+        out, under = self._out, self.root + "/"
         pending: list[str] = []  # the lexical directories to resolve, deepest first
         cur = d
         while True:
-            if cur in self._out:
+            if cur in out:
                 return None
-            known = self._dirs.get(cur)
+            known = dirs.get(cur)
             if known is not None:
                 break
-            if not cur.startswith(self.root + "/"):
+            if not cur.startswith(under):
                 return None  # not under the root (never asked: paths are root + "/" + rel)
             pending.append(cur)
-            cur = cur.rsplit("/", 1)[0]
+            cur = cur[: cur.rfind("/")]
         real = known
         for cur in reversed(pending):
-            step = self._follow(real, cur.rsplit("/", 1)[1], [0])
+            step = self._follow(real, cur[cur.rfind("/") + 1 :], [0])
             if step is None:
                 if len(self._out) > 256:
                     self._out.clear()

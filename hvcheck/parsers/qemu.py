@@ -40,6 +40,7 @@ Every function here returns a value for any input (garbage included) and never r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple
@@ -339,7 +340,21 @@ def _parse_opts(params: str, implied: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _last(pairs: list[tuple[str, str]], key: str) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _parse_opts_cached(params: str, implied: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple(_parse_opts(params, implied))
+
+
+def _parse_opts_shared(params: str, implied: str | None) -> Sequence[tuple[str, str]]:
+    """:func:`_parse_opts` of a value the instances of a node share (``-machine``,
+    ``-accel``: the same few strings for every guest of a libvirt or Nova host), parsed once
+    per run; a long one (a hostile command line's) is parsed each time, never kept."""
+    if len(params) > 256:
+        return _parse_opts(params, implied)
+    return _parse_opts_cached(params, implied)
+
+
+def _last(pairs: Sequence[tuple[str, str]], key: str) -> str | None:
     """qemu_opt_get(): the last value given for ``key`` wins."""
     found: str | None = None
     for k, v in pairs:
@@ -684,8 +699,12 @@ class _Request:
 # ---------------------------------------------------------------------------------------------
 
 
-def _options(args: list[str]) -> Iterator[tuple[str, str | None, str]]:
-    """(option, value, token) for each option, as lookup_opt() consumes them."""
+def _options(args: list[str]) -> list[tuple[str, str | None, str]]:
+    """(option, value, token) for each option, as lookup_opt() consumes them. (A list built
+    in one loop, not a generator: it runs over every argument of every instance.)"""
+    out: list[tuple[str, str | None, str]] = []
+    append = out.append
+    with_arg, flags = _OPTIONS_WITH_ARG, _FLAG_OPTIONS
     i, n = 1, len(args)
     while i < n:
         token = args[i]
@@ -694,19 +713,19 @@ def _options(args: list[str]) -> Iterator[tuple[str, str | None, str]]:
             continue  # a positional argument: QEMU takes it as a disk image (drive_add)
         # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as -foo.")
         opt = token[2:] if token[:2] == "--" else token[1:]
-        value: str | None = None
-        if opt in _OPTIONS_WITH_ARG:
+        if opt in with_arg:
             if i < n:
-                value = args[i]
+                append((opt, args[i], token))
                 i += 1
-            # else: QEMU exits "requires an argument"; nothing more to read
-        elif opt not in _FLAG_OPTIONS:
+            else:  # QEMU exits "requires an argument"; nothing more to read
+                append((opt, None, token))
+        elif opt in flags:
+            append((opt, None, token))
+        elif i < n and not args[i].startswith("-"):
             # Not in our table (a newer/older QEMU or a fork). QEMU has far more options with
             # an argument than without, so take a following non-option token as its value.
-            if i < n and not args[i].startswith("-"):
-                i += 1
-            continue
-        yield opt, value, token
+            i += 1
+    return out
 
 
 def config_files(argv: Sequence[str]) -> tuple[str, ...]:
@@ -780,6 +799,8 @@ def parse_qemu_argv(
         )
 
 
+_NO_USER_CONFIG = frozenset({"no-user-config", "nodefconfig"})  # -nodefconfig: before QEMU 2.12
+
 # the options the loop of _parse_qemu_argv acts on; the others (-drive, -device, -netdev...:
 # most of a command line) are passed over at once
 _READ_OPTIONS = frozenset(
@@ -792,7 +813,8 @@ _READ_OPTIONS = frozenset(
 def _parse_qemu_argv(
     argv: Sequence[str], files: Mapping[str, bytes | str | None] | None, known: frozenset[str]
 ) -> QemuArgv:
-    args = [argv] if isinstance(argv, str) else [a if isinstance(a, str) else str(a) for a in argv]
+    # str() of a str is the str itself: map keeps every argument, converts the odd one
+    args = [argv] if isinstance(argv, str) else list(map(str, argv))
     if not args:
         return QemuArgv(
             binary="",
@@ -804,7 +826,7 @@ def _parse_qemu_argv(
             machine=None,
         )
     binary = args[0]
-    options = list(_options(args))
+    options = _options(args)
 
     name: str | None = None
     uuid: str | None = None
@@ -835,7 +857,7 @@ def _parse_qemu_argv(
 
     # first pass (qemu_init): -no-user-config anywhere keeps the default config unread;
     # -nodefconfig did the same before QEMU 2.12
-    if not any(opt in ("no-user-config", "nodefconfig") for opt, _, _ in options):
+    if _NO_USER_CONFIG.isdisjoint([opt for opt, _, _ in options]):
         config(DEFAULT_CONFIG, "default config", ())
 
     for opt, value, token in options:
@@ -845,13 +867,13 @@ def _parse_qemu_argv(
             # QemuOptsList "accel" has implied_opt_name "accel" (softmmu/vl.c qemu_accel_opts);
             # -accel kvm,accel=tcg is tcg (qemu_opt_get returns the last value). Without a
             # name, or with "help", QEMU lists its accelerators and exits.
-            pairs = _parse_opts(value, "accel")
+            pairs = _parse_opts_shared(value, "accel")
             acc = _last(pairs, "accel")
             if acc is not None and acc not in _HELP_VALUES:
                 req.add_entry(_last(pairs, "id"), acc, "-accel", [token, value])
         elif opt in ("machine", "M") and value is not None:
             # keyval_parse_into(machine_opts_dict, optarg, "type", ...): implied key "type".
-            pairs = _parse_opts(value, "type")
+            pairs = _parse_opts_shared(value, "type")
             mtype = _last(pairs, "type")
             if mtype is not None and mtype not in _HELP_VALUES:
                 machine = mtype
