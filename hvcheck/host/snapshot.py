@@ -239,6 +239,14 @@ class _DirTree(_Tree):
             real = step
         return real
 
+    def plain_dir(self, rel: str, real: str) -> None:
+        """Record that ``rel`` (a normal relative path) resolves to the directory ``real``,
+        as the caller proved by opening it ``O_DIRECTORY|O_NOFOLLOW`` under its resolved
+        parent: the readlink a later path through it would cost is spared."""
+        if len(self._dirs) > 4096:
+            self._dirs = {self.root: self.root}
+        self._dirs[self.root + "/" + rel] = real
+
     def _follow(self, real: str, rel: str, hops: list[int]) -> Optional[str]:
         """``rel`` resolved from ``real`` (a resolved directory inside the snapshot) as the
         kernel would, symlinks followed, but never out of the snapshot: None as soon as a
@@ -591,10 +599,15 @@ class SnapshotHost(Host):
     def open_proc(self, pid: int) -> ProcView:
         proc = self._proc_path()
         if proc:
+            real = f"{proc}/{pid}"
             try:
-                fd = os.open(f"{proc}/{pid}", _O_DIR)
+                fd = os.open(real, _O_DIR)
             except OSError:
                 return ProcView(self, pid)  # missing, or a link: the generic path decides
+            # a directory, not a link (O_NOFOLLOW): what resolving proc/<pid> would find
+            # (paths under /proc/<pid>/root, read next, go through it)
+            assert isinstance(self._tree, _DirTree)  # _proc_path() is "" otherwise
+            self._tree.plain_dir(f"proc/{pid}", real)
             return _FdProcView(self, pid, fd, live=False, denied=self._denied_paths)
         return ProcView(self, pid)
 

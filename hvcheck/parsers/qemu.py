@@ -699,9 +699,12 @@ class _Request:
 # ---------------------------------------------------------------------------------------------
 
 
-def _options(args: list[str]) -> list[tuple[str, str | None, str]]:
-    """(option, value, token) for each option, as lookup_opt() consumes them. (A list built
-    in one loop, not a generator: it runs over every argument of every instance.)"""
+def _options(
+    args: list[str], keep: Collection[str] | None = None
+) -> list[tuple[str, str | None, str]]:
+    """(option, value, token) for each option, as lookup_opt() consumes them; with ``keep``,
+    only those of the options it names (the values of the others are still consumed). (A
+    list built in one loop, not a generator: it runs over every argument of every instance.)"""
     out: list[tuple[str, str | None, str]] = []
     append = out.append
     with_arg, flags = _OPTIONS_WITH_ARG, _FLAG_OPTIONS
@@ -715,12 +718,14 @@ def _options(args: list[str]) -> list[tuple[str, str | None, str]]:
         opt = token[2:] if token[:2] == "--" else token[1:]
         if opt in with_arg:
             if i < n:
-                append((opt, args[i], token))
+                if keep is None or opt in keep:
+                    append((opt, args[i], token))
                 i += 1
-            else:  # QEMU exits "requires an argument"; nothing more to read
+            elif keep is None or opt in keep:  # QEMU exits "requires an argument"
                 append((opt, None, token))
         elif opt in flags:
-            append((opt, None, token))
+            if keep is None or opt in keep:
+                append((opt, None, token))
         elif i < n and not args[i].startswith("-"):
             # Not in our table (a newer/older QEMU or a fork). QEMU has far more options with
             # an argument than without, so take a following non-option token as its value.
@@ -808,6 +813,7 @@ _READ_OPTIONS = frozenset(
     | {"run-with", "daemonize"}
     | set(_MACHINE_ACCEL_FLAGS)
 )
+_KEPT_OPTIONS = _READ_OPTIONS | _NO_USER_CONFIG
 
 
 def _parse_qemu_argv(
@@ -826,7 +832,9 @@ def _parse_qemu_argv(
             machine=None,
         )
     binary = args[0]
-    options = _options(args)
+    # only the options read below: most of a command line (-device, -drive, -netdev...) is
+    # passed over without a tuple each
+    options = _options(args, _KEPT_OPTIONS)
 
     name: str | None = None
     uuid: str | None = None
