@@ -791,14 +791,19 @@ def _domain_xml(
     def candidates() -> Iterator[str]:
         """The directories holding ``fname``, in order; listed only as far as needed."""
         listed: set[str] = set()
+        refused: Optional[bool] = None  # the host refuses everything under own_prefix
         for d in places.dirs:
             for prefix in own.roots:
                 where = f"{prefix}{d}"
                 if where in listed:
                     continue
                 if prefix == own_prefix:  # this process's alone: listed once, not kept
+                    if refused is None:
+                        # a snapshot's root link to "/" refuses each listing under it: known
+                        # once (the link read and judged), not raised three times
+                        refused = host.refused_dir(own_prefix)
                     try:
-                        names: Optional[Collection[str]] = host.listdir(where)
+                        names: Optional[Collection[str]] = None if refused else host.listdir(where)
                     except OSError:
                         names = None
                 elif prefix == "":
@@ -883,6 +888,8 @@ def _config_files(
     out: dict[str, Optional[bytes]] = {}
     host = ctx.host
     uid, gids = reader
+    through = f"/proc/{pid}/root"
+    refused: Optional[bool] = None  # the host refuses everything under /proc/PID/root
     for path in argv.config_files:
         if argv.chroot is not None:
             unreadable.append(f"{path}: QEMU changed its root (-chroot) after reading it")
@@ -904,17 +911,21 @@ def _config_files(
                     else f"{path}: whether QEMU's user may read it cannot be told ({acc.why})"
                 )
                 continue
-        try:
-            out[path] = host.read_bytes(f"/proc/{pid}/root{full}", 1024 * 1024)
-            continue
-        except (FileNotFoundError, NotADirectoryError):
-            out[path] = None
-            continue
-        except PermissionError:
-            pass
-        except OSError as e:
-            unreadable.append(f"{path}: {e.strerror or e}")
-            continue
+        if refused is None:
+            # a snapshot's root link to "/": the read below would raise PermissionError
+            refused = host.refused_dir(through)
+        if not refused:
+            try:
+                out[path] = host.read_bytes(f"{through}{full}", 1024 * 1024)
+                continue
+            except (FileNotFoundError, NotADirectoryError):
+                out[path] = None
+                continue
+            except PermissionError:
+                pass
+            except OSError as e:
+                unreadable.append(f"{path}: {e.strerror or e}")
+                continue
         if uid != 0 and may_read(ctx, full, uid, gids).allowed is not True:
             unreadable.append(f"{path}: /proc/{pid}/root is not readable")
             continue

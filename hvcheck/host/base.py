@@ -589,6 +589,14 @@ class Host(ABC):
         OSError(ENODATA) where it is not known (a snapshot that did not record it)."""
         raise OSError(errno_mod.ENODATA, "not recorded", path)
 
+    def refused_dir(self, path: str) -> bool:
+        """True when this host is known, without trying, to refuse the directory ``path``:
+        listing it, and reading anything under it, raise PermissionError (a snapshot
+        directory's ``proc/<pid>/root`` link to ``/``, which leaves the snapshot). A caller
+        with several reads there may then skip them, knowing their answer. False when that
+        is not known at once (the live host: each read decides)."""
+        return False
+
     def readlink(self, path: str) -> Optional[str]:
         try:
             target: str = self._memo("readlink", path, lambda: self._readlink(path))

@@ -239,6 +239,19 @@ class _DirTree(_Tree):
             real = step
         return real
 
+    def refused_dir(self, rel: str) -> bool:
+        """Whether ``rel``, as a directory, resolves outside the snapshot: then listing it and
+        reading anything under it are refused (every such path resolves its directories
+        through this one, ``_real_dir``). False when it resolves inside, cannot be resolved
+        (a link loop: the reads themselves say so), or is not a normal path."""
+        n = _norm(rel)
+        if not n:
+            return False
+        try:
+            return self._real_dir(self.root + "/" + n) is None
+        except OSError:
+            return False
+
     def plain_dir(self, rel: str, real: str) -> None:
         """Record that ``rel`` (a normal relative path) resolves to the directory ``real``,
         as the caller proved by opening it ``O_DIRECTORY|O_NOFOLLOW`` under its resolved
@@ -553,6 +566,12 @@ class SnapshotHost(Host):
 
     def stat_recorded(self) -> bool:
         return "stat" in self.marker or "lstat" in self.marker
+
+    def refused_dir(self, path: str) -> bool:
+        """A snapshot directory answers from its resolution of ``path`` (``_DirTree``); a
+        ``.tar.gz`` does not say at once."""
+        tree = self._tree
+        return isinstance(tree, _DirTree) and tree.refused_dir(self._rel(path))
 
     def _process_age(self, pid: int) -> Optional[float]:
         """The marker's ``process_ages.<pid>`` (seconds); None when not recorded. A table or
