@@ -1072,7 +1072,7 @@ def qemu_processes(ctx: Context) -> list[QemuProcess]:
 
 
 def _argv(p: ProcInfo) -> QemuArgv:
-    return parse_qemu_argv(list(p.argv)) if p.argv else parse_qemu_argv([p.comm])
+    return parse_qemu_argv(p.argv) if p.argv else parse_qemu_argv([p.comm])
 
 
 def acceleration(procs: list[QemuProcess], incomplete: Optional[str] = None) -> str:

@@ -659,8 +659,20 @@ class Host(ABC):
         except OSError:
             return p._replace(age=age)
         st = parse_status(text)
-        # one new record, not one per field group: this runs for every process matched
-        return p._replace(age=age, uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
+        # one new record, built directly (_replace is a Python-level rebuild of every field):
+        # this runs for every process matched
+        return ProcInfo(
+            pid=p.pid,
+            comm=p.comm,
+            argv=p.argv,
+            uids=st.uids,
+            gids=st.gids,
+            groups=st.groups,
+            status=st.status,
+            exe=p.exe,
+            exe_denied=p.exe_denied,
+            age=age,
+        )
 
     def _process_age(self, pid: int) -> Optional[float]:
         """Seconds since ``pid`` started, as the walk saw it (:attr:`ProcInfo.age`); None

@@ -699,6 +699,13 @@ class _Request:
 # ---------------------------------------------------------------------------------------------
 
 
+# option token -> (option, kind) for the tokens of the tables: 0 takes an argument, 1 is a
+# flag. A node's command lines repeat the same few dozen (-device, -drive, -name...), and
+# this is asked for every token of every instance. Bounded by the tables (each option
+# spelled "-x" or "--x"); a token not in them is not kept.
+_TOKEN_KINDS: dict[str, tuple[str, int]] = {}
+
+
 def _options(
     args: list[str], keep: Collection[str] | None = None
 ) -> list[tuple[str, str | None, str]]:
@@ -707,29 +714,39 @@ def _options(
     list built in one loop, not a generator: it runs over every argument of every instance.)"""
     out: list[tuple[str, str | None, str]] = []
     append = out.append
-    with_arg, flags = _OPTIONS_WITH_ARG, _FLAG_OPTIONS
+    kinds = _TOKEN_KINDS
     i, n = 1, len(args)
     while i < n:
         token = args[i]
         i += 1
-        if token[:1] != "-":
-            continue  # a positional argument: QEMU takes it as a disk image (drive_add)
-        # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as -foo.")
-        opt = token[2:] if token[:2] == "--" else token[1:]
-        if opt in with_arg:
+        hit = kinds.get(token)
+        if hit is None:
+            if token[:1] != "-":
+                continue  # a positional argument: QEMU takes it as a disk image (drive_add)
+            # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as
+            # -foo.")
+            opt = token[2:] if token[:2] == "--" else token[1:]
+            if opt in _OPTIONS_WITH_ARG:
+                hit = kinds[token] = (opt, 0)
+            elif opt in _FLAG_OPTIONS:
+                hit = kinds[token] = (opt, 1)
+            else:
+                # Not in our table (a newer/older QEMU or a fork). QEMU has far more options
+                # with an argument than without, so take a following non-option token as its
+                # value.
+                if i < n and not args[i].startswith("-"):
+                    i += 1
+                continue
+        opt, kind = hit
+        if kind == 0:
             if i < n:
                 if keep is None or opt in keep:
                     append((opt, args[i], token))
                 i += 1
             elif keep is None or opt in keep:  # QEMU exits "requires an argument"
                 append((opt, None, token))
-        elif opt in flags:
-            if keep is None or opt in keep:
-                append((opt, None, token))
-        elif i < n and not args[i].startswith("-"):
-            # Not in our table (a newer/older QEMU or a fork). QEMU has far more options with
-            # an argument than without, so take a following non-option token as its value.
-            i += 1
+        elif keep is None or opt in keep:
+            append((opt, None, token))
     return out
 
 
