@@ -41,6 +41,13 @@ class Context:
         return self.deadline - time.monotonic()
 
     def fact(self, name: str, compute: Callable[[Context], T]) -> T:
+        # a fact is stored once, under its lock, and never changed: one that is already
+        # there is read without the locks (per-instance facts are asked thousands of times)
+        v = self._facts.get(name, _MISSING)
+        if v is not _MISSING:
+            if isinstance(v, _Failed):
+                raise v.error
+            return v  # type: ignore[no-any-return]
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
@@ -53,6 +60,9 @@ class Context:
         if isinstance(v, _Failed):
             raise v.error
         return v  # type: ignore[no-any-return]
+
+
+_MISSING: Any = object()
 
 
 class _Failed:

@@ -98,3 +98,53 @@ def test_a_device_node_in_a_snapshot_is_refused_unopened(
         view.read("status", 4096)
     assert status.value.errno == errno.EINVAL
     assert not [p for p in opened if p.endswith(("nova.conf", "status"))], opened
+
+
+def test_refused_dir_says_what_the_reads_under_it_would(tmp_path: Path) -> None:
+    """``refused_dir`` lets a caller skip the reads under a process's root (a QEMU's domain
+    XML directories, its qemu.conf) only where each of them would be refused: a root link to
+    "/" (collect's record of a process in hvcheck's namespace) or to an absolute path outside;
+    never a link that stays inside, a plain directory, a loop, a .tar.gz or the live host."""
+    root = make_snapshot(
+        tmp_path / "s",
+        {
+            "c1/run/libvirt/qemu/vm.xml": "<domain type='kvm'/>\n",
+            "proc/300/root/etc/qemu/qemu.conf": "[accel]\n",
+        },
+        links={
+            "proc/100/root": "/",
+            "proc/150/root": str(tmp_path / "outside"),
+            "proc/200/root": "../../c1",
+            "proc/400/root": "root",  # a loop
+        },
+    )
+    (tmp_path / "outside/run/libvirt/qemu").mkdir(parents=True)
+    host = SnapshotHost(str(root))
+    for pid in (100, 150):
+        assert host.refused_dir(f"/proc/{pid}/root") is True
+        assert host.refused_dir(f"/proc/{pid}/root/run/libvirt/qemu") is True
+        for d in ("/run/libvirt/qemu", "/etc/libvirt/qemu"):
+            with pytest.raises(PermissionError):
+                host.listdir(f"/proc/{pid}/root{d}")
+        with pytest.raises(PermissionError):
+            host.read_bytes(f"/proc/{pid}/root/etc/qemu/qemu.conf")
+    assert host.refused_dir("/proc/200/root") is False
+    assert host.listdir("/proc/200/root/run/libvirt/qemu") == ["vm.xml"]
+    assert host.refused_dir("/proc/300/root") is False
+    assert host.read_bytes("/proc/300/root/etc/qemu/qemu.conf") == b"[accel]\n"
+    assert host.refused_dir("/proc/400/root") is False
+    with pytest.raises(OSError) as e:
+        host.listdir("/proc/400/root/run")
+    assert e.value.errno == errno.ELOOP
+    assert host.refused_dir("/proc/999/root") is False  # absent: the reads say so
+
+    import tarfile
+
+    tgz = tmp_path / "s.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(root, arcname=".")
+    assert SnapshotHost(str(tgz)).refused_dir("/proc/100/root") is False
+
+    from hvcheck.host import LiveHost
+
+    assert LiveHost().refused_dir(f"/proc/{os.getpid()}/root") is False

@@ -587,6 +587,14 @@ class Host(ABC):
         OSError(ENODATA) where it is not known (a snapshot that did not record it)."""
         raise OSError(errno_mod.ENODATA, "not recorded", path)
 
+    def refused_dir(self, path: str) -> bool:
+        """True when this host is known, without trying, to refuse the directory ``path``:
+        listing it, and reading anything under it, raise PermissionError (a snapshot
+        directory's ``proc/<pid>/root`` link to ``/``, which leaves the snapshot). A caller
+        with several reads there may then skip them, knowing their answer. False when that
+        is not known at once (the live host: each read decides)."""
+        return False
+
     def readlink(self, path: str) -> Optional[str]:
         try:
             target: str = self._memo("readlink", path, lambda: self._readlink(path))
@@ -643,13 +651,26 @@ class Host(ABC):
     def _process_details(self, p: ProcInfo, handle: Any) -> Optional[ProcInfo]:
         """``p`` completed from its ``/proc/<pid>/status`` (``handle``: the read function of
         the walk); ``p`` as it is when there is none (an older snapshot) or it is denied."""
-        p = p._replace(age=self._process_age(p.pid))
+        age = self._process_age(p.pid)
         try:
             text = _decode(handle(f"/proc/{p.pid}/status", 65536))
         except OSError:
-            return p
+            return p._replace(age=age)
         st = parse_status(text)
-        return p._replace(uids=st.uids, gids=st.gids, groups=st.groups, status=st.status)
+        # one new record, built directly (_replace is a Python-level rebuild of every field):
+        # this runs for every process matched
+        return ProcInfo(
+            pid=p.pid,
+            comm=p.comm,
+            argv=p.argv,
+            uids=st.uids,
+            gids=st.gids,
+            groups=st.groups,
+            status=st.status,
+            exe=p.exe,
+            exe_denied=p.exe_denied,
+            age=age,
+        )
 
     def _process_age(self, pid: int) -> Optional[float]:
         """Seconds since ``pid`` started, as the walk saw it (:attr:`ProcInfo.age`); None

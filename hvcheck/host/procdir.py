@@ -16,6 +16,7 @@ from hvcheck.host.base import MAX_READ, Host, ProcessGone, ProcView, _decode
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+_S_ISREG = stat.S_ISREG
 
 
 def _read_all(fd: int, limit: int, short_is_eof: bool = False) -> bytes:
@@ -49,13 +50,15 @@ def _read_at(dir_fd: int, name: str, limit: int, check_regular: bool, shown: str
     # looked at before it is opened: opening a device node planted in a snapshot (a watchdog,
     # a tape) is already an action; a link is refused as by O_NOFOLLOW (ELOOP)
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    if stat.S_ISLNK(st.st_mode):
-        raise OSError(errno_mod.ELOOP, "Too many levels of symbolic links", shown)
-    if not stat.S_ISREG(st.st_mode):
+    if not _S_ISREG(st.st_mode):
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno_mod.ELOOP, "Too many levels of symbolic links", shown)
         raise OSError(errno_mod.EINVAL, "not a regular file in the snapshot", shown)
+    want = st.st_size + 1
+    if want > limit:
+        want = limit
     fd = os.open(name, _O_FILE, dir_fd=dir_fd)
     try:
-        want = min(limit, st.st_size + 1)
         data = os.read(fd, want)
         if len(data) < want or len(data) >= limit:
             return data  # a short read of a regular file is its end

@@ -203,24 +203,28 @@ class _DirTree(_Tree):
         directory costs one readlink, not a walk of the whole path. None when it resolves
         outside the snapshot. A loop, not a recursion: a path named in a snapshot's own
         content (a ``--config-file``) may have thousands of components."""
-        hit = self._dirs.get(d)
+        dirs = self._dirs
+        hit = dirs.get(d)
         if hit is not None:
             return hit
+        # the walk up runs for every path not yet resolved (each instance's /proc/PID/root
+        # paths): locals, and one slice per step
+        out, under = self._out, self.root + "/"
         pending: list[str] = []  # the lexical directories to resolve, deepest first
         cur = d
         while True:
-            if cur in self._out:
+            if cur in out:
                 return None
-            known = self._dirs.get(cur)
+            known = dirs.get(cur)
             if known is not None:
                 break
-            if not cur.startswith(self.root + "/"):
+            if not cur.startswith(under):
                 return None  # not under the root (never asked: paths are root + "/" + rel)
             pending.append(cur)
-            cur = cur.rsplit("/", 1)[0]
+            cur = cur[: cur.rfind("/")]
         real = known
         for cur in reversed(pending):
-            step = self._follow(real, cur.rsplit("/", 1)[1], [0])
+            step = self._follow(real, cur[cur.rfind("/") + 1 :], [0])
             if step is None:
                 if len(self._out) > 256:
                     self._out.clear()
@@ -234,6 +238,27 @@ class _DirTree(_Tree):
             self._dirs[cur] = step
             real = step
         return real
+
+    def refused_dir(self, rel: str) -> bool:
+        """Whether ``rel``, as a directory, resolves outside the snapshot: then listing it and
+        reading anything under it are refused (every such path resolves its directories
+        through this one, ``_real_dir``). False when it resolves inside, cannot be resolved
+        (a link loop: the reads themselves say so), or is not a normal path."""
+        n = _norm(rel)
+        if not n:
+            return False
+        try:
+            return self._real_dir(self.root + "/" + n) is None
+        except OSError:
+            return False
+
+    def plain_dir(self, rel: str, real: str) -> None:
+        """Record that ``rel`` (a normal relative path) resolves to the directory ``real``,
+        as the caller proved by opening it ``O_DIRECTORY|O_NOFOLLOW`` under its resolved
+        parent: the readlink a later path through it would cost is spared."""
+        if len(self._dirs) > 4096:
+            self._dirs = {self.root: self.root}
+        self._dirs[self.root + "/" + rel] = real
 
     def _follow(self, real: str, rel: str, hops: list[int]) -> Optional[str]:
         """``rel`` resolved from ``real`` (a resolved directory inside the snapshot) as the
@@ -542,6 +567,12 @@ class SnapshotHost(Host):
     def stat_recorded(self) -> bool:
         return "stat" in self.marker or "lstat" in self.marker
 
+    def refused_dir(self, path: str) -> bool:
+        """A snapshot directory answers from its resolution of ``path`` (``_DirTree``); a
+        ``.tar.gz`` does not say at once."""
+        tree = self._tree
+        return isinstance(tree, _DirTree) and tree.refused_dir(self._rel(path))
+
     def _process_age(self, pid: int) -> Optional[float]:
         """The marker's ``process_ages.<pid>`` (seconds); None when not recorded. A table or
         value of the wrong type raises PermissionError: whether a QEMU is still starting
@@ -587,10 +618,15 @@ class SnapshotHost(Host):
     def open_proc(self, pid: int) -> ProcView:
         proc = self._proc_path()
         if proc:
+            real = f"{proc}/{pid}"
             try:
-                fd = os.open(f"{proc}/{pid}", _O_DIR)
+                fd = os.open(real, _O_DIR)
             except OSError:
                 return ProcView(self, pid)  # missing, or a link: the generic path decides
+            # a directory, not a link (O_NOFOLLOW): what resolving proc/<pid> would find
+            # (paths under /proc/<pid>/root, read next, go through it)
+            assert isinstance(self._tree, _DirTree)  # _proc_path() is "" otherwise
+            self._tree.plain_dir(f"proc/{pid}", real)
             return _FdProcView(self, pid, fd, live=False, denied=self._denied_paths)
         return ProcView(self, pid)
 

@@ -38,6 +38,7 @@ directory) and passes their text as ``files``; :func:`config_files` says which o
 Every function here returns a value for any input (garbage included) and never raises.
 """
 
+import functools
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import NamedTuple, Optional, Union
@@ -337,7 +338,21 @@ def _parse_opts(params: str, implied: Optional[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _last(pairs: list[tuple[str, str]], key: str) -> Optional[str]:
+@functools.lru_cache(maxsize=256)
+def _parse_opts_cached(params: str, implied: Optional[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(_parse_opts(params, implied))
+
+
+def _parse_opts_shared(params: str, implied: Optional[str]) -> Sequence[tuple[str, str]]:
+    """:func:`_parse_opts` of a value the instances of a node share (``-machine``,
+    ``-accel``: the same few strings for every guest of a libvirt or Nova host), parsed once
+    per run; a long one (a hostile command line's) is parsed each time, never kept."""
+    if len(params) > 256:
+        return _parse_opts(params, implied)
+    return _parse_opts_cached(params, implied)
+
+
+def _last(pairs: Sequence[tuple[str, str]], key: str) -> Optional[str]:
     """qemu_opt_get(): the last value given for ``key`` wins."""
     found: Optional[str] = None
     for k, v in pairs:
@@ -684,29 +699,55 @@ class _Request:
 # ---------------------------------------------------------------------------------------------
 
 
-def _options(args: list[str]) -> Iterator[tuple[str, Optional[str], str]]:
-    """(option, value, token) for each option, as lookup_opt() consumes them."""
+# option token -> (option, kind) for the tokens of the tables: 0 takes an argument, 1 is a
+# flag. A node's command lines repeat the same few dozen (-device, -drive, -name...), and
+# this is asked for every token of every instance. Bounded by the tables (each option
+# spelled "-x" or "--x"); a token not in them is not kept.
+_TOKEN_KINDS: dict[str, tuple[str, int]] = {}
+
+
+def _options(
+    args: list[str], keep: Optional[Collection[str]] = None
+) -> list[tuple[str, Optional[str], str]]:
+    """(option, value, token) for each option, as lookup_opt() consumes them; with ``keep``,
+    only those of the options it names (the values of the others are still consumed). (A
+    list built in one loop, not a generator: it runs over every argument of every instance.)"""
+    out: list[tuple[str, Optional[str], str]] = []
+    append = out.append
+    kinds = _TOKEN_KINDS
     i, n = 1, len(args)
     while i < n:
         token = args[i]
         i += 1
-        if token[:1] != "-":
-            continue  # a positional argument: QEMU takes it as a disk image (drive_add)
-        # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as -foo.")
-        opt = token[2:] if token[:2] == "--" else token[1:]
-        value: Optional[str] = None
-        if opt in _OPTIONS_WITH_ARG:
+        hit = kinds.get(token)
+        if hit is None:
+            if token[:1] != "-":
+                continue  # a positional argument: QEMU takes it as a disk image (drive_add)
+            # lookup_opt(): "-foo" and "--foo" name option "foo" ("Treat --foo the same as
+            # -foo.")
+            opt = token[2:] if token[:2] == "--" else token[1:]
+            if opt in _OPTIONS_WITH_ARG:
+                hit = kinds[token] = (opt, 0)
+            elif opt in _FLAG_OPTIONS:
+                hit = kinds[token] = (opt, 1)
+            else:
+                # Not in our table (a newer/older QEMU or a fork). QEMU has far more options
+                # with an argument than without, so take a following non-option token as its
+                # value.
+                if i < n and not args[i].startswith("-"):
+                    i += 1
+                continue
+        opt, kind = hit
+        if kind == 0:
             if i < n:
-                value = args[i]
+                if keep is None or opt in keep:
+                    append((opt, args[i], token))
                 i += 1
-            # else: QEMU exits "requires an argument"; nothing more to read
-        elif opt not in _FLAG_OPTIONS:
-            # Not in our table (a newer/older QEMU or a fork). QEMU has far more options with
-            # an argument than without, so take a following non-option token as its value.
-            if i < n and not args[i].startswith("-"):
-                i += 1
-            continue
-        yield opt, value, token
+            elif keep is None or opt in keep:  # QEMU exits "requires an argument"
+                append((opt, None, token))
+        elif keep is None or opt in keep:
+            append((opt, None, token))
+    return out
 
 
 def config_files(argv: Sequence[str]) -> tuple[str, ...]:
@@ -780,6 +821,8 @@ def parse_qemu_argv(
         )
 
 
+_NO_USER_CONFIG = frozenset({"no-user-config", "nodefconfig"})  # -nodefconfig: before QEMU 2.12
+
 # the options the loop of _parse_qemu_argv acts on; the others (-drive, -device, -netdev...:
 # most of a command line) are passed over at once
 _READ_OPTIONS = frozenset(
@@ -787,6 +830,7 @@ _READ_OPTIONS = frozenset(
     | {"run-with", "daemonize"}
     | set(_MACHINE_ACCEL_FLAGS)
 )
+_KEPT_OPTIONS = _READ_OPTIONS | _NO_USER_CONFIG
 
 
 def _parse_qemu_argv(
@@ -794,7 +838,8 @@ def _parse_qemu_argv(
     files: Optional[Mapping[str, Optional[Union[bytes, str]]]],
     known: frozenset[str],
 ) -> QemuArgv:
-    args = [argv] if isinstance(argv, str) else [a if isinstance(a, str) else str(a) for a in argv]
+    # str() of a str is the str itself: map keeps every argument, converts the odd one
+    args = [argv] if isinstance(argv, str) else list(map(str, argv))
     if not args:
         return QemuArgv(
             binary="",
@@ -806,7 +851,9 @@ def _parse_qemu_argv(
             machine=None,
         )
     binary = args[0]
-    options = list(_options(args))
+    # only the options read below: most of a command line (-device, -drive, -netdev...) is
+    # passed over without a tuple each
+    options = _options(args, _KEPT_OPTIONS)
 
     name: Optional[str] = None
     uuid: Optional[str] = None
@@ -837,7 +884,7 @@ def _parse_qemu_argv(
 
     # first pass (qemu_init): -no-user-config anywhere keeps the default config unread;
     # -nodefconfig did the same before QEMU 2.12
-    if not any(opt in ("no-user-config", "nodefconfig") for opt, _, _ in options):
+    if _NO_USER_CONFIG.isdisjoint([opt for opt, _, _ in options]):
         config(DEFAULT_CONFIG, "default config", ())
 
     for opt, value, token in options:
@@ -847,13 +894,13 @@ def _parse_qemu_argv(
             # QemuOptsList "accel" has implied_opt_name "accel" (softmmu/vl.c qemu_accel_opts);
             # -accel kvm,accel=tcg is tcg (qemu_opt_get returns the last value). Without a
             # name, or with "help", QEMU lists its accelerators and exits.
-            pairs = _parse_opts(value, "accel")
+            pairs = _parse_opts_shared(value, "accel")
             acc = _last(pairs, "accel")
             if acc is not None and acc not in _HELP_VALUES:
                 req.add_entry(_last(pairs, "id"), acc, "-accel", [token, value])
         elif opt in ("machine", "M") and value is not None:
             # keyval_parse_into(machine_opts_dict, optarg, "type", ...): implied key "type".
-            pairs = _parse_opts(value, "type")
+            pairs = _parse_opts_shared(value, "type")
             mtype = _last(pairs, "type")
             if mtype is not None and mtype not in _HELP_VALUES:
                 machine = mtype
