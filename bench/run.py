@@ -418,12 +418,27 @@ def capture_base(tmp: Path, hvcheck: str, env: dict[str, str]) -> Base:
     return base
 
 
+def record_mount_ns(dest: Path, pids: Sequence[int]) -> None:
+    """The marker's ``mount_ns`` as ``collect`` writes it for QEMU processes in its own mount
+    namespace (hvcheck.host.recorder: every process whose files it looked up is listed with
+    its ``/proc/<pid>/ns/mnt``; docs/SNAPSHOT.md), for the generated ones: a replay then reads
+    their files in the snapshot's own tree, as it does for a real node's collect."""
+    marker_path = dest / "hvcheck-snapshot.json"
+    marker = json.loads(marker_path.read_text())
+    mount_ns = marker.setdefault("mount_ns", {})
+    own = mount_ns.get("self") or os.readlink("/proc/self/ns/mnt")
+    mount_ns["self"] = own
+    mount_ns.setdefault("processes", {}).update({str(pid): own for pid in pids})
+    marker_path.write_text(json.dumps(marker, indent=1, sort_keys=True))
+
+
 def make_snapshot(base: Base, dest: Path, n: int, corpus: Sequence[CorpusEntry]) -> None:
     """The base plus n QEMU processes, argv from the corpus in turn, in the layout of
     docs/SNAPSHOT.md: cmdline, comm, status, a ``root`` link to / (as collect records it),
     fd/N links and task/TID/comm."""
     shutil.copytree(base.path, dest, symlinks=True)
     ns = uuid.UUID("6f0c1b8e-9a57-4a36-8d2e-2f1d6d6b3c11")
+    record_mount_ns(dest, [PID_BASE + i * PID_STRIDE for i in range(n)])
     for i in range(n):
         entry = corpus[i % len(corpus)]
         pid = PID_BASE + i * PID_STRIDE

@@ -80,3 +80,46 @@ def test_nothing_starts_after_run_until_returned() -> None:
         assert late == [], f"{len(late)} callables started after run_until returned"
     finally:
         release.set()
+
+
+# ---- work that computes: it keeps the interpreter (no worker beside it, which would only
+# take turns with it for the GIL) until it has computed COMPUTING s, or a quarter of the time
+# the run had left; work that computes and then waits is noticed waiting
+def _compute(seconds: float) -> float:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return time.monotonic()
+
+
+def test_a_short_computation_keeps_the_interpreter_to_itself() -> None:
+    """A 150 ms computation, then a quick callable: the quick one starts after it ended (the
+    same worker takes it), not beside it."""
+    got = run_until(
+        {"compute": lambda: _compute(0.15), "quick": time.monotonic}, time.monotonic() + 10
+    )
+    assert got["quick"].value >= got["compute"].value
+
+
+def test_a_long_computation_lets_the_rest_answer_before_the_deadline() -> None:
+    """A computation longer than a quarter of a 1 s run's time: a quick callable behind it
+    answers long before the computation ends, and within the deadline."""
+    t0 = time.monotonic()
+    got = run_until({"compute": lambda: _compute(0.7), "quick": time.monotonic}, t0 + 1.0)
+    assert got["quick"].value - t0 < 0.45
+    assert got["quick"].value < got["compute"].value
+
+
+def test_a_computation_that_turns_into_a_wait_gets_a_worker_beside_it() -> None:
+    """60 ms of computing, then a read that takes 0.8 s: the quick callable behind it answers
+    within ~RELOOK of the wait beginning, not after the read nor at the computing allowance."""
+    release = threading.Event()
+
+    def compute_then_wait() -> None:
+        _compute(0.06)
+        release.wait(0.8)  # a read that answers late
+
+    t0 = time.monotonic()
+    got = run_until({"slow": compute_then_wait, "quick": time.monotonic}, t0 + 10)
+    assert got["quick"].value - t0 < 0.5  # not after "slow", nor at its 1 s allowance
+    assert "slow" in got
