@@ -481,3 +481,49 @@ def test_classify_line_answers_as_every_regex_does_on_every_sample_and_corpus_li
     for raw in lines:
         text = k.kmsg_text(raw)
         assert _classified(text) == _classify_every_regex(text), raw
+
+
+@pytest.mark.parametrize(
+    ("regex", "needle", "match"),
+    [
+        # a "{" that opens no {m,n} repeat is a literal (sre_parse): a top-level "|" after
+        # it still means no needle, and a "(" after it still opens a group
+        (r"kvm: {|disabled by bios}", None, "disabled by bios}"),
+        (r"ab{(}wxyz)?", "ab{", "ab{"),
+        # the digits of \xhh, \uhhhh, \N{...}, an octal escape or a group number are part of
+        # the escape, never literal text of their own
+        (r"\x41bcd", "bcd", "Abcd"),
+        (r"\u0041bcd", "bcd", "Abcd"),
+        (r"\N{DIGIT ONE}bcd", "bcd", "1bcd"),
+        (r"\101xyz", "xyz", "Axyz"),
+        # a comment is no item: the quantifier after it repeats the character before it
+        (r"abcde(?#note)*xy", "abcd", "abcdxy"),
+    ],
+)
+def test_required_literal_reads_escapes_braces_and_comments_as_sre_parse_does(
+    regex: str, needle: Optional[str], match: str
+) -> None:
+    m = re.search(regex, match)
+    assert m is not None and m.group() == match  # the regex does match this text
+    assert k.required_literal(regex, 1) == needle
+    assert needle is None or needle in match
+
+
+_RX_TOKENS = [*"abc", *"abc", "{", "}", "(", ")", "|", "?", "*", "+", "{2}", "{,2}", "{}"]
+_RX_TOKENS += ["[)]", r"\(", r"\{", ".", "^", "$", "(?:", "(?#c)", r"\x41", r"\12", r"\d", " "]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(parts=st.lists(st.sampled_from(_RX_TOKENS), min_size=1, max_size=12), data=st.data())
+def test_required_literal_holds_for_regexes_hypothesis_builds(parts: list[str], data: Any) -> None:
+    """Any regex re compiles (not only the catalogue's): every match drawn holds the needle."""
+    regex = "".join(parts)
+    try:
+        compiled = re.compile(regex)
+    except re.error:
+        return
+    needle = k.required_literal(regex, 1)
+    if needle is None:
+        return
+    m = compiled.search(data.draw(st.from_regex(compiled)))
+    assert m is not None and needle in m.group(), (regex, needle, m and m.group())

@@ -233,6 +233,42 @@ class Wording(NamedTuple):
 _COMPILED: dict[str, "re.Pattern[str]"] = {}
 
 
+def _escape_end(regex: str, i: int, letter: str) -> int:
+    """The index after the digits or name that follow ``\\letter`` (``i``: just after the
+    letter): ``\\xhh``, ``\\uhhhh``, ``\\Uhhhhhhhh``, ``\\N{name}``, an octal escape or a
+    group number (sre_parse reads them as one character or reference, never as literals)."""
+    n = len(regex)
+    if letter == "N" and regex[i : i + 1] == "{":
+        close = regex.find("}", i)
+        return close + 1 if close >= 0 else n
+    width = {"x": 2, "u": 4, "U": 8}.get(letter)
+    digits = "0123456789abcdefABCDEF"
+    if width is None:
+        if letter not in "0123456789":
+            return i
+        width, digits = 2, "0123456789"  # \0oo, \ooo or a group number: at most 2 more
+    j = i
+    while j < n and j - i < width and regex[j] in digits:
+        j += 1
+    return j
+
+
+def _repeat_end(regex: str, i: int) -> int:
+    """The index after the ``{m,n}`` repeat that opens at ``regex[i]``, or -1 when that
+    ``{`` is a literal character (sre_parse: digits, an optional comma and digits, then
+    ``}``; ``{}`` and a ``{`` followed by anything else are literal)."""
+    j, n = i + 1, len(regex)
+    while j < n and regex[j] in "0123456789":
+        j += 1
+    if j < n and regex[j] == ",":
+        j += 1
+        while j < n and regex[j] in "0123456789":
+            j += 1
+    elif j == i + 1:
+        return -1  # no digits and no comma: "{}" or "{x"
+    return j + 1 if j < n and regex[j] == "}" else -1
+
+
 def required_literal(regex: str, shortest: int = 4) -> Optional[str]:
     """The longest run of literal characters that every match of ``regex`` holds, or None
     when there is none of ``shortest`` characters or more.
@@ -271,6 +307,13 @@ def required_literal(regex: str, shortest: int = 4) -> Optional[str]:
                 literal = True
             else:
                 end()  # \d, \s, \b, \x41, \1 ...: not one literal character
+                i = _escape_end(regex, i, nxt)
+            continue
+        if c == "(" and regex.startswith("?#", i + 1):
+            # a comment is no item: a quantifier after it repeats what came before it
+            close = regex.find(")", i)
+            i = close + 1 if close > 0 else len(regex)
+            literal = was_literal
             continue
         if c == "(":
             if regex[i + 1 : i + 2] == "?" and regex[i + 2 : i + 3] in "aiLmsux":
@@ -291,13 +334,16 @@ def required_literal(regex: str, shortest: int = 4) -> Optional[str]:
                 j += 2 if regex[j] == "\\" else 1
             i = j + 1
             continue
+        elif c == "{" and _repeat_end(regex, i) < 0:
+            if depth == 0:  # not {m}, {m,}, {,n} or {m,n}: sre_parse reads a literal "{"
+                run.append(c)
+                literal = True
         elif c in "*?{+":
             if was_literal:
                 run.pop()  # the quantified character may be absent or repeated
             end()
             if c == "{":
-                close = regex.find("}", i)
-                i = close + 1 if close > 0 else len(regex)
+                i = _repeat_end(regex, i)
                 continue
         elif c == "|":
             if depth == 0:
