@@ -253,8 +253,13 @@ def _run_checks(
     (UNKNOWN for a check that failed to load, raised, returned something else or did not
     finish), and the facts merged (an item that failed or did not finish adds nothing, or
     what ``on_missing(key, why)`` says of it)."""
+    # checks that wait outside (Check.waits) start first: their wait overlaps the rest
+    waiting = [lc for lc in chosen if lc.check is not None and getattr(lc.check, "waits", False)]
+    ids = {lc.id for lc in waiting}
     work: dict[str, Callable[[], Any]] = {
-        lc.id: partial(lc.check.run, ctx) for lc in chosen if lc.check is not None
+        lc.id: partial(lc.check.run, ctx)
+        for lc in [*waiting, *(lc for lc in chosen if lc.id not in ids)]
+        if lc.check is not None
     }
     work.update(facts_work)
     done = run_until(work, deadline)

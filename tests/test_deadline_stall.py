@@ -123,3 +123,38 @@ def test_a_computation_that_turns_into_a_wait_gets_a_worker_beside_it() -> None:
     got = run_until({"slow": compute_then_wait, "quick": time.monotonic}, t0 + 10)
     assert got["quick"].value - t0 < 0.5  # not after "slow", nor at its 1 s allowance
     assert "slow" in got
+
+
+def test_a_check_that_waits_outside_starts_before_the_computing_ones(tmp_path: Path) -> None:
+    """The engine starts the checks marked ``waits`` (Nova's API, libvirt's socket) first: a
+    0.4 s wait overlaps a 0.4 s computation declared before it, instead of queueing behind
+    it; the report keeps the declared order."""
+    from hvcheck import engine
+    from hvcheck.check import Check
+    from hvcheck.model import OK, Result
+
+    class Computes(Check):
+        id = "test.computes"
+        title = "computes"
+
+        def run(self, ctx: Context) -> Result:
+            _compute(0.4)
+            return self.result(OK, "computed")
+
+    class Waits(Check):
+        id = "test.waits"
+        title = "waits"
+        waits = True
+
+        def run(self, ctx: Context) -> Result:
+            time.sleep(0.4)
+            return self.result(OK, "answered")
+
+    checks = [engine.LoadedCheck(c, c.id, c.title, (), "test") for c in (Computes(), Waits())]
+    host = SnapshotHost(str(healthy_host(tmp_path / "s")))
+    t0 = time.monotonic()
+    verdict = engine.run(host, checks, timeout=10)
+    elapsed = time.monotonic() - t0
+    assert [r.id for r in verdict.results] == ["test.computes", "test.waits"]
+    assert all(r.status is OK for r in verdict.results)
+    assert elapsed < 0.7, elapsed  # one after the other: 0.8 s

@@ -112,6 +112,7 @@ def _local_evidence(ctx: Context, accel: str, count: int) -> str:
 class NovaApi(Check):
     id = "nova.api"
     title = "Nova API: this host's hypervisor record"
+    waits = True  # Keystone and Nova over HTTP
     reads = (
         "OS_CLOUD / OS_* environment, clouds.yaml (./, ~/.config/openstack/, /etc/openstack/)",
         "Keystone: POST /v3/auth/tokens; Nova: GET /os-hypervisors/detail",
@@ -564,6 +565,7 @@ def _from_cache(cc: CachedCaps, arch: str) -> "tuple[Capabilities, Optional[Doma
 class LibvirtCaps(Check):
     id = "libvirt.caps"
     title = "libvirt's capabilities: does it offer KVM guests?"
+    waits = True  # libvirtd's socket, when its cache cannot answer
     reads = (
         f"{CACHE_DIR}/*.xml (libvirt's capability cache; the daemon's own root in a container)",
         "the QEMU binary's, QEMU's module directory's and the libvirt daemon's stat (ctimes)",
