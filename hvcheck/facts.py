@@ -1684,9 +1684,12 @@ class InstalledPackages(NamedTuple):
 
     def first(self, names: Iterable[str]) -> Optional[Package]:
         """The installed package with the first of ``names`` that is installed."""
+        names = tuple(names)
+        wanted = frozenset(names)
         by_name: dict[str, Package] = {}
         for p in self.packages:
-            by_name.setdefault(p.name, p)
+            if p.name in wanted:
+                by_name.setdefault(p.name, p)
         for n in names:
             if n in by_name:
                 return by_name[n]
@@ -1713,7 +1716,7 @@ def installed_packages(ctx: Context) -> InstalledPackages:
             dbs.append(PackageDb("dpkg", DPKG_STATUS, "error", 0, e.strerror or str(e)))
             data = None
         if data is not None:
-            found = parse_dpkg_status(data.decode("utf-8", errors="replace"))
+            found = parse_dpkg_status(data)
             pkgs += found
             if len(data) >= MAX_READ:
                 dbs.append(

@@ -147,6 +147,99 @@ def test_dpkg_status_of_this_machine_is_what_dpkg_query_says() -> None:
     assert got == want and len(got) > 100
 
 
+def _dpkg_query_installed(admindir: Path) -> set[tuple[str, str, str]]:
+    """What dpkg itself reads as installed in ``admindir/status``: (name, version, arch)."""
+    run = subprocess.run(
+        [
+            "dpkg-query",
+            f"--admindir={admindir}",
+            "-W",
+            "-f",
+            "${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr  # the strategy writes only files dpkg accepts
+    want = set()
+    for line in run.stdout.splitlines():
+        name, version, arch, abbrev = line.split("\t")
+        if abbrev[1] in "iWt" and abbrev[2:3] in ("", " "):
+            want.add((name, version, arch))
+    return want
+
+
+def _spelled(draw: st.DrawFn, field: str) -> str:
+    """``Field:`` as dpkg accepts it: the name in any case, blanks before and after the colon."""
+    case = draw(st.sampled_from([str.lower, str.upper, str.title, str]))
+    return case(field) + draw(st.sampled_from(["", "\t", " "])) + ":"
+
+
+@st.composite
+def _dpkg_status_files(draw: st.DrawFn) -> bytes:
+    """Status files dpkg reads without complaint, in the shapes a hand-edited or foreign tool's
+    file takes: field names in any case, blanks around colons and values, fields in any order,
+    multi-line Description fields (with " ." lines) and UTF-8 text, several blank lines."""
+    names = draw(
+        st.lists(
+            st.from_regex(r"[a-z0-9][a-z0-9+.-]{1,12}", fullmatch=True), max_size=6, unique=True
+        )
+    )
+    stanzas = []
+    for name in names:
+        version = draw(
+            st.from_regex(
+                r"([1-9]:)?[0-9][A-Za-z0-9.+~]{0,6}(-[A-Za-z0-9.+~]{1,5})?", fullmatch=True
+            )
+        )
+        state = draw(
+            st.sampled_from(
+                [
+                    "install ok installed",
+                    "hold ok installed",
+                    "deinstall ok installed",
+                    "install ok unpacked",
+                    "deinstall ok config-files",
+                ]
+            )
+        )
+        desc_lines = draw(
+            st.lists(st.sampled_from([" .", " more text", "\t tab", " ünïcödé"]), max_size=3)
+        )
+        fields = [
+            ("Package", name),
+            ("Status", state),
+            ("Version", version),
+            ("Architecture", draw(st.sampled_from(["amd64", "all", "arm64"]))),
+            ("Maintainer", "Jörg <j@example.org>"),
+            ("Description", "\n".join(["short", *desc_lines])),
+        ]
+        order = draw(st.permutations(fields))
+        lines = []
+        for field, value in order:
+            pad = draw(st.sampled_from(["", " ", "\t", "  "]))
+            tail = draw(st.sampled_from(["", " ", "\t"]))
+            first, *rest = value.split("\n")
+            lines.append(_spelled(draw, field) + pad + first + tail)
+            lines.extend(rest)
+        stanzas.append("\n".join(lines) + "\n")
+    seps = [draw(st.sampled_from(["\n", "\n\n"])) for _ in stanzas]
+    return "".join(s + sep for s, sep in zip(stanzas, seps)).encode()
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="no dpkg on this machine")
+@given(_dpkg_status_files())
+@settings(max_examples=60, deadline=None)
+def test_dpkg_status_files_read_as_dpkg_query_reads_them(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "status").write_bytes(data)
+        want = _dpkg_query_installed(Path(d))
+    assert {(p.name, p.evr, p.arch) for p in parse_dpkg_status(data)} == want
+
+
 @pytest.mark.parametrize(
     ("status", "installed"),
     [  # dpkg(1) "Package states" and "Package selection states"
