@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -181,3 +182,22 @@ def test_property_never_raises(text: str) -> None:
         assert n is None or (isinstance(n, int) and 1 <= n <= text.count("\n") + 1)
         if v is not None:
             assert n is not None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_BITS, max_size=60).map("".join))
+def test_comment_runs_read_as_one_comment_a_loop(text: str) -> None:
+    """The run-of-comments shortcut changes nothing: the parser with it answers as the plain
+    transcription of virconf.c's loop (one comment line per statement) does."""
+    fast = parse_qemu_conf(text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(qemuconf, "_COMMENT_LINES", re.compile(r"(?!)"))  # never matches
+        assert parse_qemu_conf(text) == fast
+
+
+def test_comment_runs_on_the_debian_file() -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(qemuconf, "_COMMENT_LINES", re.compile(r"(?!)"))
+        plain = parse_qemu_conf(DEBIAN_DEFAULT + 'user = "a"  # x\n#y\n\n  # z\r\ngroup = 1\n')
+    assert parse_qemu_conf(DEBIAN_DEFAULT + 'user = "a"  # x\n#y\n\n  # z\r\ngroup = 1\n') == plain
+    assert plain.user == "a" and plain.error is not None

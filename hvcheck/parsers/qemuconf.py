@@ -32,6 +32,7 @@ Values are kept as written: ``"+107"`` (a uid, by libvirt's leading-plus convent
 load) or a value of the wrong type comes back in ``error``.
 """
 
+import re
 from typing import NamedTuple, Optional, Union
 
 __all__ = ["QemuConf", "parse_qemu_conf"]
@@ -54,6 +55,11 @@ _NAME = _ALPHA | _DIGIT | {"_"}
 _BLANK = frozenset(" \t")
 _EOL = frozenset("\r\n")
 _BLANK_EOL = _BLANK | _EOL
+# A run of comment lines (with blank lines between them): what virConfParseStatement's "#"
+# case and virConfParseSeparator's newline consume, one line per loop, matched at once (a
+# distribution's qemu.conf is ~800 comment lines around a few settings). It ends at the end of
+# the last comment's text, where the separator is read as after any comment.
+_COMMENT_LINES = re.compile(r"(?:[ \t\r\n]*#[^\r\n]*)+")
 _MAX_DEPTH = 64  # nested lists; libvirt recurses without limit, Python should not
 
 # A parsed value: ("string", str) | ("ullong", int) | ("llong", int) | ("list", [values])
@@ -90,7 +96,11 @@ class _Parser:
     def parse(self) -> None:
         # virConfParse: statement, separator, until the end of the buffer
         while self.i < self.n:
-            self.statement()
+            m = _COMMENT_LINES.match(self.s, self.i)
+            if m is not None:
+                self.i = m.end()
+            else:
+                self.statement()
             self.separator()
 
     def statement(self) -> None:
