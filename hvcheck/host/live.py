@@ -138,13 +138,14 @@ class LiveHost(Host):
 
         for proc in psutil.process_iter():
             try:
-                with proc.oneshot():
-                    argv = proc.cmdline()
-                    if not argv:
-                        continue  # a kernel thread, or a process exiting (its memory gone)
-                    # psutil's name is /proc/PID/stat's comm, completed from the command line
-                    # when the kernel cut it: the first 15 characters are the kernel's
-                    comm = proc.name()[:_COMM_LEN]
+                # not under oneshot(): cmdline and name read different files, each once, and
+                # setting up its caches cost more than they saved (~0.4 ms for 70 processes)
+                argv = proc.cmdline()
+                if not argv:
+                    continue  # a kernel thread, or a process exiting (its memory gone)
+                # psutil's name is /proc/PID/stat's comm, completed from the command line
+                # when the kernel cut it: the first 15 characters are the kernel's
+                comm = proc.name()[:_COMM_LEN]
             except psutil.ZombieProcess:
                 continue  # exited, not yet reaped: runs no guest and no daemon
             except psutil.NoSuchProcess:
