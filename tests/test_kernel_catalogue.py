@@ -527,3 +527,53 @@ def test_required_literal_holds_for_regexes_hypothesis_builds(parts: list[str], 
         return
     m = compiled.search(data.draw(st.from_regex(compiled)))
     assert m is not None and needle in m.group(), (regex, needle, m and m.group())
+
+
+def _classify_log_line_by_line(lines: list[str]) -> list[k.KernelMessage]:
+    """classify_kernel_log as its definition reads: classify_line on each line, repeats of a
+    text counted on its first occurrence."""
+    out: list[k.KernelMessage] = []
+    index: dict[str, int] = {}
+    for raw in lines:
+        msg = k.classify_line(k.kmsg_text(raw))
+        if msg is None:
+            continue
+        if msg.text in index:
+            i = index[msg.text]
+            out[i] = out[i]._replace(repeats=out[i].repeats + 1)
+            continue
+        index[msg.text] = len(out)
+        out.append(msg)
+    return out
+
+
+def test_classify_kernel_log_reads_each_corpus_log_as_line_by_line() -> None:
+    logs = [[line for samples in SAMPLES.values() for line in samples] + UNRELATED]
+    corpus = CORPUS / "kernel-log"
+    if corpus.is_dir():
+        logs += [
+            p.read_text(encoding="utf-8", errors="replace").splitlines()
+            for p in sorted(corpus.iterdir())
+        ]
+    for lines in logs:
+        assert k.classify_kernel_log(lines) == _classify_log_line_by_line(lines)
+    assert sum(len(k.classify_kernel_log(lines)) for lines in logs) > len(SAMPLES)
+
+
+_PIECES = st.sampled_from(
+    [*(w.needle for w in k.CATALOGUE if w.needle), "kvm", ": ", "\r", "\x1b[0m", "  ", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([line for samples in SAMPLES.values() for line in samples]),
+            st.lists(_PIECES, max_size=6).map("".join),  # needles cut across line breaks
+        ),
+        max_size=12,
+    )
+)
+def test_classify_kernel_log_answers_as_line_by_line(lines: list[str]) -> None:
+    assert k.classify_kernel_log(lines) == _classify_log_line_by_line(lines)

@@ -16,7 +16,8 @@ the file and function it comes from. Parsing is pure: what a message means *on a
 """
 
 import re
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Optional
 
 
@@ -140,7 +141,10 @@ def kmsg_text(line: str) -> str:
     ...                         "Aug 25 22:22:40 desk kernel: b", "\\x1b[0m[ 0.1] c\\r")]
     ['hi', 'kvm: x', 'a', 'b', 'c']
     """
-    line = _ANSI.sub("", line).replace("\r", "")
+    if "\x1b" in line:  # every escape sequence starts with one: most lines have none
+        line = _ANSI.sub("", line)
+    if "\r" in line:
+        line = line.replace("\r", "")
     m = _KMSG_PREFIX.match(line)
     if m:
         return line[m.end() :]
@@ -925,11 +929,16 @@ def classify_line(text: str) -> Optional[KernelMessage]:
     ('disabled-by-bios-named', 'firmware-disabled', 'kvm_amd', '5.16 - 6.3')
     """
     text = text.strip()
+    return _classify(text, [w for w in CATALOGUE if w.needle is None or w.needle in text])
+
+
+def _classify(text: str, entries: Sequence[Wording]) -> Optional[KernelMessage]:
+    """The first of ``entries`` (in catalogue order) whose regex matches the stripped
+    ``text``; the entries left out are those that cannot match it (their needle is not in
+    it), so that their regexes are neither compiled nor searched."""
     if not text or len(text) > 2000:
         return None
-    for w in CATALOGUE:
-        if w.needle is not None and w.needle not in text:
-            continue  # no match can lack it: nothing to compile or search
+    for w in entries:
         m = w.pattern.search(text)
         if m:
             mod = m.groupdict().get("mod")
@@ -937,12 +946,42 @@ def classify_line(text: str) -> Optional[KernelMessage]:
     return None
 
 
+_NO_NEEDLE = [w for w in CATALOGUE if w.needle is None]
+
+
 def classify_kernel_log(lines: Iterable[str]) -> list[KernelMessage]:
-    """Every catalogue message in a kernel log, in log order; repeats of one text counted once."""
+    """Every catalogue message in a kernel log, in log order; repeats of one text counted once.
+
+    As :func:`classify_line` on each line, without asking each line for each needle: each
+    needle is looked for once in the whole log (``str.find``), which leaves to each line only
+    the entries whose needle it holds (and those without one)."""
+    texts = [kmsg_text(raw).strip() for raw in lines]
+    starts: list[int] = []
+    pos = 0
+    for t in texts:
+        starts.append(pos)
+        pos += len(t) + 1
+    log = "\n".join(texts)
+    holds: dict[int, set[int]] = {}  # line -> catalogue indexes of the needles it holds
+    for k, w in enumerate(CATALOGUE):
+        if w.needle is None:
+            continue
+        i = log.find(w.needle)
+        while i >= 0:
+            # a needle across a line break marks a line that may not hold it: its regex,
+            # searched in the line alone, then decides
+            holds.setdefault(bisect_right(starts, i) - 1, set()).add(k)
+            i = log.find(w.needle, i + 1)
     out: list[KernelMessage] = []
     index: dict[str, int] = {}
-    for raw in lines:
-        msg = classify_line(kmsg_text(raw))
+    for n, text in enumerate(texts):
+        found = holds.get(n)
+        entries = (
+            [w for k, w in enumerate(CATALOGUE) if k in found or w.needle is None]
+            if found
+            else _NO_NEEDLE
+        )
+        msg = _classify(text, entries)
         if msg is None:
             continue
         if msg.text in index:
