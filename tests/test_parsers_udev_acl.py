@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -231,6 +232,37 @@ def test_files_outside_rules_and_hidden_are_skipped() -> None:
 def test_no_text_makes_the_udev_parser_raise(text: str) -> None:
     parse_rules("/etc/udev/rules.d/x.rules", text)
     node_rules([("/etc/udev/rules.d/x.rules", text)], KVM, groups=["kvm"])
+
+
+_PAIR_BITS = st.sampled_from(
+    ["KERNEL", "GROUP", "MODE", "ATTR", "ENV", "OPTIONS", "TAG", "x", "{", "}", "{idVendor}",
+     "==", "!=", "+=", "-=", ":=", "=", "+", "-", "!", ":", '"', '"kvm"', '"0660"', "e", "i",
+     "\\", '\\"', "\\x41", ",", ", ", " ", "\t", "\r", "\n", "#", "kvm", "|", "*"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_PAIR_BITS, max_size=40).map("".join))
+def test_the_one_regex_pair_reads_as_character_by_character(text: str) -> None:
+    """Pairs read by _PAIR (values without a backslash) come out as the reading of
+    udev-rules.c's parse_line, character by character, gives them: same tokens, same errors."""
+    fast = parse_rules("/etc/udev/rules.d/x.rules", text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(udev_mod, "_PAIR", re.compile(r"(?!)"))  # never matches
+        assert parse_rules("/etc/udev/rules.d/x.rules", text) == fast
+
+
+def test_real_rules_files_read_as_character_by_character() -> None:
+    """The captured rules files, and this machine's own, read the same with and without
+    _PAIR."""
+    paths = sorted(UDEV.rglob("*.rules"))
+    paths += [p for d in udev_mod.RULES_DIRS for p in sorted(Path(d).glob("*.rules"))]
+    files = [(str(p), p.read_text(errors="replace")) for p in paths]
+    fast = [parse_rules(p, t) for p, t in files]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(udev_mod, "_PAIR", re.compile(r"(?!)"))
+        assert [parse_rules(p, t) for p, t in files] == fast
+    assert sum(len(r.tokens) for rs in fast for r in rs) > 100
 
 
 # ------------------------------------------------------------------------------ acl

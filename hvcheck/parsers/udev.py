@@ -79,6 +79,14 @@ ASSIGN_KEYS = frozenset(["OPTIONS", "OWNER", "GROUP", "MODE", "SECLABEL", "RUN",
 _OPS = ("==", "!=", "+=", "-=", ":=", "=")
 _WS = " \t\n\r"
 _LINE_END = re.compile(r"\r\n|\r|\n|\0")
+# One KEY{attr}op"value" pair in the shape almost every rule has (a value without a
+# backslash), read at once; anything else (a backslash, a malformed pair, the end of the line)
+# is left to the character-by-character reading below, which this must agree with: the key
+# runs to white space, "=", "{" or an operator; the first operator of _OPS that fits is taken.
+_PAIR = re.compile(
+    r"[ \t\n\r,]*((?:[^ \t\n\r={+\-!:]|[+\-!:](?!=))+)(?:\{([^}]*)\})?[ \t\n\r]*"
+    r'(==|!=|\+=|-=|:=|=)[ \t\n\r]*(ei|ie|e|i)?"([^"\\]*)"'
+)
 _CESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
 
@@ -258,6 +266,11 @@ def _unescape_c(s: str) -> str:
 def _parse_pair(line: str, pos: int) -> tuple[Optional[Token], int]:
     """One ``KEY{attr}op"value"`` from ``pos`` (udev-rules.c parse_line); (None, end) at the
     end of the line. Raises ValueError for a malformed pair."""
+    m = _PAIR.match(line, pos)
+    if m is not None:
+        # no backslash in the value: nothing for an "e" (C escapes) to change
+        flags = m.group(4) or ""
+        return Token(m.group(1), m.group(2), m.group(3), m.group(5), "i" in flags), m.end()
     n = len(line)
     while pos < n and line[pos] in _WS + ",":
         pos += 1
