@@ -250,7 +250,8 @@ def _detect(ctx: Context) -> Deployment:
         return Deployment(kind, name, containerised, tuple([*more, *ev]), **kw)
 
     # KubeVirt: one pod per VM, its own launcher
-    kv_args = [q for q in qemus if any("/var/run/kubevirt" in a for a in q.argv)]
+    # argv joined on NUL (no token holds one, nor does the path): one search per QEMU
+    kv_args = [q for q in qemus if "/var/run/kubevirt" in "\0".join(q.argv)]
     if launchers or kv_args:
         why = (
             [f"virt-launcher pid {launchers[0].pid}: {' '.join(launchers[0].argv[:1])}"]

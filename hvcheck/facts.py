@@ -895,7 +895,9 @@ def libvirt_managed(p: ProcInfo) -> bool:
     probe's qmp-XXXX/qmp.monitor); no ``-runas`` (libvirt drops rights itself before exec)."""
     if "-runas" in p.argv:
         return False
-    return any("id=charmonitor" in a or "/lib/libvirt/qemu/" in a for a in p.argv)
+    # argv joined on NUL (no token holds one, nor does either string): two searches
+    args = "\0".join(p.argv)
+    return "id=charmonitor" in args or "/lib/libvirt/qemu/" in args
 
 
 def _evidence_user(ctx: Context) -> Optional[QemuUser]:
