@@ -3,7 +3,7 @@
 - :mod:`hvcheck.host.base`: the :class:`Host` interface and its records,
 - :mod:`hvcheck.host.live`: :class:`LiveHost`, the running system,
 - :mod:`hvcheck.host.snapshot`: :class:`SnapshotHost` (a directory or a ``.tar.gz`` made by
-  ``hvcheck collect``) and :func:`open_host`,
+  ``hvcheck collect``),
 - :mod:`hvcheck.host.recorder`: :class:`RecordingHost`, what ``collect`` writes,
 - :mod:`hvcheck.host.procdir`: one ``/proc/<pid>`` read relative to a directory fd.
 
@@ -13,7 +13,7 @@ or ``pyudev`` themselves: that keeps ``--root`` honest.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from hvcheck.host.base import (
     MARKER,
@@ -42,15 +42,24 @@ from hvcheck.host.live import LiveHost
 
 if TYPE_CHECKING:
     from hvcheck.host.recorder import RecordingHost
-    from hvcheck.host.snapshot import SnapshotHost, open_host
+    from hvcheck.host.snapshot import SnapshotHost
 
 # loaded when first named (PEP 562): a live probe reads no snapshot and records nothing, so it
 # does not import the snapshot reader, the recorder and its redaction rules
 _LAZY = {
     "RecordingHost": "hvcheck.host.recorder",
     "SnapshotHost": "hvcheck.host.snapshot",
-    "open_host": "hvcheck.host.snapshot",
 }
+
+
+def open_host(root: Optional[str]) -> Host:
+    """The live host (``root`` None) or the snapshot at ``root``; SnapshotError if unusable.
+    The snapshot reader is imported only for a snapshot."""
+    if root is None:
+        return LiveHost()
+    from hvcheck.host.snapshot import SnapshotHost
+
+    return SnapshotHost(root)
 
 
 def __getattr__(name: str) -> Any:

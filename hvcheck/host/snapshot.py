@@ -875,12 +875,3 @@ class SnapshotHost(Host):
             return os_info_from_distro(
                 distro.LinuxDistribution(root_dir=tmp, include_lsb=False, include_uname=False)
             )
-
-
-def open_host(root: Optional[str]) -> Host:
-    """The live host (``root`` None) or the snapshot at ``root``; SnapshotError if unusable."""
-    if root is None:
-        from hvcheck.host.live import LiveHost
-
-        return LiveHost()
-    return SnapshotHost(root)
