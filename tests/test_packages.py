@@ -180,7 +180,8 @@ def _spelled(draw: st.DrawFn, field: str) -> str:
 def _dpkg_status_files(draw: st.DrawFn) -> bytes:
     """Status files dpkg reads without complaint, in the shapes a hand-edited or foreign tool's
     file takes: field names in any case, blanks around colons and values, fields in any order,
-    multi-line Description fields (with " ." lines) and UTF-8 text, several blank lines."""
+    multi-line Description fields (with " ." lines) and Status fields, UTF-8 text, several
+    blank lines."""
     names = draw(
         st.lists(
             st.from_regex(r"[a-z0-9][a-z0-9+.-]{1,12}", fullmatch=True), max_size=6, unique=True
@@ -204,6 +205,10 @@ def _dpkg_status_files(draw: st.DrawFn) -> bytes:
                 ]
             )
         )
+        # dpkg joins a Status continued on the next lines ("install ok\n installed")
+        want_, flag, status_ = state.split(" ")
+        gaps = [draw(st.sampled_from([" ", "\n ", "\n\t"])) for _ in range(2)]
+        state = want_ + gaps[0] + flag + gaps[1] + status_
         desc_lines = draw(
             st.lists(st.sampled_from([" .", " more text", "\t tab", " ünïcödé"]), max_size=3)
         )
@@ -238,6 +243,29 @@ def test_dpkg_status_files_read_as_dpkg_query_reads_them(data: bytes) -> None:
         (Path(d) / "status").write_bytes(data)
         want = _dpkg_query_installed(Path(d))
     assert {(p.name, p.evr, p.arch) for p in parse_dpkg_status(data)} == want
+
+
+@pytest.mark.parametrize(
+    "status",
+    [  # a Status value continued on the next lines: dpkg joins them and reads three words
+        "install ok\n installed",
+        "install\n ok\n installed",
+        "install ok\n\tinstalled",
+        "install ok\r\n installed",
+    ],
+)
+def test_dpkg_status_continued_on_next_lines_is_read_as_dpkg_reads_it(
+    status: str, tmp_path: Path
+) -> None:
+    data = (
+        f"Package: qemu-system-x86\nStatus: {status}\nVersion: 1:8.2.2+ds-0ubuntu1\n"
+        "Architecture: amd64\n\n"
+    ).encode()
+    got = {(p.name, p.evr, p.arch) for p in parse_dpkg_status(data)}
+    assert got == {("qemu-system-x86", "1:8.2.2+ds-0ubuntu1", "amd64")}
+    if shutil.which("dpkg-query") is not None:
+        (tmp_path / "status").write_bytes(data)
+        assert got == _dpkg_query_installed(tmp_path)
 
 
 @pytest.mark.parametrize(
