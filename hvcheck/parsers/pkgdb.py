@@ -143,20 +143,24 @@ _DPKG_INSTALLED = ("installed", "triggers-pending", "triggers-awaited")
 # One match per line that matters, found by one regex over the raw file (its ~20,000 other
 # lines are never made into objects: ~3 ms less per run on a 1,000-package status file):
 #  * a Package/Status/Version/Architecture field line (the name in any case, as dpkg compares
-#    names with strcasecmp; blanks before the colon) and its value. All four are simple fields
-#    (Debian Policy 5.1: one line): a continuation line after one is malformed and not read;
+#    names with strcasecmp; blanks before the colon) and its value, with the continuation
+#    lines that follow it (a blank, then more than blanks). Policy 5.1 makes all four simple
+#    (one-line) fields, but dpkg reads a continued one: "Status: install ok\n installed" is
+#    installed for dpkg-query, so the continuation lines are joined (with "\n") as before;
 #  * a blank line (nothing but spaces, tabs and CRs), which ends a stanza.
 # Every other line (another field, a continuation of another field) is passed over; the data
 # gets a leading "\n" so that the first line is found like the others.
 _DPKG_LINE = re.compile(
     rb"\n(?:([Pp][Aa][Cc][Kk][Aa][Gg][Ee]|[Ss][Tt][Aa][Tt][Uu][Ss]|[Vv][Ee][Rr][Ss][Ii][Oo][Nn]"
-    rb"|[Aa][Rr][Cc][Hh][Ii][Tt][Ee][Cc][Tt][Uu][Rr][Ee])[ \t]*:([^\n]*)|[ \t\r]*(?=\n|\Z))"
+    rb"|[Aa][Rr][Cc][Hh][Ii][Tt][Ee][Cc][Tt][Uu][Rr][Ee])[ \t]*:"
+    rb"([^\n]*(?:\n[ \t][ \t\r]*[^ \t\r\n][^\n]*)*)|[ \t\r]*(?=\n|\Z))"
 )
 
 
 def dpkg_stanzas(data: bytes) -> Iterator[dict[str, str]]:
     """The ``package``, ``status``, ``version`` and ``architecture`` fields (names lower-cased,
-    values stripped of spaces, tabs and CRs) of each stanza of a dpkg status file (deb822(5):
+    values stripped of spaces, tabs and CRs, continuation lines joined with newlines, as
+    dpkg joins them) of each stanza of a dpkg status file (deb822(5):
     stanzas separated by blank lines, ``Field: value`` lines). A stanza with none of them
     gives nothing; a field given twice keeps its last value; undecodable bytes of a value read
     as U+FFFD."""
@@ -167,6 +171,8 @@ def dpkg_stanzas(data: bytes) -> Iterator[dict[str, str]]:
                 yield fields
                 fields = {}
             continue
+        if b"\n" in value:  # continued: each line stripped, joined with "\n"
+            value = b"\n".join(line.strip(b" \t\r") for line in value.split(b"\n"))
         fields[name.lower().decode("ascii")] = value.strip(b" \t\r").decode(
             "utf-8", errors="replace"
         )
