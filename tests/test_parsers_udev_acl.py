@@ -252,6 +252,23 @@ def test_the_one_regex_pair_reads_as_character_by_character(text: str) -> None:
         assert parse_rules("/etc/udev/rules.d/x.rules", text) == fast
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['KERNEL=="kvm", ="x"', 'KERNEL=="kvm",:="x"', ',, +="x"', 'KERNEL=="kvm",{a}="x"'],
+)
+def test_a_comma_before_an_empty_key_reads_as_character_by_character(text: str) -> None:
+    """parse_line skips every comma and blank before a key, so the key here is empty: the
+    one-regex reading must not give back a comma to make a key of it."""
+    fast = parse_rules("/etc/udev/rules.d/x.rules", text)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(udev_mod, "_PAIR", re.compile(r"(?!)"))
+        slow = parse_rules("/etc/udev/rules.d/x.rules", text)
+    assert fast == slow
+    assert [r.error for r in fast] == [
+        "invalid key/value pair (invalid key ''): udev ignores the line"
+    ]
+
+
 def test_real_rules_files_read_as_character_by_character() -> None:
     """The captured rules files, and this machine's own, read the same with and without
     _PAIR."""
