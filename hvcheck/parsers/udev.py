@@ -83,8 +83,11 @@ _LINE_END = re.compile(r"\r\n|\r|\n|\0")
 # backslash), read at once; anything else (a backslash, a malformed pair, the end of the line)
 # is left to the character-by-character reading below, which this must agree with: the key
 # runs to white space, "=", "{" or an operator; the first operator of _OPS that fits is taken.
+# The key's first character is no comma: the skip before it takes every one, and must not
+# give one back to make a key of it (", =" is an empty key, as below).
 _PAIR = re.compile(
-    r"[ \t\n\r,]*((?:[^ \t\n\r={+\-!:]|[+\-!:](?!=))+)(?:\{([^}]*)\})?[ \t\n\r]*"
+    r"[ \t\n\r,]*((?:[^ \t\n\r={+\-!:,]|[+\-!:](?!=))(?:[^ \t\n\r={+\-!:]|[+\-!:](?!=))*)"
+    r"(?:\{([^}]*)\})?[ \t\n\r]*"
     r'(==|!=|\+=|-=|:=|=)[ \t\n\r]*(ei|ie|e|i)?"([^"\\]*)"'
 )
 _CESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
