@@ -530,21 +530,9 @@ def test_required_literal_holds_for_regexes_hypothesis_builds(parts: list[str], 
 
 
 def _classify_log_line_by_line(lines: list[str]) -> list[k.KernelMessage]:
-    """classify_kernel_log as its definition reads: classify_line on each line, repeats of a
-    text counted on its first occurrence."""
-    out: list[k.KernelMessage] = []
-    index: dict[str, int] = {}
-    for raw in lines:
-        msg = k.classify_line(k.kmsg_text(raw))
-        if msg is None:
-            continue
-        if msg.text in index:
-            i = index[msg.text]
-            out[i] = out[i]._replace(repeats=out[i].repeats + 1)
-            continue
-        index[msg.text] = len(out)
-        out.append(msg)
-    return out
+    """classify_kernel_log as its definition reads: classify_line on each line (repeats of a
+    text counted on its first occurrence)."""
+    return k.counted(k.classify_line(k.kmsg_text(raw)) for raw in lines)
 
 
 def test_classify_kernel_log_reads_each_corpus_log_as_line_by_line() -> None:

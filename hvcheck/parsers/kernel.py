@@ -17,7 +17,7 @@ the file and function it comes from. Parsing is pure: what a message means *on a
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple, Optional
 
 
@@ -972,16 +972,26 @@ def classify_kernel_log(lines: Iterable[str]) -> list[KernelMessage]:
             # searched in the line alone, then decides
             holds.setdefault(bisect_right(starts, i) - 1, set()).add(k)
             i = log.find(w.needle, i + 1)
+
+    def each() -> Iterator[Optional[KernelMessage]]:
+        for n, text in enumerate(texts):
+            found = holds.get(n)
+            yield _classify(
+                text,
+                [w for k, w in enumerate(CATALOGUE) if k in found or w.needle is None]
+                if found
+                else _NO_NEEDLE,
+            )
+
+    return counted(each())
+
+
+def counted(messages: Iterable[Optional[KernelMessage]]) -> list[KernelMessage]:
+    """The messages (None: a line the catalogue does not know) in order, each text once, with
+    the number of times it came (``repeats``: per-CPU messages repeat)."""
     out: list[KernelMessage] = []
     index: dict[str, int] = {}
-    for n, text in enumerate(texts):
-        found = holds.get(n)
-        entries = (
-            [w for k, w in enumerate(CATALOGUE) if k in found or w.needle is None]
-            if found
-            else _NO_NEEDLE
-        )
-        msg = _classify(text, entries)
+    for msg in messages:
         if msg is None:
             continue
         if msg.text in index:
