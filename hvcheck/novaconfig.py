@@ -18,14 +18,19 @@ Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/environ, /proc/<pid>/
 ``nova-*.egg-info/PKG-INFO``, the same for oslo.config) and ``/var/lib/dpkg/status``.
 """
 
+from __future__ import annotations
+
 import posixpath
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import ProcInfo
 from hvcheck.mountns import process_root
-from hvcheck.parsers import novaconf as nc
 from hvcheck.processes import discovery, processes
+
+if TYPE_CHECKING:
+    # imported where a config is read: a host without nova never loads the parser (~2 ms)
+    from hvcheck.parsers import novaconf as nc
 
 
 class NovaRelease(NamedTuple):
@@ -129,6 +134,8 @@ class _Loader:
     def read(self, path: str) -> Optional[nc.ParsedConf]:
         """The file parsed, an ``unread`` conf when nova-compute cannot read it either, or None
         when hvcheck may not (recorded in ``unreadable``)."""
+        from hvcheck.parsers import novaconf as nc
+
         denied = None
         for c in self._candidates(path):
             refused = self._refused(path, c)
@@ -173,6 +180,8 @@ class _Loader:
         return nc.unread_conf(path, "does not exist (oslo.config: ConfigFilesNotFoundError)")
 
     def dir_files(self, d: str) -> list[str]:
+        from hvcheck.parsers import novaconf as nc
+
         names: list[str] = []
         refused: Optional[str] = None
         for c in self._candidates(d):
@@ -194,6 +203,8 @@ class _Loader:
         for kind, path in order:
             if kind == "dir":
                 if explicit_dirs and not self.exists(path):
+                    from hvcheck.parsers import novaconf as nc
+
                     # _ConfigDirOpt.ConfigDirAction: ConfigDirNotFoundError
                     confs.append(
                         nc.unread_conf(
@@ -214,6 +225,8 @@ class _Loader:
 
 
 def _environment(ctx: Context, pid: int) -> tuple[Optional[dict[str, str]], str]:
+    from hvcheck.parsers import novaconf as nc
+
     try:
         data = ctx.host.read_bytes(f"/proc/{pid}/environ")
     except PermissionError:
@@ -243,6 +256,8 @@ def _prefixes(ctx: Context, p: Optional[ProcInfo]) -> list[str]:
 
 def _metadata_versions(ctx: Context, root: str, prefixes: list[str]) -> dict[str, tuple[str, str]]:
     """``{"nova": (version, file), "oslo.config": ...}`` from site-packages under ``root``."""
+    from hvcheck.parsers import novaconf as nc
+
     h = ctx.host
     found: dict[str, tuple[str, str]] = {}
     for prefix in prefixes:
@@ -311,6 +326,8 @@ def nova_release(ctx: Context, p: Optional[ProcInfo]) -> NovaRelease:
                 text = c.host.read_text(status)
             except OSError:
                 continue
+            from hvcheck.parsers import novaconf as nc
+
             pkgs = nc.dpkg_versions(
                 text, ["python3-nova", "nova-common", "python-nova", "python3-oslo.config"]
             )
@@ -339,6 +356,8 @@ def _reader(ctx: Context, p: ProcInfo) -> Optional[tuple[Optional[int], frozense
 
 
 def _from_process(ctx: Context, p: ProcInfo) -> NovaConf:
+    from hvcheck.parsers import novaconf as nc
+
     sources = nc.config_sources_from_argv(list(p.argv))
     env, env_state = _environment(ctx, p.pid)
     env = env or {}
@@ -372,6 +391,46 @@ def _from_process(ctx: Context, p: ProcInfo) -> NovaConf:
     )
 
 
+def known_nova_config_locations() -> tuple[str, ...]:
+    """Where nova-compute's config lives when no nova-compute process shows it, override order.
+
+    Globs (``*``) are to be expanded by the caller and sorted (as
+    :func:`hvcheck.parsers.novaconf.expand_config_dir`).
+
+    * ``/etc/nova/nova.conf``, then ``/etc/nova/nova.conf.d/*.conf``: what a bare
+      ``nova-compute`` (no ``--config-file``/``--config-dir``) loads, in this order (oslo's
+      default file, then default dir).
+    * ``/etc/nova/nova-compute.conf``: Ubuntu's nova-compute-kvm/-qemu packages, loaded with
+      ``--config-file`` after nova.conf. (Ubuntu + a nova.conf.d would really load the dir
+      first, see :func:`hvcheck.parsers.novaconf.oslo_config_load_order`; neither
+      distribution ships both.)
+    * ``/etc/kolla/nova-compute/nova.conf``: kolla-ansible's host copy; ``kolla_start`` copies
+      it to ``/etc/nova/nova.conf`` inside the nova_compute container.
+    * ``/var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf``: TripleO's
+      generated config, bind-mounted into the nova_compute container.
+    * MicroStack snap (CanonicalLtd/microstack ``snap-overlay/snap-openstack.yaml``, entry
+      point ``nova-compute``): ``config-files`` ``{snap}/etc/nova/nova.conf``, replaced by
+      ``config-files-override`` ``{snap_common}/etc/nova/nova.conf`` when present, then
+      ``config-dirs`` ``{snap_common}/etc/nova/nova.conf.d`` (snap = /snap/microstack/current,
+      snap_common = /var/snap/microstack/common).
+    * openstack-hypervisor snap (Sunbeam; canonical/snap-openstack-hypervisor
+      ``openstack_hypervisor/hooks.py``: TEMPLATES renders ``etc/nova/nova.conf`` under
+      ``$SNAP_COMMON`` and COMMON_DIRS creates ``etc/nova/nova.conf.d``).
+    """
+    return (
+        "/etc/nova/nova.conf",
+        "/etc/nova/nova.conf.d/*.conf",
+        "/etc/nova/nova-compute.conf",
+        "/etc/kolla/nova-compute/nova.conf",
+        "/var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf",
+        "/snap/microstack/current/etc/nova/nova.conf",
+        "/var/snap/microstack/common/etc/nova/nova.conf",
+        "/var/snap/microstack/common/etc/nova/nova.conf.d/*.conf",
+        "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf",
+        "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf.d/*.conf",
+    )
+
+
 def _ignored(ctx: Context) -> tuple[str, ...]:
     return tuple(why for _, why in discovery(ctx).ignored["nova-compute"])
 
@@ -385,7 +444,7 @@ def nova_conf(ctx: Context) -> Optional[NovaConf]:
             return _from_process(c, procs[0])
         loader = _Loader(c, None)
         paths: list[str] = []
-        for loc in nc.known_nova_config_locations():
+        for loc in known_nova_config_locations():
             if "*" in loc:
                 paths.extend(sorted(c.host.glob(loc)))
             elif c.host.exists(loc):
@@ -393,6 +452,8 @@ def nova_conf(ctx: Context) -> Optional[NovaConf]:
         confs = loader.load([("file", p) for p in paths], explicit_dirs=False)
         if not confs and not loader.unreadable:
             return None
+        from hvcheck.parsers import novaconf as nc
+
         release = nova_release(c, None)
         ignored = _ignored(c)
         how = "known locations (nova-compute not running)"

@@ -53,16 +53,18 @@ uid and groups say which is likely (:func:`kvm_access`).
 import posixpath
 import re
 from collections.abc import Collection, Iterator, Sequence
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.devaccess import acl_summary, allows
 from hvcheck.host import DeviceInfo, ProcessGone, ProcessTable, ProcInfo, ProcView
 from hvcheck.mountns import process_root
 from hvcheck.parsers.deployment import snap_name
-from hvcheck.parsers.libvirt_xml import DomainXml, accel_from_domain_type, parse_domain_xml
 from hvcheck.parsers.procstatus import ZOMBIE_STATES, ProcStatus, parse_status
 from hvcheck.parsers.qemu import DEFAULT_CONFIG, QemuArgv, is_qemu_binary, parse_qemu_argv
+
+if TYPE_CHECKING:  # the libvirt XML parser loads where a libvirt domain is looked for
+    from hvcheck.parsers.libvirt_xml import DomainXml
 
 __all__ = [
     "GROUPS",
@@ -517,6 +519,8 @@ def decide(
     source = ""
     unknown_why: Optional[str] = None
     if domain_type:
+        from hvcheck.parsers.libvirt_xml import accel_from_domain_type
+
         a = accel_from_domain_type(domain_type)
         details.append(f"libvirt-xml: <domain type='{domain_type}'> requests {a}")
         votes.append(("libvirt-xml", a))
@@ -657,7 +661,7 @@ class QemuProcess(NamedTuple):
     uuid: Optional[str]
     uid: Optional[int]
     decision: Decision
-    domain: Optional[DomainXml]
+    domain: "Optional[DomainXml]"
     domain_source: Optional[str]
     unreadable: tuple[str, ...]  # evidence that could not be read, and why
     identity: Optional[str] = None  # why it is not known to run QEMU (None: its exe says so)
@@ -773,7 +777,7 @@ def _xml_places(ctx: Context) -> _XmlPlaces:
 
 def _domain_xml(
     ctx: Context, pid: int, name: Optional[str]
-) -> tuple[Optional[DomainXml], Optional[str]]:
+) -> "tuple[Optional[DomainXml], Optional[str]]":
     """The domain XML of QEMU process ``pid`` named ``name``: read as the process sees its
     tree (``hvcheck.mountns``: through ``/proc/<pid>/root`` when it is in another mount
     namespace, as under kolla's nova_libvirt container or libvirt's own namespace), then as
@@ -782,6 +786,8 @@ def _domain_xml(
     (:func:`_xml_places`); only those under the process's own root are listed per process."""
     if not _safe_name(name):
         return None, None
+    from hvcheck.parsers.libvirt_xml import parse_domain_xml
+
     host = ctx.host
     places = _xml_places(ctx)
     own = process_root(ctx, pid)

@@ -491,3 +491,37 @@ def test_probe_paths_import_no_rich(healthy: Path, fmt: str) -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stderr.strip() == "IMPORTED", p.stderr
     assert p.stdout.startswith("HVCHECK OK" if fmt == "nagios" else "{")
+
+
+# The parsers of nova's config and of libvirt's domain XML load only where there is a nova config
+# or a QEMU process to read them for (issue 11: each import only on the path that needs it).
+_NOVA_AND_DOMAIN_PARSERS = (
+    "hvcheck.parsers.novaconf",
+    "hvcheck.parsers.nova_schema",
+    "hvcheck.parsers.libvirt_xml",
+)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "loaded"),
+    [("own-machine-kvm-pvm", False), ("nova-kvm-all-instances-kvm", True)],
+)
+def test_nova_and_domain_parsers_load_only_where_needed(fixture: str, loaded: bool) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent / "fixtures" / fixture
+    code = (
+        "import sys\n"
+        "from hvcheck.cli import main\n"
+        "try:\n"
+        f"    main(['--root', {str(root)!r}, '--format', 'nagios'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"mods = [m for m in {_NOVA_AND_DOMAIN_PARSERS!r} if m in sys.modules]\n"
+        "sys.stderr.write('IMPORTED ' + ' '.join(mods))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.startswith("HVCHECK "), (p.stdout, p.stderr)
+    expected = " ".join(_NOVA_AND_DOMAIN_PARSERS) if loaded else ""
+    assert p.stderr.strip() == f"IMPORTED {expected}".strip(), p.stderr

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpus import CORPUS, manifest, require_corpus
+from hvcheck.novaconfig import known_nova_config_locations
 from hvcheck.parsers import nova_schema as schema_module
 from hvcheck.parsers import novaconf
 from hvcheck.parsers.nova_schema import nova_schema
@@ -20,7 +21,6 @@ from hvcheck.parsers.novaconf import (
     Setting,
     config_sources_from_argv,
     expand_config_dir,
-    known_nova_config_locations,
     oslo_config_load_order,
     oslo_default_config_dirs,
     oslo_default_config_files,

@@ -21,9 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
-from hvcheck.parsers.libvirt_xml import parse_domain_xml
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
-from hvcheck.parsers.novaconf import parse_oslo_ini
 from hvcheck.processes import acceleration, qemu_processes
 from hvcheck.services import LIBVIRT_RO_SOCKETS
 
@@ -64,6 +62,8 @@ def nova_host_option(ctx: Context) -> Optional[str]:
             continue
         if text is None:
             continue
+        from hvcheck.parsers.novaconf import parse_oslo_ini
+
         value: Optional[str] = None
         for e in parse_oslo_ini(text, path).entries:
             if e.section == "DEFAULT" and e.key == "host":
@@ -84,6 +84,8 @@ def _libvirt_host(ctx: Context) -> bool:
 
 def _stopped_nova_domains(ctx: Context, running: set[str]) -> list[str]:
     """Nova guests libvirt has defined but not running (SHUTOFF instances keep their domain)."""
+    from hvcheck.parsers.libvirt_xml import parse_domain_xml
+
     out = []
     for path in ctx.host.glob("/etc/libvirt/qemu/*.xml"):
         try:

@@ -9,14 +9,16 @@ running libvirtd sees it (a container's or snap's through /proc/<pid>/root; koll
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
-from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
-from hvcheck.parsers.novaconf import Failure, Setting
 from hvcheck.processes import discovery
+
+if TYPE_CHECKING:  # the parsers load only where a nova config was found (hvcheck.novaconfig)
+    from hvcheck.parsers.nova_schema import NovaSchema, OptSpec
+    from hvcheck.parsers.novaconf import Failure, Setting
 
 KNOWN_VIRT_TYPES = ("kvm", "qemu", "lxc", "parallels", "xen", "uml")
 

@@ -71,7 +71,6 @@ __all__ = [
     "dpkg_versions",
     "environ_for_snapshot",
     "expand_config_dir",
-    "known_nova_config_locations",
     "nova_schema",
     "oslo_config_load_order",
     "oslo_default_config_dirs",
@@ -995,44 +994,6 @@ def expand_config_dir(dir_listing: Sequence[str]) -> list[str]:
             continue
         out.append(entry)
     return sorted(out)
-
-
-def known_nova_config_locations() -> tuple[str, ...]:
-    """Where nova-compute's config lives when no nova-compute process shows it, override order.
-
-    Globs (``*``) are to be expanded by the caller and sorted (as :func:`expand_config_dir`).
-
-    * ``/etc/nova/nova.conf``, then ``/etc/nova/nova.conf.d/*.conf``: what a bare
-      ``nova-compute`` (no ``--config-file``/``--config-dir``) loads, in this order (oslo's
-      default file, then default dir).
-    * ``/etc/nova/nova-compute.conf``: Ubuntu's nova-compute-kvm/-qemu packages, loaded with
-      ``--config-file`` after nova.conf. (Ubuntu + a nova.conf.d would really load the dir
-      first, see :func:`oslo_config_load_order`; neither distribution ships both.)
-    * ``/etc/kolla/nova-compute/nova.conf``: kolla-ansible's host copy; ``kolla_start`` copies
-      it to ``/etc/nova/nova.conf`` inside the nova_compute container.
-    * ``/var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf``: TripleO's
-      generated config, bind-mounted into the nova_compute container.
-    * MicroStack snap (CanonicalLtd/microstack ``snap-overlay/snap-openstack.yaml``, entry
-      point ``nova-compute``): ``config-files`` ``{snap}/etc/nova/nova.conf``, replaced by
-      ``config-files-override`` ``{snap_common}/etc/nova/nova.conf`` when present, then
-      ``config-dirs`` ``{snap_common}/etc/nova/nova.conf.d`` (snap = /snap/microstack/current,
-      snap_common = /var/snap/microstack/common).
-    * openstack-hypervisor snap (Sunbeam; canonical/snap-openstack-hypervisor
-      ``openstack_hypervisor/hooks.py``: TEMPLATES renders ``etc/nova/nova.conf`` under
-      ``$SNAP_COMMON`` and COMMON_DIRS creates ``etc/nova/nova.conf.d``).
-    """
-    return (
-        "/etc/nova/nova.conf",
-        "/etc/nova/nova.conf.d/*.conf",
-        "/etc/nova/nova-compute.conf",
-        "/etc/kolla/nova-compute/nova.conf",
-        "/var/lib/config-data/puppet-generated/nova_libvirt/etc/nova/nova.conf",
-        "/snap/microstack/current/etc/nova/nova.conf",
-        "/var/snap/microstack/common/etc/nova/nova.conf",
-        "/var/snap/microstack/common/etc/nova/nova.conf.d/*.conf",
-        "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf",
-        "/var/snap/openstack-hypervisor/common/etc/nova/nova.conf.d/*.conf",
-    )
 
 
 # --------------------------------------------------------------------------------------------
