@@ -18,8 +18,6 @@ Reads: the process table, /proc/<pid>/cmdline, /proc/<pid>/environ, /proc/<pid>/
 ``nova-*.egg-info/PKG-INFO``, the same for oslo.config) and ``/var/lib/dpkg/status``.
 """
 
-from __future__ import annotations
-
 import posixpath
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -40,7 +38,7 @@ class NovaRelease(NamedTuple):
 
 
 class NovaConf(NamedTuple):
-    resolved: nc.NovaLibvirtConf
+    resolved: "nc.NovaLibvirtConf"
     how: str  # how the files were found
     pid: Optional[int]  # the nova-compute process, when one runs
     release: NovaRelease = NovaRelease(None, None)
@@ -52,11 +50,11 @@ class NovaConf(NamedTuple):
     ignored: tuple[str, ...] = ()
 
     @property
-    def virt_type(self) -> nc.Setting:
+    def virt_type(self) -> "nc.Setting":
         return self.resolved.virt_type
 
     @property
-    def cpu_mode(self) -> nc.Setting:
+    def cpu_mode(self) -> "nc.Setting":
         return self.resolved.cpu_mode
 
     @property
@@ -131,7 +129,7 @@ class _Loader:
     def exists(self, path: str) -> bool:
         return any(self.ctx.host.exists(c) for c in self._candidates(path))
 
-    def read(self, path: str) -> Optional[nc.ParsedConf]:
+    def read(self, path: str) -> "Optional[nc.ParsedConf]":
         """The file parsed, an ``unread`` conf when nova-compute cannot read it either, or None
         when hvcheck may not (recorded in ``unreadable``)."""
         from hvcheck.parsers import novaconf as nc
@@ -198,16 +196,16 @@ class _Loader:
             self.unreadable.append(refused)
         return [posixpath.join(d, n) for n in nc.expand_config_dir(names)]
 
-    def load(self, order: list[tuple[str, str]], explicit_dirs: bool) -> list[nc.ParsedConf]:
+    def load(self, order: list[tuple[str, str]], explicit_dirs: bool) -> "list[nc.ParsedConf]":
         confs: list[nc.ParsedConf] = []
         for kind, path in order:
             if kind == "dir":
                 if explicit_dirs and not self.exists(path):
-                    from hvcheck.parsers import novaconf as nc
+                    from hvcheck.parsers.novaconf import unread_conf
 
                     # _ConfigDirOpt.ConfigDirAction: ConfigDirNotFoundError
                     confs.append(
-                        nc.unread_conf(
+                        unread_conf(
                             path,
                             "--config-dir does not exist (oslo.config: ConfigDirNotFoundError)",
                         )
