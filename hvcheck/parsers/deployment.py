@@ -86,15 +86,16 @@ class DeviceRule(NamedTuple):
     access: str  # r, w, m
 
 
-_RULE = re.compile(r"([abc]) (\*|\d+):(\*|\d+) ([rwm]+)")
+_RULE = r"([abc]) (\*|\d+):(\*|\d+) ([rwm]+)"  # compiled where a devices.list is read
 
 
 def parse_devices_list(text: str) -> list[DeviceRule]:
     """``devices.list`` of a cgroup v1 device cgroup (the kernel's devcgroup_seq_show:
     ``a *:* rwm`` for a cgroup that allows everything)."""
     out: list[DeviceRule] = []
+    rule = re.compile(_RULE)
     for line in text.splitlines():
-        m = _RULE.fullmatch(line.strip())
+        m = rule.fullmatch(line.strip())
         if not m:
             continue
         major = None if m.group(2) == "*" else int(m.group(2))

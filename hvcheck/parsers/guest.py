@@ -215,12 +215,13 @@ class GuestLog(NamedTuple):
     arm_el: Optional[str]  # arm64 "CPU: All CPU(s) started at EL2" -> "EL2" (smp.c)
 
 
-_PARAVIRT = re.compile(r"^Booting paravirtualized kernel on (.+?)\s*$")
+# compiled where guest_log reads a log: not every run does
+_PARAVIRT = r"^Booting paravirtualized kernel on (.+?)\s*$"
 # kernel/time/clocksource.c; before 4.x without the "clocksource: " prefix
-_SWITCHED = re.compile(r"^(?:clocksource: )?Switched to clocksource (\S+)")
+_SWITCHED = r"^(?:clocksource: )?Switched to clocksource (\S+)"
 # arch/x86/kernel/kvmclock.c: "kvm-clock: Using msrs %x and %x", "kvm-clock: cpu %d, msr %llx"
-_KVM_CLOCK = re.compile(r"^kvm-clock: (?:Using msrs|cpu \d+, msr)")
-_ARM_EL = re.compile(r"^CPU: All CPU\(s\) started at (EL\d)")
+_KVM_CLOCK = r"^kvm-clock: (?:Using msrs|cpu \d+, msr)"
+_ARM_EL = r"^CPU: All CPU\(s\) started at (EL\d)"
 
 
 def guest_log(lines: Iterable[str]) -> GuestLog:
@@ -235,6 +236,8 @@ def guest_log(lines: Iterable[str]) -> GuestLog:
     complete = False
     hv = paravirt = switched = dmi = arm_el = None
     kvm_clock = False
+    paravirt_re, switched_re = re.compile(_PARAVIRT), re.compile(_SWITCHED)
+    kvm_clock_re, arm_el_re = re.compile(_KVM_CLOCK), re.compile(_ARM_EL)
     for raw in lines:
         t = kmsg_text(raw).strip()
         if not t:
@@ -243,16 +246,16 @@ def guest_log(lines: Iterable[str]) -> GuestLog:
             complete = True
         elif hv is None and t.startswith("Hypervisor detected:"):
             hv = t.split(":", 1)[1].strip()
-        elif paravirt is None and (m := _PARAVIRT.match(t)):
+        elif paravirt is None and (m := paravirt_re.match(t)):
             paravirt = m.group(1)
-        elif m := _SWITCHED.match(t):
+        elif m := switched_re.match(t):
             switched = m.group(1)
             kvm_clock = kvm_clock or switched == "kvm-clock"
-        elif _KVM_CLOCK.match(t):
+        elif kvm_clock_re.match(t):
             kvm_clock = True
         elif dmi is None and t.startswith(("DMI: ", "Hardware name: ")):
             dmi = t.split(":", 1)[1].strip()
-        elif arm_el is None and (m := _ARM_EL.match(t)):
+        elif arm_el is None and (m := arm_el_re.match(t)):
             arm_el = m.group(1)
     return GuestLog(complete, hv, paravirt, kvm_clock, switched, dmi, arm_el)
 

@@ -326,7 +326,7 @@ def format_rpm_qa(packages: Iterable[Package]) -> list[str]:
 
 # ---------------------------------------------------------------------------------- snap.yaml
 _WS = " \t"  # YAML's white space: only these two (a no-break space is content)
-_KEY = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*:(?:[ \t]+(.*))?$")
+_KEY = r"([A-Za-z0-9_][A-Za-z0-9_.-]*)[ \t]*:(?:[ \t]+(.*))?$"  # compiled where a snap.yaml is read
 _DQ_ESCAPES = {
     "0": "\0",
     "a": "\a",
@@ -461,11 +461,12 @@ def yaml_top_scalars(text: str) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     lines = text.lstrip("\ufeff").splitlines()
+    key_re = re.compile(_KEY)
     i = 0
     while i < len(lines):
         line = lines[i]
         i += 1
-        m = _KEY.match(line)
+        m = key_re.match(line)
         if not m:
             continue
         key, raw = m.group(1), (m.group(2) or "").strip(_WS)
