@@ -143,17 +143,18 @@ _DPKG_INSTALLED = ("installed", "triggers-pending", "triggers-awaited")
 # One match per line that matters, found by one regex over the raw file (its ~20,000 other
 # lines are never made into objects: ~3 ms less per run on a 1,000-package status file):
 #  * a Package/Status/Version/Architecture field line (the name in any case, as dpkg compares
-#    names with strcasecmp; blanks before the colon) and its value, with the continuation
-#    lines that follow it (a blank, then more than blanks). Policy 5.1 makes all four simple
-#    (one-line) fields, but dpkg reads a continued one: "Status: install ok\n installed" is
-#    installed for dpkg-query, so the continuation lines are joined (with "\n") as before;
+#    names with strcasecmp: IGNORECASE, which on a bytes pattern folds ASCII letters only;
+#    blanks before the colon) and its value, with the continuation lines that follow it (a
+#    blank, then more than blanks). Policy 5.1 makes all four simple (one-line) fields, but
+#    dpkg reads a continued one: "Status: install ok\n installed" is installed for
+#    dpkg-query, so the continuation lines are joined (with "\n") as before;
 #  * a blank line (nothing but spaces, tabs and CRs), which ends a stanza.
 # Every other line (another field, a continuation of another field) is passed over; the data
 # gets a leading "\n" so that the first line is found like the others.
 _DPKG_LINE = re.compile(
-    rb"\n(?:([Pp][Aa][Cc][Kk][Aa][Gg][Ee]|[Ss][Tt][Aa][Tt][Uu][Ss]|[Vv][Ee][Rr][Ss][Ii][Oo][Nn]"
-    rb"|[Aa][Rr][Cc][Hh][Ii][Tt][Ee][Cc][Tt][Uu][Rr][Ee])[ \t]*:"
-    rb"([^\n]*(?:\n[ \t][ \t\r]*[^ \t\r\n][^\n]*)*)|[ \t\r]*(?=\n|\Z))"
+    rb"\n(?:(package|status|version|architecture)[ \t]*:"
+    rb"([^\n]*(?:\n[ \t][ \t\r]*[^ \t\r\n][^\n]*)*)|[ \t\r]*(?=\n|\Z))",
+    re.IGNORECASE,  # on bytes: ASCII letters only, as strcasecmp
 )
 
 
