@@ -303,3 +303,37 @@ def test_status_round_trip(
 def test_status_parser_never_raises(text: str) -> None:
     st_ = parse_status(text)
     assert st_.status is None or isinstance(st_.status, str)
+
+
+def test_fd_and_task_listings_through_proc_self_fd_and_without_proc(
+    sleeper: subprocess.Popen[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QEMU process's ``fd`` and ``task`` directories are listed through
+    ``/proc/self/fd/<fd>`` (fewer syscalls than ``os.listdir(fd)``): the same names and
+    entry types as the directory's own listing, live and in a snapshot, and the same again
+    where there is no /proc to list them through."""
+    from hvcheck.host import procdir
+
+    snap = tmp_path / "fd"
+    snap.mkdir()
+    (snap / "0").symlink_to("/dev/null")
+    (snap / "3").symlink_to("anon_inode:kvm-vm")
+    (snap / "sub").mkdir()
+    (snap / "file").write_text("x")
+    dirs = [snap, Path(f"/proc/{sleeper.pid}/fd"), Path(f"/proc/{sleeper.pid}/task")]
+    for d in dirs:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            names = sorted(os.listdir(d))
+            kinds = {e.name: e.is_dir(follow_symlinks=False) for e in os.scandir(d)}
+            assert names and sorted(procdir._listdir_fd(fd)) == names
+            assert dict(procdir._entries_fd(fd)) == kinds
+            with monkeypatch.context() as m:  # no /proc: the fd itself, as os.listdir lists it
+                m.setattr(procdir, "_fd_path", lambda n: str(tmp_path / "no-proc" / str(n)))
+                assert sorted(procdir._listdir_fd(fd)) == names
+                assert dict(procdir._entries_fd(fd)) == kinds
+                assert sorted(procdir._listdir_fd(fd)) == names  # the fd was rewound
+        finally:
+            os.close(fd)
+        if d == snap:
+            assert kinds == {"0": False, "3": False, "sub": True, "file": False}

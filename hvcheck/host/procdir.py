@@ -19,6 +19,34 @@ _O_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _S_ISREG = stat.S_ISREG
 
 
+def _fd_path(d: int) -> str:
+    return f"/proc/self/fd/{d}"
+
+
+def _listdir_fd(d: int) -> list[str]:
+    """The names in the open directory ``d``, listed through its ``/proc/self/fd/<d>`` link
+    (proc(5): opening it reopens that very directory): 5 syscalls, where ``os.listdir(d)``
+    takes 8 (CPython dups the fd, and glibc's fdopendir checks and rewinds it). Each QEMU
+    process's ``fd`` and ``task`` are listed so, a thousand times in a large snapshot.
+    Without /proc (a chroot), the fd itself."""
+    try:
+        return os.listdir(_fd_path(d))
+    except FileNotFoundError:
+        return os.listdir(d)
+
+
+def _entries_fd(d: int) -> list[tuple[str, bool]]:
+    """Each name in the open directory ``d`` and whether it is a directory itself (not
+    following links; the type ``getdents`` gives, no stat), listed as :func:`_listdir_fd`
+    lists."""
+    try:
+        it = os.scandir(_fd_path(d))
+    except FileNotFoundError:
+        it = os.scandir(d)
+    with it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+
+
 def _read_all(fd: int, limit: int, short_is_eof: bool = False) -> bytes:
     """Up to ``limit`` bytes. ``short_is_eof``: the files of /proc/PID hvcheck reads (cmdline,
     comm, status, stat: one record each) return everything they have up to the size asked
@@ -151,7 +179,7 @@ class _FdProcView(ProcView):
         if d is None:
             return super().fd_targets()
         try:
-            names = os.listdir(d)
+            names = _listdir_fd(d)
             try:
                 return [os.readlink(n, dir_fd=d) for n in names]
             except OSError:
@@ -173,10 +201,9 @@ class _FdProcView(ProcView):
         try:
             if self.live:
                 # nothing can plant a link inside /proc: one openat per thread
-                tids = [(t, True) for t in os.listdir(d)]
+                tids = [(t, True) for t in _listdir_fd(d)]
             else:
-                with os.scandir(d) as it:
-                    tids = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+                tids = _entries_fd(d)
             names: list[str] = []
             for tid, plain in sorted(tids, key=lambda t: (len(t[0]), t[0])):
                 try:
