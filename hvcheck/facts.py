@@ -23,7 +23,7 @@ path it names (under /proc/<pid>/root for another mount namespace), the start ti
 """
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from hvcheck import devaccess
 from hvcheck.check import Context
@@ -50,18 +50,6 @@ from hvcheck.parsers.deployment import (
     parse_proc_cgroup,
     snap_name,
 )
-from hvcheck.parsers.guest import (
-    PARAVIRT_CLOCKS,
-    GuestLog,
-    classify_cpu_model,
-    classify_dmi,
-    dmi_from_log,
-    guest_log,
-    hypervisor_from_kernel,
-    parse_clocksources,
-    parse_dt_strings,
-    parse_sysinfo,
-)
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -86,6 +74,9 @@ from hvcheck.parsers.kernel import (
 from hvcheck.parsers.pkgdb import Package, parse_dpkg_status, parse_snap_yaml
 from hvcheck.parsers.qemuconf import parse_qemu_conf
 from hvcheck.processes import processes, qemu_processes
+
+if TYPE_CHECKING:
+    from hvcheck.parsers.guest import GuestLog
 
 KVM_DEV = "/dev/kvm"
 KVM_MAJOR, KVM_MINOR = 10, 232  # Documentation/admin-guide/devices.txt: 10 char 232 = /dev/kvm
@@ -1324,7 +1315,9 @@ def guest_accel(ctx: Context) -> GuestAccel:
     return ctx.fact("guest_accel", _guest_accel)
 
 
-def _guest_log(ctx: Context) -> GuestLog:
+def _guest_log(ctx: Context) -> "GuestLog":
+    from hvcheck.parsers.guest import guest_log
+
     return ctx.fact("guest_log", lambda c: guest_log(kernel_log(c).lines))
 
 
@@ -1338,6 +1331,17 @@ def _guest_text(ctx: Context, path: str, unreadable: list[str]) -> Optional[str]
 
 def _guest_clues(ctx: Context, unreadable: list[str]) -> tuple[list[GuestClue], Optional[str]]:
     """Everything a guest sees of the machine under it, and the platform DMI names."""
+    from hvcheck.parsers.guest import (
+        PARAVIRT_CLOCKS,
+        classify_cpu_model,
+        classify_dmi,
+        dmi_from_log,
+        hypervisor_from_kernel,
+        parse_clocksources,
+        parse_dt_strings,
+        parse_sysinfo,
+    )
+
     clues: list[GuestClue] = []
     fam = arch(ctx).family
     try:

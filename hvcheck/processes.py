@@ -159,8 +159,6 @@ def discovery(ctx: Context) -> Discovery:
     """The walk, once per run (``Host.process_table``), with the trust rules applied."""
 
     def compute(c: Context) -> Discovery:
-        from hvcheck.trust import qemu_executable, service_trust
-
         table = c.host.process_table(GROUPS)
         groups: dict[str, list[ProcInfo]] = {k: [] for k in GROUPS}
         ignored: dict[str, list[tuple[ProcInfo, str]]] = {k: [] for k in GROUPS}
@@ -169,6 +167,11 @@ def discovery(ctx: Context) -> Discovery:
             if name not in TRUSTED_GROUPS:
                 groups[name].extend(found)  # named, not trusted: evidence of a deployment
                 continue
+            if not found:
+                continue
+            # the trust rules, imported only where a process is there to judge
+            from hvcheck.trust import qemu_executable, service_trust
+
             for p in found:
                 t = qemu_executable(c, p) if name == "qemu" else service_trust(c, p, name)
                 if name == "qemu" and not t.trusted and t.unverified:

@@ -493,20 +493,30 @@ def test_probe_paths_import_no_rich(healthy: Path, fmt: str) -> None:
     assert p.stdout.startswith("HVCHECK OK" if fmt == "nagios" else "{")
 
 
-# The parsers of nova's config and of libvirt's domain XML load only where there is a nova config
-# or a QEMU process to read them for (issue 11: each import only on the path that needs it).
+# Modules that load only where there is something for them to read (issue 11: each import
+# only on the path that needs it): the parsers of nova's config and of libvirt's domain XML
+# (a nova config, a QEMU process), the trust rules (a QEMU or service process to judge) and the
+# guest-side parsers (`hvcheck guest`).
 _NOVA_AND_DOMAIN_PARSERS = (
     "hvcheck.parsers.novaconf",
     "hvcheck.parsers.nova_schema",
     "hvcheck.parsers.libvirt_xml",
 )
+_ON_DEMAND = (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust", "hvcheck.parsers.guest")
 
 
 @pytest.mark.parametrize(
-    ("fixture", "loaded"),
-    [("own-machine-kvm-pvm", False), ("nova-kvm-all-instances-kvm", True)],
+    ("fixture", "command", "loaded"),
+    [
+        ("intel-sgx-disabled-kvm-ok", (), ()),  # no nova config, no QEMU or service process
+        ("own-machine-kvm-pvm", (), ("hvcheck.trust",)),  # its libvirtd's user is judged
+        ("nova-kvm-all-instances-kvm", (), (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust")),
+        ("guest-kvm-openstack-nested", ("guest",), ("hvcheck.parsers.guest",)),
+    ],
 )
-def test_nova_and_domain_parsers_load_only_where_needed(fixture: str, loaded: bool) -> None:
+def test_parsers_and_trust_rules_load_only_where_needed(
+    fixture: str, command: tuple[str, ...], loaded: tuple[str, ...]
+) -> None:
     import subprocess
     import sys
 
@@ -515,13 +525,13 @@ def test_nova_and_domain_parsers_load_only_where_needed(fixture: str, loaded: bo
         "import sys\n"
         "from hvcheck.cli import main\n"
         "try:\n"
-        f"    main(['--root', {str(root)!r}, '--format', 'nagios'])\n"
+        f"    main([*{command!r}, '--root', {str(root)!r}, '--format', 'nagios'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"mods = [m for m in {_NOVA_AND_DOMAIN_PARSERS!r} if m in sys.modules]\n"
+        f"mods = [m for m in {_ON_DEMAND!r} if m in sys.modules]\n"
         "sys.stderr.write('IMPORTED ' + ' '.join(mods))\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.startswith("HVCHECK "), (p.stdout, p.stderr)
-    expected = " ".join(_NOVA_AND_DOMAIN_PARSERS) if loaded else ""
+    expected = " ".join(m for m in _ON_DEMAND if m in loaded)
     assert p.stderr.strip() == f"IMPORTED {expected}".strip(), p.stderr
