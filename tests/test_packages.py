@@ -876,3 +876,40 @@ def test_checks_lists_host_packages_after_host_os() -> None:
     assert ids.index("host.packages") == ids.index("host.os") + 1
     reads = next(c for c in j if c["id"] == "host.packages")["reads"]
     assert "/var/lib/dpkg/status" in reads and "/var/lib/rpm/rpmdb.sqlite" in reads
+
+
+_DPKG_LINE_SOUP = st.lists(
+    st.sampled_from(
+        [
+            b"Package: qemu-kvm",
+            b"PACKAGE : x",
+            b"Status: install ok",
+            b" installed",
+            b"\tcontinued",
+            b" .",
+            b" ",
+            b"\t \r",
+            b"",
+            b"\r",
+            b"Version:1",
+            b"Description: d",
+            b"Architecture:amd64",
+            b"other",
+            b"\xff\xfe",
+        ]
+    ),
+    max_size=10,
+).map(b"\n".join)
+
+
+@given(_DPKG_LINE_SOUP, st.booleans())
+@settings(max_examples=500, deadline=None)
+def test_dpkg_lines_are_the_regex_over_the_file_with_a_leading_newline(
+    body: bytes, final_newline: bool
+) -> None:
+    """The file is matched in place, its first line (continued or not, blank or not) apart:
+    the same lines as the regex finds after a "\\n" put before the whole file."""
+    from hvcheck.parsers.pkgdb import _DPKG_LINE, _dpkg_lines
+
+    data = body + (b"\n" if final_newline else b"")
+    assert _dpkg_lines(data) == _DPKG_LINE.findall(b"\n" + data)

@@ -149,13 +149,32 @@ _DPKG_INSTALLED = ("installed", "triggers-pending", "triggers-awaited")
 #    dpkg reads a continued one: "Status: install ok\n installed" is installed for
 #    dpkg-query, so the continuation lines are joined (with "\n") as before;
 #  * a blank line (nothing but spaces, tabs and CRs), which ends a stanza.
-# Every other line (another field, a continuation of another field) is passed over; the data
-# gets a leading "\n" so that the first line is found like the others.
+# Every other line (another field, a continuation of another field) is passed over. The first
+# line has no "\n" before it: it is found in a copy of itself alone (_dpkg_lines), not in a copy
+# of the whole file.
 _DPKG_LINE = re.compile(
     rb"\n(?:(package|status|version|architecture)[ \t]*:"
     rb"([^\n]*(?:\n[ \t][ \t\r]*[^ \t\r\n][^\n]*)*)|[ \t\r]*(?=\n|\Z))",
     re.IGNORECASE,  # on bytes: ASCII letters only, as strcasecmp
 )
+
+
+def _dpkg_lines(data: bytes) -> list[tuple[bytes, bytes]]:
+    """``_DPKG_LINE.findall(b"\\n" + data)``, without copying ``data`` (850 KB, ~200 fresh
+    pages: ~0.6 ms on a VM, where a page fault costs ~3 us): the first line, with the
+    continuation lines that follow it (a blank, then more than blanks, as the regex has them),
+    is matched in a copy of its own; the rest of the file in place from there on (no match can
+    start inside a continued line: each starts with a blank)."""
+    end = data.find(b"\n")
+    while end >= 0:
+        nxt = data.find(b"\n", end + 1)
+        line = data[end + 1 : nxt if nxt >= 0 else len(data)]
+        if line[:1] not in (b" ", b"\t") or not line.strip(b" \t\r"):
+            break  # not a continuation line: the first line ends at ``end``
+        end = nxt
+    if end < 0:  # one line (and its continuations) in all
+        return _DPKG_LINE.findall(b"\n" + data)
+    return _DPKG_LINE.findall(b"\n" + data[:end]) + _DPKG_LINE.findall(data, end)
 
 
 def dpkg_stanzas(data: bytes) -> Iterator[dict[str, str]]:
@@ -166,7 +185,7 @@ def dpkg_stanzas(data: bytes) -> Iterator[dict[str, str]]:
     gives nothing; a field given twice keeps its last value; undecodable bytes of a value read
     as U+FFFD."""
     fields: dict[str, str] = {}
-    for name, value in _DPKG_LINE.findall(b"\n" + data):
+    for name, value in _dpkg_lines(data):
         if not name:  # a blank line ends the stanza
             if fields:
                 yield fields
