@@ -13,7 +13,8 @@ times with hyperfine (wall time, statistics and outliers are hyperfine's):
    ``bash bench/manual.sh``, the manual procedure hvcheck replaces;
 2. ``hvcheck --root SNAP --format nagios`` on generated snapshots of 10, 100, 1,000 and 5,000
    QEMU processes (argv from ../shared/corpus/qemu-cmdline, in the layout of docs/SNAPSHOT.md);
-3. max RSS (GNU ``time -f %M``) of each command, five times at 5,000 instances;
+3. max RSS and minor page faults (GNU ``time -f "%M %R"``) of each command; max RSS five
+   times at 5,000 instances;
 4. which modules and libraries each output path imports (``PYTHONPROFILEIMPORTTIME``);
 5. optionally, the live probe with N real paused TCG guests (tests/qemu_harness.py).
 
@@ -220,25 +221,34 @@ def hyperfine(
 
 @dataclass(frozen=True)
 class Shot:
-    """One run under GNU time: the command's own max RSS (ru_maxrss of its wait4)."""
+    """One run under GNU time: the command's own max RSS (ru_maxrss of its wait4) and minor
+    page faults (ru_minflt: pages it touched first; each costs kernel time, ~3 us on a VM)."""
 
     rc: int
     rss_mb: float
     first_line: str
+    minflt: Optional[int] = None
 
 
 def shot(argv: Sequence[str], env: dict[str, str]) -> Shot:
     with tempfile.NamedTemporaryFile("r", prefix="hvbench-rss-") as f:
         p = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", f.name, *argv],
+            [GNU_TIME, "-f", "%M %R", "-o", f.name, *argv],
             env=env,
             capture_output=True,
             text=True,
             check=False,
         )
-        kb = [int(x) for x in f.read().split() if x.isdigit()]
+        # GNU time's last line (a non-zero exit adds one before it)
+        last = (f.read().strip().splitlines() or [""])[-1].split()
+    nums = [int(x) for x in last if x.isdigit()]
     line = (p.stdout.strip() or p.stderr.strip()).splitlines()
-    return Shot(p.returncode, kb[-1] / 1024 if kb else float("nan"), line[0] if line else "")
+    rss = nums[0] / 1024 if len(nums) == 2 else float("nan")
+    return Shot(p.returncode, rss, line[0] if line else "", nums[1] if len(nums) == 2 else None)
+
+
+def faults(s: Shot) -> str:
+    return "—" if s.minflt is None else f"{s.minflt:,}"
 
 
 def perf_instances(line: str) -> Optional[int]:
@@ -835,7 +845,15 @@ def targets_section(run: Run) -> list[str]:
 
 def live_section(run: Run) -> list[str]:
     missing = [t for t in MANUAL_TOOLS if not shutil.which(t)]
-    head = ["command", "wall ms", "mean ± σ ms", "user+sys ms", "max RSS MB", "exit codes"]
+    head = [
+        "command",
+        "wall ms",
+        "mean ± σ ms",
+        "user+sys ms",
+        "max RSS MB",
+        "page faults",
+        "exit codes",
+    ]
     rows = [
         [
             f"`{name}`",
@@ -843,6 +861,7 @@ def live_section(run: Run) -> list[str]:
             f"{ms(t.mean)} ± {ms(t.stddev)}",
             ms(t.cpu),
             f"{run.live_shots[name].rss_mb:.1f}",
+            faults(run.live_shots[name]),
             codes(t),
             str(t.waited()),
             seen(run.live_shots[name].first_line),
@@ -857,9 +876,10 @@ def live_section(run: Run) -> list[str]:
         "## 1. Live host",
         "",
         f"hyperfine -N, {run.live['hvcheck --format nagios'].runs} runs after warm-up runs, each "
-        "command in turn. Max RSS and the instances hvcheck saw (its `'instances'` perfdata): "
-        "one run under GNU `time -f %M`. QEMU guests that other sessions run on this machine "
-        "count: they change the probe's work and, when one fell back to TCG, its exit code.",
+        "command in turn. Max RSS, minor page faults and the instances hvcheck saw (its "
+        "`'instances'` perfdata): one run under GNU `time -f '%M %R'`. QEMU guests that other "
+        "sessions run on this machine count: they change the probe's work and, when one fell "
+        "back to TCG, its exit code.",
         "",
         *table([*head, "runs ≥ 8 s", "instances"], rows),
         *said,
@@ -888,6 +908,7 @@ def snapshots_section(run: Run) -> list[str]:
             run.snap[str(n)].ms(),
             ms(run.snap[str(n)].cpu),
             f"{run.snap_shots[n].rss_mb:.1f}",
+            faults(run.snap_shots[n]),
             seen(run.snap_shots[n].first_line),
             str(run.snap[str(n)].runs),
         ]
@@ -904,7 +925,16 @@ def snapshots_section(run: Run) -> list[str]:
         f"{', '.join(run.corpus_skipped) or 'none'}); see README.md.",
         "",
         *table(
-            ["instances", "generate s", "wall ms", "user+sys ms", "max RSS MB", "seen", "runs"],
+            [
+                "instances",
+                "generate s",
+                "wall ms",
+                "user+sys ms",
+                "max RSS MB",
+                "page faults",
+                "seen",
+                "runs",
+            ],
             rows,
         ),
         f"Per instance between 1,000 and 5,000 (difference of medians): {slope * 1e6:.0f} µs. "
