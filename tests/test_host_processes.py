@@ -310,8 +310,9 @@ def test_fd_and_task_listings_through_proc_self_fd_and_without_proc(
 ) -> None:
     """A QEMU process's ``fd`` and ``task`` directories are listed through
     ``/proc/self/fd/<fd>`` (fewer syscalls than ``os.listdir(fd)``): the same names and
-    entry types as the directory's own listing, live and in a snapshot, and the same again
-    where there is no /proc to list them through."""
+    entry types as the directory's own listing, live and in a snapshot. Where that path is
+    missing, is not a directory, or names another directory (a /proc that is no procfs: a
+    tmpfs, a tree of its own), the fd itself lists: never another directory's names."""
     from hvcheck.host import procdir
 
     snap = tmp_path / "fd"
@@ -320,19 +321,32 @@ def test_fd_and_task_listings_through_proc_self_fd_and_without_proc(
     (snap / "3").symlink_to("anon_inode:kvm-vm")
     (snap / "sub").mkdir()
     (snap / "file").write_text("x")
+    decoy = tmp_path / "fake-proc"
+    decoy.mkdir()
+    (decoy / "not-here").mkdir()
+    (tmp_path / "a-file").write_text("")
+    broken = {  # what /proc/self/fd/<fd> stands for, and whether /proc was judged usable
+        "no /proc": (str(tmp_path / "no-proc"), None),
+        "another directory": (str(decoy), None),
+        "a file, /proc judged usable before": (str(tmp_path / "a-file"), True),
+    }
     dirs = [snap, Path(f"/proc/{sleeper.pid}/fd"), Path(f"/proc/{sleeper.pid}/task")]
     for d in dirs:
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             names = sorted(os.listdir(d))
             kinds = {e.name: e.is_dir(follow_symlinks=False) for e in os.scandir(d)}
+            monkeypatch.setattr(procdir, "_proc_fd_reopens", None)
             assert names and sorted(procdir._listdir_fd(fd)) == names
             assert dict(procdir._entries_fd(fd)) == kinds
-            with monkeypatch.context() as m:  # no /proc: the fd itself, as os.listdir lists it
-                m.setattr(procdir, "_fd_path", lambda n: str(tmp_path / "no-proc" / str(n)))
-                assert sorted(procdir._listdir_fd(fd)) == names
-                assert dict(procdir._entries_fd(fd)) == kinds
-                assert sorted(procdir._listdir_fd(fd)) == names  # the fd was rewound
+            assert procdir._proc_fd_reopens is True  # this machine's /proc is procfs
+            for why, (path, judged) in broken.items():
+                with monkeypatch.context() as m:
+                    m.setattr(procdir, "_fd_path", lambda n, path=path: path)
+                    m.setattr(procdir, "_proc_fd_reopens", judged)
+                    assert sorted(procdir._listdir_fd(fd)) == names, why
+                    assert dict(procdir._entries_fd(fd)) == kinds, why
+                    assert sorted(procdir._listdir_fd(fd)) == names, why  # fd rewound
         finally:
             os.close(fd)
         if d == snap:

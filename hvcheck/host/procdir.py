@@ -23,27 +23,55 @@ def _fd_path(d: int) -> str:
     return f"/proc/self/fd/{d}"
 
 
+# Whether /proc/self/fd/<fd> reopens the directory an fd is open on: None until a listing has
+# checked it (once per run: /proc may be no procfs at all, in a chroot or a sandbox).
+_proc_fd_reopens: Optional[bool] = None
+
+
+def _reopen_path(d: int) -> Optional[str]:
+    """The ``/proc/self/fd/<d>`` path of the open directory ``d``, when that path names the
+    very directory ``d`` is open on (proc(5): the link reopens what the fd refers to), else
+    None. The first answer that can be had is kept: a /proc that is not this process's procfs
+    (an empty tmpfs, a directory tree of its own) would list another directory, or none."""
+    global _proc_fd_reopens
+    path = _fd_path(d)
+    if _proc_fd_reopens is None:
+        try:
+            via, own = os.stat(path), os.fstat(d)
+        except OSError:
+            return None  # no /proc, or d's directory gone meanwhile: asked again next time
+        _proc_fd_reopens = (via.st_dev, via.st_ino) == (own.st_dev, own.st_ino)
+    return path if _proc_fd_reopens else None
+
+
 def _listdir_fd(d: int) -> list[str]:
     """The names in the open directory ``d``, listed through its ``/proc/self/fd/<d>`` link
-    (proc(5): opening it reopens that very directory): 5 syscalls, where ``os.listdir(d)``
-    takes 8 (CPython dups the fd, and glibc's fdopendir checks and rewinds it). Each QEMU
-    process's ``fd`` and ``task`` are listed so, a thousand times in a large snapshot.
-    Without /proc (a chroot), the fd itself."""
-    try:
-        return os.listdir(_fd_path(d))
-    except FileNotFoundError:
-        return os.listdir(d)
+    (:func:`_reopen_path`): 5 syscalls, where ``os.listdir(d)`` takes 8 (CPython dups the fd,
+    and glibc's fdopendir checks and rewinds it). Each QEMU process's ``fd`` and ``task`` are
+    listed so, a thousand times in a large snapshot. Where the link cannot be used, or fails
+    (a process reaped meanwhile: ESRCH, where the fd's listing ends empty), the fd itself
+    lists, and raises what it raises."""
+    path = _reopen_path(d)
+    if path is not None:
+        try:
+            return os.listdir(path)
+        except OSError:
+            pass
+    return os.listdir(d)
 
 
 def _entries_fd(d: int) -> list[tuple[str, bool]]:
     """Each name in the open directory ``d`` and whether it is a directory itself (not
     following links; the type ``getdents`` gives, no stat), listed as :func:`_listdir_fd`
     lists."""
-    try:
-        it = os.scandir(_fd_path(d))
-    except FileNotFoundError:
-        it = os.scandir(d)
-    with it:
+    path = _reopen_path(d)
+    if path is not None:
+        try:
+            with os.scandir(path) as it:
+                return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        except OSError:
+            pass
+    with os.scandir(d) as it:
         return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
 
 
