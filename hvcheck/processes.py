@@ -789,8 +789,6 @@ def _domain_xml(
     (:func:`_xml_places`); only those under the process's own root are listed per process."""
     if not _safe_name(name):
         return None, None
-    from hvcheck.parsers.libvirt_xml import parse_domain_xml
-
     host = ctx.host
     places = _xml_places(ctx)
     own = process_root(ctx, pid)
@@ -836,6 +834,8 @@ def _domain_xml(
             continue
         if text is None:
             continue
+        from hvcheck.parsers.libvirt_xml import parse_domain_xml  # only where a file is read
+
         dom = parse_domain_xml(text)
         if dom is None:
             continue

@@ -495,14 +495,20 @@ def test_probe_paths_import_no_rich(healthy: Path, fmt: str) -> None:
 
 # Modules that load only where there is something for them to read (issue 11: each import
 # only on the path that needs it): the parsers of nova's config and of libvirt's domain XML
-# (a nova config, a QEMU process), the trust rules (a QEMU or service process to judge) and the
-# guest-side parsers (`hvcheck guest`).
+# (a nova config, a QEMU process's domain XML file), the trust rules (a QEMU or service
+# process to judge), the guest-side parsers (`hvcheck guest`) and the Nagios range parser (a
+# threshold: -w/-c, or nova's virt_type=kvm making any TCG instance CRITICAL).
 _NOVA_AND_DOMAIN_PARSERS = (
     "hvcheck.parsers.novaconf",
     "hvcheck.parsers.nova_schema",
     "hvcheck.parsers.libvirt_xml",
 )
-_ON_DEMAND = (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust", "hvcheck.parsers.guest")
+_ON_DEMAND = (
+    *_NOVA_AND_DOMAIN_PARSERS,
+    "hvcheck.trust",
+    "hvcheck.parsers.guest",
+    "hvcheck.nagrange",
+)
 
 
 @pytest.mark.parametrize(
@@ -510,7 +516,13 @@ _ON_DEMAND = (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust", "hvcheck.parsers.guest
     [
         ("intel-sgx-disabled-kvm-ok", (), ()),  # no nova config, no QEMU or service process
         ("own-machine-kvm-pvm", (), ("hvcheck.trust",)),  # its libvirtd's user is judged
-        ("nova-kvm-all-instances-kvm", (), (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust")),
+        # QEMU processes without a libvirt domain XML file: nothing for the XML parser
+        ("live-qemu-kvm-tcg-fallback", (), ("hvcheck.trust",)),
+        (
+            "nova-kvm-all-instances-kvm",
+            (),
+            (*_NOVA_AND_DOMAIN_PARSERS, "hvcheck.trust", "hvcheck.nagrange"),
+        ),
         ("guest-kvm-openstack-nested", ("guest",), ("hvcheck.parsers.guest",)),
     ],
 )

@@ -38,11 +38,13 @@ def threshold(r: object) -> str:
     >>> [threshold(t) for t in ("", "0", " 1e1 ", "0:5", "10:inf", "~:", "@-inf:5.50", "x")]
     ['', '0', '10', '5', '10:', '~:', '@~:5.5', '']
     """
+    text = "" if r is None else str(getattr(r, "text", r))
+    if not text.strip():
+        return ""  # no threshold (the usual run): nothing to parse, no parser to import
     import math
 
     from hvcheck.nagrange import Range
 
-    text = "" if r is None else str(getattr(r, "text", r))
     try:
         rng = Range.parse(text)
     except ValueError:
