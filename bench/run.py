@@ -88,13 +88,18 @@ def out_of(argv: Sequence[str], env: Optional[dict[str, str]] = None) -> str:
 
 
 # ---- tools and the measured install ---------------------------------------------------------
+# The tools the bench runs, and the Debian packages that give them: hyperfine and GNU time
+# measure; kvm-ok is a step of the manual procedure (issue 11, point 8, and the README's problem
+# statement), which bench/manual.sh could otherwise only skip, timing a smaller procedure than
+# the one hvcheck replaces.
+TOOL_PACKAGES = (("hyperfine", "hyperfine"), (GNU_TIME, "time"), ("kvm-ok", "cpu-checker"))
+
+
 def ensure_tools() -> list[str]:
-    """hyperfine and GNU time, from Debian when missing. Returns what was installed."""
-    need = [
-        pkg
-        for tool, pkg in (("hyperfine", "hyperfine"), (GNU_TIME, "time"))
-        if not shutil.which(tool)
-    ]
+    """The packages of :data:`TOOL_PACKAGES`, from Debian when missing. Returns what was
+    installed."""
+    path = f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"  # kvm-ok is in /usr/sbin
+    need = [pkg for tool, pkg in TOOL_PACKAGES if not shutil.which(tool, path=path)]
     if need:
         log(f"apt-get install {' '.join(need)}")
         subprocess.run(["apt-get", "update", "-q"], check=True)
