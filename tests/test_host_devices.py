@@ -7,23 +7,27 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pyudev
 
+import hvcheck.host.live as live
+from hvcheck.devaccess import read_rules, udev_device
 from hvcheck.host import DeviceInfo, LiveHost, RecordingHost, SnapshotHost
+from hvcheck.parsers.udev import node_rules
 from snap import make_snapshot
 
 
-def test_udev_view_of_a_live_char_device_is_sysfs_and_udevs() -> None:
+def test_udev_record_of_a_live_char_device_is_sysfs_and_udevs() -> None:
     st = os.stat("/dev/null")
     host = LiveHost()
     node = host.stat_device("/dev/null")
     assert node is not None and node.type == "char" and (node.major, node.minor) == (1, 3)
     assert node.udev is None  # asked separately, only where a judgement needs it
-    info = node._replace(udev=host.udev_view("/dev/null", node))
+    info = node._replace(udev=host.udev_record("/dev/null", node))
     assert info.udev is not None, "pyudev found no device 1:3"
     props = info.udev["properties"]
     assert (props["MAJOR"], props["MINOR"]) == (
@@ -38,6 +42,77 @@ def test_udev_view_of_a_live_char_device_is_sysfs_and_udevs() -> None:
     in_db = os.path.exists(f"/run/udev/data/c{info.major}:{info.minor}")
     assert info.udev["initialized"] is in_db
     assert isinstance(info.udev["tags"], list)
+
+
+UDEV_RUNS = any(os.path.exists(d) for d in live.UDEV_RUN_DIRS)
+# rules that match on what udev's record and the kernel's uevent both give a misc device
+UEVENT_RULES = [
+    (
+        "/etc/udev/rules.d/65-kvm.rules",
+        'SUBSYSTEM=="misc", KERNEL=="kvm", ENV{MAJOR}=="10", ENV{MINOR}=="232", '
+        'ENV{DEVPATH}=="/devices/virtual/misc/kvm", ENV{DEVNAME}=="/dev/kvm", '
+        'GROUP="kvm", MODE="0660"\n'
+        'SUBSYSTEM=="misc", KERNEL=="tun", ENV{DEVNAME}=="/dev/net/tun", MODE="0666"\n'
+        'KERNEL=="null", ENV{DEVNAME}=="/dev/null", ENV{MAJOR}=="1", MODE="0666"\n',
+    )
+]
+
+
+def test_udev_view_is_pyudevs_record_where_udev_runs_and_known_without_it_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = LiveHost().stat_device("/dev/null")
+    assert node is not None
+    (tmp_path / "udev").mkdir()
+    monkeypatch.setattr(live, "UDEV_RUN_DIRS", (str(tmp_path / "none"), str(tmp_path / "udev")))
+    host = LiveHost()
+    assert host.udev_view("/dev/null", node) == host.udev_record("/dev/null", node) is not None
+    monkeypatch.setattr(live, "UDEV_RUN_DIRS", (str(tmp_path / "none"),))
+    view = LiveHost().udev_view("/dev/null", node)
+    assert view == {"initialized": False, "tags": [], "running": False}
+
+
+@pytest.mark.skipif(UDEV_RUNS, reason="udev runs on this host: it has a record to give")
+def test_where_udev_does_not_run_pyudev_says_what_the_view_says() -> None:
+    # the view known without pyudev against pyudev's own record of the same nodes: not
+    # initialized, no tags, and a device the rules match alike (udev's properties there are
+    # the kernel's uevent, which parsers.udev derives)
+    host = LiveHost()
+    seen = 0
+    for path in ("/dev/null", "/dev/kvm", "/dev/net/tun"):
+        node = host.stat_device(path)
+        if node is None:
+            continue
+        view, record = host.udev_view(path, node), host.udev_record(path, node)
+        assert view is not None and record is not None, path
+        assert view["initialized"] is record["initialized"] is False, record
+        assert view["tags"] == record["tags"] == [], record
+        by_view = udev_device(host, path, node._replace(udev=view))
+        by_record = udev_device(host, path, node._replace(udev=record))
+        assert by_view._replace(properties=None) == by_record._replace(properties=None)
+        groups = ["root", "kvm"]
+        for files in (UEVENT_RULES, read_rules(host) or []):
+            a = node_rules(files, by_view, groups=groups, users=["root"])
+            b = node_rules(files, by_record, groups=groups, users=["root"])
+            assert a._replace(device=None) == b._replace(device=None), (path, files[:1])
+        seen += 1
+    assert seen >= 1
+
+
+def test_the_live_probe_loads_pyudev_only_where_udev_runs() -> None:
+    code = (
+        "import sys\n"
+        "from hvcheck.cli import main\n"
+        "try:\n"
+        "    main(['--format', 'nagios'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('PYUDEV ' + str('pyudev' in sys.modules))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.startswith("HVCHECK "), (p.stdout, p.stderr)
+    if not UDEV_RUNS:
+        assert p.stderr.strip().endswith("PYUDEV False"), p.stderr
 
 
 def test_no_udev_for_a_plain_file_and_no_acl_without_one(tmp_path: Path) -> None:

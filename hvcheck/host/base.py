@@ -51,8 +51,10 @@ class DeviceInfo(NamedTuple):
     ``udev``: udev's view through pyudev (libudev), ``{"initialized": bool, "properties":
     {"DEVNAME": "/dev/kvm", ...}, "tags": ["uaccess", ...]}`` and ``"current_tags"`` where
     pyudev has them (0.23+); ``initialized`` false when udev never processed the node (no
-    udev database: the properties are then the kernel's uevent only). None when udev knows
-    nothing of the node (pyudev or libudev missing, no such device number) or was not asked.
+    udev database: the properties are then the kernel's uevent only). On a live host where udev
+    does not run (no ``/run/udev``), ``{"initialized": False, "tags": [], "running": False}``,
+    without asking pyudev (``LiveHost.udev_view``). None when udev knows nothing of the node
+    (pyudev or libudev missing, no such device number) or was not asked.
     """
 
     type: str  # char | block | file | dir | other

@@ -9,10 +9,10 @@ groups, and its ``exe()`` drops " (deleted)"), the ``/proc/<pid>/ns/mnt`` and
 thread names); for a QEMU process's binary, ``os.stat`` of ``/proc/<pid>/exe`` and of the path
 it names (``/proc/<pid>/root/<path>`` when ``/proc/<pid>/ns/mnt`` is not hvcheck's) and
 psutil's start time; ``os.stat``, the ``system.posix_acl_access`` xattr and udev's record (pyudev:
-``/sys/dev/char/M:m``, ``/run/udev/data``) of device nodes; the KVM ioctl probe on
-``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log through ``/dev/kmsg``; the OS
-through distro (``/etc/os-release``, ``/etc/*-release``). psutil, pyudev and distro are
-imported only when first asked. The outside services (libvirt, Nova) and ``rpm -qa`` are asked
+``/sys/dev/char/M:m``, ``/run/udev/data``; asked only where ``/run/udev`` exists) of device
+nodes; the KVM ioctl probe on ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log
+through ``/dev/kmsg``; the OS through distro (``/etc/os-release``, ``/etc/*-release``).
+psutil, pyudev and distro are imported only when first asked. The outside services (libvirt, Nova) and ``rpm -qa`` are asked
 through :mod:`hvcheck.services`; an ``rpmdb.sqlite`` is read in place by
 :mod:`hvcheck.host.rpmdb`.
 """
@@ -62,6 +62,13 @@ if TYPE_CHECKING:
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 KVM_API_VERSION = 12  # stable since Linux 2.6.22 (include/uapi/linux/kvm.h)
+
+
+# udev's runtime directory, which systemd-udevd creates when it starts and where it keeps its
+# database (``data/c<major>:<minor>``: what libudev reads for "initialized", tags and udev's own
+# properties; systemd src/libsystemd/sd-device/sd-device.c, device_read_db_internal); udev
+# before 174 kept it in /dev/.udev. Neither there: udev does not run on this host.
+UDEV_RUN_DIRS = ("/run/udev", "/dev/.udev")
 
 
 class LiveHost(Host):
@@ -244,11 +251,28 @@ class LiveHost(Host):
         return _device_info(st)._replace(acl=_posix_acl(path))
 
     def udev_view(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
-        """udev's record of the device ``dev`` (pyudev, by its device number); None for a node
-        that is no device. pyudev is imported here only: finding libudev runs
-        ``ldconfig -p``, which a run that never needs udev's view does not pay for."""
+        """udev's view of the device ``dev`` (:meth:`udev_record`); None for a node that is
+        no device.
+
+        Where udev does not run (none of :data:`UDEV_RUN_DIRS`: a container, a minimal VM),
+        there is no record for libudev to read, and its answer is known without loading it
+        (pyudev finds libudev by running ``ldconfig -p``): not initialized, no tags, and as
+        properties the kernel's uevent, which :mod:`hvcheck.parsers.udev` derives itself for
+        the device nodes hvcheck judges. That answer is ``{"initialized": False, "tags": [],
+        "running": False}``."""
         if dev.udev is not None or dev.type not in ("char", "block"):
             return dev.udev
+        if not any(self.exists(d) for d in UDEV_RUN_DIRS):
+            return {"initialized": False, "tags": [], "running": False}
+        return self.udev_record(path, dev)
+
+    def udev_record(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
+        """udev's record of the device ``dev`` as pyudev gives it (by its device number),
+        whether udev runs or not: what ``collect`` keeps in the marker. None for a node that
+        is no device. pyudev is imported here only: finding libudev runs ``ldconfig -p``,
+        which a run that never needs udev's view does not pay for."""
+        if dev.type not in ("char", "block"):
+            return None
         return self._udev_view(dev.type, os.makedev(dev.major, dev.minor))
 
     def _udev_view(self, kind: str, rdev: int) -> Optional[dict[str, Any]]:
