@@ -99,6 +99,35 @@ def test_where_udev_does_not_run_pyudev_says_what_the_view_says() -> None:
     assert seen >= 1
 
 
+@pytest.mark.parametrize("udev_runs", [True, False])
+@pytest.mark.parametrize("libudev", [True, False])
+def test_collect_records_the_udev_view_the_live_run_saw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, udev_runs: bool, libudev: bool
+) -> None:
+    # --root answers as the live run did: where udev does not run, the view known without
+    # pyudev, also where pyudev would have said something else (no libudev: nothing)
+    (tmp_path / "udev").mkdir()
+    monkeypatch.setattr(live, "UDEV_RUN_DIRS", (str(tmp_path / ("udev" if udev_runs else "x")),))
+    if not libudev:
+
+        def no_libudev() -> Any:
+            raise ImportError("No library named udev")
+
+        monkeypatch.setattr(pyudev, "Context", no_libudev)
+    node = LiveHost().stat_device("/dev/null")
+    assert node is not None
+    seen = LiveHost().udev_view("/dev/null", node)
+    rec = RecordingHost()
+    recorded = rec.stat_device("/dev/null")
+    assert recorded is not None and recorded.udev == seen
+    assert (seen is None) == (udev_runs and not libudev)
+    if not udev_runs:
+        assert seen == NO_UDEV
+    out = tmp_path / "snap.tar.gz"
+    rec.write_snapshot(str(out), "2024-01-01T00:00:00Z")
+    assert SnapshotHost(str(out)).stat_device("/dev/null") == recorded
+
+
 def test_the_live_probe_loads_pyudev_only_where_udev_runs() -> None:
     code = (
         "import sys\n"
@@ -174,6 +203,7 @@ def test_collect_records_acl_and_udev_and_root_reads_them_back(tmp_path: Path) -
     assert null is not None and null.udev is not None
 
 
+NO_UDEV = {"initialized": False, "tags": [], "running": False}
 GOOD_UDEV = {
     "initialized": True,
     "properties": {"DEVNAME": "/dev/kvm", "MAJOR": "10", "MINOR": "232", "TAGS": ":uaccess:"},
@@ -191,6 +221,12 @@ GOOD_UDEV = {
         ("020", {"initialized": True, "properties": {}, "tags": "uaccess"}, None, None),
         (None, {**GOOD_UDEV, "current_tags": [1]}, None, None),
         (None, [1, 2], None, None),
+        # a host where udev did not run (LiveHost.udev_view): nothing initialized or tagged it
+        (None, NO_UDEV, None, NO_UDEV),
+        (None, {**NO_UDEV, "initialized": True}, None, None),
+        (None, {**NO_UDEV, "tags": ["uaccess"]}, None, None),
+        (None, {**NO_UDEV, "seen": 1}, None, None),
+        (None, {**NO_UDEV, "running": "no"}, None, None),
     ],
 )
 def test_marker_acl_and_udev_are_type_checked(

@@ -53,8 +53,9 @@ class DeviceInfo(NamedTuple):
     pyudev has them (0.23+); ``initialized`` false when udev never processed the node (no
     udev database: the properties are then the kernel's uevent only). On a live host where udev
     does not run (no ``/run/udev``), ``{"initialized": False, "tags": [], "running": False}``,
-    without asking pyudev (``LiveHost.udev_view``). None when udev knows nothing of the node
-    (pyudev or libudev missing, no such device number) or was not asked.
+    without asking pyudev (``LiveHost.udev_view``), recorded so by ``collect``. None when udev
+    knows nothing of the node (pyudev or libudev missing, no such device number) or was not
+    asked.
     """
 
     type: str  # char | block | file | dir | other
@@ -88,10 +89,15 @@ def _str_list(v: Any) -> Optional[list[str]]:
 
 def udev_from_json(v: Any) -> Optional[dict[str, Any]]:
     """A marker's ``udev`` view, when every part has its type (``initialized`` a bool,
-    ``properties`` strings to strings, ``tags`` and ``current_tags`` lists of strings); else
-    None."""
+    ``properties`` strings to strings, ``tags`` and ``current_tags`` lists of strings), or
+    the view of a host where udev did not run (``{"initialized": false, "tags": [],
+    "running": false}``, no properties); else None."""
     if not isinstance(v, dict) or not isinstance(v.get("initialized"), bool):
         return None
+    if v.get("running") is False and "properties" not in v:
+        if v["initialized"] is not False or v.get("tags") != [] or len(v) != 3:
+            return None  # udev did not run: nothing can have initialized or tagged the node
+        return {"initialized": False, "tags": [], "running": False}
     props = v.get("properties")
     if not isinstance(props, dict) or not all(
         isinstance(k, str) and isinstance(x, str) for k, x in props.items()

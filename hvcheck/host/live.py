@@ -12,9 +12,9 @@ psutil's start time; ``os.stat``, the ``system.posix_acl_access`` xattr and udev
 ``/sys/dev/char/M:m``, ``/run/udev/data``; asked only where ``/run/udev`` exists) of device
 nodes; the KVM ioctl probe on ``/dev/kvm``; MSRs through ``/dev/cpu/N/msr``; the kernel log
 through ``/dev/kmsg``; the OS through distro (``/etc/os-release``, ``/etc/*-release``).
-psutil, pyudev and distro are imported only when first asked. The outside services (libvirt, Nova) and ``rpm -qa`` are asked
-through :mod:`hvcheck.services`; an ``rpmdb.sqlite`` is read in place by
-:mod:`hvcheck.host.rpmdb`.
+psutil, pyudev and distro are imported only when first asked. The outside services
+(libvirt, Nova) and ``rpm -qa`` are asked through :mod:`hvcheck.services`; an
+``rpmdb.sqlite`` is read in place by :mod:`hvcheck.host.rpmdb`.
 """
 
 from __future__ import annotations
@@ -259,7 +259,9 @@ class LiveHost(Host):
         (pyudev finds libudev by running ``ldconfig -p``): not initialized, no tags, and as
         properties the kernel's uevent, which :mod:`hvcheck.parsers.udev` derives itself for
         the device nodes hvcheck judges. That answer is ``{"initialized": False, "tags": [],
-        "running": False}``."""
+        "running": False}``, and ``collect`` records it as such: what the live run saw (where
+        libudev is missing, or is libudev-zero, which calls every device initialized, pyudev
+        would have said otherwise)."""
         if dev.udev is not None or dev.type not in ("char", "block"):
             return dev.udev
         if not any(self.exists(d) for d in UDEV_RUN_DIRS):
@@ -268,9 +270,9 @@ class LiveHost(Host):
 
     def udev_record(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
         """udev's record of the device ``dev`` as pyudev gives it (by its device number),
-        whether udev runs or not: what ``collect`` keeps in the marker. None for a node that
-        is no device. pyudev is imported here only: finding libudev runs ``ldconfig -p``,
-        which a run that never needs udev's view does not pay for."""
+        whether udev runs or not. None for a node that is no device. pyudev is imported here
+        only: finding libudev runs ``ldconfig -p``, which a run that never needs udev's view
+        does not pay for."""
         if dev.type not in ("char", "block"):
             return None
         return self._udev_view(dev.type, os.makedev(dev.major, dev.minor))

@@ -216,8 +216,8 @@ class RecordingHost(LiveHost):
 
     def stat_device(self, path: str) -> Optional[DeviceInfo]:
         d = super().stat_device(path)
-        if d is not None:  # pyudev's record goes into the marker whether this run needed it
-            d = d._replace(udev=self.udev_record(path, d))  # or not, and whether udev runs
+        if d is not None:  # udev's view goes into the marker whether this run needed it or not
+            d = d._replace(udev=self.udev_view(path, d))
             with self.rec_lock:
                 self.devices[path] = d
         return d
