@@ -67,7 +67,7 @@ NO_RICH_PATHS = ("nagios", "json")  # rich draws the table only: these paths mus
 # What an import listing names, besides every package installed in the venv.
 WATCHED = ("importlib.metadata", "json", "subprocess", "concurrent.futures", "xml", "tarfile")
 # what the live probe cannot do without: the card's libraries on its path (rich draws only the
-# table; pyudev is imported only where a judgement needs udev's view) and the entry-point reader
+# table; pyudev only where a judgement needs udev's view and udev runs) and the entry-point reader
 CARD_LIBS = ("click", "psutil", "distro", "importlib.metadata")
 LIBS_ONLY = "python: import " + ", ".join(CARD_LIBS) + " (nothing else)"
 MANUAL_TOOLS = ("dpkg", "lsmod", "dmesg", "kvm-ok", "virt-host-validate", "ps")
