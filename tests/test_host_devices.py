@@ -27,7 +27,7 @@ def test_udev_record_of_a_live_char_device_is_sysfs_and_udevs() -> None:
     node = host.stat_device("/dev/null")
     assert node is not None and node.type == "char" and (node.major, node.minor) == (1, 3)
     assert node.udev is None  # asked separately, only where a judgement needs it
-    info = node._replace(udev=host.udev_record("/dev/null", node))
+    info = node._replace(udev=host.udev_record(node))
     assert info.udev is not None, "pyudev found no device 1:3"
     props = info.udev["properties"]
     assert (props["MAJOR"], props["MINOR"]) == (
@@ -66,7 +66,7 @@ def test_udev_view_is_pyudevs_record_where_udev_runs_and_known_without_it_elsewh
     (tmp_path / "udev").mkdir()
     monkeypatch.setattr(live, "UDEV_RUN_DIRS", (str(tmp_path / "none"), str(tmp_path / "udev")))
     host = LiveHost()
-    assert host.udev_view("/dev/null", node) == host.udev_record("/dev/null", node) is not None
+    assert host.udev_view("/dev/null", node) == host.udev_record(node) is not None
     monkeypatch.setattr(live, "UDEV_RUN_DIRS", (str(tmp_path / "none"),))
     view = LiveHost().udev_view("/dev/null", node)
     assert view == {"initialized": False, "tags": [], "running": False}
@@ -83,7 +83,7 @@ def test_where_udev_does_not_run_pyudev_says_what_the_view_says() -> None:
         node = host.stat_device(path)
         if node is None:
             continue
-        view, record = host.udev_view(path, node), host.udev_record(path, node)
+        view, record = host.udev_view(path, node), host.udev_record(node)
         assert view is not None and record is not None, path
         assert view["initialized"] is record["initialized"] is False, record
         assert view["tags"] == record["tags"] == [], record

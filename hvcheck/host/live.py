@@ -266,9 +266,9 @@ class LiveHost(Host):
             return dev.udev
         if not any(self.exists(d) for d in UDEV_RUN_DIRS):
             return {"initialized": False, "tags": [], "running": False}
-        return self.udev_record(path, dev)
+        return self.udev_record(dev)
 
-    def udev_record(self, path: str, dev: DeviceInfo) -> Optional[dict[str, Any]]:
+    def udev_record(self, dev: DeviceInfo) -> Optional[dict[str, Any]]:
         """udev's record of the device ``dev`` as pyudev gives it (by its device number),
         whether udev runs or not. None for a node that is no device. pyudev is imported here
         only: finding libudev runs ``ldconfig -p``, which a run that never needs udev's view
