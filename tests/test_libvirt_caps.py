@@ -23,6 +23,7 @@ from typing import Any, Optional
 import pytest
 
 from hvcheck.host import CapsResult
+from hvcheck.services import LIBVIRT_RO_SOCKETS
 from libvirt_harness import dev_kvm_mode, libvirtd
 from snap import PROJECT, run_hvcheck
 
@@ -293,3 +294,73 @@ def test_caps_result_from_json_rejects_garbage() -> None:
         assert CapsResult.from_json(bad) is None
     r = CapsResult.from_json({"status": "ok", "capabilities": 3, "elapsed": True})
     assert r is not None and r.capabilities is None and r.elapsed == 0.0
+
+
+# ---- was libvirt running? A replay answers as the live run did ------------------------------
+SOCKET = {
+    "type": "socket",
+    "mode": "0666",
+    "uid": 0,
+    "gid": 0,
+    "ctime": 1796522193,
+    "mtime": 1796522193,
+    "size": 0,
+    "acl": None,
+}
+
+
+def _sockets(*present: str) -> dict[str, Any]:
+    """A marker's ``lstat`` table as ``collect`` writes it for libvirt's sockets."""
+    return {"lstat": {s: (SOCKET if s in present else None) for s in LIBVIRT_RO_SOCKETS}}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "marker", "code"),
+    [
+        # collect saw no daemon and no socket: "not running", as the live run said
+        ("debian12-compute-no-qemu", _sockets(), "no-libvirt"),
+        # a socket but no daemon process (socket activation starts virtqemud on the first
+        # connection): libvirt runs, and the snapshot holds no answer of its
+        ("debian12-compute-no-qemu", _sockets("/run/libvirt/virtqemud-sock-ro"), "not-recorded"),
+        # a daemon ran: what the sockets were does not matter
+        ("nova-kvm-all-instances-kvm", _sockets(), "not-recorded"),
+        # an older snapshot, without the sockets' lstat: whether libvirt ran cannot be told
+        ("debian12-compute-no-qemu", None, "not-recorded"),
+        # a table of the wrong type is refused: cannot be told either, never "not running"
+        ("debian12-compute-no-qemu", {"lstat": []}, "not-recorded"),
+    ],
+)
+def test_replay_tells_whether_libvirt_ran(
+    tmp_path: Path, fixture: str, marker: Optional[dict[str, Any]], code: str
+) -> None:
+    c = _replay(tmp_path, fixture, None, marker)
+    assert c["code"] == code, c
+    if code == "no-libvirt":
+        assert c["status"] == "SKIP" and "libvirt is not running" in c["summary"], c
+
+
+def test_collect_records_that_libvirt_was_not_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live run's "libvirt is not running" comes back from its snapshot: collect records
+    the lstat of the sockets the check looked for (here paths that do not exist, and no
+    daemon: libvirtd may run on this machine while the suite runs)."""
+    from hvcheck import engine
+    from hvcheck.checks import apichecks
+    from hvcheck.host import RecordingHost, SnapshotHost
+
+    socks = tuple(str(tmp_path / "run" / n) for n in ("libvirt-sock-ro", "virtqemud-sock-ro"))
+    monkeypatch.setattr(apichecks, "LIBVIRT_RO_SOCKETS", socks)
+    monkeypatch.setattr(apichecks.facts, "libvirt_daemons", lambda ctx: [])
+    checks = [lc for lc in engine.load_checks() if lc.id == "libvirt.caps"]
+
+    def caps(host: Any) -> tuple[str, str, str]:
+        (r,) = engine.run(host, checks, timeout=10, options={"no_api": True}).results
+        return r.status.label, r.code, r.summary
+
+    rec = RecordingHost()
+    live = caps(rec)
+    assert live[:2] == ("SKIP", "no-libvirt"), live
+    out = tmp_path / "snap.tar.gz"
+    rec.write_snapshot(str(out), "2024-01-01T00:00:00Z")
+    assert caps(SnapshotHost(str(out))) == live

@@ -524,9 +524,22 @@ def cache_stale(ctx: Context, cc: CachedCaps) -> Optional[str]:
     return None
 
 
-def _libvirt_running(ctx: Context) -> bool:
-    host = ctx.host
-    return bool(facts.libvirt_daemons(ctx)) or any(host.exists(s) for s in LIBVIRT_RO_SOCKETS)
+def _libvirt_running(ctx: Context) -> Optional[bool]:
+    """Is libvirt running? True with a libvirtd/virtqemud process or one of its read-only
+    sockets (:data:`hvcheck.services.LIBVIRT_RO_SOCKETS`; a socket-activated daemon may have no
+    process yet), False with neither, None when a socket's presence cannot be told: a
+    snapshot that did not record its ``lstat`` (``collect`` records it, so that a replay
+    answers as the live run did), or a directory on the way refused."""
+    if facts.libvirt_daemons(ctx):
+        return True
+    told = True
+    for s in LIBVIRT_RO_SOCKETS:
+        try:
+            if ctx.host.stat(s, follow=False) is not None:
+                return True
+        except OSError:  # not recorded (ENODATA), or refused
+            told = False
+    return False if told else None
 
 
 def _from_cache(cc: CachedCaps, arch: str) -> "tuple[Capabilities, Optional[DomainCapabilities]]":
@@ -575,12 +588,13 @@ class LibvirtCaps(Check):
         "only when the cache is missing or stale, within 1 s: virsh -r capabilities (or "
         "virConnectGetCapabilities) and virsh domcapabilities --virttype kvm (root)",
         "/dev/kvm (stat, POSIX ACL), /etc/libvirt/qemu.conf, /etc/passwd, /etc/group",
+        "libvirtd/virtqemud processes; libvirt's read-only sockets in /run/libvirt (lstat)",
         *facts.ACCESS_READS,
     )
 
     def run(self, ctx: Context) -> Result:
         host = ctx.host
-        if host.live and not _libvirt_running(ctx):
+        if _libvirt_running(ctx) is False:
             return self.result(
                 SKIP,
                 "libvirt is not running (no libvirtd or virtqemud, no socket in /run/libvirt)",
