@@ -345,7 +345,8 @@ def judge(
             reasons.append(f"{user} is not in group {grp}, the only one {node} lets in")
         else:
             reasons.append(f"{node} lets only its owner in")
-    uaccess = rules is not None and rules.has_tag("uaccess")
+    # the tag means something only where udev (and logind) run
+    uaccess = rules is not None and rules.has_tag("uaccess") and udev_runs(dev)
     if uaccess and allowed is not True and rules is not None:
         tag = next(s for s in rules.tags if s.value == "uaccess")
         reasons.append(
@@ -369,6 +370,13 @@ def judge(
     persist, fix = _persistence(path, dev, uid, gids, user, rules, accounts, allowed)
     reasons += persist
     return NodeAccess(allowed, reasons, rules, fix)
+
+
+def udev_runs(dev: DeviceInfo) -> bool:
+    """False where udev is known not to run (the node's udev view says so: no /run/udev on the
+    live host, ``LiveHost.udev_view``, and the marker's record of it): no rule is applied
+    there, at boot or by ``udevadm trigger``. True otherwise, also when that is not known."""
+    return not (isinstance(dev.udev, dict) and dev.udev.get("running") is False)
 
 
 def _group_gid(accounts: Accounts, name: str) -> Optional[int]:
@@ -396,22 +404,42 @@ def _persistence(
     trigger = f"udevadm control --reload && udevadm trigger --action=add --name-match={name}"
     steps: list[str] = []
     setting = rules.mode or rules.group
-    if setting is None:
+    runs = udev_runs(dev)
+    if setting is None or not runs:
         maybe = [r.where for r in rules.uncertain if r.values("GROUP") or r.values("MODE")]
-        reasons.append(
-            f"no udev rule sets {path}'s group or mode here: a chmod or chgrp is lost at the "
-            "next boot or module reload"
-            + (f" ({', '.join(maybe)} may: it depends on what a file cannot tell)" if maybe else "")
-        )
+        if runs:
+            reasons.append(
+                f"no udev rule sets {path}'s group or mode here: a chmod or chgrp is lost at the "
+                "next boot or module reload"
+                + (
+                    f" ({', '.join(maybe)} may: it depends on what a file cannot tell)"
+                    if maybe
+                    else ""
+                )
+            )
+        else:
+            reasons.append(
+                f"udev does not run here (no /run/udev): no rule is applied to {path}"
+                + (f" ({setting.rule.where} sets {setting.value})" if setting else "")
+                + ", and a chmod or chgrp is lost when the node is made again (the next boot, "
+                "or a reload of its module)"
+            )
         if allowed is True:
             return reasons, ""
         grp = "kvm"
         if _group_gid(accounts, grp) is None:
             steps.append(f"groupadd --system {grp}")
-        steps.append(
-            f'create {LOCAL_RULE_DIR}/65-{kernel}.rules with KERNEL=="{kernel}", '
-            f'GROUP="{grp}", MODE="0660", then {trigger}'
-        )
+        if runs:
+            steps.append(
+                f'create {LOCAL_RULE_DIR}/65-{kernel}.rules with KERNEL=="{kernel}", '
+                f'GROUP="{grp}", MODE="0660", then {trigger}'
+            )
+        else:
+            steps.append(
+                f"have what makes /dev here set it at every boot (the init's scripts; in a "
+                f"container, the host's node and the container's definition): chgrp {grp} "
+                f"{path} && chmod 0660 {path}"
+            )
         if _group_gid(accounts, grp) not in gids:
             steps.append(f"usermod -aG {grp} {user}")
         return reasons, "; ".join(steps)

@@ -321,3 +321,50 @@ def test_an_acl_that_does_not_decode_is_unknown_not_critical(tmp_path: Path) -> 
     assert (q["status"], q["code"]) == ("UNKNOWN", "acl-unreadable"), q
     assert "ACL (undecodable)" in q["summary"]
     assert any("cannot be decoded (ACL xattr version 3, expected 2)" in e for e in q["evidence"])
+
+
+NO_UDEV = {"initialized": False, "tags": [], "running": False}  # LiveHost.udev_view's
+
+
+def test_where_udev_does_not_run_no_udev_fix_is_advised() -> None:
+    """No /run/udev (a container, a minimal VM such as this project's machines): no rule is
+    applied, at boot or by udevadm trigger, so the hint advises neither; the lasting fix is
+    to set the node where /dev is made, and the group membership as before."""
+    node = NODE_0600._replace(udev=NO_UDEV)
+    for names, line in (
+        (("70-uaccess.rules", "73-seat-late.rules"), ""),
+        (("50-udev-default.rules",), f" ({USR}/50-udev-default.rules:108 sets 0660)"),
+    ):
+        rules = debian_rules(*names)
+        a = judge(node, 1001, {1001}, "alice", rules)
+        assert a.allowed is False
+        assert (
+            f"udev does not run here (no /run/udev): no rule is applied to /dev/kvm{line}, and "
+            "a chmod or chgrp is lost when the node is made again (the next boot, or a reload "
+            "of its module)" in a.reasons
+        ), a.reasons
+        assert not any("uaccess" in r or "logind" in r for r in a.reasons), a.reasons
+        assert "udev" not in a.lasting_fix and "rules.d" not in a.lasting_fix, a.lasting_fix
+        assert "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm" in a.lasting_fix
+        assert a.lasting_fix.endswith("usermod -aG kvm alice")
+        # where udev runs (or it is not known), the udev advice as before
+        b = judge(NODE_0600, 1001, {1001}, "alice", rules)
+        assert "udevadm" in b.lasting_fix and not any("does not run" in r for r in b.reasons)
+
+
+def test_this_hosts_udev_view_decides_the_advice() -> None:
+    """The udev view the live host gives (LiveHost.udev_view: the no-udev form where neither
+    /run/udev nor /dev/.udev exists, else pyudev's record) is what decides: udev advice
+    where udev runs, none where it does not."""
+    from hvcheck.host import LiveHost
+
+    host = LiveHost()
+    dev = host.stat_device("/dev/null")
+    assert dev is not None
+    view = host.udev_view("/dev/null", dev)
+    a = judge(
+        NODE_0600._replace(udev=view), 1001, {1001}, "alice", debian_rules("70-uaccess.rules")
+    )
+    assert a.allowed is False
+    runs = any(Path(d).exists() for d in ("/run/udev", "/dev/.udev"))
+    assert ("udevadm" in a.lasting_fix) == runs, (view, a.lasting_fix)
