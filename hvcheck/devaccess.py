@@ -361,7 +361,11 @@ def judge(
         )
     fix = ""
     if rules is None:
-        if allowed is not True and not quiet:
+        if allowed is not True and not quiet and not udev_runs(dev):
+            # no rules to read, and none would be applied: what lasts is known all the same
+            reasons.append(_no_udev(path, None))
+            fix = _set_at_boot(path, user, gids, accounts)
+        elif allowed is not True and not quiet:
             reasons.append(
                 "no udev rules directory is here (or in this snapshot): whether a fix lasts "
                 "cannot be told"
@@ -377,6 +381,31 @@ def udev_runs(dev: DeviceInfo) -> bool:
     live host, ``LiveHost.udev_view``, and the marker's record of it): no rule is applied
     there, at boot or by ``udevadm trigger``. True otherwise, also when that is not known."""
     return not (isinstance(dev.udev, dict) and dev.udev.get("running") is False)
+
+
+def _no_udev(path: str, rule: Optional[str]) -> str:
+    """Why no fix through udev lasts where udev does not run (``rule``: the file:line that
+    would set the node's mode or group, if one does)."""
+    return (
+        f"udev does not run here (no /run/udev): no rule is applied to {path}"
+        + (f" ({rule} sets its mode or group)" if rule else "")
+        + ", and a chmod or chgrp is lost when the node is made again (the next boot, or a "
+        "reload of its module)"
+    )
+
+
+def _set_at_boot(path: str, user: str, gids: set[int], accounts: Accounts) -> str:
+    """The lasting fix where udev does not run: the group and mode set where /dev is made."""
+    grp = "kvm"
+    steps = [] if _group_gid(accounts, grp) is not None else [f"groupadd --system {grp}"]
+    steps.append(
+        "have what makes /dev here set it at every boot (the init's scripts; in a container, "
+        f"the host's node and the container's definition): chgrp {grp} {path} && chmod 0660 "
+        f"{path}"
+    )
+    if _group_gid(accounts, grp) not in gids:
+        steps.append(f"usermod -aG {grp} {user}")
+    return "; ".join(steps)
 
 
 def _group_gid(accounts: Accounts, name: str) -> Optional[int]:
@@ -418,28 +447,18 @@ def _persistence(
                 )
             )
         else:
-            reasons.append(
-                f"udev does not run here (no /run/udev): no rule is applied to {path}"
-                + (f" ({setting.rule.where} sets {setting.value})" if setting else "")
-                + ", and a chmod or chgrp is lost when the node is made again (the next boot, "
-                "or a reload of its module)"
-            )
+            reasons.append(_no_udev(path, setting.rule.where if setting else None))
         if allowed is True:
             return reasons, ""
+        if not runs:
+            return reasons, _set_at_boot(path, user, gids, accounts)
         grp = "kvm"
         if _group_gid(accounts, grp) is None:
             steps.append(f"groupadd --system {grp}")
-        if runs:
-            steps.append(
-                f'create {LOCAL_RULE_DIR}/65-{kernel}.rules with KERNEL=="{kernel}", '
-                f'GROUP="{grp}", MODE="0660", then {trigger}'
-            )
-        else:
-            steps.append(
-                f"have what makes /dev here set it at every boot (the init's scripts; in a "
-                f"container, the host's node and the container's definition): chgrp {grp} "
-                f"{path} && chmod 0660 {path}"
-            )
+        steps.append(
+            f'create {LOCAL_RULE_DIR}/65-{kernel}.rules with KERNEL=="{kernel}", '
+            f'GROUP="{grp}", MODE="0660", then {trigger}'
+        )
         if _group_gid(accounts, grp) not in gids:
             steps.append(f"usermod -aG {grp} {user}")
         return reasons, "; ".join(steps)

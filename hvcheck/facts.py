@@ -1083,14 +1083,14 @@ class KvmAccess(NamedTuple):
     def hint(self) -> str:
         """The hint for a QEMU user who cannot open /dev/kvm: what is wrong, whether udev
         keeps it, and the lasting fix (the rule and its file:line, or the rule to write);
-        the generic udev advice when the rules were not there to read."""
+        the generic udev advice when the rules were not there to read and udev may run."""
         node = ""
         if self.missing:
             node = f"{self.missing} — lasting fix: {self.container_fix}"
         elif self.access is not None and self.access.allowed is not True:
             node = (
                 self.access.hint()
-                if self.access.rule is not None
+                if self.access.rule is not None or self.access.lasting_fix
                 else UDEV_HINT.format(user=self.user.user)
             )
         if self.cgroup is not None and self.cgroup.allowed is False:
@@ -1178,7 +1178,9 @@ class ProcessKvmAccess(NamedTuple):
         if self.missing or self.access is None:
             parts.append(self.missing or "")
             return f"{who} cannot open /dev/kvm: " + "; ".join(p for p in parts if p)
-        if self.access.allowed is not True and self.access.rule is not None:
+        if self.access.allowed is not True and (
+            self.access.rule is not None or self.access.lasting_fix
+        ):
             parts.append(self.access.hint())
         elif self.access.allowed is not True:  # the udev rules were not there to read
             parts.append(f"{'; '.join(self.access.reasons)} — {UDEV_HINT.format(user=self.user)}")

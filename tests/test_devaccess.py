@@ -333,7 +333,7 @@ def test_where_udev_does_not_run_no_udev_fix_is_advised() -> None:
     node = NODE_0600._replace(udev=NO_UDEV)
     for names, line in (
         (("70-uaccess.rules", "73-seat-late.rules"), ""),
-        (("50-udev-default.rules",), f" ({USR}/50-udev-default.rules:108 sets 0660)"),
+        (("50-udev-default.rules",), f" ({USR}/50-udev-default.rules:108 sets its mode or group)"),
     ):
         rules = debian_rules(*names)
         a = judge(node, 1001, {1001}, "alice", rules)
@@ -368,3 +368,13 @@ def test_this_hosts_udev_view_decides_the_advice() -> None:
     assert a.allowed is False
     runs = any(Path(d).exists() for d in ("/run/udev", "/dev/.udev"))
     assert ("udevadm" in a.lasting_fix) == runs, (view, a.lasting_fix)
+
+
+def test_without_rules_to_read_where_udev_does_not_run_the_fix_is_still_known() -> None:
+    a = judge(NODE_0600._replace(udev=NO_UDEV), 1001, {1001}, "alice", None)
+    assert a.allowed is False and a.rule is None
+    assert any(r.startswith("udev does not run here (no /run/udev)") for r in a.reasons)
+    assert "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm" in a.lasting_fix
+    # where udev may run, what a fix needs cannot be told without the rules
+    b = judge(NODE_0600, 1001, {1001}, "alice", None)
+    assert b.lasting_fix == "" and any("cannot be told" in r for r in b.reasons)
