@@ -378,3 +378,33 @@ def test_without_rules_to_read_where_udev_does_not_run_the_fix_is_still_known() 
     # where udev may run, what a fix needs cannot be told without the rules
     b = judge(NODE_0600, 1001, {1001}, "alice", None)
     assert b.lasting_fix == "" and any("cannot be told" in r for r in b.reasons)
+
+
+def test_only_the_exact_no_udev_record_says_udev_does_not_run() -> None:
+    """The marker's udev record says "udev did not run" only in the exact form collect writes
+    (LiveHost.udev_view's); any other record -- an older hvcheck's (initialized false with
+    the kernel's properties, no "running"), "running" true or not a bool, or a no-udev record
+    with properties, tags or initialized true -- keeps the udev advice (udev may run)."""
+    from hvcheck.host.base import udev_from_json
+
+    props = {"DEVNAME": "/dev/kvm", "MAJOR": "10", "MINOR": "232", "SUBSYSTEM": "misc"}
+    rules = debian_rules("70-uaccess.rules")
+    for rec in (
+        {"initialized": False, "properties": props, "tags": []},  # an older snapshot
+        {"initialized": False, "tags": []},
+        {"initialized": False, "tags": [], "running": True},
+        {"initialized": False, "tags": [], "running": "false"},
+        {"initialized": False, "tags": [], "running": 0},
+        {"initialized": False, "tags": [], "running": False, "properties": props},
+        {"initialized": False, "tags": ["uaccess"], "running": False},
+        {"initialized": True, "tags": [], "running": False},
+        "garbage",
+        None,
+    ):
+        node = NODE_0600._replace(udev=udev_from_json(rec))
+        assert devaccess.udev_runs(node), rec
+        a = judge(node, 1001, {1001}, "alice", rules)
+        assert "udevadm" in a.lasting_fix and not any("does not run" in r for r in a.reasons), rec
+    node = NODE_0600._replace(udev=udev_from_json(dict(NO_UDEV)))
+    assert not devaccess.udev_runs(node)
+    assert "udevadm" not in judge(node, 1001, {1001}, "alice", rules).lasting_fix

@@ -330,3 +330,59 @@ def test_stat_records_of_the_wrong_type_are_refused_not_absent(tmp_path: Path) -
     h = SnapshotHost(str(healthy_host(tmp_path / "c", process_ages={"1": True})))
     with pytest.raises(PermissionError, match="wrong type"):
         h._process_age(1)
+
+
+# ---- libvirt's sockets in the lstat table (libvirt.caps: "was libvirt running?") -------------
+_SOCKS = (
+    "/run/libvirt/libvirt-sock-ro",
+    "/run/libvirt/virtqemud-sock-ro",
+    "/var/run/libvirt/libvirt-sock-ro",
+    "/var/run/libvirt/virtqemud-sock-ro",
+)
+_ABSENT: dict[str, Any] = {s: None for s in _SOCKS}
+
+
+def _lstat_rec(kind: str) -> dict[str, Any]:
+    return {"type": kind, "mode": "0777", "uid": 0, "gid": 0, "ctime": 1, "mtime": 1, "size": 0}
+
+
+@pytest.mark.parametrize(
+    ("case", "lstat"),
+    [
+        # one path not looked at: whether libvirt ran cannot be told
+        ("three-of-four", {s: None for s in _SOCKS[:3]}),
+        # a record of the wrong type is refused, never read as absent
+        ("record-string", {**_ABSENT, _SOCKS[1]: "garbage"}),
+        ("record-int", {**_ABSENT, _SOCKS[0]: 5}),
+        ("record-bad-kind", {**_ABSENT, _SOCKS[0]: _lstat_rec("banana")}),
+        # something at a socket's path, whatever it is, is not "absent" (lexists, as live)
+        ("var-run-socket-only", {**_ABSENT, _SOCKS[3]: _lstat_rec("socket")}),
+        ("a-file", {**_ABSENT, _SOCKS[0]: _lstat_rec("file")}),
+        ("a-dangling-symlink", {**_ABSENT, _SOCKS[2]: _lstat_rec("symlink")}),
+        ("table-string", "garbage"),
+    ],
+)
+def test_libvirt_socket_records_that_are_not_all_absent_never_say_not_running(
+    tmp_path: Path, case: str, lstat: Any
+) -> None:
+    """Only a table that records every socket absent (and no daemon) replays the live run's
+    "libvirt is not running"; a partial table or a record of the wrong type goes on as an
+    older snapshot does (not recorded), and nothing tracebacks or goes CRITICAL."""
+    import shutil
+
+    root = tmp_path / "s"
+    shutil.copytree(PROJECT / "fixtures" / "debian12-compute-no-qemu", root, symlinks=True)
+    m = json.loads((root / "hvcheck-snapshot.json").read_text())
+    m["lstat"] = lstat
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(m))
+    p = run_hvcheck("--root", str(root), "--json")
+    assert "Traceback" not in p.stderr and p.returncode != 2, (case, p.stdout, p.stderr)
+    c = next(c for c in json.loads(p.stdout)["checks"] if c["id"] == "libvirt.caps")
+    assert (c["status"], c["code"]) == ("SKIP", "not-recorded"), (case, c)
+    # the control: every socket recorded absent, as collect writes it, is "not running"
+    if case == "three-of-four":
+        m["lstat"] = _ABSENT
+        (root / "hvcheck-snapshot.json").write_text(json.dumps(m))
+        p = run_hvcheck("--root", str(root), "--json")
+        c = next(c for c in json.loads(p.stdout)["checks"] if c["id"] == "libvirt.caps")
+        assert (c["status"], c["code"]) == ("SKIP", "no-libvirt"), c
