@@ -364,7 +364,7 @@ def judge(
         if allowed is not True and not quiet and not udev_runs(dev):
             # no rules to read, and none would be applied: what lasts is known all the same
             reasons.append(_no_udev(path, None))
-            fix = _set_at_boot(path, user, gids, accounts)
+            fix = _set_at_boot(path, dev, uid, gids, user, accounts)
         elif allowed is not True and not quiet:
             reasons.append(
                 "no udev rules directory is here (or in this snapshot): whether a fix lasts "
@@ -387,23 +387,53 @@ def _no_udev(path: str, rule: Optional[str]) -> str:
     """Why no fix through udev lasts where udev does not run (``rule``: the file:line that
     would set the node's mode or group, if one does)."""
     return (
-        f"udev does not run here (no /run/udev): no rule is applied to {path}"
-        + (f" ({rule} sets its mode or group)" if rule else "")
-        + ", and a chmod or chgrp is lost when the node is made again (the next boot, or a "
-        "reload of its module)"
+        f"udev does not run here (no /run/udev): nothing here applies a udev rule to {path}"
+        + (f" ({rule} would set its mode or group)" if rule else "")
+        + ", so a chmod or chgrp is lost when the node is made again (the next boot, or a "
+        "reload of its module), unless the host's udev sets it (a container sharing the "
+        "host's /dev)"
     )
 
 
-def _set_at_boot(path: str, user: str, gids: set[int], accounts: Accounts) -> str:
-    """The lasting fix where udev does not run: the group and mode set where /dev is made."""
-    grp = "kvm"
-    steps = [] if _group_gid(accounts, grp) is not None else [f"groupadd --system {grp}"]
-    steps.append(
-        "have what makes /dev here set it at every boot (the init's scripts; in a container, "
-        f"the host's node and the container's definition): chgrp {grp} {path} && chmod 0660 "
-        f"{path}"
+def _set_at_boot(
+    path: str, dev: DeviceInfo, uid: int, gids: set[int], user: str, accounts: Accounts
+) -> str:
+    """The lasting fix where udev does not run: the node's group and mode set where /dev is
+    made at every boot -- busybox mdev's ``/etc/mdev.conf`` (``<name> <user>:<group>
+    <mode>``), a systemd-tmpfiles ``z`` line (tmpfiles.d(5): adjusts an existing path's mode
+    and owner at boot), or the init's boot script -- or, in a container sharing the host's
+    /dev, the host's udev rule; then the user's membership of that group. Where the node
+    already lets a group other than root in (0660 root:kvm set by hand or at boot: which, this
+    host cannot tell), that group, the membership first and the boot-time setting as the
+    condition it needs."""
+    name = path.removeprefix("/dev/")
+    kernel = posixpath.basename(path)
+    own_group = dev.perm & 0o060 == 0o060 and dev.gid != 0
+    grp = (dev.group or str(dev.gid)) if own_group else "kvm"
+    mode = f"{dev.perm:04o}" if own_group else "0660"
+    mdev = f"`{name} root:{grp} {mode}` in /etc/mdev.conf (busybox mdev)"
+    if "/" in name:  # /dev/net/tun: mdev names the device, not its path
+        mdev = "a line for it in /etc/mdev.conf (busybox mdev)"
+    at_boot = (
+        f"{mdev}, `z {path} {mode} root {grp} -` in /etc/tmpfiles.d/{kernel}.conf (systemd), "
+        f"or chgrp {grp} {path} && chmod {mode} {path} in the init's boot script; in a "
+        f'container sharing the host\'s /dev, a udev rule on the host (KERNEL=="{kernel}", '
+        f'GROUP="{grp}", MODE="{mode}")'
     )
-    if _group_gid(accounts, grp) not in gids:
+    steps: list[str] = []
+    gid = _group_gid(accounts, grp) if not own_group else dev.gid
+    if own_group:
+        if gid not in gids:
+            steps.append(f"usermod -aG {grp} {user}")
+        steps.append(
+            f"unless something here sets {path} to {mode} root:{grp} at every boot already: "
+            + at_boot
+        )
+        return "; ".join(steps)
+    if gid is None:
+        steps.append(f"groupadd --system {grp}")
+    steps.append(f"set group {grp} and mode {mode} where /dev is made at every boot: {at_boot}")
+    if gid not in gids and uid != dev.uid:
         steps.append(f"usermod -aG {grp} {user}")
     return "; ".join(steps)
 
@@ -451,7 +481,7 @@ def _persistence(
         if allowed is True:
             return reasons, ""
         if not runs:
-            return reasons, _set_at_boot(path, user, gids, accounts)
+            return reasons, _set_at_boot(path, dev, uid, gids, user, accounts)
         grp = "kvm"
         if _group_gid(accounts, grp) is None:
             steps.append(f"groupadd --system {grp}")

@@ -327,29 +327,55 @@ NO_UDEV = {"initialized": False, "tags": [], "running": False}  # LiveHost.udev_
 
 
 def test_where_udev_does_not_run_no_udev_fix_is_advised() -> None:
-    """No /run/udev (a container, a minimal VM such as this project's machines): no rule is
-    applied, at boot or by udevadm trigger, so the hint advises neither; the lasting fix is
-    to set the node where /dev is made, and the group membership as before."""
+    """No /run/udev (a container, a minimal VM such as this project's machines): nothing
+    there applies a rule, at boot or by udevadm trigger, so the hint advises neither here;
+    the lasting fix is the setting where /dev is made at boot (mdev.conf, a tmpfiles.d z line,
+    the boot script), or the host's udev rule for a container sharing its /dev, and the group
+    membership as before."""
     node = NODE_0600._replace(udev=NO_UDEV)
     for names, line in (
         (("70-uaccess.rules", "73-seat-late.rules"), ""),
-        (("50-udev-default.rules",), f" ({USR}/50-udev-default.rules:108 sets its mode or group)"),
+        (
+            ("50-udev-default.rules",),
+            f" ({USR}/50-udev-default.rules:108 would set its mode or group)",
+        ),
     ):
         rules = debian_rules(*names)
         a = judge(node, 1001, {1001}, "alice", rules)
         assert a.allowed is False
         assert (
-            f"udev does not run here (no /run/udev): no rule is applied to /dev/kvm{line}, and "
-            "a chmod or chgrp is lost when the node is made again (the next boot, or a reload "
-            "of its module)" in a.reasons
+            "udev does not run here (no /run/udev): nothing here applies a udev rule to "
+            f"/dev/kvm{line}, so a chmod or chgrp is lost when the node is made again (the "
+            "next boot, or a reload of its module), unless the host's udev sets it (a "
+            "container sharing the host's /dev)" in a.reasons
         ), a.reasons
         assert not any("uaccess" in r or "logind" in r for r in a.reasons), a.reasons
-        assert "udev" not in a.lasting_fix and "rules.d" not in a.lasting_fix, a.lasting_fix
-        assert "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm" in a.lasting_fix
-        assert a.lasting_fix.endswith("usermod -aG kvm alice")
+        fix = a.lasting_fix
+        assert "udevadm" not in fix and "rules.d" not in fix, fix
+        assert fix.startswith("set group kvm and mode 0660 where /dev is made at every boot")
+        for setting in (
+            "`kvm root:kvm 0660` in /etc/mdev.conf",
+            "`z /dev/kvm 0660 root kvm -` in /etc/tmpfiles.d/kvm.conf",
+            "chgrp kvm /dev/kvm && chmod 0660 /dev/kvm in the init's boot script",
+            'a udev rule on the host (KERNEL=="kvm", GROUP="kvm", MODE="0660")',
+        ):
+            assert setting in fix, fix
+        assert fix.endswith("usermod -aG kvm alice")
         # where udev runs (or it is not known), the udev advice as before
         b = judge(NODE_0600, 1001, {1001}, "alice", rules)
         assert "udevadm" in b.lasting_fix and not any("does not run" in r for r in b.reasons)
+
+
+def test_where_udev_does_not_run_a_node_that_lets_its_group_in_needs_the_membership() -> None:
+    """0660 root:kvm already (by hand or by what makes /dev at boot: which, the host cannot
+    tell): the membership is the fix, the boot-time setting its condition."""
+    a = judge(NODE_0660._replace(udev=NO_UDEV), 1001, {1001}, "alice", None)
+    assert a.allowed is False
+    assert a.lasting_fix.startswith(
+        "usermod -aG kvm alice; unless something here sets /dev/kvm to 0660 root:kvm at every "
+        "boot already: `kvm root:kvm 0660` in /etc/mdev.conf"
+    ), a.lasting_fix
+    assert "groupadd" not in a.lasting_fix and "set group" not in a.lasting_fix
 
 
 def test_this_hosts_udev_view_decides_the_advice() -> None:
