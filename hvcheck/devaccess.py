@@ -192,7 +192,8 @@ def node_access(
     """Can ``user`` (``uid``, groups ``gids``) open ``path`` read-write, and does a fix last?
 
     The rules directories are read only when the user cannot open the node (or it cannot be
-    told): a run where access is fine costs no more than the stat.
+    told) and udev runs (:func:`udev_runs`): a run where access is fine costs no more than the
+    stat.
     """
     now = judge(path, dev, uid, gids, user, None, accounts, quiet=True)
     if now.allowed is True:
@@ -200,7 +201,9 @@ def node_access(
     # udev's own record of the node (pyudev on a live host, the marker in a snapshot): asked
     # only here, where the answer goes into the reasons
     dev = dev._replace(udev=ctx.host.udev_view(path, dev))
-    rules = node_udev_rules(ctx, path, dev, accounts)
+    # where udev does not run, nothing applies its rules: they are not read (``judge`` says
+    # so, and what lasts there instead)
+    rules = node_udev_rules(ctx, path, dev, accounts) if udev_runs(dev) else None
     return judge(path, dev, uid, gids, user, rules, accounts)
 
 

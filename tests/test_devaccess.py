@@ -434,3 +434,30 @@ def test_only_the_exact_no_udev_record_says_udev_does_not_run() -> None:
     node = NODE_0600._replace(udev=udev_from_json(dict(NO_UDEV)))
     assert not devaccess.udev_runs(node)
     assert "udevadm" not in judge(node, 1001, {1001}, "alice", rules).lasting_fix
+
+
+RULE_NOT_APPLIED = PROJECT / "fixtures" / "nova-kvm-dev-kvm-0600-udev-rule-not-applied"
+
+
+def test_where_udev_does_not_run_its_rules_are_not_read(tmp_path: Path) -> None:
+    """Nothing applies udev's rules where udev does not run: they are not read (on such a
+    host, ~2 ms of a probe), and the judgement says what lasts instead. The same snapshot
+    with udev's record of the node (or none: not known) reads them as before."""
+
+    def qemu_user(udev: Optional[dict[str, Any]]) -> dict[str, Any]:
+        root = tmp_path / ("no-udev" if udev else "udev")
+        shutil.copytree(RULE_NOT_APPLIED, root, symlinks=True)
+        marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+        if udev is not None:
+            marker["devices"]["/dev/kvm"]["udev"] = udev
+        (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+        p = run_hvcheck("--root", str(root), "--json", "--only", "libvirt.qemu_user")
+        (c,) = json.loads(p.stdout)["checks"]
+        return dict(c)
+
+    without = qemu_user(NO_UDEV)
+    assert without["details"]["access"]["udev"] is None, without["details"]
+    assert "udev does not run here" in without["hint"] and "udevadm" not in without["hint"]
+    known = qemu_user(None)
+    assert known["details"]["access"]["udev"] is not None, known["details"]
+    assert "udevadm" in known["hint"] or "rules.d" in known["hint"], known["hint"]
