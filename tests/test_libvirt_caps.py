@@ -364,3 +364,22 @@ def test_collect_records_that_libvirt_was_not_running(
     out = tmp_path / "snap.tar.gz"
     rec.write_snapshot(str(out), "2024-01-01T00:00:00Z")
     assert caps(SnapshotHost(str(out))) == live
+
+
+def test_not_seen_running_where_the_process_table_is_incomplete_is_not_not_running(
+    tmp_path: Path,
+) -> None:
+    """hvcheck in a pid namespace of its own (a container without the host's pids) sees no
+    daemon and no socket: libvirt may run unseen, so the SKIP says what is known (it cannot
+    be asked from here), not that it does not run."""
+    root = tmp_path / "snap"
+    shutil.copytree(PROJECT / "fixtures" / "debian12-compute-no-qemu", root, symlinks=True)
+    (root / "proc" / "self" / "ns").mkdir(parents=True)
+    (root / "proc" / "self" / "ns" / "pid").symlink_to("pid:[4026532731]")
+    mpath = root / "hvcheck-snapshot.json"
+    mpath.write_text(json.dumps({**json.loads(mpath.read_text()), **_sockets()}))
+    p = run_hvcheck("--root", str(root), "--json", "--only", "libvirt.caps")
+    (c,) = json.loads(p.stdout)["checks"]
+    assert (c["status"], c["code"]) == ("SKIP", "no-libvirt"), c
+    assert c["summary"].startswith("no libvirtd or virtqemud visible"), c
+    assert "not running" not in c["summary"] and "pid namespace" in c["details"]["incomplete"]

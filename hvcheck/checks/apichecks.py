@@ -22,7 +22,7 @@ from hvcheck import facts, novaconfig
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result, Status
 from hvcheck.parsers.nova_api import HostNames, Hypervisor
-from hvcheck.processes import acceleration, qemu_processes
+from hvcheck.processes import acceleration, discovery, qemu_processes
 from hvcheck.services import LIBVIRT_RO_SOCKETS
 
 if TYPE_CHECKING:  # hvcheck.parsers.libvirt_caps is imported where libvirt is there to judge
@@ -595,6 +595,15 @@ class LibvirtCaps(Check):
     def run(self, ctx: Context) -> Result:
         host = ctx.host
         if _libvirt_running(ctx) is False:
+            incomplete = discovery(ctx).incomplete
+            if incomplete:  # a daemon may run unseen: only that it cannot be asked is known
+                return self.result(
+                    SKIP,
+                    "no libvirtd or virtqemud visible and no socket in /run/libvirt: libvirt "
+                    f"cannot be asked from here (the process table may lack some: {incomplete})",
+                    code="no-libvirt",
+                    incomplete=incomplete,
+                )
             return self.result(
                 SKIP,
                 "libvirt is not running (no libvirtd or virtqemud, no socket in /run/libvirt)",
