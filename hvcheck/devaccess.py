@@ -412,27 +412,29 @@ def _set_at_boot(
     name = path.removeprefix("/dev/")
     kernel = posixpath.basename(path)
     own_group = dev.perm & 0o060 == 0o060 and dev.gid != 0
+    # the node's own owner, group and mode where they already let a group in, else root:kvm 0660
+    owner = (dev.owner or str(dev.uid)) if own_group else "root"
     grp = (dev.group or str(dev.gid)) if own_group else "kvm"
     mode = f"{dev.perm:04o}" if own_group else "0660"
-    mdev = f"`{name} root:{grp} {mode}` in /etc/mdev.conf (busybox mdev)"
+    mdev = f"`{name} {owner}:{grp} {mode}` in /etc/mdev.conf (busybox mdev)"
     if "/" in name:  # /dev/net/tun: mdev names the device, not its path
         mdev = "a line for it in /etc/mdev.conf (busybox mdev)"
     at_boot = (
-        f"{mdev}, `z {path} {mode} root {grp} -` in /etc/tmpfiles.d/{kernel}.conf (systemd), "
-        f"or chgrp {grp} {path} && chmod {mode} {path} in the init's boot script; in a "
-        f'container sharing the host\'s /dev, a udev rule on the host (KERNEL=="{kernel}", '
-        f'GROUP="{grp}", MODE="{mode}")'
+        f"{mdev}, `z {path} {mode} {owner} {grp} -` in /etc/tmpfiles.d/{kernel}.conf "
+        f"(systemd), or chgrp {grp} {path} && chmod {mode} {path} in the init's boot script; "
+        f"in a container sharing the host's /dev, a udev rule on the host "
+        f'(KERNEL=="{kernel}", GROUP="{grp}", MODE="{mode}")'
     )
     steps: list[str] = []
-    gid = _group_gid(accounts, grp) if not own_group else dev.gid
     if own_group:
-        if gid not in gids:
+        if dev.gid not in gids:
             steps.append(f"usermod -aG {grp} {user}")
         steps.append(
-            f"unless something here sets {path} to {mode} root:{grp} at every boot already: "
-            + at_boot
+            f"unless something here sets {path} to {mode} {owner}:{grp} at every boot "
+            f"already: {at_boot}"
         )
         return "; ".join(steps)
+    gid = _group_gid(accounts, grp)
     if gid is None:
         steps.append(f"groupadd --system {grp}")
     steps.append(f"set group {grp} and mode {mode} where /dev is made at every boot: {at_boot}")

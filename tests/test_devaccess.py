@@ -461,3 +461,12 @@ def test_where_udev_does_not_run_its_rules_are_not_read(tmp_path: Path) -> None:
     known = qemu_user(None)
     assert known["details"]["access"]["udev"] is not None, known["details"]
     assert "udevadm" in known["hint"] or "rules.d" in known["hint"], known["hint"]
+
+
+def test_the_boot_time_setting_keeps_the_nodes_own_owner() -> None:
+    """A node that already lets its group in keeps its owner in the setting named (no
+    'root:' the node does not have)."""
+    node = DeviceInfo("char", 10, 232, "0660", 64055, KVM_GID, "libvirt-qemu", "kvm")
+    a = judge(node._replace(udev=NO_UDEV), 1001, {1001}, "alice", None)
+    assert "`kvm libvirt-qemu:kvm 0660` in /etc/mdev.conf" in a.lasting_fix, a.lasting_fix
+    assert "`z /dev/kvm 0660 libvirt-qemu kvm -`" in a.lasting_fix and "root:" not in a.lasting_fix
