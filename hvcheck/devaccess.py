@@ -16,8 +16,10 @@ stat, ACL and udev record come with its ``DeviceInfo``; users and groups from /e
 /etc/group.
 """
 
+from __future__ import annotations
+
 import posixpath
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from hvcheck.check import Context
 from hvcheck.host import DeviceInfo, Host, ProbeResult
@@ -33,16 +35,24 @@ from hvcheck.parsers.acl import (
     parse_acl_xattr,
     perm_text,
 )
-from hvcheck.parsers.udev import RULES_DIRS, Device, NodeRules, Setting, node_rules
+
+if TYPE_CHECKING:  # hvcheck.parsers.udev is imported where rules are read (``node_access``)
+    from hvcheck.parsers.udev import Device, NodeRules, Setting
 
 # Where a rule of our own goes: /etc overrides the packages' directories (the name we suggest,
 # 65-<node>.rules, sorts after systemd's 50-udev-default.rules and replaces a packaged file of
 # the same name, as Arch's /usr/lib/udev/rules.d/65-kvm.rules).
 LOCAL_RULE_DIR = "/etc/udev/rules.d"
 
-# What the checks using this judgement read, for their ``reads``.
+# What the checks using this judgement read, for their ``reads``: the rules files of
+# ``hvcheck.parsers.udev.RULES_DIRS`` (spelled out here, so that a run that reads no rule does
+# not import the parser; tests/test_devaccess.py holds the two equal), the sysfs links.
 READS: tuple[str, ...] = (
-    *(f"{d}/*.rules" for d in RULES_DIRS),
+    "/etc/udev/rules.d/*.rules",
+    "/run/udev/rules.d/*.rules",
+    "/usr/local/lib/udev/rules.d/*.rules",
+    "/usr/lib/udev/rules.d/*.rules",
+    "/lib/udev/rules.d/*.rules",
     "/sys/dev/char/<major>:<minor> (link)",
     "/sys/devices/virtual/misc/<node>/subsystem (link)",
 )
@@ -97,6 +107,8 @@ def read_rules(host: Host) -> Optional[list[tuple[str, Optional[str]]]]:
     system, where it is /usr/lib again). None when none of the directories exists (a snapshot
     that did not record them): then nothing can be said about what udev does.
     """
+    from hvcheck.parsers.udev import RULES_DIRS
+
     out: list[tuple[str, Optional[str]]] = []
     seen: set[str] = set()
     found = False
@@ -125,6 +137,8 @@ def udev_device(host: Host, path: str, dev: DeviceInfo) -> Device:
     """The udev view of a node: its kernel name and subsystem from sysfs
     (/sys/dev/char/M:m -> ../../devices/virtual/misc/kvm), else from the node itself (char
     major 10 is misc; the kernel name is the node's name), and pyudev's properties if known."""
+    from hvcheck.parsers.udev import Device
+
     devpath: Optional[str] = None
     kind = "block" if dev.type == "block" else "char"
     link = host.readlink(f"/sys/dev/{kind}/{dev.major}:{dev.minor}")
@@ -167,6 +181,8 @@ def node_udev_rules(
     (a GROUP or OWNER naming neither makes udev drop the line)."""
 
     def compute(c: Context) -> Optional[NodeRules]:
+        from hvcheck.parsers.udev import node_rules
+
         files = read_rules(c.host)
         if files is None:
             return None

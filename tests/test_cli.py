@@ -497,7 +497,8 @@ def test_probe_paths_import_no_rich(healthy: Path, fmt: str) -> None:
 # only on the path that needs it): the parsers of nova's config and of libvirt's domain XML
 # (a nova config, a QEMU process's domain XML file), the trust rules (a QEMU or service
 # process to judge), the guest-side parsers (`hvcheck guest`) and the Nagios range parser (a
-# threshold: -w/-c, or nova's virt_type=kvm making any TCG instance CRITICAL).
+# threshold: -w/-c, or nova's virt_type=kvm making any TCG instance CRITICAL), and the udev
+# rules parser (a node its user cannot open, where udev may run).
 _NOVA_AND_DOMAIN_PARSERS = (
     "hvcheck.parsers.novaconf",
     "hvcheck.parsers.nova_schema",
@@ -508,6 +509,7 @@ _ON_DEMAND = (
     "hvcheck.trust",
     "hvcheck.parsers.guest",
     "hvcheck.nagrange",
+    "hvcheck.parsers.udev",
 )
 
 
@@ -515,9 +517,11 @@ _ON_DEMAND = (
     ("fixture", "command", "loaded"),
     [
         ("intel-sgx-disabled-kvm-ok", (), ()),  # no nova config, no QEMU or service process
-        ("own-machine-kvm-pvm", (), ("hvcheck.trust",)),  # its libvirtd's user is judged
+        # its libvirtd's user is judged, and cannot open /dev/kvm 0600 (udev's view not
+        # recorded: the rules are read)
+        ("own-machine-kvm-pvm", (), ("hvcheck.trust", "hvcheck.parsers.udev")),
         # QEMU processes without a libvirt domain XML file: nothing for the XML parser
-        ("live-qemu-kvm-tcg-fallback", (), ("hvcheck.trust",)),
+        ("live-qemu-kvm-tcg-fallback", (), ("hvcheck.trust", "hvcheck.parsers.udev")),
         (
             "nova-kvm-all-instances-kvm",
             (),

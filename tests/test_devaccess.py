@@ -451,15 +451,25 @@ def test_where_udev_does_not_run_its_rules_are_not_read(tmp_path: Path) -> None:
         if udev is not None:
             marker["devices"]["/dev/kvm"]["udev"] = udev
         (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
-        p = run_hvcheck("--root", str(root), "--json", "--only", "libvirt.qemu_user")
+        p = run_hvcheck(
+            "--root",
+            str(root),
+            "--json",
+            "--only",
+            "libvirt.qemu_user",
+            env={"PYTHONPROFILEIMPORTTIME": "1"},  # which modules the run imported
+        )
         (c,) = json.loads(p.stdout)["checks"]
-        return dict(c)
+        # the rules parser is imported only where rules are read (issue 11, point 8)
+        return {**c, "parser_imported": " hvcheck.parsers.udev\n" in p.stderr}
 
     without = qemu_user(NO_UDEV)
     assert without["details"]["access"]["udev"] is None, without["details"]
     assert "udev does not run here" in without["hint"] and "udevadm" not in without["hint"]
+    assert not without["parser_imported"]
     known = qemu_user(None)
     assert known["details"]["access"]["udev"] is not None, known["details"]
+    assert known["parser_imported"]
     assert "udevadm" in known["hint"] or "rules.d" in known["hint"], known["hint"]
 
 
@@ -470,3 +480,12 @@ def test_the_boot_time_setting_keeps_the_nodes_own_owner() -> None:
     a = judge(node._replace(udev=NO_UDEV), 1001, {1001}, "alice", None)
     assert "`kvm libvirt-qemu:kvm 0660` in /etc/mdev.conf" in a.lasting_fix, a.lasting_fix
     assert "`z /dev/kvm 0660 libvirt-qemu kvm -`" in a.lasting_fix and "root:" not in a.lasting_fix
+
+
+def test_reads_names_the_rules_directories_the_parser_ranks() -> None:
+    """``devaccess.READS`` spells out the rules files (so that a run reading none does not
+    import the parser): the same directories, in the same order, as ``RULES_DIRS``."""
+    from hvcheck.parsers.udev import RULES_DIRS
+
+    rules = [r for r in devaccess.READS if r.endswith(".rules")]
+    assert rules == [f"{d}/*.rules" for d in RULES_DIRS]
