@@ -180,28 +180,62 @@ def cli(
     fmt = "json" if as_json else (fmt or "table")
     api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
     state = ctx.ensure_object(dict)
-    state.update(fmt=fmt, root=root, timeout=timeout, api=api)
-    if ctx.invoked_subcommand is not None:
+    options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
+    state.update(fmt=fmt, root=root, timeout=timeout, api=api, only=only, skip=skip)
+    state.update(options=options)
+    sub = ctx.invoked_subcommand
+    if sub not in RUN_COMMANDS:
+        # never silently dropped: a Zabbix or cron line that names them expects them to count
+        given = [o for o, v in (("--only", only), ("--skip", skip)) if v]
+        given += [o for o, v in (("-w", warn_range), ("-c", crit_range)) if v is not None]
+        if given:
+            raise click.UsageError(
+                f"{'/'.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a run of the "
+                f"checks (`hvcheck`, `hvcheck value`), not to `hvcheck {sub}`",
+                ctx,
+            )
         return 0
     from hvcheck import engine
-    from hvcheck.host import SnapshotError, open_host
 
     checks = engine.load_checks()
-    for name, patterns in (("only", only), ("skip", skip)):
-        for pattern, near in engine.unmatched(patterns, checks).items():
-            hint = f"did you mean {', '.join(near)}?" if near else "see `hvcheck checks`"
-            param = next(p for p in ctx.command.params if p.name == name)
-            raise click.BadParameter(f"{pattern!r} selects no check; {hint}", ctx, param)
+    _check_selection(ctx, checks, only, skip)
+    state.update(checks=checks)
+    if sub is not None:
+        return 0
+    from hvcheck.host import SnapshotError, open_host
+
     try:
         host = open_host(root)
     except SnapshotError as e:
         return _failed(fmt, str(e))
-    options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
     verdict = engine.run(host, checks, timeout=timeout, only=only, skip=skip, options=options)
     from hvcheck import report
 
     report.render(verdict, fmt, verbose)
     return verdict.exit_code
+
+
+# The commands that run the checks and so take the group's --only/--skip/-w/-c (None: the
+# group itself, without a command)
+RUN_COMMANDS = (None, "value")
+
+
+def _check_selection(
+    ctx: click.Context, checks: list[Any], only: tuple[str, ...], skip: tuple[str, ...]
+) -> None:
+    """A usage error (exit 3) for an ``--only``/``--skip`` id that selects no check, with the
+    nearest ids, and for options that together select none (``--only kvm --skip kvm``): a
+    typo must never make a green probe."""
+    from hvcheck import engine
+
+    for name, patterns in (("only", only), ("skip", skip)):
+        for pattern, near in engine.unmatched(patterns, checks).items():
+            hint = f"did you mean {', '.join(near)}?" if near else "see `hvcheck checks`"
+            param = next(p for p in ctx.command.params if p.name == name)
+            raise click.BadParameter(f"{pattern!r} selects no check; {hint}", ctx, param)
+    if (only or skip) and not any(engine.selected(lc.id, only, skip) for lc in checks):
+        given = " ".join([*(f"--only {p}" for p in only), *(f"--skip {p}" for p in skip)])
+        raise click.UsageError(f"{given} selects no check: nothing would be run", ctx)
 
 
 def _failed(fmt: str, message: str) -> int:
@@ -225,8 +259,9 @@ def list_checks(state: dict[str, Any]) -> int:
 
 
 def _verdict(state: dict[str, Any]) -> Any:
-    """The whole run's Verdict on the live host or ``--root``; None when the snapshot
-    cannot be opened (reported on stderr)."""
+    """The run's Verdict on the live host or ``--root``, with the group's ``--only``/``--skip``
+    and ``-w``/``-c`` as the default command applies them; None when the snapshot cannot be
+    opened (reported on stderr)."""
     from hvcheck import engine
     from hvcheck.host import SnapshotError, open_host
 
@@ -236,7 +271,12 @@ def _verdict(state: dict[str, Any]) -> Any:
         _failed("table", str(e))
         return None
     return engine.run(
-        host, engine.load_checks(), timeout=state["timeout"], options=dict(state["api"])
+        host,
+        state["checks"],
+        timeout=state["timeout"],
+        only=state["only"],
+        skip=state["skip"],
+        options=dict(state["options"]),
     )
 
 

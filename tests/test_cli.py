@@ -551,3 +551,57 @@ def test_parsers_and_trust_rules_load_only_where_needed(
     assert p.stdout.startswith("HVCHECK "), (p.stdout, p.stderr)
     expected = " ".join(m for m in _ON_DEMAND if m in loaded)
     assert p.stderr.strip() == f"IMPORTED {expected}".strip(), p.stderr
+
+
+def test_only_and_skip_that_together_select_nothing_are_a_usage_error(tmp_path: Path) -> None:
+    # "an id that selects no check is a usage error ... so a typo never makes a green probe":
+    # `--only kvm --skip kvm` runs zero checks and printed "HVCHECK OK" with exit 0
+    root = healthy_host(tmp_path / "s")
+    p = run_hvcheck("--root", str(root), "--format", "nagios", "--only", "kvm", "--skip", "kvm")
+    assert p.returncode == 3, p.stdout
+    assert p.stdout.startswith("HVCHECK UNKNOWN"), p.stdout
+
+
+def test_group_selectors_are_not_silently_ignored_by_value(tmp_path: Path) -> None:
+    # `hvcheck --only kvm.devic value status` printed a status and exited 0: a typo in a
+    # Zabbix UserParameter is accepted without a word (and a valid --skip is ignored)
+    root = healthy_host(tmp_path / "s")
+    p = run_hvcheck("--root", str(root), "--only", "kvm.devic", "value", "status")
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert "'kvm.devic' selects no check; did you mean kvm.device" in p.stderr, p.stderr
+
+
+PVM_FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "own-machine-kvm-pvm"
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        (),
+        ("--skip", "kvm.modules", "--skip", "kvm.vhost", "--skip", "libvirt.qemu_user"),
+        ("--only", "kvm.modules"),
+    ],
+)
+def test_value_status_is_the_probes_status_for_the_same_selection(
+    selection: tuple[str, ...],
+) -> None:
+    """`hvcheck value status` (a Zabbix item) answers what the Nagios probe with the same
+    --only/--skip answers: the group's selection counts for both (it was dropped by `value`)."""
+    root = str(PVM_FIXTURE)
+    probe = run_hvcheck("--root", root, *selection, "--format", "nagios")
+    value = run_hvcheck("--root", root, *selection, "value", "status")
+    assert value.returncode == 0, value.stderr
+    assert value.stdout.strip() == str(probe.returncode), (value.stdout, probe.stdout)
+    assert probe.returncode == (1 if selection[:1] != ("--skip",) else 0), probe.stdout
+
+
+@pytest.mark.parametrize("command", [("checks",), ("schema",), ("collect",), ("guest",)])
+def test_run_options_given_to_a_command_that_runs_no_check_are_refused(
+    command: tuple[str, ...],
+) -> None:
+    """--only/--skip/-w/-c select and judge a run of the checks: a command that runs none
+    refuses them (exit 3, naming them) rather than drop them without a word."""
+    p = run_hvcheck("--only", "kvm", "-w", "1", *command)
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert "--only/-w apply to a run of the checks" in p.stderr, p.stderr
+    assert f"not to `hvcheck {command[0]}`" in p.stderr, p.stderr
