@@ -3,6 +3,7 @@ lasting fix for a built-in module (issue 12)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,7 +14,7 @@ from hvcheck.check import Context
 from hvcheck.checks.hostchecks import Nested, nested_hint
 from hvcheck.host import SnapshotHost
 from hvcheck.model import OK, WARNING
-from snap import PROJECT, make_snapshot, run_json
+from snap import PROJECT, healthy_host, make_snapshot, run_json
 
 OS_RELEASE = {
     "debian": 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
@@ -228,3 +229,25 @@ def test_a_vm_whose_vcpu_cannot_run_code_is_not_usable(tmp_path: Path) -> None:
     dev = next(c for c in doc["checks"] if c["id"] == "kvm.device")
     assert dev["status"] == "CRITICAL" and "emulation failure" in dev["summary"]
     assert dev["details"]["probe"]["guest"]["stage"] == "exit_io"
+
+
+def test_a_kvm_node_that_is_not_a_char_device_is_not_described_as_char(tmp_path: Path) -> None:
+    # docker -v /dev/kvm:/dev/kvm on a host without it makes a directory; live, hvcheck said
+    # "/dev/kvm is not the KVM device (char 0:0 mode 0755 root:root; expected char 10:232)"
+    root = healthy_host(tmp_path / "s")
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["devices"]["/dev/kvm"].update(type="block", major=10, minor=232)
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "kvm.device")
+    (c,) = doc["checks"]
+    assert c["status"] == "CRITICAL"
+    assert "char 10:232 mode" not in c["summary"], c["summary"]
+    assert "(block 10:232 mode " in c["summary"], c["summary"]
+    # what `docker -v /dev/kvm:/dev/kvm` leaves on a host without the device: a directory
+    marker["devices"]["/dev/kvm"].update(type="dir", major=0, minor=0, mode="0755")
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "kvm.device")
+    (c,) = doc["checks"]
+    assert c["status"] == "CRITICAL" and c["code"] == "wrong-device", c
+    assert "(a directory, mode 0755 " in c["summary"] and "0:0" not in c["summary"], c
+    assert c["hint"].startswith("rmdir /dev/kvm, then mknod /dev/kvm c 10 232"), c["hint"]

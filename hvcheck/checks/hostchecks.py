@@ -11,7 +11,7 @@ DMI and container markers.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from hvcheck import facts
 from hvcheck.check import Check, Context
@@ -27,6 +27,9 @@ from hvcheck.parsers.kernel import (
     parse_kernel_cmdline_param,
     parse_modprobe_options,
 )
+
+if TYPE_CHECKING:
+    from hvcheck.host import DeviceInfo
 
 KVM_ARCHES = ("x86_64", "aarch64", "s390x", "ppc64", "ppc64le", "riscv64", "loongarch64")
 FIRMWARE_HINT = (
@@ -873,6 +876,19 @@ class KvmModules(KvmNeed):
         )
 
 
+def _node_desc(dev: DeviceInfo) -> str:
+    """``char 10:232 mode 0660 root:kvm``; a node of another kind says what it is (a directory
+    is what ``docker -v /dev/kvm:/dev/kvm`` leaves on a host without the device), without a
+    device number that would mean nothing."""
+    who = f"mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
+    if dev.type in ("char", "block"):
+        return f"{dev.type} {dev.major}:{dev.minor} {who}"
+    return f"{_NOT_A_NODE.get(dev.type, 'not a device node')}, {who}"
+
+
+_NOT_A_NODE = {"dir": "a directory", "file": "a regular file"}
+
+
 class KvmDevice(KvmNeed):
     id = "kvm.device"
     title = "/dev/kvm"
@@ -895,14 +911,7 @@ class KvmDevice(KvmNeed):
                 "group": dev.group or dev.gid,
             },
         }
-        desc = (
-            (
-                f"char {dev.major}:{dev.minor} mode {dev.mode} "
-                f"{dev.owner or dev.uid}:{dev.group or dev.gid}"
-            )
-            if dev
-            else "absent"
-        )
+        desc = _node_desc(dev) if dev else "absent"
         if dev is None or state.code == "no-device":
             fw = facts.firmware_disabled(ctx)
             mods = facts.modules(ctx)
@@ -938,7 +947,8 @@ class KvmDevice(KvmNeed):
             return self.result(
                 CRITICAL,
                 f"/dev/kvm is not the KVM device ({desc}; expected char 10:232)",
-                hint="rm /dev/kvm and reload kvm (udev recreates it), or mknod /dev/kvm c 10 232",
+                hint=f"{'rmdir' if dev.type == 'dir' else 'rm'} /dev/kvm, then mknod /dev/kvm "
+                "c 10 232 (or reload kvm: the kernel's devtmpfs makes the node)",
                 code="wrong-device",
                 evidence=[f"stat /dev/kvm: {desc}"],
                 details=d,
