@@ -1006,8 +1006,11 @@ def _scan(ctx: Context, p: ProcInfo, argv: QemuArgv, view: ProcView) -> Optional
         except OSError as e:
             threads = None
             unreadable.append(f"/proc/{p.pid}/task: {e.strerror or e}")
-    if fds == [] and not host.live and not view.has("fd"):
-        fds = None  # a snapshot that holds no fd entries for this process says nothing
+    if fds == []:
+        # no fd at all says nothing: every running QEMU holds some (its stdio, eventfds, its
+        # monitor); an empty list is a snapshot that holds none for this process, or a process
+        # exiting (the kernel closes its files first: exit_files)
+        fds = None
     if threads == [] and not view.has("task"):
         threads = None
     # who read the config files: -runas drops root's rights after QEMU read them

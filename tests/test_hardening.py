@@ -415,3 +415,32 @@ def test_libvirt_socket_that_accepts_and_never_answers_is_bounded() -> None:
             path.unlink(missing_ok=True)
         if created_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+QEMU_ROOT_STATUS = "Name:\tqemu-system-x86\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t0\n"
+
+
+def _snapshot_qemu(root: Path, pid: int, args: list[str], fds: list[str]) -> None:
+    proc = root / f"proc/{pid}"
+    proc.mkdir(parents=True)
+    argv = ["qemu-system-x86_64", "-name", f"vm{pid}", *args]
+    (proc / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (proc / "comm").write_text("qemu-system-x86\n")
+    (proc / "status").write_text(QEMU_ROOT_STATUS)
+    (proc / "exe").symlink_to("/usr/bin/qemu-system-x86_64")
+    (proc / "fd").mkdir()
+    for n, target in enumerate(fds):
+        (proc / f"fd/{n}").symlink_to(target)
+
+
+def test_an_empty_fd_directory_is_not_evidence_of_tcg(tmp_path: Path) -> None:
+    # every QEMU holds fds (0-2 at least); an empty proc/PID/fd (a pruned snapshot, an
+    # exiting process) is no evidence. It was read as "0 open fds, none is /dev/kvm" ->
+    # accel tcg, verified, and a WARNING whose hint says "plain QEMU: -accel kvm" to a process
+    # started with -accel kvm
+    root = healthy_host(tmp_path / "s")
+    _snapshot_qemu(root, 4242, ["-accel", "kvm"], [])
+    _, doc = run_json("--root", str(root), "--only", "instances")
+    (inst,) = doc["instances"]
+    assert inst["accel"] != "tcg", inst
+    assert doc["counts"]["tcg_instances"] == 0
