@@ -3,6 +3,7 @@ the host: the verdicts of the instances issue, on composed snapshots in the real
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,26 @@ def test_virt_type_qemu_without_kvm_is_a_nested_lab_not_a_failure(tmp_path: Path
     assert "virt_type = qemu" in dev["summary"]
     assert doc["verdict"]["kvm_usable"] is False
     assert "CRITICAL" not in states.values() and rc in (0, 1)
+
+
+def test_qemu_user_is_not_critical_when_virt_type_cannot_be_read(tmp_path: Path) -> None:
+    # nova.conf that cannot be read (a link leaving the snapshot): virt_type unknown, so whether
+    # the QEMU user needs /dev/kvm depends on what could not be read -- with virt_type = qemu
+    # the same check is OK. It said CRITICAL.
+    root = healthy_host(tmp_path / "s")
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["devices"]["/dev/kvm"].update(mode="0600", gid=0, group="root")
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    (root / "etc/libvirt").mkdir(parents=True)
+    (root / "etc/libvirt/qemu.conf").write_text('user = "libvirt-qemu"\n')
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\n"
+        "libvirt-qemu:x:64055:108:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n"
+    )
+    (root / "etc/group").write_text("root:x:0:\nkvm:x:108:libvirt-qemu\n")
+    (root / "etc/nova").mkdir(parents=True)
+    (root / "etc/nova/nova.conf").symlink_to("/etc/shadow")
+    _, doc = run_json("--root", str(root), "--only", "libvirt.qemu_user", "--only", "nova")
+    checks = {c["id"]: c for c in doc["checks"]}
+    assert checks["nova.virt_type"]["status"] == "UNKNOWN", checks["nova.virt_type"]
+    assert checks["libvirt.qemu_user"]["status"] != "CRITICAL", checks["libvirt.qemu_user"]

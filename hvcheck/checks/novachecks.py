@@ -433,6 +433,23 @@ class QemuUserAccess(Check):
             "guests will fail to start, or fall back to TCG silently"
         )
         hint = a.hint
+        if vt is None and conf is not None and (conf.unreadable or conf.virt_type.unresolved):
+            # kvm (nova's default) makes this CRITICAL, qemu makes it OK: the verdict depends
+            # on what could not be read
+            unread = (
+                f"cannot read {conf.unreadable[0]}"
+                if conf.unreadable
+                else f"virt_type = {conf.virt_type.value}: {conf.virt_type.unresolved}"
+            )
+            return self.result(
+                UNKNOWN,
+                msg.split(":")[0] + " — whether nova needs it cannot be told: its virt_type is "
+                f"unknown ({unread}; see nova.virt_type)",
+                hint=f"{hint} (needed unless nova runs virt_type=qemu)" if hint else None,
+                code="cannot-open-virt-type-unknown",
+                evidence=ev,
+                details=d,
+            )
         if vt == "kvm" or (vt is None and conf is not None):
             return self.result(CRITICAL, msg, hint=hint, code="cannot-open", evidence=ev, details=d)
         if vt == "qemu":
