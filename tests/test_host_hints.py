@@ -251,3 +251,32 @@ def test_a_kvm_node_that_is_not_a_char_device_is_not_described_as_char(tmp_path:
     assert c["status"] == "CRITICAL" and c["code"] == "wrong-device", c
     assert "(a directory, mode 0755 " in c["summary"] and "0:0" not in c["summary"], c
     assert c["hint"].startswith("rmdir /dev/kvm, then mknod /dev/kvm c 10 232"), c["hint"]
+
+
+@pytest.mark.parametrize(
+    ("uid", "kmsg_error", "expected"),
+    [
+        # root without a kernel log: sudo would change nothing
+        (0, None, "take the snapshot again with `hvcheck collect` run on the host itself"),
+        (0, "/dev/kmsg: ENOENT (No such file or directory)", "/dev/kmsg does not exist here"),
+        (0, "/dev/kmsg: EPERM (Operation not permitted)", "root was refused /dev/kmsg"),
+        (1000, "/dev/kmsg: EACCES (Permission denied)", "take the snapshot again as root"),
+    ],
+)
+def test_an_unreadable_kernel_log_hint_follows_why_and_who(
+    tmp_path: Path, uid: int, kmsg_error: Optional[str], expected: str
+) -> None:
+    """kvm.kernel_log's hint is built from why the log could not be read and who read it:
+    it said "re-run with sudo" to root too, and where /dev/kmsg does not exist (a container)."""
+    root = healthy_host(tmp_path / "s")
+    (root / "dev/kmsg").unlink()
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["taken_as_uid"] = uid
+    if kmsg_error is not None:
+        marker.setdefault("probes", {})["kmsg_error"] = kmsg_error
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "kvm.kernel_log")
+    (c,) = doc["checks"]
+    assert c["status"] == "UNKNOWN" and c["code"] == "unreadable", c
+    assert c["hint"].startswith(expected), c["hint"]
+    assert ("sudo" in c["hint"]) == (uid != 0), c

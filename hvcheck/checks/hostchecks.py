@@ -177,6 +177,32 @@ _LOG_FAILURE_HINT = {
 }
 
 
+def kernel_log_hint(ctx: Context, error: Optional[str]) -> str:
+    """What to do about a kernel log that could not be read, from why (``KernelLog.error``:
+    "/dev/kmsg: EACCES (Permission denied)", "... ENOENT ...", a snapshot's note) and who
+    ran: sudo helps only a user that is not root (kernel.dmesg_restrict=1 keeps /dev/kmsg
+    from users without CAP_SYSLOG: kernel/printk/printk.c check_syslog_permissions)."""
+    why = error or ""
+    if "EACCES" in why or "EPERM" in why or "ermission denied" in why:
+        if ctx.host.euid() != 0:
+            if not ctx.host.live:
+                return "take the snapshot again as root (`sudo hvcheck collect`)"
+            return "re-run with sudo (or set kernel.dmesg_restrict=0)"
+        return (
+            "root was refused /dev/kmsg: in a container, reading it needs CAP_SYSLOG "
+            "(kernel.dmesg_restrict=1) — run hvcheck on the host, or read `dmesg | grep -i kvm` "
+            "there"
+        )
+    if "ENOENT" in why or "No such file" in why:
+        return (
+            "/dev/kmsg does not exist here (a container without the host's /dev/kmsg): run "
+            "hvcheck on the host, or read `dmesg | grep -i kvm` there"
+        )
+    if not ctx.host.live:
+        return "take the snapshot again with `hvcheck collect` run on the host itself, as root"
+    return "read `dmesg | grep -i kvm` yourself"
+
+
 def log_failure_hint(ctx: Context, meaning: str) -> str:
     """The lasting fix for a kernel-log failure meaning (hvcheck.parsers.kernel)."""
     if meaning == "firmware-disabled":
@@ -691,7 +717,7 @@ class FirmwareVirt(KvmNeed):
                 UNKNOWN,
                 f"kernel log unreadable ({log.error}); cannot tell if the "
                 "firmware disabled VT-x/AMD-V",
-                hint="re-run with sudo (or set kernel.dmesg_restrict=0)",
+                hint=kernel_log_hint(ctx, log.error),
                 code="no-kernel-log",
                 evidence=ev,
             )
@@ -1237,7 +1263,7 @@ class KernelLogKvm(KvmNeed):
             return self.result(
                 UNKNOWN,
                 f"kernel log unreadable ({log.error})",
-                hint="re-run with sudo (or set kernel.dmesg_restrict=0)",
+                hint=kernel_log_hint(ctx, log.error),
                 code="unreadable",
             )
         findings = facts.kvm_log_findings(ctx)
