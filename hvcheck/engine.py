@@ -324,12 +324,20 @@ def _verdict_missing(key: str, why: str) -> dict[str, Any]:
     return {}
 
 
+def _why(e: BaseException) -> str:
+    """An exception as a reason in the verdict: an OSError's own words and path (a refused
+    snapshot record, a permission), anything else with its type (an internal failure)."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return f"{type(e).__name__}: {e}"
+
+
 def _verdict_facts(ctx: Context) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         out["kvm"] = facts.kvm_state(ctx)
     except Exception as e:
-        out["kvm_error"] = f"{type(e).__name__}: {e}"
+        out["kvm_error"] = _why(e)
     try:
         out["virtual"] = facts.virt_env(ctx).virtual
     except Exception:

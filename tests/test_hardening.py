@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from qemu_harness import skip_if_namespace_refused
-from snap import healthy_host, run_hvcheck, run_json
+from snap import PROJECT, healthy_host, run_hvcheck, run_json
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-SNAPSHOT"
 
@@ -444,3 +444,42 @@ def test_an_empty_fd_directory_is_not_evidence_of_tcg(tmp_path: Path) -> None:
     (inst,) = doc["instances"]
     assert inst["accel"] != "tcg", inst
     assert doc["counts"]["tcg_instances"] == 0
+
+
+def test_a_wrongly_typed_node_record_does_not_hide_an_fd_proven_fallback(tmp_path: Path) -> None:
+    """A marker whose /dev/kvm record has the wrong type (mode 438, where the contract has the
+    string "0600") is refused, and what depends on it is UNKNOWN; the instances' own fds still
+    prove a silent fallback to TCG, which stays CRITICAL (it was UNKNOWN: the fallback hint's
+    access judgement raised), and the verdict's reason is the refusal's words, not a Python
+    exception's repr ("PermissionError: [Errno 22] ...")."""
+    root = tmp_path / "s"
+    shutil.copytree(PROJECT / "fixtures" / "live-qemu-kvm-tcg-fallback", root, symlinks=True)
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["devices"]["/dev/kvm"]["mode"] = 438
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    code, doc = run_json("--root", str(root))
+    checks = {c["id"]: c for c in doc["checks"]}
+    assert checks["kvm.device"]["status"] == "UNKNOWN", checks["kvm.device"]
+    accel = checks["instances.accel"]
+    assert accel["status"] == "CRITICAL" and accel["code"] == "silent-fallback", accel
+    assert code == 2 and doc["verdict"]["kvm_usable"] is None
+    reason = doc["verdict"]["kvm_usable_reason"]
+    assert "wrong type" in reason and "Error" not in reason and "Errno" not in reason, reason
+
+
+def test_tcg_instances_where_kvm_usability_cannot_be_told_do_not_say_it_is_not_usable(
+    tmp_path: Path,
+) -> None:
+    """Instances asked for TCG and run it (their fds hold no KVM inode); whether KVM is usable
+    here cannot be told (the /dev/kvm record is refused): a WARNING that says so, not "KVM is
+    not usable on this host" (which the facts do not show), nor an UNKNOWN for the whole
+    check."""
+    root = healthy_host(tmp_path / "s")
+    _snapshot_qemu(root, 4242, ["-accel", "tcg"], ["/dev/null", "pipe:[1]", "socket:[2]"])
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["devices"]["/dev/kvm"]["mode"] = 438
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "instances.accel")
+    (c,) = doc["checks"]
+    assert c["status"] == "WARNING" and c["code"] == "tcg-kvm-unknown", c
+    assert "not usable" not in c["summary"] and "cannot be told" in c["summary"], c

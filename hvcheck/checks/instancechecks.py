@@ -40,7 +40,10 @@ def _fallback_hint(ctx: Context, procs: list[QemuProcess]) -> str:
         if (q.uid, q.gids) in seen:
             continue
         seen.add((q.uid, q.gids))
-        pa = facts.process_kvm_access(ctx, q.pid, q.uid, q.gids)
+        try:
+            pa = facts.process_kvm_access(ctx, q.pid, q.uid, q.gids)
+        except OSError:  # the node's record cannot be read: the generic advice, not no verdict
+            pa = None
         if pa is not None:
             parts.append(f"{_label(q)}: {pa.hint()}")
     if not parts:
@@ -191,8 +194,12 @@ class InstancesAccel(Check):
             )
         if tcg and virt_type in (None, "kvm"):
             intended = "nova virt_type=kvm" if virt_type else "KVM is expected on this host"
-            usable = facts.kvm_state(ctx).usable
-            if virt_type is None and not usable:
+            try:
+                state = facts.kvm_state(ctx)
+                usable, why = state.usable, state.reason
+            except OSError as e:  # the instances' own evidence still stands
+                usable, why = None, f"{e.strerror or e}"
+            if virt_type is None and usable is False:
                 # no nova, KVM not usable here: TCG is all this host can do
                 return self.result(
                     Status.WARNING,
@@ -200,6 +207,16 @@ class InstancesAccel(Check):
                     "(10-50x slower); KVM is not usable on this host",
                     hint="see kvm.device / cpu.virt_ext",
                     code="tcg-no-kvm",
+                    evidence=ev,
+                    details=d,
+                )
+            if virt_type is None and usable is None:
+                return self.result(
+                    Status.WARNING,
+                    f"{counts}: {_names(tcg)} run under TCG (10-50x slower); whether KVM is "
+                    f"usable on this host cannot be told ({why})",
+                    hint="see kvm.device / cpu.virt_ext",
+                    code="tcg-kvm-unknown",
                     evidence=ev,
                     details=d,
                 )
