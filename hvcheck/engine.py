@@ -153,7 +153,10 @@ def unmatched(patterns: Sequence[str], checks: Sequence[LoadedCheck]) -> dict[st
     from difflib import get_close_matches  # only for a usage error
 
     known = selectors(checks)
-    return {p: get_close_matches(p, known, n=3) for p in bad}
+    # ids are lower case: "KVM" is near "kvm" only once lowered
+    return {
+        p: get_close_matches(p, known, n=3) or get_close_matches(p.lower(), known, n=3) for p in bad
+    }
 
 
 def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
@@ -183,6 +186,21 @@ def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
             Status.UNKNOWN,
             f"process {e} exited while being read; run again",
             code="process-gone",
+            title=lc.title,
+        )
+    if isinstance(e, OSError) and e.strerror:
+        # a file that could not be read (a FIFO or a link loop where a snapshot should hold a
+        # file, an I/O error): what it is and why, not a failure of hvcheck's to report
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        snapshot = "snapshot" in e.strerror
+        return Result(
+            lc.id,
+            Status.UNKNOWN,
+            f"{'refused to read' if snapshot else 'cannot read'}{where}: {e.strerror}",
+            hint="re-collect the snapshot with `hvcheck collect`"
+            if snapshot
+            else "check that file: hvcheck reads it as it is (a snapshot: collect it again)",
+            code="snapshot-refused" if snapshot else "unreadable",
             title=lc.title,
         )
     import traceback

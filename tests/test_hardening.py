@@ -483,3 +483,21 @@ def test_tcg_instances_where_kvm_usability_cannot_be_told_do_not_say_it_is_not_u
     (c,) = doc["checks"]
     assert c["status"] == "WARNING" and c["code"] == "tcg-kvm-unknown", c
     assert "not usable" not in c["summary"] and "cannot be told" in c["summary"], c
+
+
+def test_a_fifo_or_a_link_loop_in_a_snapshot_is_a_clear_refusal(tmp_path: Path) -> None:
+    """Where a snapshot holds a FIFO or a symlink loop instead of a file, the checks that read
+    it say which file and why (UNKNOWN), not "check failed: OSError ... please report this",
+    which reads as a bug of hvcheck's."""
+    import os
+
+    root = healthy_host(tmp_path / "s")
+    (root / "proc/cpuinfo").unlink()
+    os.mkfifo(root / "proc/cpuinfo")
+    (root / "proc/modules").unlink(missing_ok=True)
+    (root / "proc/modules").symlink_to("modules")  # a loop
+    _, doc = run_json("--root", str(root))
+    bad = [c for c in doc["checks"] if c["status"] == "UNKNOWN"]
+    assert any("/proc/cpuinfo" in c["summary"] for c in bad), bad
+    for c in doc["checks"]:
+        assert c["code"] != "check-error" and "please report" not in (c["hint"] or ""), c
