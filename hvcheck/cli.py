@@ -177,6 +177,8 @@ def cli(
 
     Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     """
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}", ctx)
     fmt = "json" if as_json else (fmt or "table")
     api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
     state = ctx.ensure_object(dict)
@@ -319,6 +321,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     return seconds
 
 
+FLEET_FORMATS = ("table", "json")
+
+
 @cli.command("report", short_help="Fleet view of many hosts' --json files.")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
 @click.option(
@@ -336,6 +341,10 @@ def fleet_report(state: dict[str, Any], files: tuple[str, ...], max_age: float) 
 
     Only regular files are read; each file is one row, and a file that is not a valid hvcheck
     document, is older than --max-age or names a host another file names too is flagged."""
+    if state["fmt"] not in FLEET_FORMATS:
+        raise click.UsageError(
+            f"hvcheck report prints {' or '.join(FLEET_FORMATS)}, not {state['fmt']!r}"
+        )
     from hvcheck import fleet, report
 
     rows = fleet.load(list(files), fleet.read_document, max_age=max_age)

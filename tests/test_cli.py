@@ -605,3 +605,22 @@ def test_run_options_given_to_a_command_that_runs_no_check_are_refused(
     assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
     assert "--only/-w apply to a run of the checks" in p.stderr, p.stderr
     assert f"not to `hvcheck {command[0]}`" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # two formats at once: one is not silently preferred
+        (("--json", "--format", "nagios"), "--json is --format json: it contradicts --format"),
+        # ids are lower case: an upper-case one is still near its id
+        (("--only", "KVM", "--format", "nagios"), "'KVM' selects no check; did you mean kvm?"),
+        # the fleet view has a table and a JSON document, no Nagios line
+        (("--format", "nagios", "report", "x.json"), "hvcheck report prints table or json"),
+    ],
+)
+def test_contradictory_or_unsupported_options_are_usage_errors(
+    args: tuple[str, ...], said: str
+) -> None:
+    p = run_hvcheck(*args)
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    assert said in p.stdout + p.stderr, (p.stdout, p.stderr)

@@ -186,7 +186,8 @@ class InstancesAccel(Check):
             return self.result(
                 Status.CRITICAL,
                 f"{counts}; silent fallback to TCG: {_names(fallback)} asked for KVM "
-                f"({fallback[0].decision.requested}) but hold no KVM fd",
+                f"({fallback[0].decision.requested}) but "
+                f"{'hold' if len(fallback) > 1 else 'holds'} no KVM fd",
                 hint=_fallback_hint(ctx, fallback),
                 code="silent-fallback",
                 evidence=ev,
