@@ -292,11 +292,37 @@ def _vendor_state(ctx: Context) -> VendorState:
         return VendorState(
             wanted, how, True, f"{KVM_DEV} exists, which only a started vendor module registers"
         )
+    held = kvm_instances_seen(ctx)
+    if held:
+        return VendorState(
+            wanted,
+            how,
+            True,
+            f"{_held_by(held)} run{'s' if len(held) == 1 else ''} KVM vCPUs, which only a "
+            f"started {wanted} allows",
+        )
     if dev is None:
         return VendorState(
             wanted, how, False, f"{wanted} is {how} but did not start: {KVM_DEV} does not exist"
         )
     return VendorState(wanted, how, None, f"{wanted} is {how}; whether it started is not shown")
+
+
+def kvm_instances_seen(ctx: Context) -> tuple[int, ...]:
+    """The pids of QEMU processes whose fds or vCPU thread names prove they run KVM
+    (``processes.Decision``: accel kvm, verified): proof that this kernel runs KVM guests,
+    whatever hvcheck's own view of /dev/kvm (a container or mount namespace without the node,
+    sharing the host's pid namespace). Empty when none, or the process table cannot be read."""
+    try:
+        procs = qemu_processes(ctx)
+    except Exception:
+        return ()
+    return tuple(q.pid for q in procs if q.decision.accel == "kvm" and q.decision.verified)
+
+
+def _held_by(pids: tuple[int, ...]) -> str:
+    more = f" and {len(pids) - 3} more" if len(pids) > 3 else ""
+    return f"QEMU pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids[:3]))}{more}"
 
 
 def working_evidence(ctx: Context) -> Optional[str]:
@@ -522,9 +548,7 @@ def _kvm_state(ctx: Context) -> KvmState:
                 (f"probe:/dev/kvm {probe.errno}",),
             )
         if probe.errno == "ENOENT" or (probe.stage == "open" and dev is None):
-            return KvmState(
-                False, "no-device", f"{KVM_DEV} does not exist", ("probe:/dev/kvm ENOENT",)
-            )
+            return _no_device(ctx, "probe:/dev/kvm ENOENT")
         return KvmState(
             False,
             "probe-failed",
@@ -534,7 +558,7 @@ def _kvm_state(ctx: Context) -> KvmState:
         )
     # No probe (a snapshot that recorded none): judge from static evidence.
     if dev is None:
-        return KvmState(False, "no-device", f"{KVM_DEV} does not exist", ("stat:/dev/kvm absent",))
+        return _no_device(ctx, "stat:/dev/kvm absent")
     if dev.type != "char" or (dev.major, dev.minor) != (KVM_MAJOR, KVM_MINOR):
         return KvmState(
             False,
@@ -552,6 +576,25 @@ def _kvm_state(ctx: Context) -> KvmState:
         + (f" and {', '.join(['kvm', *vendor])} present" if mods.has("kvm") else "")
         + " (static evidence; no functional probe recorded)",
         ("stat:/dev/kvm char 10:232", *mod_ev),
+    )
+
+
+def _no_device(ctx: Context, evidence: str) -> KvmState:
+    """No /dev/kvm where hvcheck runs: not usable ("no-device"), unless QEMU processes prove
+    the kernel runs KVM guests (:func:`kvm_instances_seen`); then usability cannot be told
+    from here ("not-visible": hvcheck runs where the node is not, a container or a mount
+    namespace of its own), never "not usable", which those guests contradict."""
+    held = kvm_instances_seen(ctx)
+    if not held:
+        return KvmState(False, "no-device", f"{KVM_DEV} does not exist", (evidence,))
+    return KvmState(
+        None,
+        "not-visible",
+        f"{KVM_DEV} does not exist where hvcheck runs, yet {_held_by(held)} "
+        f"run{'s' if len(held) == 1 else ''} KVM vCPUs: this kernel runs KVM guests, and "
+        "hvcheck cannot probe the device from here (a container or mount namespace without "
+        f"{KVM_DEV}?)",
+        (evidence, f"fd/threads: {_held_by(held)} KVM vCPUs"),
     )
 
 

@@ -13,7 +13,7 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -501,3 +501,39 @@ def test_a_fifo_or_a_link_loop_in_a_snapshot_is_a_clear_refusal(tmp_path: Path) 
     assert any("/proc/cpuinfo" in c["summary"] for c in bad), bad
     for c in doc["checks"]:
         assert c["code"] != "check-error" and "please report" not in (c["hint"] or ""), c
+
+
+@pytest.mark.parametrize("probe", [{"ok": False, "stage": "open", "errno": "ENOENT"}, None])
+def test_kvm_guests_running_where_hvcheck_sees_no_dev_kvm_are_not_contradicted(
+    tmp_path: Path, probe: Optional[dict[str, Any]]
+) -> None:
+    """hvcheck in a container that shares the host's pid namespace but has no /dev/kvm (the
+    probe: ENOENT; or a snapshot without a probe): QEMU processes holding KVM vCPU fds prove
+    that this kernel runs KVM guests. kvm.device is UNKNOWN (the device cannot be probed from
+    here), not CRITICAL "guests cannot get KVM"; the vendor module counts as started (it said
+    "did not start"), the verdict's kvm_usable is unknown, not false."""
+    root = healthy_host(tmp_path / "s")
+    fds = ["/dev/null", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0", "anon_inode:kvm-vcpu:1"]
+    _snapshot_qemu(root, 4242, ["-accel", "kvm"], fds)
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    del marker["devices"]["/dev/kvm"]
+    if probe is None:
+        del marker["probes"]["kvm"]
+    else:
+        marker["probes"]["kvm"] = probe
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root))
+    checks = {c["id"]: c for c in doc["checks"]}
+    dev = checks["kvm.device"]
+    assert dev["status"] == "UNKNOWN" and dev["code"] == "not-visible", dev
+    assert "QEMU pid 4242 runs KVM vCPUs" in dev["summary"], dev["summary"]
+    assert "--device /dev/kvm" in dev["hint"], dev["hint"]
+    assert doc["verdict"]["kvm_usable"] is None, doc["verdict"]
+    assert checks["kvm.modules"]["status"] == "OK", checks["kvm.modules"]
+    assert checks["instances.accel"]["status"] == "OK", checks["instances.accel"]
+    assert not [c for c in doc["checks"] if c["status"] == "CRITICAL"], doc["checks"]
+    # without such processes, a missing /dev/kvm is what it was: CRITICAL
+    shutil.rmtree(root / "proc/4242")
+    _, doc = run_json("--root", str(root), "--only", "kvm.device")
+    (c,) = doc["checks"]
+    assert c["status"] == "CRITICAL" and c["code"] == "missing", c

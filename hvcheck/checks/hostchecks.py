@@ -379,6 +379,16 @@ class CpuVirtExt(KvmNeed):
                     evidence=[*ev, *state.evidence],
                     details=details,
                 )
+            if state.code == "not-visible":
+                # running KVM guests: the CPU (or PVM) gives this kernel KVM, whatever the flag
+                return self.result(
+                    OK,
+                    f"no vmx/svm flag, but KVM guests run here ({state.reason}); a missing flag "
+                    "is not the verdict",
+                    code="absent-but-kvm-runs",
+                    evidence=[*ev, *state.evidence],
+                    details=details,
+                )
             fw = facts.firmware_disabled(ctx)
             if fw:
                 return self.result(
@@ -393,7 +403,9 @@ class CpuVirtExt(KvmNeed):
                 return self.result(
                     UNKNOWN,
                     f"no vmx/svm flag and {state.reason}",
-                    hint="re-run with sudo so the /dev/kvm probe can decide",
+                    hint="re-run with sudo so the /dev/kvm probe can decide"
+                    if state.code == "eacces"
+                    else "see kvm.device",
                     code="absent-cannot-tell",
                     evidence=ev,
                     details=details,
@@ -938,6 +950,17 @@ class KvmDevice(KvmNeed):
             },
         }
         desc = _node_desc(dev) if dev else "absent"
+        if state.code == "not-visible":
+            return self.result(
+                UNKNOWN,
+                state.reason,
+                hint="run hvcheck on the host itself, or give its container the device "
+                "(docker/podman run --device /dev/kvm; a Kubernetes pod: the device plugin or a "
+                "hostPath /dev/kvm) so that the probe can decide",
+                code="not-visible",
+                evidence=list(state.evidence),
+                details=d,
+            )
         if dev is None or state.code == "no-device":
             fw = facts.firmware_disabled(ctx)
             mods = facts.modules(ctx)
