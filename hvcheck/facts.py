@@ -563,7 +563,7 @@ def _kvm_state(ctx: Context) -> KvmState:
         return KvmState(
             False,
             "wrong-device",
-            f"{KVM_DEV} is a {dev.type} {dev.major}:{dev.minor}, not char 10:232",
+            f"{KVM_DEV} is not the KVM device ({node_desc(dev)}; expected char 10:232)",
             ("stat:/dev/kvm",),
         )
     fw = firmware_disabled(ctx)
@@ -579,22 +579,42 @@ def _kvm_state(ctx: Context) -> KvmState:
     )
 
 
+def node_desc(dev: DeviceInfo) -> str:
+    """``char 10:232 mode 0660 root:kvm``; a node of another kind says what it is (a directory
+    is what ``docker -v /dev/kvm:/dev/kvm`` leaves on a host without the device), without a
+    device number that would mean nothing."""
+    who = f"mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
+    if dev.type in ("char", "block"):
+        return f"{dev.type} {dev.major}:{dev.minor} {who}"
+    return f"{_NOT_A_NODE.get(dev.type, 'not a device node')}, {who}"
+
+
+_NOT_A_NODE = {"dir": "a directory", "file": "a regular file"}
+
+
 def _no_device(ctx: Context, evidence: str) -> KvmState:
     """No /dev/kvm where hvcheck runs: not usable ("no-device"), unless QEMU processes prove
     the kernel runs KVM guests (:func:`kvm_instances_seen`); then usability cannot be told
     from here ("not-visible": hvcheck runs where the node is not, a container or a mount
     namespace of its own), never "not usable", which those guests contradict."""
     held = kvm_instances_seen(ctx)
-    if not held:
-        return KvmState(False, "no-device", f"{KVM_DEV} does not exist", (evidence,))
+    elsewhere = tuple(p for p in held if process_root(ctx, p).other_ns is True)
+    if not elsewhere:
+        # in hvcheck's own mount namespace (or not known to be elsewhere) the node is gone:
+        # guests that opened it before keep KVM, a new one cannot open it
+        still = (
+            f"; KVM guests still run ({_held_by(held)}: KVM vCPUs opened before it went)"
+            if held
+            else ""
+        )
+        return KvmState(False, "no-device", f"{KVM_DEV} does not exist{still}", (evidence,))
     return KvmState(
         None,
         "not-visible",
-        f"{KVM_DEV} does not exist where hvcheck runs, yet {_held_by(held)} "
-        f"run{'s' if len(held) == 1 else ''} KVM vCPUs: this kernel runs KVM guests, and "
-        "hvcheck cannot probe the device from here (a container or mount namespace without "
-        f"{KVM_DEV}?)",
-        (evidence, f"fd/threads: {_held_by(held)} KVM vCPUs"),
+        f"{KVM_DEV} does not exist in hvcheck's mount namespace, yet {_held_by(elsewhere)}, "
+        f"in another mount namespace, run{'s' if len(elsewhere) == 1 else ''} KVM vCPUs: this "
+        "kernel runs KVM guests, and hvcheck cannot probe the device from here",
+        (evidence, f"fd/threads: {_held_by(elsewhere)} KVM vCPUs"),
     )
 
 

@@ -503,15 +503,22 @@ def test_a_fifo_or_a_link_loop_in_a_snapshot_is_a_clear_refusal(tmp_path: Path) 
         assert c["code"] != "check-error" and "please report" not in (c["hint"] or ""), c
 
 
+HOST_NS, CONTAINER_NS = "mnt:[4026531841]", "mnt:[4026532612]"
+
+
 @pytest.mark.parametrize("probe", [{"ok": False, "stage": "open", "errno": "ENOENT"}, None])
-def test_kvm_guests_running_where_hvcheck_sees_no_dev_kvm_are_not_contradicted(
-    tmp_path: Path, probe: Optional[dict[str, Any]]
+@pytest.mark.parametrize("where", ["container", "host"])
+def test_kvm_guests_in_another_mount_namespace_than_hvcheck_without_dev_kvm(
+    tmp_path: Path, probe: Optional[dict[str, Any]], where: str
 ) -> None:
-    """hvcheck in a container that shares the host's pid namespace but has no /dev/kvm (the
-    probe: ENOENT; or a snapshot without a probe): QEMU processes holding KVM vCPU fds prove
-    that this kernel runs KVM guests. kvm.device is UNKNOWN (the device cannot be probed from
-    here), not CRITICAL "guests cannot get KVM"; the vendor module counts as started (it said
-    "did not start"), the verdict's kvm_usable is unknown, not false."""
+    """No /dev/kvm in hvcheck's mount namespace (the probe: ENOENT; or a snapshot without a
+    probe) while a QEMU process in another one holds KVM vCPU fds: this kernel runs KVM
+    guests. hvcheck in a container sharing the host's pid namespace (its mount namespace is
+    not pid 1's) cannot probe the device: kvm.device UNKNOWN with how to give it the device.
+    hvcheck in the host's namespace, beside a container with a /dev of its own: a WARNING that
+    the host lacks the node. Never CRITICAL "guests cannot get KVM", which the running guest
+    contradicts; the vendor module counts as started (it said "did not start"), kvm_usable is
+    unknown, not false."""
     root = healthy_host(tmp_path / "s")
     fds = ["/dev/null", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0", "anon_inode:kvm-vcpu:1"]
     _snapshot_qemu(root, 4242, ["-accel", "kvm"], fds)
@@ -521,13 +528,21 @@ def test_kvm_guests_running_where_hvcheck_sees_no_dev_kvm_are_not_contradicted(
         del marker["probes"]["kvm"]
     else:
         marker["probes"]["kvm"] = probe
+    own = CONTAINER_NS if where == "container" else HOST_NS
+    marker["mount_ns"] = {"self": own, "processes": {"1": HOST_NS, "4242": CONTAINER_NS}}
+    if where == "container":
+        marker["mount_ns"]["processes"]["4242"] = HOST_NS
     (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
     _, doc = run_json("--root", str(root))
     checks = {c["id"]: c for c in doc["checks"]}
     dev = checks["kvm.device"]
-    assert dev["status"] == "UNKNOWN" and dev["code"] == "not-visible", dev
-    assert "QEMU pid 4242 runs KVM vCPUs" in dev["summary"], dev["summary"]
-    assert "--device /dev/kvm" in dev["hint"], dev["hint"]
+    assert "QEMU pid 4242, in another mount namespace, runs KVM vCPUs" in dev["summary"], dev
+    if where == "container":
+        assert dev["status"] == "UNKNOWN" and dev["code"] == "not-visible", dev
+        assert "--device /dev/kvm" in dev["hint"], dev["hint"]
+    else:
+        assert dev["status"] == "WARNING" and dev["code"] == "missing-on-host", dev
+        assert dev["hint"].startswith("recreate the host's node: mknod"), dev["hint"]
     assert doc["verdict"]["kvm_usable"] is None, doc["verdict"]
     assert checks["kvm.modules"]["status"] == "OK", checks["kvm.modules"]
     assert checks["instances.accel"]["status"] == "OK", checks["instances.accel"]
@@ -537,3 +552,52 @@ def test_kvm_guests_running_where_hvcheck_sees_no_dev_kvm_are_not_contradicted(
     _, doc = run_json("--root", str(root), "--only", "kvm.device")
     (c,) = doc["checks"]
     assert c["status"] == "CRITICAL" and c["code"] == "missing", c
+
+
+DELETED_KVM_FDS = ["/dev/null", "/dev/kvm (deleted)", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"]
+
+
+def _without_dev_kvm(root: Path, **extra: Any) -> None:
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    del marker["devices"]["/dev/kvm"]
+    marker["probes"]["kvm"] = {
+        "ok": False,
+        "stage": "open",
+        "errno": "ENOENT",
+        "error": "No such file or directory",
+        "uid": 0,
+    }
+    marker.update(extra)
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+
+
+def test_dev_kvm_deleted_on_the_host_while_guests_run_is_critical(tmp_path: Path) -> None:
+    """hvcheck runs on the host (no container marker, taken as root) in the same mount
+    namespace as the QEMU process, whose fd reads "/dev/kvm (deleted)": the node was removed
+    after the guest opened it. Running guests keep KVM; a new guest cannot open /dev/kvm.
+    That is CRITICAL (it was before 250181a), not UNKNOWN "run hvcheck on the host itself"."""
+    root = healthy_host(tmp_path / "s")
+    _snapshot_qemu(root, 4242, ["-accel", "kvm"], DELETED_KVM_FDS)
+    ns = "mnt:[4026531841]"
+    _without_dev_kvm(root, mount_ns={"self": ns, "processes": {"4242": ns}})
+    code, doc = run_json("--root", str(root))
+    dev = {c["id"]: c for c in doc["checks"]}["kvm.device"]
+    assert dev["status"] == "CRITICAL", dev
+    assert "run hvcheck on the host itself" not in (dev["hint"] or ""), dev
+    assert code == 2
+
+
+def test_no_dev_kvm_on_the_host_with_kolla_qemu_does_not_say_run_on_the_host(
+    tmp_path: Path,
+) -> None:
+    """The kolla fixture (hvcheck on the host, QEMU in nova_libvirt's mount namespace, whose
+    /dev/kvm the snapshot recorded at /proc/3301/root/dev/kvm) with the host's /dev/kvm gone:
+    the hints must not tell to run hvcheck on the host (it did) or to re-run with sudo (it ran
+    as root)."""
+    root = tmp_path / "s"
+    shutil.copytree(PROJECT / "fixtures/kolla-pivot-root-qemu-user-ok", root, symlinks=True)
+    _without_dev_kvm(root)
+    _, doc = run_json("--root", str(root))
+    checks = {c["id"]: c for c in doc["checks"]}
+    assert "run hvcheck on the host itself" not in (checks["kvm.device"]["hint"] or "")
+    assert "sudo" not in (checks["nova.virt_type"]["hint"] or ""), checks["nova.virt_type"]

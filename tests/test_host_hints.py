@@ -280,3 +280,25 @@ def test_an_unreadable_kernel_log_hint_follows_why_and_who(
     assert c["status"] == "UNKNOWN" and c["code"] == "unreadable", c
     assert c["hint"].startswith(expected), c["hint"]
     assert ("sudo" in c["hint"]) == (uid != 0), c
+
+
+def test_verdict_reason_describes_a_directory_at_dev_kvm(tmp_path: Path) -> None:
+    """f7e7c46 describes a non-char /dev/kvm in kvm.device, but the verdict (JSON
+    kvm_usable_reason, the Nagios/summary line) still says "/dev/kvm is a dir 0:0"."""
+    root = healthy_host(tmp_path / "s")
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    marker["devices"]["/dev/kvm"] = {
+        "type": "dir",
+        "major": 0,
+        "minor": 0,
+        "mode": "0755",
+        "uid": 0,
+        "gid": 0,
+        "owner": "root",
+        "group": "root",
+    }
+    del marker["probes"]["kvm"]
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "kvm.device")
+    reason = doc["verdict"]["kvm_usable_reason"]
+    assert "0:0" not in reason and "directory" in reason, reason

@@ -11,11 +11,12 @@ DMI and container markers.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from hvcheck import facts
 from hvcheck.check import Check, Context
 from hvcheck.model import CRITICAL, OK, SKIP, UNKNOWN, WARNING, Result
+from hvcheck.mountns import process_root
 from hvcheck.parsers.kernel import (
     CPU_LACKS,
     FAILURES,
@@ -27,9 +28,6 @@ from hvcheck.parsers.kernel import (
     parse_kernel_cmdline_param,
     parse_modprobe_options,
 )
-
-if TYPE_CHECKING:
-    from hvcheck.host import DeviceInfo
 
 KVM_ARCHES = ("x86_64", "aarch64", "s390x", "ppc64", "ppc64le", "riscv64", "loongarch64")
 FIRMWARE_HINT = (
@@ -379,12 +377,14 @@ class CpuVirtExt(KvmNeed):
                     evidence=[*ev, *state.evidence],
                     details=details,
                 )
-            if state.code == "not-visible":
+            held = facts.kvm_instances_seen(ctx)
+            if held:
                 # running KVM guests: the CPU (or PVM) gives this kernel KVM, whatever the flag
                 return self.result(
                     OK,
-                    f"no vmx/svm flag, but KVM guests run here ({state.reason}); a missing flag "
-                    "is not the verdict",
+                    f"no vmx/svm flag, but KVM guests run here (QEMU pid "
+                    f"{', '.join(map(str, held[:3]))} holds KVM vCPUs); a missing flag is not "
+                    "the verdict",
                     code="absent-but-kvm-runs",
                     evidence=[*ev, *state.evidence],
                     details=details,
@@ -914,20 +914,37 @@ class KvmModules(KvmNeed):
         )
 
 
-def _node_desc(dev: DeviceInfo) -> str:
-    """``char 10:232 mode 0660 root:kvm``; a node of another kind says what it is (a directory
-    is what ``docker -v /dev/kvm:/dev/kvm`` leaves on a host without the device), without a
-    device number that would mean nothing."""
-    who = f"mode {dev.mode} {dev.owner or dev.uid}:{dev.group or dev.gid}"
-    if dev.type in ("char", "block"):
-        return f"{dev.type} {dev.major}:{dev.minor} {who}"
-    return f"{_NOT_A_NODE.get(dev.type, 'not a device node')}, {who}"
-
-
-_NOT_A_NODE = {"dir": "a directory", "file": "a regular file"}
-
-
 class KvmDevice(KvmNeed):
+    def _not_visible(self, ctx: Context, state: facts.KvmState, d: dict[str, object]) -> Result:
+        """No /dev/kvm in hvcheck's mount namespace while QEMU processes in another one run
+        KVM vCPUs: hvcheck in a container (its mount namespace is not init's, pid 1's; or a
+        container runtime's files say so) cannot probe the device; hvcheck on the host, whose
+        /dev lacks the node that a container's own /dev has, can start no KVM guest itself."""
+        env = facts.virt_env(ctx)
+        own = process_root(ctx, 1).other_ns  # True: not in the mount namespace of pid 1
+        if own is True or (env.container and not env.container_weak):
+            return self.result(
+                UNKNOWN,
+                state.reason,
+                hint="run hvcheck on the host itself (nsenter -t 1 -m -p hvcheck), or give its "
+                "container the device (docker/podman run --device /dev/kvm; a Kubernetes pod: "
+                "the device plugin or a hostPath /dev/kvm) so that the probe can decide",
+                code="not-visible",
+                evidence=list(state.evidence),
+                details=d,
+            )
+        return self.result(
+            WARNING,
+            f"{state.reason}; hvcheck runs in the host's mount namespace: guests started in "
+            "that other namespace get KVM through its own /dev, guests started on the host "
+            "cannot",
+            hint="recreate the host's node: mknod /dev/kvm c 10 232, with the owner and mode "
+            "your distribution gives it (root:kvm 0660 on Debian, Ubuntu, RHEL)",
+            code="missing-on-host",
+            evidence=list(state.evidence),
+            details=d,
+        )
+
     id = "kvm.device"
     title = "/dev/kvm"
     reads = ("/dev/kvm (stat, open, KVM_GET_API_VERSION, KVM_CREATE_VM)", *facts.ACCESS_READS)
@@ -949,18 +966,9 @@ class KvmDevice(KvmNeed):
                 "group": dev.group or dev.gid,
             },
         }
-        desc = _node_desc(dev) if dev else "absent"
+        desc = facts.node_desc(dev) if dev else "absent"
         if state.code == "not-visible":
-            return self.result(
-                UNKNOWN,
-                state.reason,
-                hint="run hvcheck on the host itself, or give its container the device "
-                "(docker/podman run --device /dev/kvm; a Kubernetes pod: the device plugin or a "
-                "hostPath /dev/kvm) so that the probe can decide",
-                code="not-visible",
-                evidence=list(state.evidence),
-                details=d,
-            )
+            return self._not_visible(ctx, state, d)
         if dev is None or state.code == "no-device":
             fw = facts.firmware_disabled(ctx)
             mods = facts.modules(ctx)
@@ -969,7 +977,16 @@ class KvmDevice(KvmNeed):
             want = _vendor_for_cpu(ctx)
             env = facts.virt_env(ctx)
             ci = facts.cpuinfo(ctx)
-            if fw:
+            held = facts.kvm_instances_seen(ctx)
+            if held:
+                # guests that opened the node before it went still run KVM: the modules are
+                # loaded and work; only the node is gone (a reload would need them stopped)
+                hint = (
+                    f"the node was removed while KVM guests run (QEMU pid "
+                    f"{', '.join(map(str, held[:3]))}): mknod /dev/kvm c 10 232, with the owner "
+                    "and mode your distribution gives it (root:kvm 0660 on Debian, Ubuntu, RHEL)"
+                )
+            elif fw:
                 hint = firmware_hint(ctx)
             elif said.available is False:
                 hint = log_failure_hint(ctx, said.meaning)
@@ -986,7 +1003,8 @@ class KvmDevice(KvmNeed):
                 hint = f"load the KVM modules (see kvm.modules); {_install_hint(ctx)}"
             return self.result(
                 CRITICAL,
-                "/dev/kvm does not exist: guests cannot get KVM",
+                "/dev/kvm does not exist: guests cannot get KVM"
+                + ("" if not held else " (those already running keep it)"),
                 hint=hint,
                 code="missing",
                 evidence=["stat /dev/kvm: ENOENT"],

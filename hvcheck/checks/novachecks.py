@@ -284,7 +284,7 @@ class NovaVirtType(Check):
             return self.result(
                 UNKNOWN,
                 f"virt_type=kvm ({_where(vt)}); whether KVM works here: {state.reason}",
-                hint="re-run with sudo",
+                hint="re-run with sudo" if state.code == "eacces" else "see kvm.device",
                 code="kvm-unknown",
                 evidence=ev,
                 details=d,
@@ -427,11 +427,8 @@ class QemuUserAccess(Check):
             why = a.missing
         else:
             why = a.mode
-        msg = (
-            f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open "
-            f"/dev/kvm ({why}): KVM "
-            "guests will fail to start, or fall back to TCG silently"
-        )
+        head = f"{qu.user} (uid {a.uid}, groups {', '.join(a.groups)}) cannot open /dev/kvm ({why})"
+        msg = f"{head}: KVM guests will fail to start, or fall back to TCG silently"
         hint = a.hint
         if vt is None and conf is not None and (conf.unreadable or conf.virt_type.unresolved):
             # kvm (nova's default) makes this CRITICAL, qemu makes it OK: the verdict depends
@@ -443,7 +440,7 @@ class QemuUserAccess(Check):
             )
             return self.result(
                 UNKNOWN,
-                msg.split(":")[0] + " — whether nova needs it cannot be told: its virt_type is "
+                head + " — whether nova needs it cannot be told: its virt_type is "
                 f"unknown ({unread}; see nova.virt_type)",
                 hint=f"{hint} (needed unless nova runs virt_type=qemu)" if hint else None,
                 code="cannot-open-virt-type-unknown",
@@ -455,7 +452,7 @@ class QemuUserAccess(Check):
         if vt == "qemu":
             return self.result(
                 OK,
-                msg.split(":")[0] + " — fine while virt_type=qemu",
+                head + " — fine while virt_type=qemu",
                 code="cannot-open-unused",
                 evidence=ev,
                 details=d,
