@@ -179,6 +179,7 @@ def cli(
     """
     if as_json and fmt not in (None, "json"):
         raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}", ctx)
+    given_fmt = fmt
     fmt = "json" if as_json else (fmt or "table")
     api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
     state = ctx.ensure_object(dict)
@@ -186,6 +187,11 @@ def cli(
     state.update(fmt=fmt, root=root, timeout=timeout, api=api, only=only, skip=skip)
     state.update(options=options)
     sub = ctx.invoked_subcommand
+    if sub == "value" and (given_fmt is not None or as_json):
+        raise click.UsageError(
+            "`hvcheck value` prints one bare value (for Zabbix): --format/--json do not apply",
+            ctx,
+        )
     if sub not in RUN_COMMANDS:
         # never silently dropped: a Zabbix or cron line that names them expects them to count
         given = [o for o, v in (("--only", only), ("--skip", skip)) if v]
@@ -453,6 +459,8 @@ def guest(
     Exit status: 0 OK (KVM, another hypervisor, bare metal), 1 WARNING (TCG), 3 UNKNOWN
     (cannot tell).
     """
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}")
     fmt = "json" if as_json else (fmt or state["fmt"])
     if fmt not in GUEST_FORMATS:
         raise click.UsageError(f"hvcheck guest prints {', '.join(GUEST_FORMATS)}, not {fmt!r}")

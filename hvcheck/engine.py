@@ -199,7 +199,9 @@ def _error_result(lc: LoadedCheck, e: BaseException) -> Result:
             f"{'refused to read' if snapshot else 'cannot read'}{where}: {e.strerror}",
             hint="re-collect the snapshot with `hvcheck collect`"
             if snapshot
-            else "check that file: hvcheck reads it as it is (a snapshot: collect it again)",
+            else "check that file: hvcheck reads it as it is (a snapshot: collect it again)"
+            if where
+            else None,
             code="snapshot-refused" if snapshot else "unreadable",
             title=lc.title,
         )

@@ -616,6 +616,10 @@ def test_run_options_given_to_a_command_that_runs_no_check_are_refused(
         (("--only", "KVM", "--format", "nagios"), "'KVM' selects no check; did you mean kvm?"),
         # the fleet view has a table and a JSON document, no Nagios line
         (("--format", "nagios", "report", "x.json"), "hvcheck report prints table or json"),
+        (("guest", "--json", "--format", "nagios"), "--json is --format json: it contradicts"),
+        # a bare value for Zabbix: a format would be silently dropped
+        (("--format", "nagios", "value", "status"), "`hvcheck value` prints one bare value"),
+        (("--json", "value", "status"), "`hvcheck value` prints one bare value"),
     ],
 )
 def test_contradictory_or_unsupported_options_are_usage_errors(
