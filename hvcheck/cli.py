@@ -177,15 +177,13 @@ def cli(
 
     Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     """
-    if as_json and fmt not in (None, "json"):
-        raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}", ctx)
     given_fmt = fmt
-    fmt = "json" if as_json else (fmt or "table")
+    fmt = _chosen_format(ctx, fmt, as_json, "table")
     api = {"no_api": no_api, "insecure": insecure, "os_cacert": os_cacert}
     state = ctx.ensure_object(dict)
     options = {"tcg_warning": warn_range, "tcg_critical": crit_range, **api}
-    state.update(fmt=fmt, root=root, timeout=timeout, api=api, only=only, skip=skip)
-    state.update(options=options)
+    state.update(fmt=fmt, root=root, timeout=timeout, api=api, options=options)
+    state.update(only=only, skip=skip)
     sub = ctx.invoked_subcommand
     if sub == "value" and (given_fmt is not None or as_json):
         raise click.UsageError(
@@ -221,6 +219,14 @@ def cli(
 
     report.render(verdict, fmt, verbose)
     return verdict.exit_code
+
+
+def _chosen_format(ctx: click.Context, fmt: Optional[str], as_json: bool, default: str) -> str:
+    """``--format``, ``--json`` (its shorthand) or ``default``; both naming different formats
+    is a usage error, never one silently preferred."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}", ctx)
+    return "json" if as_json else (fmt or default)
 
 
 # The commands that run the checks and so take the group's --only/--skip/-w/-c (None: the
@@ -459,9 +465,7 @@ def guest(
     Exit status: 0 OK (KVM, another hypervisor, bare metal), 1 WARNING (TCG), 3 UNKNOWN
     (cannot tell).
     """
-    if as_json and fmt not in (None, "json"):
-        raise click.UsageError(f"--json is --format json: it contradicts --format {fmt}")
-    fmt = "json" if as_json else (fmt or state["fmt"])
+    fmt = _chosen_format(click.get_current_context(), fmt, as_json, state["fmt"])
     if fmt not in GUEST_FORMATS:
         raise click.UsageError(f"hvcheck guest prints {', '.join(GUEST_FORMATS)}, not {fmt!r}")
     state["fmt"] = fmt

@@ -298,7 +298,7 @@ def _vendor_state(ctx: Context) -> VendorState:
             wanted,
             how,
             True,
-            f"{_held_by(held)} run{'s' if len(held) == 1 else ''} KVM vCPUs, which only a "
+            f"{held_by(held)} run{'s' if len(held) == 1 else ''} KVM vCPUs, which only a "
             f"started {wanted} allows",
         )
     if dev is None:
@@ -320,7 +320,9 @@ def kvm_instances_seen(ctx: Context) -> tuple[int, ...]:
     return tuple(q.pid for q in procs if q.decision.accel == "kvm" and q.decision.verified)
 
 
-def _held_by(pids: tuple[int, ...]) -> str:
+def held_by(pids: tuple[int, ...]) -> str:
+    """``QEMU pid 4242`` / ``QEMU pids 1, 2, 3 and 4 more``: the processes of
+    :func:`kvm_instances_seen`, for messages."""
     more = f" and {len(pids) - 3} more" if len(pids) > 3 else ""
     return f"QEMU pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids[:3]))}{more}"
 
@@ -603,7 +605,7 @@ def _no_device(ctx: Context, evidence: str) -> KvmState:
         # in hvcheck's own mount namespace (or not known to be elsewhere) the node is gone:
         # guests that opened it before keep KVM, a new one cannot open it
         still = (
-            f"; KVM guests still run ({_held_by(held)}: KVM vCPUs opened before it went)"
+            f"; KVM guests still run ({held_by(held)}: KVM vCPUs opened before it went)"
             if held
             else ""
         )
@@ -611,10 +613,10 @@ def _no_device(ctx: Context, evidence: str) -> KvmState:
     return KvmState(
         None,
         "not-visible",
-        f"{KVM_DEV} does not exist in hvcheck's mount namespace, yet {_held_by(elsewhere)}, "
+        f"{KVM_DEV} does not exist in hvcheck's mount namespace, yet {held_by(elsewhere)}, "
         f"in another mount namespace, run{'s' if len(elsewhere) == 1 else ''} KVM vCPUs: this "
         "kernel runs KVM guests, and hvcheck cannot probe the device from here",
-        (evidence, f"fd/threads: {_held_by(elsewhere)} KVM vCPUs"),
+        (evidence, f"fd/threads: {held_by(elsewhere)} KVM vCPUs"),
     )
 
 

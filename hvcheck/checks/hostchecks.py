@@ -382,9 +382,9 @@ class CpuVirtExt(KvmNeed):
                 # running KVM guests: the CPU (or PVM) gives this kernel KVM, whatever the flag
                 return self.result(
                     OK,
-                    f"no vmx/svm flag, but KVM guests run here (QEMU pid "
-                    f"{', '.join(map(str, held[:3]))} holds KVM vCPUs); a missing flag is not "
-                    "the verdict",
+                    f"no vmx/svm flag, but KVM guests run here ({facts.held_by(held)} "
+                    f"hold{'s' if len(held) == 1 else ''} KVM vCPUs); a missing flag is not the "
+                    "verdict",
                     code="absent-but-kvm-runs",
                     evidence=[*ev, *state.evidence],
                     details=details,
@@ -914,6 +914,14 @@ class KvmModules(KvmNeed):
         )
 
 
+# the node made by hand, as its package's udev rule would leave it (Debian's, Ubuntu's and
+# RHEL's: group kvm, 0660)
+_MKNOD_KVM = (
+    "mknod /dev/kvm c 10 232, with the owner and mode your distribution gives it (root:kvm "
+    "0660 on Debian, Ubuntu, RHEL)"
+)
+
+
 class KvmDevice(KvmNeed):
     def _not_visible(self, ctx: Context, state: facts.KvmState, d: dict[str, object]) -> Result:
         """No /dev/kvm in hvcheck's mount namespace while QEMU processes in another one run
@@ -938,8 +946,7 @@ class KvmDevice(KvmNeed):
             f"{state.reason}; hvcheck runs in the host's mount namespace: guests started in "
             "that other namespace get KVM through its own /dev, guests started on the host "
             "cannot",
-            hint="recreate the host's node: mknod /dev/kvm c 10 232, with the owner and mode "
-            "your distribution gives it (root:kvm 0660 on Debian, Ubuntu, RHEL)",
+            hint="recreate the host's node: " + _MKNOD_KVM,
             code="missing-on-host",
             evidence=list(state.evidence),
             details=d,
@@ -982,9 +989,8 @@ class KvmDevice(KvmNeed):
                 # guests that opened the node before it went still run KVM: the modules are
                 # loaded and work; only the node is gone (a reload would need them stopped)
                 hint = (
-                    f"the node was removed while KVM guests run (QEMU pid "
-                    f"{', '.join(map(str, held[:3]))}): mknod /dev/kvm c 10 232, with the owner "
-                    "and mode your distribution gives it (root:kvm 0660 on Debian, Ubuntu, RHEL)"
+                    f"the node was removed while KVM guests run ({facts.held_by(held)}): "
+                    + _MKNOD_KVM
                 )
             elif fw:
                 hint = firmware_hint(ctx)
