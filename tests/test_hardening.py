@@ -601,3 +601,31 @@ def test_no_dev_kvm_on_the_host_with_kolla_qemu_does_not_say_run_on_the_host(
     checks = {c["id"]: c for c in doc["checks"]}
     assert "run hvcheck on the host itself" not in (checks["kvm.device"]["hint"] or "")
     assert "sudo" not in (checks["nova.virt_type"]["hint"] or ""), checks["nova.virt_type"]
+
+
+def test_a_built_in_vendor_module_counts_as_started_where_kvm_guests_run(tmp_path: Path) -> None:
+    """A built-in kvm_intel keeps /sys/module/kvm_intel whether or not its init succeeded; with
+    no /dev/kvm in hvcheck's mount namespace, nothing of its own shows it started. A QEMU in
+    another mount namespace running KVM vCPUs does: kvm.modules says so (it said "did not
+    start: /dev/kvm does not exist")."""
+    root = healthy_host(tmp_path / "s")
+    fds = ["/dev/null", "anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0"]
+    _snapshot_qemu(root, 4242, ["-accel", "kvm"], fds)
+    (root / "proc/modules").write_text("")
+    builtin = root / "lib/modules/5.15.0-91-generic/modules.builtin"
+    builtin.parent.mkdir(parents=True, exist_ok=True)
+    builtin.write_text(
+        "kernel/virt/lib/irqbypass.ko\nkernel/arch/x86/kvm/kvm.ko\n"
+        "kernel/arch/x86/kvm/kvm-intel.ko\n"
+    )
+    marker = json.loads((root / "hvcheck-snapshot.json").read_text())
+    del marker["devices"]["/dev/kvm"]
+    del marker["probes"]["kvm"]
+    marker["mount_ns"] = {"self": CONTAINER_NS, "processes": {"1": HOST_NS, "4242": HOST_NS}}
+    (root / "hvcheck-snapshot.json").write_text(json.dumps(marker))
+    _, doc = run_json("--root", str(root), "--only", "kvm.modules")
+    (c,) = doc["checks"]
+    assert c["status"] == "OK", c
+    assert "QEMU pid 4242 runs KVM vCPUs, which only a started kvm_intel allows" in " ".join(
+        [c["summary"], *c["evidence"]]
+    ), c
